@@ -1,0 +1,25 @@
+// Package subjects is the jetfleet wire contract in one place: the subject
+// namespace, the stream and consumer definitions, the header names, and the
+// rule that derives the message id of everything a step publishes from the
+// id of what it consumed.
+//
+// # Subjects
+//
+//	jf.ingest.<dataset>          records as published by any client
+//	jf.valid.<dataset>           records that passed validation
+//	jf.clean.<dataset>           transformed records, input of the marts
+//	jf.dlq.<step>.<dataset>      dead letters, with the reason in headers
+//	jf.alert.<rule>              alerts
+//	jf.hb.<step>.<worker>        heartbeats (core NATS, not persisted)
+//	jf.ctl.<worker>              control requests to one worker
+//	jf.sup.>                     supervisor requests and events
+//
+// No other package spells a subject, stream or header name as a literal.
+//
+// # Streams
+//
+// [Ensure] creates the five stage streams (JF_INGEST, JF_VALID, JF_CLEAN,
+// JF_DLQ, JF_ALERTS) or updates their compatible settings. A stream that
+// exists with a conflicting shape (other subjects, storage or retention) is
+// reported with [ErrStreamConflict] and left alone.
+package subjects

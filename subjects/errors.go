@@ -1,0 +1,17 @@
+package subjects
+
+import "errors"
+
+var (
+	// ErrInvalidToken is wrapped by every error about a subject token
+	// (dataset, step, worker or rule name) that cannot be used.
+	ErrInvalidToken = errors.New("invalid subject token")
+
+	// ErrStreamConflict reports an existing stream whose configuration
+	// cannot be reconciled with the wire contract without data loss.
+	ErrStreamConflict = errors.New("existing stream conflicts with jetfleet's definition")
+
+	// ErrNotJetfleetSubject is returned by [Parse] for a subject outside the
+	// jf.> namespace or of an unknown shape.
+	ErrNotJetfleetSubject = errors.New("not a jetfleet subject")
+)

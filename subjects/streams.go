@@ -1,0 +1,155 @@
+package subjects
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names of the wire contract, one per stage.
+const (
+	StreamIngest = "JF_INGEST"
+	StreamValid  = "JF_VALID"
+	StreamClean  = "JF_CLEAN"
+	StreamDLQ    = "JF_DLQ"
+	StreamAlerts = "JF_ALERTS"
+)
+
+// StreamOptions are the settings an operator may choose for the streams.
+type StreamOptions struct {
+	// Replicas is 1 on a single server and 3 on a cluster. Default 1.
+	Replicas int
+	// MaxAge keeps stage records this long, so replay and backfill stay
+	// possible. Default 7 days.
+	MaxAge time.Duration
+	// DLQMaxAge keeps dead letters this long. Default 30 days.
+	DLQMaxAge time.Duration
+	// Duplicates is the server's de-duplication window. Default 2 minutes;
+	// the aggregator de-duplicates on the dataset key beyond it.
+	Duplicates time.Duration
+	// MaxMsgSize caps one message in bytes; 0 leaves the server's limit.
+	MaxMsgSize int32
+}
+
+func (o *StreamOptions) setDefaults() {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = 7 * 24 * time.Hour
+	}
+	if o.DLQMaxAge == 0 {
+		o.DLQMaxAge = 30 * 24 * time.Hour
+	}
+	if o.Duplicates == 0 {
+		o.Duplicates = 2 * time.Minute
+	}
+}
+
+// Streams returns the five stream configurations of the wire contract.
+func Streams(o StreamOptions) []jetstream.StreamConfig {
+	o.setDefaults()
+	mk := func(name, desc string, kind Kind, maxAge time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{join(Root, string(kind), ">")},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+			MaxAge:      maxAge,
+			Duplicates:  o.Duplicates,
+			MaxMsgSize:  o.MaxMsgSize,
+			Discard:     jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(StreamIngest, "jetfleet: raw records as published", KindIngest, o.MaxAge),
+		mk(StreamValid, "jetfleet: records that passed validation", KindValid, o.MaxAge),
+		mk(StreamClean, "jetfleet: transformed records", KindClean, o.MaxAge),
+		mk(StreamDLQ, "jetfleet: dead letters with their reasons", KindDLQ, o.DLQMaxAge),
+		mk(StreamAlerts, "jetfleet: alerts", KindAlert, o.MaxAge),
+	}
+}
+
+// StreamFor names the stream that stores subject kind k.
+func StreamFor(k Kind) string {
+	switch k {
+	case KindIngest:
+		return StreamIngest
+	case KindValid:
+		return StreamValid
+	case KindClean:
+		return StreamClean
+	case KindDLQ:
+		return StreamDLQ
+	case KindAlert:
+		return StreamAlerts
+	}
+	return ""
+}
+
+// Ensure creates the streams of the wire contract, or brings existing ones
+// up to date where that is safe (limits, de-duplication window). It never
+// replaces a stream whose subjects, storage, retention or replicas differ:
+// those are reported with ErrStreamConflict, since changing them would move
+// or drop data. Ensure is idempotent and safe to run from every process.
+func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	var errs []error
+	for _, want := range Streams(o) {
+		if err := ensureStream(ctx, js, want); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	_, err := js.CreateStream(ctx, want)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("create stream %s: %w", want.Name, err)
+	}
+	s, err := js.Stream(ctx, want.Name)
+	if err != nil {
+		return fmt.Errorf("look up stream %s: %w", want.Name, err)
+	}
+	have := s.CachedInfo().Config
+	if diffs := conflicts(have, want); len(diffs) > 0 {
+		return fmt.Errorf("%w: stream %s: %s (change or delete it by hand; jetfleet will not)",
+			ErrStreamConflict, want.Name, strings.Join(diffs, "; "))
+	}
+	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.MaxMsgSize == want.MaxMsgSize {
+		return nil
+	}
+	upd := have
+	upd.MaxAge, upd.Duplicates, upd.MaxMsgSize = want.MaxAge, want.Duplicates, want.MaxMsgSize
+	if _, err := js.UpdateStream(ctx, upd); err != nil {
+		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+func conflicts(have, want jetstream.StreamConfig) []string {
+	var d []string
+	if !slices.Equal(have.Subjects, want.Subjects) {
+		d = append(d, fmt.Sprintf("subjects %v, want %v", have.Subjects, want.Subjects))
+	}
+	if have.Storage != want.Storage {
+		d = append(d, fmt.Sprintf("storage %s, want %s", have.Storage, want.Storage))
+	}
+	if have.Retention != want.Retention {
+		d = append(d, fmt.Sprintf("retention %s, want %s", have.Retention, want.Retention))
+	}
+	if have.Replicas != want.Replicas {
+		d = append(d, fmt.Sprintf("replicas %d, want %d", have.Replicas, want.Replicas))
+	}
+	return d
+}

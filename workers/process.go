@@ -1,0 +1,340 @@
+package workers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// ackAction is what the acker does with an input once its publishes are
+// acknowledged.
+type ackAction int
+
+const (
+	actionAck ackAction = iota
+	actionTerm
+)
+
+// pending is one input message whose outputs are in flight.
+type pending struct {
+	msg     jetstream.Msg
+	meta    *jetstream.MsgMetadata
+	futures []jetstream.PubAckFuture
+	action  ackAction
+	reason  string // for Term
+}
+
+// process handles one message: every record through the handler, then the
+// outputs and dead letters published, then the message queued for the
+// acker. It returns the panic of a crashed handler, after settling the
+// message.
+func (w *Worker) process(ctx context.Context, h Handler, msg jetstream.Msg, ackQueue chan<- *pending) *PanicError {
+	w.stats.messages.Add(1)
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery: nothing to ack, nothing to redeliver.
+		w.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata")
+		return nil
+	}
+	if meta.NumDelivered > 1 {
+		w.stats.redelivered.Add(1)
+	}
+	header := msg.Headers()
+	inID := header.Get(subjects.HeaderMsgID)
+	if inID == "" {
+		inID = subjects.SequenceMsgID(meta.Stream, meta.Sequence.Stream)
+	}
+	records, bulk := SplitBulk(header, msg.Data())
+
+	hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
+	defer cancel()
+	progressAt := time.Now().Add(w.cfg.Consumer.AckWait / 3)
+
+	var (
+		outputs []Output
+		dead    []deadLetter
+	)
+	for i, data := range records {
+		out, err := w.call(hctx, h, Record{Data: data, Subject: msg.Subject(), Header: header, Index: i, Bulk: bulk})
+		if err == nil {
+			outputs = append(outputs, out...)
+			continue
+		}
+		if IsPermanent(err) {
+			dead = append(dead, deadLetter{index: i, data: data, reason: err.Error()})
+			continue
+		}
+		// A transient failure of any record retries the whole message:
+		// records already handled republish with the same ids and are
+		// dropped by the server as duplicates.
+		w.setLastErr(err)
+		w.retry(ctx, msg, meta, inID, records, bulk, err, ackQueue)
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			return pe
+		}
+		return nil
+	}
+	if bulk && time.Now().After(progressAt) {
+		_ = msg.InProgress()
+	}
+	w.stats.records.Add(int64(len(records) - len(dead)))
+
+	p := &pending{msg: msg, meta: meta}
+	if err := w.publishOutputs(p, inID, header, outputs, bulk); err != nil {
+		w.nakAfterPublishError(p, err)
+		return nil
+	}
+	for _, d := range dead {
+		f, err := w.publishDeadLetter(msg, meta, inID, header, d, bulk)
+		if err != nil {
+			w.nakAfterPublishError(p, err)
+			return nil
+		}
+		p.futures = append(p.futures, f)
+	}
+	if len(dead) > 0 && len(dead) == len(records) && !bulk {
+		p.action, p.reason = actionTerm, termReasonDeadLettered+dead[0].reason
+	}
+	w.stats.deadLettered.Add(int64(len(dead)))
+	w.stats.outputs.Add(int64(len(outputs)))
+	w.enqueue(ctx, p, ackQueue)
+	return nil
+}
+
+// termReasonDeadLettered starts the reason of a Term for a message the
+// worker has already dead-lettered, so the supervisor does not copy it again.
+const termReasonDeadLettered = "jf: dead-lettered: "
+
+// call runs the handler with panic recovery.
+func (w *Worker) call(ctx context.Context, h Handler, rec Record) (out []Output, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h.Handle(ctx, rec)
+}
+
+func (w *Worker) enqueue(ctx context.Context, p *pending, ackQueue chan<- *pending) {
+	w.stats.inFlight.Add(1)
+	select {
+	case ackQueue <- p:
+	case <-ctx.Done():
+		// Hard stop: leave the message unacked; it will be redelivered.
+		w.stats.inFlight.Add(-1)
+	}
+}
+
+// retry settles a message whose handling failed transiently: a Nak with
+// backoff, or on its last allowed delivery a dead letter and a Term.
+func (w *Worker) retry(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, inID string, records [][]byte, bulk bool, cause error, ackQueue chan<- *pending) {
+	if w.maxDeliver > 0 && int(meta.NumDelivered) >= w.maxDeliver {
+		reason := fmt.Sprintf("gave up after %d deliveries: %v", meta.NumDelivered, cause)
+		d := deadLetter{index: -1, data: msg.Data(), reason: reason, records: len(records)}
+		f, err := w.publishDeadLetter(msg, meta, inID, msg.Headers(), d, bulk)
+		if err != nil {
+			// The server will count this delivery out; the supervisor's
+			// max-deliveries advisory path dead-letters it then.
+			w.log.Error().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("dead letter publish failed")
+			w.nak(msg, meta, cause)
+			return
+		}
+		w.stats.deadLettered.Add(int64(len(records)))
+		w.log.Warn().Uint64("seq", meta.Sequence.Stream).Str("reason", reason).Msg("dead-lettered after max deliveries")
+		w.enqueue(ctx, &pending{msg: msg, meta: meta, futures: []jetstream.PubAckFuture{f}, action: actionTerm, reason: termReasonDeadLettered + reason}, ackQueue)
+		return
+	}
+	w.nak(msg, meta, cause)
+}
+
+func (w *Worker) nak(msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+	delay := backoff(w.cfg.RetryBackoffMin, w.cfg.RetryBackoffMax, int(meta.NumDelivered))
+	var ra *retryAfterError
+	if errors.As(cause, &ra) {
+		delay = ra.delay
+	}
+	w.stats.retried.Add(1)
+	w.log.Debug().Err(cause).Uint64("seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Dur("retry_in", delay).Msg("retrying")
+	if err := msg.NakWithDelay(delay); err != nil {
+		w.log.Warn().Err(err).Msg("nak")
+	}
+}
+
+func (w *Worker) nakAfterPublishError(p *pending, err error) {
+	w.setLastErr(err)
+	w.log.Warn().Err(err).Uint64("seq", p.meta.Sequence.Stream).Msg("publish failed; input will be redelivered")
+	w.nak(p.msg, p.meta, err)
+}
+
+// publishOutputs sends a message's outputs. In record mode each output is
+// its own message; in bulk mode outputs are grouped per subject into one
+// bulk message each, in first-seen order.
+func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, outputs []Output, bulk bool) error {
+	if len(outputs) == 0 {
+		return nil
+	}
+	trace := childTraceParent(inHeader.Get(subjects.HeaderTraceParent), inID)
+	if !bulk {
+		for i, o := range outputs {
+			m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
+			m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
+			m.Header.Set(subjects.HeaderTraceParent, trace)
+			f, err := w.js.PublishMsgAsync(m)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", o.Subject, err)
+			}
+			p.futures = append(p.futures, f)
+		}
+		return nil
+	}
+	var order []string
+	groups := map[string][][]byte{}
+	for _, o := range outputs {
+		if _, ok := groups[o.Subject]; !ok {
+			order = append(order, o.Subject)
+		}
+		groups[o.Subject] = append(groups[o.Subject], o.Data)
+	}
+	for i, subj := range order {
+		recs := groups[subj]
+		m := &nats.Msg{Subject: subj, Data: JoinBulk(recs), Header: nats.Header{}}
+		m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
+		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(len(recs)))
+		m.Header.Set(subjects.HeaderTraceParent, trace)
+		f, err := w.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", subj, err)
+		}
+		p.futures = append(p.futures, f)
+	}
+	return nil
+}
+
+// deadLetter is one record (or, with index -1, a whole message) to send to
+// the dead-letter stream.
+type deadLetter struct {
+	index   int
+	data    []byte
+	reason  string
+	records int // records in a whole-message dead letter of a bulk message
+}
+
+// maxReasonLen keeps a reason header readable and well under header limits.
+const maxReasonLen = 1024
+
+// CleanReason makes an error text safe as a header value: one line, valid
+// UTF-8, bounded length.
+func CleanReason(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == '\t' {
+			return ' '
+		}
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxReasonLen {
+		s = strings.ToValidUTF8(s[:maxReasonLen], "") + "..."
+	}
+	return s
+}
+
+func (w *Worker) publishDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, inID string, inHeader nats.Header, d deadLetter, bulk bool) (jetstream.PubAckFuture, error) {
+	m := &nats.Msg{Subject: subjects.DeadLetter(w.cfg.Step.Name, w.cfg.Dataset), Data: d.data, Header: nats.Header{}}
+	idx := d.index
+	if idx < 0 {
+		idx = 0
+	}
+	// The whole-message dead letter keeps index 0 in its id: a message is
+	// dead-lettered either whole or per record, never both.
+	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(inID, w.cfg.Step.Name, idx))
+	m.Header.Set(subjects.HeaderOrigSubject, msg.Subject())
+	m.Header.Set(subjects.HeaderOrigStream, meta.Stream)
+	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	m.Header.Set(subjects.HeaderOrigMsgID, inID)
+	m.Header.Set(subjects.HeaderDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
+	m.Header.Set(subjects.HeaderConsumer, meta.Consumer)
+	m.Header.Set(subjects.HeaderStep, w.cfg.Step.Name)
+	m.Header.Set(subjects.HeaderWorker, w.cfg.ID)
+	m.Header.Set(subjects.HeaderReason, CleanReason(d.reason))
+	m.Header.Set(subjects.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	if bulk && d.index >= 0 {
+		m.Header.Set(subjects.HeaderRecordIndex, strconv.Itoa(d.index))
+	}
+	if bulk && d.index < 0 {
+		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(d.records))
+	}
+	if tp := inHeader.Get(subjects.HeaderTraceParent); tp != "" {
+		m.Header.Set(subjects.HeaderTraceParent, tp)
+	}
+	f, err := w.js.PublishMsgAsync(m)
+	if err != nil {
+		return nil, fmt.Errorf("publish dead letter: %w", err)
+	}
+	return f, nil
+}
+
+// acker settles inputs in order once all their publishes are acknowledged.
+func (w *Worker) acker(ctx context.Context, queue <-chan *pending) {
+	for p := range queue {
+		w.settle(ctx, p)
+		w.stats.inFlight.Add(-1)
+	}
+}
+
+func (w *Worker) settle(ctx context.Context, p *pending) {
+	for _, f := range p.futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			w.nakAfterPublishError(p, err)
+			return
+		case <-ctx.Done():
+			return // hard stop: redelivered later, outputs de-duplicated
+		}
+	}
+	var err error
+	if p.action == actionTerm {
+		err = p.msg.TermWithReason(CleanReason(p.reason))
+	} else {
+		err = p.msg.Ack()
+	}
+	if err != nil {
+		w.log.Warn().Err(err).Uint64("seq", p.meta.Sequence.Stream).Msg("ack")
+		return
+	}
+	w.stats.acked.Add(1)
+}
+
+// childTraceParent continues the W3C trace of the input, or starts one
+// derived from the input's id so a redelivery carries the same trace.
+func childTraceParent(parent, inID string) string {
+	sum := sha256.Sum256([]byte(inID))
+	span := hex.EncodeToString(sum[16:24])
+	if len(parent) == 55 && parent[2] == '-' && parent[35] == '-' && parent[52] == '-' {
+		return parent[:36] + span + parent[52:]
+	}
+	return "00-" + hex.EncodeToString(sum[:16]) + "-" + span + "-01"
+}
+
+// TraceID returns the trace id of a traceparent header, "" if malformed.
+func TraceID(traceparent string) string {
+	if len(traceparent) == 55 && traceparent[2] == '-' && traceparent[35] == '-' {
+		return traceparent[3:35]
+	}
+	return ""
+}
