@@ -40,22 +40,11 @@ type pending struct {
 // acker. It returns the panic of a crashed handler, after settling the
 // message.
 func (w *Worker) process(ctx context.Context, h Handler, msg jetstream.Msg, ackQueue chan<- *pending) *PanicError {
-	w.stats.messages.Add(1)
-	meta, err := msg.Metadata()
-	if err != nil {
-		// Not a JetStream delivery: nothing to ack, nothing to redeliver.
-		w.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata")
+	in, ok := w.unpack(msg)
+	if !ok {
 		return nil
 	}
-	if meta.NumDelivered > 1 {
-		w.stats.redelivered.Add(1)
-	}
-	header := msg.Headers()
-	inID := header.Get(subjects.HeaderMsgID)
-	if inID == "" {
-		inID = subjects.SequenceMsgID(meta.Stream, meta.Sequence.Stream)
-	}
-	records, bulk := SplitBulk(header, msg.Data())
+	meta, inID, records, bulk, header := in.meta, in.id, in.records, in.bulk, msg.Headers()
 
 	hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
 	defer cancel()
@@ -66,7 +55,7 @@ func (w *Worker) process(ctx context.Context, h Handler, msg jetstream.Msg, ackQ
 		dead    []deadLetter
 	)
 	for i, data := range records {
-		out, err := w.call(hctx, h, Record{Data: data, Subject: msg.Subject(), Header: header, Index: i, Bulk: bulk})
+		out, err := w.call(hctx, h, in.record(i))
 		if err == nil {
 			outputs = append(outputs, out...)
 			continue

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -24,6 +25,14 @@ type Record struct {
 	Index int
 	// Bulk says the record came in a bulk message.
 	Bulk bool
+	// Seq is the stream sequence of the message.
+	Seq uint64
+	// MsgID is the message's id: its Nats-Msg-Id, or stream:sequence.
+	MsgID string
+	// Delivered counts deliveries of the message, 1 the first time.
+	Delivered uint64
+	// Published is when the server stored the message.
+	Published time.Time
 }
 
 // Output is one record a handler produces for Subject.

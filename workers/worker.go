@@ -27,8 +27,14 @@ type Config struct {
 	// Dataset is the dataset the worker serves. Required.
 	Dataset string
 	// NewHandlerFunc builds the handler; it is called again after a crash,
-	// so a handler never runs with the state a panic left behind. Required.
+	// so a handler never runs with the state a panic left behind. One of
+	// NewHandlerFunc and NewBatchHandlerFunc is required.
 	NewHandlerFunc func() (Handler, error)
+	// NewBatchHandlerFunc builds a batch handler, for sinks.
+	NewBatchHandlerFunc func() (BatchHandler, error)
+	// BatchWait is how long a batch handler's worker waits for more
+	// messages to fill a batch once it holds one. Default 5ms.
+	BatchWait time.Duration
 	// ID names this worker in heartbeats and logs. Default: host and a
 	// random suffix.
 	ID string
@@ -73,6 +79,9 @@ func (c *Config) setDefaults() {
 	c.Consumer = withConsumerDefaults(c.Consumer)
 	if c.ID == "" {
 		c.ID = NewWorkerID()
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 5 * time.Millisecond
 	}
 	if c.FetchBatch <= 0 {
 		c.FetchBatch = 256
@@ -125,8 +134,8 @@ func (c *Config) validate() error {
 	if err := subjects.ValidateToken("worker", c.ID); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if c.NewHandlerFunc == nil {
-		return fmt.Errorf("%w: no handler", ErrInvalidConfig)
+	if (c.NewHandlerFunc == nil) == (c.NewBatchHandlerFunc == nil) {
+		return fmt.Errorf("%w: set exactly one of NewHandlerFunc and NewBatchHandlerFunc", ErrInvalidConfig)
 	}
 	if c.HandlerTimeout >= c.Consumer.AckWait {
 		return fmt.Errorf("%w: handler timeout %s must be below AckWait %s", ErrInvalidConfig, c.HandlerTimeout, c.Consumer.AckWait)
@@ -183,6 +192,11 @@ type Worker struct {
 
 	maxDeliver int
 
+	iterMu sync.Mutex
+	iter   jetstream.MessagesContext
+	paused atomic.Bool
+	wake   chan struct{}
+
 	// Start/Stop bookkeeping.
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
@@ -210,6 +224,7 @@ func New(cfg Config) (*Worker, error) {
 		js:       js,
 		consumer: subjects.ConsumerName(cfg.Step.Name, cfg.Dataset),
 		stopped:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 	}
 	if cfg.Step.Output != "" {
 		w.outSubject = cfg.Step.OutputSubject(cfg.Dataset)
@@ -308,7 +323,7 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 		}
 		return err
 	}
-	handler, err := w.cfg.NewHandlerFunc()
+	handler, err := w.newHandler()
 	if err != nil {
 		return fmt.Errorf("build %s handler: %w", w.cfg.Step.Name, err)
 	}
@@ -318,11 +333,10 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 	hardCtx, hardCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer hardCancel(ErrStopped)
 
-	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", w.consumer, err)
+	if err := w.openIter(cons); err != nil {
+		return err
 	}
-	defer iter.Stop()
+	defer w.stopIter()
 
 	ackQueue := make(chan *pending, w.cfg.FetchBatch*2)
 	ackerDone := make(chan struct{})
@@ -356,14 +370,14 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 		}
 		w.setState(subjects.StateDraining)
 		w.log.Info().Msg("draining")
-		iter.Drain()
+		w.drainIter()
 		t := time.NewTimer(w.cfg.DrainTimeout)
 		defer t.Stop()
 		select {
 		case <-t.C:
 			w.log.Warn().Dur("drain_timeout", w.cfg.DrainTimeout).Msg("drain timed out; cancelling in-flight work, it will be redelivered")
 			hardCancel(ErrStopped)
-			iter.Stop()
+			w.stopIter()
 		case <-stopWatch:
 		}
 	}()
@@ -377,21 +391,31 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 	restarts := newRestartWindow(w.cfg.MaxRestarts, w.cfg.RestartWindow)
 	var runErr error
 	for {
-		msg, err := iter.Next()
+		if w.paused.Load() && ctx.Err() == nil {
+			if err := w.pause(ctx, cons); err != nil {
+				runErr = err
+				break
+			}
+			continue
+		}
+		it := w.currentIter()
+		msg, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if w.paused.Load() && ctx.Err() == nil {
+					continue // closed by Pause: wait for Resume
+				}
 				break
 			}
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				runErr = fmt.Errorf("consumer %s: %w", w.consumer, err)
-				iter.Stop()
 				break
 			}
 			// Missed heartbeats and reconnects: the iterator recovers.
 			w.log.Warn().Err(err).Msg("fetch")
 			continue
 		}
-		crash := w.process(hardCtx, handler, msg, ackQueue)
+		crash := w.dispatch(hardCtx, handler, msg, it, ackQueue)
 		if crash == nil {
 			continue
 		}
@@ -399,18 +423,17 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 		w.log.Error().Str("panic", fmt.Sprint(crash.Value)).Bytes("stack", crash.Stack).Int64("crashes", n).Msg("handler crashed; restarting it")
 		if !restarts.allow(time.Now()) {
 			runErr = fmt.Errorf("%w: %d crashes within %s, last: %v", ErrTooManyRestarts, w.cfg.MaxRestarts, w.cfg.RestartWindow, crash)
-			iter.Stop()
 			break
 		}
 		if !sleepCtx(ctx, backoff(w.cfg.RestartBackoffMin, w.cfg.RestartBackoffMax, restarts.recent())) {
 			continue // stopping: the drain path takes over
 		}
-		if handler, err = w.cfg.NewHandlerFunc(); err != nil {
+		if handler, err = w.newHandler(); err != nil {
 			runErr = fmt.Errorf("rebuild %s handler: %w", w.cfg.Step.Name, err)
-			iter.Stop()
 			break
 		}
 	}
+	w.stopIter()
 	close(ackQueue)
 	<-ackerDone
 	if runErr != nil {

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+// natsFlags are the connection flags; every command that talks to NATS
+// defines them, since urfave/cli stops parsing at the first argument.
+func natsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "nats", Aliases: []string{"s"}, Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"NATS_URL"}, Value: defaultNATSURL},
+		&cli.StringFlag{Name: "creds", Usage: "NATS credentials file (user JWT and seed)", EnvVars: []string{"NATS_CREDS"}},
+	}
+}
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn or error", Value: "info", EnvVars: []string{"JETFLEET_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Usage: "json or console (default: console when stderr is a terminal)", EnvVars: []string{"JETFLEET_LOG_FORMAT"}},
+	}
+}
+
+// commonFlags are the flags of a command that talks to NATS: connection
+// and logging (logging flags also work before the command name).
+func commonFlags(extra ...cli.Flag) []cli.Flag {
+	return append(append(extra, natsFlags()...), logFlags()...)
+}
+
+// newLogger builds the process logger from --log-level and --log-format.
+func newLogger(c *cli.Context) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(strings.ToLower(lookup(c, "log-level")))
+	if err != nil || level == zerolog.NoLevel {
+		return zerolog.Nop(), usagef(c, "bad --log-level %q (trace, debug, info, warn, error)", lookup(c, "log-level"))
+	}
+	var w io.Writer = os.Stderr
+	switch f := lookup(c, "log-format"); f {
+	case "":
+		if isatty.IsTerminal(os.Stderr.Fd()) {
+			w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}
+		}
+	case "console":
+		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000", NoColor: !isatty.IsTerminal(os.Stderr.Fd())}
+	case "json":
+	default:
+		return zerolog.Nop(), usagef(c, "bad --log-format %q (json or console)", f)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+// lookup reads a string flag set on the command or, failing that, on the
+// app (flags before the command name).
+func lookup(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return ctx.String(name)
+		}
+	}
+	return c.String(name)
+}
+
+// connectOptions are shared by every connection jetfleet opens.
+func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Option {
+	opts := []nats.Option{
+		nats.Name("jetfleet " + name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Warn().Err(err)
+			if sub != nil {
+				ev = ev.Str("subscription", sub.Subject)
+			}
+			ev.Msg("NATS async error")
+		}),
+	}
+	if creds := lookup(c, "creds"); creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	return opts
+}
+
+// connectOnce connects for a one-shot command: a few quick attempts, then
+// a clear error, since a person is waiting for the answer.
+func connectOnce(ctx context.Context, c *cli.Context, name string, log zerolog.Logger) (*nats.Conn, error) {
+	url := lookup(c, "nats")
+	if creds := lookup(c, "creds"); creds != "" {
+		if _, err := os.Stat(creds); err != nil {
+			return nil, cli.Exit(fmt.Sprintf("credentials file: %v", err), 1)
+		}
+	}
+	opts := append(connectOptions(c, name, log), nats.Timeout(2*time.Second))
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+		}
+	}
+	return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %v (is `jetfleet dev` or a nats-server running? set --nats or NATS_URL)", redact(url), lastErr), 1)
+}
+
+// connectService connects for a long-running process: it returns at once
+// and keeps retrying in the background with backoff, logging each try,
+// so a worker may start before its server.
+func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn, error) {
+	url := lookup(c, "nats")
+	opts := append(connectOptions(c, name, log), nats.RetryOnFailedConnect(true))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("NATS at %s: %v", redact(url), err), 1)
+	}
+	if !nc.IsConnected() {
+		log.Warn().Str("url", redact(url)).Msg("NATS not reachable yet; retrying in the background")
+	}
+	return nc, nil
+}
+
+// redact hides passwords and tokens in URLs before they reach a log.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if s := strings.Index(p, "://"); s >= 0 && s < at {
+				parts[i] = p[:s+3] + "[REDACTED]" + p[at:]
+			} else {
+				parts[i] = "[REDACTED]" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM (graceful
+// drain); a second signal exits at once.
+func signalContext(log zerolog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			log.Info().Str("signal", s.String()).Msg("shutting down (signal again to stop at once)")
+			cancel()
+		case <-ctx.Done():
+			signal.Stop(ch)
+			return
+		}
+		s := <-ch
+		log.Warn().Str("signal", s.String()).Msg("hard stop")
+		os.Exit(130)
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+	}
+}
