@@ -180,7 +180,7 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 			m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
 			m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
 			m.Header.Set(subjects.HeaderTraceParent, trace)
-			f, err := w.js.PublishMsgAsync(m)
+			f, err := w.js.PublishMsgAsync(m, w.stall)
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", o.Subject, err)
 			}
@@ -202,7 +202,7 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 		m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(len(recs)))
 		m.Header.Set(subjects.HeaderTraceParent, trace)
-		f, err := w.js.PublishMsgAsync(m)
+		f, err := w.js.PublishMsgAsync(m, w.stall)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
 		}
@@ -270,7 +270,7 @@ func (w *Worker) publishDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadat
 	if tp := inHeader.Get(subjects.HeaderTraceParent); tp != "" {
 		m.Header.Set(subjects.HeaderTraceParent, tp)
 	}
-	f, err := w.js.PublishMsgAsync(m)
+	f, err := w.js.PublishMsgAsync(m, w.stall)
 	if err != nil {
 		return nil, fmt.Errorf("publish dead letter: %w", err)
 	}

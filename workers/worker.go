@@ -191,6 +191,9 @@ type Worker struct {
 	state   atomic.Pointer[string]
 
 	maxDeliver int
+	// stall bounds how long a publish waits for room in the async window:
+	// a full window is backpressure, not an error.
+	stall jetstream.PublishOpt
 
 	iterMu sync.Mutex
 	iter   jetstream.MessagesContext
@@ -225,6 +228,7 @@ func New(cfg Config) (*Worker, error) {
 		consumer: subjects.ConsumerName(cfg.Step.Name, cfg.Dataset),
 		stopped:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		stall:    jetstream.WithStallWait(cfg.HandlerTimeout / 2),
 	}
 	if cfg.Step.Output != "" {
 		w.outSubject = cfg.Step.OutputSubject(cfg.Dataset)

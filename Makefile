@@ -1,0 +1,59 @@
+# jetfleet: `make dev` runs the fleet with a demo pipeline, `make test` runs every test.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+BIN := bin/jetfleet
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# DuckDB links statically through cgo.
+export CGO_ENABLED := 1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/jetfleet
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/jetfleet
+
+.PHONY: dev
+dev: build ## run the whole fleet with demo data on an embedded NATS server
+	./$(BIN) dev --demo --nats-config nats.conf
+
+.PHONY: test
+test: ## go vet + every test with the race detector (what CI runs)
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+
+.PHONY: test/race
+test/race: test ## alias of test
+
+.PHONY: test/short
+test/short: ## quick tests without the race detector
+	$(GO) test -short ./...
+
+.PHONY: test/long
+test/long: ## soak, restart and cluster tests (build tag long)
+	$(GO) test -race -tags long -timeout 60m ./...
+
+.PHONY: smoke
+smoke: build ## the shop demo end to end through the CLI
+	scripts/smoke.sh
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	scripts/fuzz.sh $(or $(FUZZTIME),20s)
+
+.PHONY: bench
+bench: ## Go benchmarks (ITERATIONS=n sets -count)
+	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(ITERATIONS),1) ./...
+
+.PHONY: tidy
+tidy: ## go mod tidy
+	$(GO) mod tidy
+
+.PHONY: clean
+clean: ## remove build output and the dev data dir
+	rm -rf bin .jetfleet

@@ -1,0 +1,109 @@
+package embedded_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+)
+
+func TestNATSConfParses(t *testing.T) {
+	t.Parallel()
+	opts, err := server.ProcessConfigFile(filepath.Join("..", "nats.conf"))
+	require.NoError(t, err)
+	require.True(t, opts.JetStream, "nats.conf must enable JetStream")
+	require.Equal(t, "127.0.0.1", opts.Host, "the dev server listens on loopback only")
+}
+
+func TestStartServesJetStream(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Server(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = nc.JetStream()
+	require.NoError(t, err)
+	require.True(t, srv.JetStreamEnabled())
+	srv.Shutdown()
+	srv.Shutdown() // idempotent
+}
+
+func TestStartFailsFastOnBadInput(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() }) // subtests run after this function returns
+	busy := l.Addr().(*net.TCPAddr).Port
+
+	badConf := filepath.Join(t.TempDir(), "bad.conf")
+	require.NoError(t, os.WriteFile(badConf, []byte("listen: 127.0.0.1:4222\njetstream {\n  store_dir: \n"), 0o600))
+
+	readOnly := filepath.Join(t.TempDir(), "ro")
+	require.NoError(t, os.Mkdir(readOnly, 0o500))
+
+	tests := []struct {
+		name string
+		cfg  embedded.Config
+		want string
+	}{
+		{"port in use", embedded.Config{StoreDir: t.TempDir(), Port: busy, Quiet: true}, "address already in use"},
+		{"bad config file", embedded.Config{StoreDir: t.TempDir(), ConfigFile: badConf, Quiet: true}, "bad.conf"},
+		{"missing config file", embedded.Config{StoreDir: t.TempDir(), ConfigFile: "/nonexistent/nats.conf", Quiet: true}, "nats.conf"},
+		{"not loopback", embedded.Config{StoreDir: t.TempDir(), Host: "0.0.0.0", Quiet: true}, "loopback"},
+		{"no store", embedded.Config{Quiet: true}, "store"},
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		tests = append(tests, struct {
+			name string
+			cfg  embedded.Config
+			want string
+		}{"unwritable data dir", embedded.Config{StoreDir: filepath.Join(readOnly, "nats"), Port: -1, Quiet: true}, "data dir"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			_, err := embedded.Start(tt.cfg)
+			require.ErrorIs(t, err, embedded.ErrInvalidConfig)
+			require.Contains(t, err.Error(), tt.want)
+			require.Less(t, time.Since(start), 2*time.Second, "bad input must fail fast")
+		})
+	}
+}
+
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster start takes seconds")
+	}
+	c, err := embedded.StartCluster("jftest", 3, t.TempDir(), zerolog.New(zerolog.NewTestWriter(t)), true)
+	require.NoError(t, err)
+	defer c.Shutdown()
+	require.Len(t, c.Servers, 3)
+	nc, err := nats.Connect(c.ClientURLs())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	// A replicated stream needs the meta leader; retry until it is elected.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err = js.AddStream(&nats.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling leader election, no event to wait on
+	}
+	require.NoError(t, err)
+	_, err = js.Publish("r3.x", []byte("hi"))
+	require.NoError(t, err)
+}
