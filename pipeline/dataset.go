@@ -1,0 +1,116 @@
+package pipeline
+
+import (
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Dataset is one stream of records: its clean schema, the rules a record
+// must pass, the transforms that clean it, and how files are ingested.
+type Dataset struct {
+	Name        string
+	Description string
+	// Key is the field that identifies a record; duplicates of a key count
+	// once downstream.
+	Key        string
+	Schema     []Column // columns of the clean record, in order
+	Rules      []*Rule
+	Transforms []*Transform
+	Ingest     Ingest
+	Pos        Pos
+}
+
+// Column is one column of a clean record, typed as DuckDB types it.
+type Column struct {
+	Name string
+	Type string
+}
+
+// Column finds a schema column by name.
+func (d *Dataset) Column(name string) (Column, bool) {
+	for _, c := range d.Schema {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// duckTypeRE accepts the DuckDB type names a clean column can have: the
+// scalar types, with DECIMAL(p,s) precision and VARCHAR(n) lengths.
+var duckTypeRE = regexp.MustCompile(`^(VARCHAR|TEXT|STRING|BOOLEAN|BOOL|TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|REAL|DOUBLE|DATE|TIME|TIMESTAMP|TIMESTAMPTZ|TIMESTAMP WITH TIME ZONE|INTERVAL|UUID|JSON|BLOB)(\(\d+\))?$|^(DECIMAL|NUMERIC)(\(\d+(,\s*\d+)?\))?$`)
+
+// FieldKind is what a schema column holds in JSON: "number", "integer",
+// "bool" or "string". CSV cells are typed by it.
+func (c Column) FieldKind() string {
+	t := strings.ToUpper(c.Type)
+	switch {
+	case strings.HasPrefix(t, "DECIMAL"), strings.HasPrefix(t, "NUMERIC"), t == "FLOAT", t == "REAL", t == "DOUBLE":
+		return "number"
+	case strings.HasSuffix(t, "INT") || strings.HasSuffix(t, "INTEGER"):
+		return "integer"
+	case t == "BOOLEAN", t == "BOOL":
+		return "bool"
+	}
+	return "string"
+}
+
+func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Dataset {
+	ds := &Dataset{Name: name, Pos: d.pos(k), Ingest: Ingest{ID: IDContent, Delimiter: ','}}
+	d.mapping(n, path,
+		field{name: "description", set: func(v *yaml.Node, p string) { ds.Description = d.str(v, p) }},
+		field{name: "key", required: true, set: func(v *yaml.Node, p string) { ds.Key = d.str(v, p) }},
+		field{name: "schema", required: true, set: func(v *yaml.Node, p string) { ds.Schema = d.parseSchema(v, p) }},
+		field{name: "validate", set: func(v *yaml.Node, p string) {
+			d.list(v, p, "rules", func(i int, v *yaml.Node, p string) {
+				if r := d.parseRule(v, p); r != nil {
+					ds.Rules = append(ds.Rules, r)
+				}
+			})
+		}},
+		field{name: "transform", set: func(v *yaml.Node, p string) {
+			d.list(v, p, "transforms", func(i int, v *yaml.Node, p string) {
+				if t := d.parseTransform(v, p); t != nil {
+					ds.Transforms = append(ds.Transforms, t)
+				}
+			})
+		}},
+		field{name: "ingest", set: func(v *yaml.Node, p string) { ds.Ingest = d.parseIngest(v, p) }},
+	)
+	return ds
+}
+
+func (d *decoder) parseSchema(n *yaml.Node, path string) []Column {
+	var cols []Column
+	seen := map[string]bool{}
+	d.list(n, path, "columns {name, type}", func(i int, v *yaml.Node, p string) {
+		var c Column
+		var typeNode, nameNode *yaml.Node
+		d.mapping(v, p,
+			field{name: "name", required: true, set: func(v *yaml.Node, p string) { nameNode = v; c.Name = d.str(v, p) }},
+			field{name: "type", required: true, set: func(v *yaml.Node, p string) { typeNode = v; c.Type = strings.ToUpper(strings.TrimSpace(d.str(v, p))) }},
+		)
+		if nameNode != nil && c.Name != "" {
+			if !identRE.MatchString(c.Name) {
+				d.errorf(nameNode, join(p, "name"), "%q is not a column name (letters, digits and _, not starting with a digit)", c.Name)
+			}
+			if seen[c.Name] {
+				d.errorf(nameNode, join(p, "name"), "column %q listed twice", c.Name)
+			}
+			seen[c.Name] = true
+		}
+		if typeNode != nil && c.Type != "" && !duckTypeRE.MatchString(c.Type) {
+			d.errorf(typeNode, join(p, "type"), "unknown type %q (want a DuckDB type such as VARCHAR, DOUBLE, BIGINT, BOOLEAN, DATE, TIMESTAMPTZ, DECIMAL(18,2))", c.Type)
+		}
+		cols = append(cols, c)
+	})
+	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		d.errorf(n, path, "empty, want at least one column")
+	}
+	return cols
+}
+
+// identRE is a field or column name safe to use unquoted in SQL and expressions.
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
