@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -29,7 +30,10 @@ func run(args []string) int {
 		code = ec.ExitCode()
 	}
 	if msg := err.Error(); msg != "" {
-		fmt.Fprintln(os.Stderr, "jetfleet: "+msg)
+		if !strings.HasPrefix(msg, "jetfleet") {
+			msg = "jetfleet: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 	}
 	return code
 }

@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// Kind says what a generated record is meant to be.
+type Kind int
+
+const (
+	Valid Kind = iota
+	Invalid
+	Duplicate
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Valid:
+		return "valid"
+	case Invalid:
+		return "invalid"
+	case Duplicate:
+		return "duplicate"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Order is a shop order as a client publishes it.
+type Order struct {
+	OrderID    string `json:"order_id"`
+	CustomerID string `json:"customer_id"`
+	Amount     any    `json:"amount"`
+	Currency   string `json:"currency"`
+	Country    string `json:"country"`
+	TS         string `json:"ts"`
+	Email      string `json:"email,omitempty"`
+}
+
+// OrderGenerator makes a deterministic stream of shop orders.
+type OrderGenerator struct {
+	// InvalidShare and DuplicateShare are fractions in [0,1).
+	InvalidShare, DuplicateShare float64
+	// Start is the event time of the first order; orders advance by about
+	// a minute each, with some arriving late (up to two days back).
+	Start time.Time
+	// Customers bounds distinct customer ids. Default 1000.
+	Customers int
+
+	rng   *rand.Rand
+	n     int
+	valid []Order // recent valid orders, the pool duplicates come from
+}
+
+// NewOrderGenerator returns a generator for seed.
+func NewOrderGenerator(seed uint64, invalidShare, duplicateShare float64) *OrderGenerator {
+	return &OrderGenerator{
+		InvalidShare: invalidShare, DuplicateShare: duplicateShare,
+		Start:     time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC),
+		Customers: 1000,
+		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	}
+}
+
+var (
+	currencies = []string{"USD", "EUR", "GBP", " usd", "eur ", "Gbp"}
+	countries  = []string{"US", "DE", "GB", "FR", "us", " de", "NL", "JP"}
+	zones      = []string{"Z", "+01:00", "-02:00", "+05:30", "-07:00"}
+)
+
+// Next returns the next record as one NDJSON line (no newline) and its kind.
+func (g *OrderGenerator) Next() ([]byte, Kind) {
+	g.n++
+	r := g.rng.Float64()
+	if r < g.DuplicateShare && len(g.valid) > 0 {
+		o := g.valid[g.rng.IntN(len(g.valid))]
+		b, _ := json.Marshal(o)
+		return b, Duplicate
+	}
+	o := g.order()
+	if r < g.DuplicateShare+g.InvalidShare {
+		return g.corrupt(o), Invalid
+	}
+	if len(g.valid) < 1024 {
+		g.valid = append(g.valid, o)
+	} else {
+		g.valid[g.rng.IntN(len(g.valid))] = o
+	}
+	b, _ := json.Marshal(o)
+	return b, Valid
+}
+
+func (g *OrderGenerator) order() Order {
+	ts := g.Start.Add(time.Duration(g.n) * time.Minute)
+	if g.rng.IntN(20) == 0 { // a late record for an old partition
+		ts = ts.Add(-time.Duration(g.rng.IntN(48)) * time.Hour)
+	}
+	zone := zones[g.rng.IntN(len(zones))]
+	var tsText string
+	if zone == "Z" {
+		tsText = ts.Format("2006-01-02T15:04:05Z")
+	} else {
+		loc, _ := time.Parse("-07:00", zone)
+		tsText = ts.In(loc.Location()).Format("2006-01-02T15:04:05") + zone
+	}
+	o := Order{
+		OrderID:    "o-" + strconv.Itoa(g.n),
+		CustomerID: "c-" + strconv.Itoa(1+g.rng.IntN(max(g.Customers, 1))),
+		Amount:     float64(g.rng.IntN(100_000)) / 100,
+		Currency:   currencies[g.rng.IntN(len(currencies))],
+		Country:    countries[g.rng.IntN(len(countries))],
+		TS:         tsText,
+	}
+	if g.rng.IntN(3) == 0 {
+		o.Email = fmt.Sprintf(" User%d@Example.com", g.rng.IntN(500))
+	}
+	return o
+}
+
+// corrupt breaks one rule of the shop pipeline.
+func (g *OrderGenerator) corrupt(o Order) []byte {
+	switch g.rng.IntN(7) {
+	case 0:
+		o.Amount = -1.5
+	case 1:
+		o.Amount = "12.50"
+	case 2:
+		o.Currency = "BTC"
+	case 3:
+		o.Country = "USA"
+	case 4:
+		o.TS = "yesterday"
+	case 5:
+		o.CustomerID = ""
+	default:
+		return []byte(`{"order_id": "` + o.OrderID + `", broken`)
+	}
+	b, _ := json.Marshal(o)
+	return b
+}

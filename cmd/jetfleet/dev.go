@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/jetfleet/jetfleet/bench"
+	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers/fleet"
+)
+
+func devCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dev",
+		Usage: "run an embedded NATS server and the whole fleet in one process",
+		Description: `Starts nats-server with JetStream in this process (loopback only, data under --data-dir),
+every worker of the pipeline, and serves health, metrics and status over HTTP.
+Outside clients connect to --listen: jetfleet publish, nats pub, nats.js.
+
+   jetfleet dev --demo
+   jetfleet dev --data-dir /tmp/jf --listen 127.0.0.1:4333 --http 127.0.0.1:8181
+
+SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and exits 0.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Usage: "where JetStream, DuckDB state and marts live", Value: ".jetfleet", EnvVars: []string{"JETFLEET_DATA_DIR"}},
+			&cli.StringFlag{Name: "listen", Usage: "NATS client address (loopback)", Value: "127.0.0.1:4222"},
+			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics and /status", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config file (default: the built-in nats.conf)"},
+			&cli.BoolFlag{Name: "demo", Usage: "also publish sample shop orders so data flows"},
+			&cli.Float64Flag{Name: "demo-rate", Usage: "demo orders per second", Value: 5},
+		}, logFlags()...),
+		Action: runDev,
+	}
+}
+
+func runDev(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef(c, "unexpected argument %q", c.Args().First())
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	host, port, err := splitHostPort(c.String("listen"))
+	if err != nil {
+		return usagef(c, "--listen %q: %v", c.String("listen"), err)
+	}
+	httpLn, err := net.Listen("tcp", c.String("http"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("--http %s: %v", c.String("http"), err), 1)
+	}
+	defer httpLn.Close()
+
+	dataDir := c.String("data-dir")
+	srv, err := embedded.Start(embedded.Config{
+		StoreDir:   filepath.Join(dataDir, "nats"),
+		ConfigFile: c.String("nats-config"),
+		Host:       host,
+		Port:       port,
+		Logger:     log,
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer srv.Shutdown()
+
+	ctx, stop := signalContext(log)
+	defer stop()
+
+	nc, err := nats.Connect(srv.ClientURL(), append(connectOptions(c, "dev", log), nats.InProcessServer(srv))...)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("connect to the embedded server: %v", err), 1)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := subjects.Ensure(ctx, js, subjects.StreamOptions{}); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+
+	members, err := fleet.Build(fleet.Config{Conn: nc, Logger: log, Version: version, Datasets: []string{"orders"}})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	tree := supervisor.NewTree(supervisor.TreeConfig{Logger: log})
+	for _, m := range members {
+		tree.Add(m.Name, m.Run)
+	}
+
+	httpSrv := &http.Server{Handler: devHTTP(tree), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http server")
+		}
+	}()
+
+	demoDone := make(chan struct{})
+	if c.Bool("demo") {
+		go func() {
+			defer close(demoDone)
+			runDemo(ctx, js, c.Float64("demo-rate"), log)
+		}()
+	} else {
+		close(demoDone)
+	}
+
+	log.Info().Str("nats", srv.ClientURL()).Str("http", "http://"+httpLn.Addr().String()).
+		Str("data_dir", dataDir).Int("workers", len(members)).Msg("jetfleet dev ready")
+	treeErr := tree.Run(ctx)
+	<-demoDone
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutdownCtx)
+	if err := nc.Drain(); err != nil {
+		log.Warn().Err(err).Msg("drain NATS connection")
+	}
+	srv.Shutdown()
+	log.Info().Msg("jetfleet dev stopped")
+	if treeErr != nil {
+		return cli.Exit(treeErr.Error(), 1)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if port == 0 {
+		port = -1 // any free port
+	}
+	return host, port, nil
+}
+
+func devHTTP(tree *supervisor.Tree) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		for _, s := range tree.States() {
+			if s.State == "failed" {
+				http.Error(w, s.Name+" failed: "+s.LastErr, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(tree.States())
+	})
+	return mux
+}
+
+// runDemo publishes generated shop orders at rate per second until ctx ends.
+func runDemo(ctx context.Context, js jetstream.JetStream, rate float64, log zerolog.Logger) {
+	if rate <= 0 {
+		rate = 5
+	}
+	gen := bench.NewOrderGenerator(uint64(time.Now().UnixNano()), 0.05, 0.02)
+	gen.Start = time.Now().UTC().Add(-24 * time.Hour)
+	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer t.Stop()
+	log = log.With().Str("component", "demo").Str("dataset", "orders").Logger()
+	log.Info().Float64("rate", rate).Msg("publishing demo orders")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		line, _ := gen.Next()
+		m := nats.NewMsg(subjects.Ingest("orders"))
+		m.Data = line
+		m.Header.Set(subjects.HeaderMsgID, publishID(line, "order_id"))
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.PublishMsg(pctx, m)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("demo publish")
+		}
+	}
+}
