@@ -1,0 +1,165 @@
+package validate_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/validate"
+)
+
+// smokeLines are the eight records of the shop smoke test.
+var smokeLines = []string{
+	`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"usd","country":"us","ts":"2026-10-01T10:00:00Z"}`,
+	`{"order_id":"s-2","customer_id":"c-1","amount":20,"currency":"EUR","country":"DE","ts":"2026-10-01T23:30:00-02:00"}`,
+	`{"order_id":"s-3","customer_id":"c-2","amount":5.5,"currency":" gbp ","country":"GB","ts":"2026-10-02T08:00:00+01:00","email":" A@B.com"}`,
+	`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"usd","country":"us","ts":"2026-10-01T10:00:00Z"}`,
+	`{"order_id":"s-5","customer_id":"c-3","amount":-1,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`,
+	`{"order_id":"s-6","customer_id":"c-3","amount":"7","currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`,
+	`this line is not json`,
+	`{"order_id":"s-8","customer_id":"c-3","amount":7,"currency":"BTC","country":"US","ts":"2026-10-01T10:00:00Z"}`,
+}
+
+type testBundle struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	nc, js := embeddedtest.JetStream(t)
+	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	require.NoError(t, err)
+	w, err := workers.New(workers.Config{
+		Conn: nc, Step: subjects.StepValidate, Dataset: "orders",
+		NewHandlerFunc: func() (workers.Handler, error) { return h, nil },
+		Logger:         zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	require.NoError(t, err)
+	require.NoError(t, w.Start(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, w.Stop(ctx))
+	})
+	return &testBundle{nc: nc, js: js}
+}
+
+// streamMsgs polls until stream holds want messages and returns them.
+func streamMsgs(t *testing.T, js jetstream.JetStream, stream string, want int) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := t.Context()
+	s, err := js.Stream(ctx, stream)
+	require.NoError(t, err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := s.Info(ctx)
+		require.NoError(t, err)
+		if int(info.State.Msgs) >= want {
+			require.Equal(t, want, int(info.State.Msgs), "stream %s", stream)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "stream %s: %d messages, want %d", stream, info.State.Msgs, want)
+		<-time.After(20 * time.Millisecond) // poll interval, not a wait for an outcome
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := uint64(1); len(out) < want; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestHandlerOnWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for i, line := range smokeLines {
+		m := nats.NewMsg(subjects.Ingest("orders"))
+		m.Data = []byte(line)
+		m.Header.Set(subjects.HeaderMsgID, "line-"+strconv.Itoa(i+1))
+		_, err := b.js.PublishMsg(t.Context(), m)
+		require.NoError(t, err)
+	}
+	valid := streamMsgs(t, b.js, subjects.StreamValid, 4)
+	for i, idx := range []int{0, 1, 2, 3} {
+		require.Equal(t, smokeLines[idx], string(valid[i].Data), "valid records are forwarded unchanged")
+		require.Equal(t, subjects.Valid("orders"), valid[i].Subject)
+	}
+	dead := streamMsgs(t, b.js, subjects.StreamDLQ, 4)
+	reasons := map[string]string{}
+	for _, d := range dead {
+		require.Equal(t, subjects.DeadLetter("validate", "orders"), d.Subject)
+		reasons[string(d.Data)] = d.Header.Get(subjects.HeaderReason)
+	}
+	require.Equal(t, "validation failed: amount: -1 is below the minimum 0", reasons[smokeLines[4]])
+	require.Equal(t, `validation failed: amount: is a string "7", want a number`, reasons[smokeLines[5]])
+	require.Contains(t, reasons[smokeLines[6]], "record is not valid JSON: invalid character 'h' in literal true")
+	require.Equal(t, `validation failed: currency: "BTC" is not one of USD, EUR, GBP`, reasons[smokeLines[7]])
+}
+
+func TestHandlerBulk(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	m := nats.NewMsg(subjects.Ingest("orders"))
+	m.Data = workers.JoinBulk([][]byte{[]byte(smokeLines[0]), []byte(smokeLines[4]), []byte(smokeLines[2]), []byte(smokeLines[6])})
+	m.Header.Set(subjects.HeaderRecords, "4")
+	m.Header.Set(subjects.HeaderMsgID, "chunk-1")
+	_, err := b.js.PublishMsg(t.Context(), m)
+	require.NoError(t, err)
+	valid := streamMsgs(t, b.js, subjects.StreamValid, 1)
+	require.Equal(t, "2", valid[0].Header.Get(subjects.HeaderRecords))
+	recs, bulk := workers.SplitBulk(valid[0].Header, valid[0].Data)
+	require.True(t, bulk)
+	require.Equal(t, smokeLines[0], string(recs[0]))
+	require.Equal(t, smokeLines[2], string(recs[1]))
+	dead := streamMsgs(t, b.js, subjects.StreamDLQ, 2)
+	require.Equal(t, "1", dead[0].Header.Get(subjects.HeaderRecordIndex))
+	require.Equal(t, "3", dead[1].Header.Get(subjects.HeaderRecordIndex))
+}
+
+func TestNewRejectsBadDataset(t *testing.T) {
+	t.Parallel()
+	_, err := validate.New(nil)
+	require.ErrorIs(t, err, workers.ErrInvalidConfig)
+	_, err = validate.New(&pipeline.Dataset{Name: "a.b"})
+	require.ErrorIs(t, err, workers.ErrInvalidConfig)
+}
+
+func BenchmarkValidate(b *testing.B) {
+	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	require.NoError(b, err)
+	rec := workers.Record{Data: []byte(smokeLines[2])}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(rec.Data)))
+	for b.Loop() {
+		if _, err := h.Handle(context.Background(), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkValidateInvalid(b *testing.B) {
+	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	require.NoError(b, err)
+	rec := workers.Record{Data: []byte(smokeLines[7])}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Handle(context.Background(), rec); err == nil {
+			b.Fatal(fmt.Errorf("want an error"))
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
