@@ -157,10 +157,10 @@ func TestShopRules(t *testing.T) {
 		`{"order_id":"s-6","customer_id":"c-3","amount":"7","currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`: `amount: is a string "7", want a number`,
 		`this line is not json`: "record is not valid JSON",
 		`{"order_id":"s-8","customer_id":"c-3","amount":7,"currency":"BTC","country":"US","ts":"2026-10-01T10:00:00Z"}`: `currency: "BTC" is not one of USD, EUR, GBP`,
-		`{"order_id":1,"customer_id":"c-3","amount":7,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`:      "order_id: is a number, want a string",
-		`{"order_id":"s","customer_id":"c-3","amount":7,"currency":"USD","country":"U1","ts":"2026-10-01T10:00:00Z"}`:    `country: "U1" does not match`,
-		`{"order_id":"s","customer_id":"c-3","amount":7,"currency":"USD","country":"US","ts":"2026-10-01 10:00:00Z"}`:    "ts: ",
-		`[{"order_id":"s"}]`: "record is not a JSON object: got an array",
+		`{"order_id":1,"customer_id":"c-3","amount":7,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`:     "order_id: is a number, want a string",
+		`{"order_id":"s","customer_id":"c-3","amount":7,"currency":"USD","country":"U1","ts":"2026-10-01T10:00:00Z"}`:   `country: "U1" does not match`,
+		`{"order_id":"s","customer_id":"c-3","amount":7,"currency":"USD","country":"US","ts":"2026-10-01 10:00:00Z"}`:   "ts: ",
+		`[{"order_id":"s"}]`:           "record is not a JSON object: got an array",
 		"{\"order_id\":\"s\xc3\x28\"}": "record is not valid UTF-8",
 	} {
 		err := h.Validate([]byte(rec))
