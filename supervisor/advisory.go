@@ -1,0 +1,138 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+)
+
+// advisory is the part of JetStream's max-deliveries and terminated
+// advisories the supervisor uses.
+type advisory struct {
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+func (s *Supervisor) advisoryLoop(ctx context.Context, in <-chan *nats.Msg) {
+	maxPrefix := strings.TrimSuffix(subjects.AdvisoryMaxDeliveries, ">")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			var a advisory
+			if err := json.Unmarshal(m.Data, &a); err != nil {
+				s.log.Debug().Err(err).Str("subject", m.Subject).Msg("undecodable advisory")
+				continue
+			}
+			s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject, maxPrefix))
+		}
+	}
+}
+
+// onAdvisory copies a message JetStream gave up on to the dead-letter
+// stream, unless its worker dead-lettered it already.
+func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries bool) {
+	if !slices.Contains(subjects.StageStreams, a.Stream) {
+		return
+	}
+	step, dataset, ok := subjects.ParseConsumerName(a.Consumer)
+	if !ok {
+		return
+	}
+	cause := "terminated"
+	if maxDeliveries {
+		cause = "max_deliveries"
+	} else if strings.HasPrefix(a.Reason, subjects.TermReasonDeadLettered) {
+		return // the worker wrote the dead letter before terminating
+	}
+	log := s.log.With().Str("stream", a.Stream).Uint64("seq", a.StreamSeq).Str("consumer", a.Consumer).Str("cause", cause).Logger()
+	s.mu.Lock()
+	note := s.lastErr[a.Consumer]
+	s.mu.Unlock()
+	var reason string
+	if maxDeliveries {
+		reason = fmt.Sprintf("max deliveries (%d) reached", a.Deliveries)
+	} else {
+		reason = "terminated"
+		if a.Reason != "" {
+			reason += ": " + a.Reason
+		}
+	}
+	if note.err != "" {
+		reason += "; last error reported by " + note.worker + ": " + note.err
+	} else {
+		reason += "; no error reported by the step's workers"
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	seq, err := s.copyDeadLetter(wctx, a, step, dataset, note.worker, reason)
+	if err != nil {
+		s.metrics.deadLetterErrors.Inc()
+		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on")
+		return
+	}
+	s.metrics.deadLettered.WithLabelValues(step, dataset, cause).Inc()
+	log.Warn().Uint64("dlq_seq", seq).Str("reason", reason).Msg("dead-lettered")
+	s.publishEvent(Event{Kind: EventDeadLetter, Step: step, Dataset: dataset, Stream: a.Stream, Seq: a.StreamSeq, Reason: reason})
+}
+
+// copyDeadLetter fetches the original message by stream sequence and
+// publishes it to jf.dlq.<step>.<dataset> with the dead-letter headers.
+// Its id is the one the worker would have used, so a message
+// dead-lettered by both is stored once.
+func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, dataset, worker, reason string) (uint64, error) {
+	stream, err := s.js.Stream(ctx, a.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", a.Stream, err)
+	}
+	orig, err := stream.GetMsg(ctx, a.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, fmt.Errorf("%s seq %d is gone from the stream (expired or purged): %w", a.Stream, a.StreamSeq, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %s seq %d: %w", a.Stream, a.StreamSeq, err)
+	}
+	origID := orig.Header.Get(subjects.HeaderMsgID)
+	if origID == "" {
+		origID = subjects.SequenceMsgID(a.Stream, a.StreamSeq)
+	}
+	m := &nats.Msg{Subject: subjects.DeadLetter(step, dataset), Data: orig.Data, Header: nats.Header{}}
+	for _, h := range []string{subjects.HeaderTraceParent, subjects.HeaderTraceState, subjects.HeaderRecords} {
+		if v := orig.Header.Get(h); v != "" {
+			m.Header.Set(h, v)
+		}
+	}
+	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(origID, step, 0))
+	m.Header.Set(subjects.HeaderOrigSubject, orig.Subject)
+	m.Header.Set(subjects.HeaderOrigStream, a.Stream)
+	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(a.StreamSeq, 10))
+	m.Header.Set(subjects.HeaderOrigMsgID, origID)
+	m.Header.Set(subjects.HeaderDeliveries, strconv.FormatUint(a.Deliveries, 10))
+	m.Header.Set(subjects.HeaderConsumer, a.Consumer)
+	m.Header.Set(subjects.HeaderStep, step)
+	if worker != "" {
+		m.Header.Set(subjects.HeaderWorker, worker)
+	}
+	m.Header.Set(subjects.HeaderReason, workers.CleanReason(reason))
+	m.Header.Set(subjects.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	ack, err := s.js.PublishMsg(ctx, m)
+	if err != nil {
+		return 0, fmt.Errorf("publish dead letter: %w", err)
+	}
+	return ack.Sequence, nil
+}

@@ -1,0 +1,122 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// Busy says why the fleet is not idle, "" if it is: a consumer with
+// messages pending or in flight (checked in pipeline order: ingest-stage
+// consumers first, then valid, then clean), or a mart that has not
+// flushed what its aggregate consumer delivered.
+func (s *Status) Busy() string {
+	for _, stream := range subjects.StageStreams {
+		for _, st := range s.Steps {
+			if st.Stream != stream {
+				continue
+			}
+			name := st.Step + "/" + st.Dataset
+			switch {
+			case st.Pending > 0 && st.AckPending > 0:
+				return fmt.Sprintf("%s: %d pending, %d in flight", name, st.Pending, st.AckPending)
+			case st.Pending > 0:
+				return fmt.Sprintf("%s: %d pending", name, st.Pending)
+			case st.AckPending > 0:
+				return fmt.Sprintf("%s: %d in flight", name, st.AckPending)
+			}
+		}
+	}
+	hasConsumer := slices.ContainsFunc(s.Steps, func(st StepStatus) bool { return st.Stream != "" })
+	if !hasConsumer {
+		for _, st := range s.Streams {
+			if st.Messages > 0 {
+				return fmt.Sprintf("%s holds %d message(s) and no consumer reads it yet", st.Name, st.Messages)
+			}
+		}
+	}
+	for _, m := range s.Marts {
+		if m.Unflushed > 0 {
+			return fmt.Sprintf("mart %s: %d record(s) not flushed", m.Name, m.Unflushed)
+		}
+		if m.Dataset == "" {
+			continue
+		}
+		i := findStep(s.Steps, subjects.StepAggregate.Name, m.Dataset)
+		if i < 0 {
+			continue
+		}
+		if want := s.Steps[i].DeliveredSeq; m.LastSeq < want {
+			return fmt.Sprintf("mart %s: flushed up to seq %d of %d", m.Name, m.LastSeq, want)
+		}
+	}
+	return ""
+}
+
+// WaitIdleOptions tune [WaitIdle].
+type WaitIdleOptions struct {
+	// Poll is the pause between two looks. Default 250ms.
+	Poll time.Duration
+	// Snapshot options (e.g. WithMarts) for every look.
+	Snapshot []SnapshotOption
+	// ProgressFunc, if set, gets every status taken and why it is busy.
+	ProgressFunc func(st *Status, busy string)
+}
+
+// WaitIdle polls [Snapshot] until the fleet is idle (see [Status.Busy])
+// on two consecutive looks with no stage stream growing in between, and
+// returns the last status. When ctx ends first it returns an error
+// wrapping ErrNotIdle that names what is still busy.
+func WaitIdle(ctx context.Context, js jetstream.JetStream, o WaitIdleOptions) (*Status, error) {
+	if o.Poll <= 0 {
+		o.Poll = 250 * time.Millisecond
+	}
+	var (
+		prev     *Status
+		lastBusy = "no look taken yet"
+	)
+	t := time.NewTicker(o.Poll)
+	defer t.Stop()
+	for {
+		st, err := Snapshot(ctx, js, o.Snapshot...)
+		switch {
+		case err != nil && ctx.Err() != nil:
+		case err != nil:
+			lastBusy = err.Error()
+			prev = nil
+		default:
+			busy := st.Busy()
+			if o.ProgressFunc != nil {
+				o.ProgressFunc(st, busy)
+			}
+			if busy == "" {
+				if prev != nil && sameStreams(prev, st) {
+					return st, nil
+				}
+				prev = st
+				lastBusy = "settling (idle once, waiting for a second look)"
+			} else {
+				prev, lastBusy = nil, busy
+			}
+		}
+		select {
+		case <-ctx.Done():
+			cause := context.Cause(ctx)
+			if errors.Is(cause, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w: %s", ErrNotIdle, lastBusy)
+			}
+			return nil, fmt.Errorf("%w: %s (%w)", ErrNotIdle, lastBusy, cause)
+		case <-t.C:
+		}
+	}
+}
+
+func sameStreams(a, b *Status) bool {
+	return slices.Equal(a.Streams, b.Streams) && a.DeadLetters == b.DeadLetters
+}

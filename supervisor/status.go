@@ -1,0 +1,562 @@
+package supervisor
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// Status is the fleet as `jetfleet status --json` and GET /status show
+// it. The document is stable: fields are only ever added. See
+// docs/status.md.
+type Status struct {
+	Time time.Time `json:"time"`
+	// Healthy is false when Problems is not empty.
+	Healthy bool `json:"healthy"`
+	// Headline is one line saying healthy or what is wrong.
+	Headline string `json:"headline"`
+	// Problems make the fleet unhealthy; Notes are worth knowing.
+	Problems   []string         `json:"problems"`
+	Notes      []string         `json:"notes"`
+	Supervisor SupervisorStatus `json:"supervisor"`
+	Streams    []StreamStatus   `json:"streams"`
+	// Steps has one entry per durable consumer (step and dataset), in
+	// pipeline order, plus one per dead-letter subject without consumer.
+	Steps []StepStatus `json:"steps"`
+	Marts []MartStatus `json:"marts"`
+	// DeadLetters is the number of messages in JF_DLQ: the sum of steps[].dlq.
+	DeadLetters uint64 `json:"dead_letters"`
+}
+
+// SupervisorStatus says whether a supervisor is running. Without one,
+// heartbeats are not folded (worker liveness is as of the last write)
+// and advisories are not turned into dead letters.
+type SupervisorStatus struct {
+	Up       bool         `json:"up"`
+	ID       string       `json:"id,omitempty"`
+	Host     string       `json:"host,omitempty"`
+	PID      int          `json:"pid,omitempty"`
+	Version  string       `json:"version,omitempty"`
+	Started  time.Time    `json:"started,omitzero"`
+	LastSeen time.Time    `json:"last_seen,omitzero"`
+	Children []ChildState `json:"children,omitempty"`
+	// IntervalMS is how often the supervisor announces itself.
+	IntervalMS int64 `json:"interval_ms,omitempty"`
+}
+
+// StreamStatus is one stage stream.
+type StreamStatus struct {
+	Name     string `json:"name"`
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+}
+
+// StepStatus is one step on one dataset: its durable consumer and the
+// workers that share it.
+type StepStatus struct {
+	Step     string `json:"step"`
+	Dataset  string `json:"dataset"`
+	Consumer string `json:"consumer"`
+	Stream   string `json:"stream"`
+	// State is ok, idle, paused, failed, no_workers, stale or
+	// no_consumer (a dead-letter subject whose consumer is gone).
+	State string `json:"state"`
+	// Pending is the consumer's lag: messages not yet delivered.
+	Pending uint64 `json:"pending"`
+	// AckPending is in flight: delivered, not yet acked.
+	AckPending int `json:"ack_pending"`
+	// Redelivered is messages currently redelivered and unacked.
+	Redelivered int `json:"redelivered"`
+	// DLQ is the number of dead letters on jf.dlq.<step>.<dataset>.
+	DLQ uint64 `json:"dlq"`
+	// DeliveredSeq is the stream sequence of the last delivered message;
+	// AckFloorSeq the one below which everything is acked.
+	DeliveredSeq uint64 `json:"delivered_seq"`
+	AckFloorSeq  uint64 `json:"ack_floor_seq"`
+	MaxDeliver   int    `json:"max_deliver"`
+	// Processed sums the acked counters of the step's live workers.
+	Processed int64 `json:"processed"`
+	// PerMinute is messages acked over the last minute, as measured by
+	// the supervisor; -1 when no supervisor measures it.
+	PerMinute float64 `json:"per_minute"`
+	Paused    bool    `json:"paused"`
+	// Failed is the error of an in-process child that exceeded its
+	// restart intensity.
+	Failed  string         `json:"failed,omitempty"`
+	Workers []WorkerStatus `json:"workers"`
+}
+
+// Liveness of a worker as the supervisor sees it.
+const (
+	LivenessAlive   = "alive"   // beating
+	LivenessStale   = "stale"   // missed 3 beats
+	LivenessDead    = "dead"    // gone past its TTL without a goodbye
+	LivenessStopped = "stopped" // said goodbye
+)
+
+// WorkerStatus is a worker's last heartbeat with its liveness. It is also
+// the value of its key in the fleet bucket.
+type WorkerStatus struct {
+	ID       string `json:"id"`
+	Step     string `json:"step"`
+	Dataset  string `json:"dataset"`
+	Consumer string `json:"consumer,omitempty"`
+	Host     string `json:"host"`
+	PID      int    `json:"pid"`
+	Version  string `json:"version,omitempty"`
+	// State is what the worker reports: running, paused, draining,
+	// starting or stopped.
+	State    string    `json:"state"`
+	Liveness string    `json:"liveness"`
+	Started  time.Time `json:"started"`
+	// LastBeat is when the supervisor received the last heartbeat.
+	LastBeat   time.Time               `json:"last_beat"`
+	BeatAgeSec float64                 `json:"beat_age_s"`
+	UptimeSec  float64                 `json:"uptime_s"`
+	InFlight   int64                   `json:"in_flight"`
+	Counters   subjects.WorkerCounters `json:"counters"`
+	LastErr    string                  `json:"last_error,omitempty"`
+	IntervalMS int64                   `json:"interval_ms"`
+	// StaleAfterMS and DeadAfterMS are the thresholds applied to it.
+	StaleAfterMS int64 `json:"stale_after_ms"`
+	DeadAfterMS  int64 `json:"dead_after_ms"`
+}
+
+// MartStatus is one data mart, as reported by a [MartsFunc].
+type MartStatus struct {
+	Name    string `json:"name"`
+	Dataset string `json:"dataset,omitempty"`
+	Rows    int64  `json:"rows"`
+	// Partitions is the number of Parquet partitions written.
+	Partitions int       `json:"partitions"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	// LastSeq is the highest JF_CLEAN stream sequence reflected in the
+	// mart's files; 0 if unknown.
+	LastSeq uint64 `json:"last_seq"`
+	// Unflushed counts records consumed but not yet in the files.
+	Unflushed int64  `json:"unflushed"`
+	Err       string `json:"error,omitempty"`
+}
+
+// MartsFunc reports the marts; [Snapshot] and the supervisor call it.
+// It must be safe for concurrent use.
+type MartsFunc func(ctx context.Context) ([]MartStatus, error)
+
+// SnapshotOption tunes [Snapshot].
+type SnapshotOption func(*snapshotOpts) error
+
+type snapshotOpts struct {
+	marts MartsFunc
+	tree  *Tree
+	now   func() time.Time
+}
+
+// WithMarts reports marts from f instead of the fleet bucket.
+func WithMarts(f MartsFunc) SnapshotOption {
+	return func(o *snapshotOpts) error {
+		if f == nil {
+			return fmt.Errorf("%w: nil MartsFunc", ErrInvalidConfig)
+		}
+		o.marts = f
+		return nil
+	}
+}
+
+// WithTree adds the in-process tree's children, so a child that
+// escalated shows as failed even before a supervisor writes it.
+func WithTree(t *Tree) SnapshotOption {
+	return func(o *snapshotOpts) error {
+		o.tree = t
+		return nil
+	}
+}
+
+// Snapshot reads the fleet's state from JetStream directly: the consumer
+// info of every jetfleet consumer on JF_INGEST, JF_VALID and JF_CLEAN,
+// dead-letter counts per jf.dlq.<step>.<dataset>, and the worker,
+// supervisor and mart records of the fleet bucket. It works with no
+// supervisor running, and says so.
+func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOption) (*Status, error) {
+	o := snapshotOpts{now: time.Now}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	now := o.now()
+	st := &Status{Time: now.UTC(), Problems: []string{}, Notes: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}}
+
+	missing := 0
+	for _, name := range subjects.StageStreams {
+		s, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing++
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		ss := s.CachedInfo().State
+		st.Streams = append(st.Streams, StreamStatus{Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq})
+		var steps []StepStatus
+		lister := s.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			step, dataset, ok := consumerStep(ci)
+			if !ok {
+				continue
+			}
+			steps = append(steps, StepStatus{
+				Step: step, Dataset: dataset, Consumer: ci.Name, Stream: name,
+				Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
+				DeliveredSeq: ci.Delivered.Stream, AckFloorSeq: ci.AckFloor.Stream, MaxDeliver: ci.Config.MaxDeliver,
+				PerMinute: -1, Workers: []WorkerStatus{},
+			})
+		}
+		if err := lister.Err(); err != nil {
+			return nil, fmt.Errorf("list consumers of %s: %w", name, err)
+		}
+		slices.SortFunc(steps, func(a, b StepStatus) int { return cmp.Compare(a.Consumer, b.Consumer) })
+		st.Steps = append(st.Steps, steps...)
+	}
+	if missing == len(subjects.StageStreams) {
+		st.Problems = append(st.Problems, "no jetfleet streams on this server (no worker has started yet)")
+	}
+
+	if err := addDeadLetters(ctx, js, st); err != nil {
+		return nil, err
+	}
+
+	kv, err := openFleetKV(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	if err := addFleet(ctx, kv, st, now); err != nil {
+		return nil, err
+	}
+	if o.tree != nil {
+		st.Supervisor.Children = mergeChildren(st.Supervisor.Children, o.tree.States())
+	}
+	if o.marts != nil {
+		marts, err := o.marts(ctx)
+		if err != nil {
+			st.Problems = append(st.Problems, "marts: "+err.Error())
+		}
+		st.Marts = marts
+	} else if kv != nil {
+		if e, err := kv.Get(ctx, subjects.KeyMarts); err == nil {
+			_ = json.Unmarshal(e.Value(), &st.Marts)
+		}
+	}
+	if st.Marts == nil {
+		st.Marts = []MartStatus{}
+	}
+	judge(st)
+	return st, nil
+}
+
+// consumerStep tells a jetfleet consumer by its metadata or its name.
+func consumerStep(ci *jetstream.ConsumerInfo) (step, dataset string, ok bool) {
+	if s, d := ci.Config.Metadata[subjects.MetaStep], ci.Config.Metadata[subjects.MetaDataset]; s != "" && d != "" {
+		return s, d, true
+	}
+	step, dataset, ok = subjects.ParseConsumerName(ci.Name)
+	if !ok {
+		return "", "", false
+	}
+	_, known := subjects.StepByName(step)
+	return step, dataset, known
+}
+
+// addDeadLetters counts JF_DLQ messages per subject and adds them to the
+// steps, adding a row for a dead-letter subject without a consumer so
+// that steps[].dlq always sums to the dead letters stored.
+func addDeadLetters(ctx context.Context, js jetstream.JetStream, st *Status) error {
+	s, err := js.Stream(ctx, subjects.StreamDLQ)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", subjects.StreamDLQ, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subjects.AllDeadLetters))
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", subjects.StreamDLQ, err)
+	}
+	st.DeadLetters = info.State.Msgs
+	subs := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		subs = append(subs, subj)
+	}
+	slices.Sort(subs)
+	for _, subj := range subs {
+		n := info.State.Subjects[subj]
+		p, err := subjects.Parse(subj)
+		if err != nil || p.Kind != subjects.KindDLQ {
+			continue
+		}
+		if i := findStep(st.Steps, p.Step, p.Dataset); i >= 0 {
+			st.Steps[i].DLQ += n
+			continue
+		}
+		st.Steps = append(st.Steps, StepStatus{
+			Step: p.Step, Dataset: p.Dataset, Consumer: subjects.ConsumerName(p.Step, p.Dataset),
+			State: "no_consumer", DLQ: n, PerMinute: -1, Workers: []WorkerStatus{},
+		})
+	}
+	return nil
+}
+
+func findStep(steps []StepStatus, step, dataset string) int {
+	return slices.IndexFunc(steps, func(s StepStatus) bool { return s.Step == step && s.Dataset == dataset })
+}
+
+// addFleet adds workers, supervisors and rates from the fleet bucket.
+func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.Time) error {
+	sups, err := readAll(ctx, kv, subjects.KeyPrefixSupervisor)
+	if err != nil {
+		return err
+	}
+	for _, v := range sups {
+		var s SupervisorStatus
+		if json.Unmarshal(v, &s) != nil {
+			continue
+		}
+		fresh := s.IntervalMS > 0 && now.Sub(s.LastSeen) <= 3*time.Duration(s.IntervalMS)*time.Millisecond
+		if fresh && (!st.Supervisor.Up || s.LastSeen.After(st.Supervisor.LastSeen)) {
+			children := mergeChildren(st.Supervisor.Children, s.Children)
+			st.Supervisor = s
+			st.Supervisor.Up = true
+			st.Supervisor.Children = children
+		}
+	}
+	for _, prefix := range []string{subjects.KeyPrefixWorker, subjects.KeyPrefixGone} {
+		recs, err := readAll(ctx, kv, prefix)
+		if err != nil {
+			return err
+		}
+		for _, v := range recs {
+			var w WorkerStatus
+			if json.Unmarshal(v, &w) != nil || w.ID == "" {
+				continue
+			}
+			if prefix == subjects.KeyPrefixWorker {
+				// The bucket may hold a record its TTL is about to remove,
+				// or one no supervisor has updated: judge by age.
+				w.Liveness = livenessAt(w, now)
+			}
+			w.BeatAgeSec = secs(now.Sub(w.LastBeat))
+			if w.Liveness == LivenessAlive || w.Liveness == LivenessStale {
+				w.UptimeSec = secs(now.Sub(w.Started))
+			}
+			i := findStep(st.Steps, w.Step, w.Dataset)
+			if i < 0 {
+				if w.Liveness == LivenessStopped || w.Liveness == LivenessDead {
+					continue // a gone worker of a step that no longer exists
+				}
+				st.Steps = append(st.Steps, StepStatus{
+					Step: w.Step, Dataset: w.Dataset, Consumer: subjects.ConsumerName(w.Step, w.Dataset),
+					State: "no_consumer", PerMinute: -1, Workers: []WorkerStatus{},
+				})
+				i = len(st.Steps) - 1
+			}
+			if j := slices.IndexFunc(st.Steps[i].Workers, func(x WorkerStatus) bool { return x.ID == w.ID }); j >= 0 {
+				if st.Steps[i].Workers[j].LastBeat.After(w.LastBeat) {
+					continue
+				}
+				st.Steps[i].Workers[j] = w
+				continue
+			}
+			st.Steps[i].Workers = append(st.Steps[i].Workers, w)
+		}
+	}
+	rates, err := readAll(ctx, kv, subjects.KeyPrefixRate)
+	if err != nil {
+		return err
+	}
+	for key, v := range rates {
+		var r rateRecord
+		if json.Unmarshal(v, &r) != nil || now.Sub(r.At) > time.Minute {
+			continue
+		}
+		t := keyTokens(key)
+		if len(t) != 1 {
+			continue
+		}
+		for i := range st.Steps {
+			if st.Steps[i].Consumer == t[0] {
+				st.Steps[i].PerMinute = r.PerMinute
+			}
+		}
+	}
+	for i := range st.Steps {
+		slices.SortFunc(st.Steps[i].Workers, func(a, b WorkerStatus) int {
+			return cmp.Or(cmp.Compare(livenessRank(a.Liveness), livenessRank(b.Liveness)), cmp.Compare(a.ID, b.ID))
+		})
+	}
+	return nil
+}
+
+// rateRecord is a consumer's throughput as the supervisor measured it.
+type rateRecord struct {
+	PerMinute float64   `json:"per_minute"`
+	At        time.Time `json:"at"`
+}
+
+func livenessRank(l string) int {
+	switch l {
+	case LivenessAlive:
+		return 0
+	case LivenessStale:
+		return 1
+	case LivenessDead:
+		return 2
+	}
+	return 3
+}
+
+// livenessAt judges a worker record by the age of its last beat.
+func livenessAt(w WorkerStatus, now time.Time) string {
+	if w.State == subjects.StateStopped {
+		return LivenessStopped
+	}
+	age := now.Sub(w.LastBeat)
+	switch {
+	case w.DeadAfterMS > 0 && age > time.Duration(w.DeadAfterMS)*time.Millisecond:
+		return LivenessDead
+	case w.StaleAfterMS > 0 && age > time.Duration(w.StaleAfterMS)*time.Millisecond:
+		return LivenessStale
+	}
+	return LivenessAlive
+}
+
+func secs(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
+
+func mergeChildren(a, b []ChildState) []ChildState {
+	out := slices.Clone(a)
+	for _, c := range b {
+		if i := slices.IndexFunc(out, func(x ChildState) bool { return x.Name == c.Name }); i >= 0 {
+			out[i] = c
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// childStep maps a tree child's name ("validate/orders", as
+// workers/fleet names members "validate/orders#0", or a consumer name
+// "validate_orders") to a step.
+func childStep(name string) (step, dataset string, ok bool) {
+	name, _, _ = strings.Cut(name, "#")
+	parts := strings.Split(name, "/")
+	if len(parts) >= 2 {
+		return parts[0], parts[1], true
+	}
+	return subjects.ParseConsumerName(name)
+}
+
+// judge fills in step states, problems, notes and the headline.
+func judge(st *Status) {
+	if !st.Supervisor.Up {
+		st.Problems = append(st.Problems, "supervisor is down: worker liveness is as last recorded, advisories are not watched (start `jetfleet supervisor`)")
+	}
+	for _, c := range st.Supervisor.Children {
+		if c.State != "failed" {
+			continue
+		}
+		if step, ds, ok := childStep(c.Name); ok {
+			if i := findStep(st.Steps, step, ds); i >= 0 {
+				st.Steps[i].Failed = c.LastErr
+				continue
+			}
+		}
+		st.Problems = append(st.Problems, fmt.Sprintf("%s failed: %s", c.Name, c.LastErr))
+	}
+	alive := 0
+	for i := range st.Steps {
+		s := &st.Steps[i]
+		name := s.Step + "/" + s.Dataset
+		var live, stale, dead, paused int
+		for _, w := range s.Workers {
+			switch w.Liveness {
+			case LivenessAlive:
+				live++
+				if w.State == subjects.StatePaused {
+					paused++
+				}
+			case LivenessStale:
+				stale++
+			case LivenessDead:
+				dead++
+			}
+			if w.Liveness == LivenessAlive || w.Liveness == LivenessStale {
+				s.Processed += w.Counters.Acked
+			}
+		}
+		alive += live
+		s.Paused = live > 0 && paused == live
+		switch {
+		case s.Failed != "":
+			s.State = "failed"
+			st.Problems = append(st.Problems, fmt.Sprintf("%s failed: %s", name, s.Failed))
+		case s.State == "no_consumer":
+		case s.Paused:
+			s.State = "paused"
+			st.Notes = append(st.Notes, fmt.Sprintf("%s is paused (jetfleet ctl resume %s)", name, s.Step))
+		case live == 0 && stale > 0:
+			s.State = "stale"
+		case live == 0 && (s.Pending > 0 || s.AckPending > 0):
+			s.State = "no_workers"
+			st.Problems = append(st.Problems, fmt.Sprintf("%s: %d pending and no live worker", name, s.Pending+uint64(s.AckPending)))
+		case live == 0:
+			s.State = "no_workers"
+		case s.Pending == 0 && s.AckPending == 0:
+			s.State = "idle"
+		default:
+			s.State = "ok"
+		}
+		if stale > 0 {
+			st.Problems = append(st.Problems, fmt.Sprintf("%s: %d worker(s) stale (missed 3 heartbeats)", name, stale))
+		}
+		if dead > 0 {
+			msg := fmt.Sprintf("%s: %d worker(s) died without saying goodbye", name, dead)
+			if live == 0 {
+				st.Problems = append(st.Problems, msg)
+			} else {
+				st.Notes = append(st.Notes, msg+"; others carry on")
+			}
+		}
+	}
+	if st.DeadLetters > 0 {
+		st.Notes = append(st.Notes, fmt.Sprintf("%d dead letter(s) (jetfleet dlq ls)", st.DeadLetters))
+	}
+	for _, m := range st.Marts {
+		if m.Err != "" {
+			st.Problems = append(st.Problems, fmt.Sprintf("mart %s: %s", m.Name, m.Err))
+		}
+	}
+	st.Healthy = len(st.Problems) == 0
+	var pending uint64
+	for _, s := range st.Steps {
+		pending += s.Pending + uint64(s.AckPending)
+	}
+	if st.Healthy {
+		st.Headline = fmt.Sprintf("healthy: %d step(s), %d worker(s) alive, %d pending, %d dead letter(s)", len(st.Steps), alive, pending, st.DeadLetters)
+		return
+	}
+	st.Headline = "UNHEALTHY: " + st.Problems[0]
+	if n := len(st.Problems) - 1; n > 0 {
+		st.Headline += fmt.Sprintf(" (+%d more)", n)
+	}
+}

@@ -1,0 +1,323 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// Supervisor watches the fleet: it folds heartbeats into the fleet bucket
+// and judges liveness, copies messages that JetStream gave up on to the
+// dead-letter stream, and publishes throughput, tree and mart state.
+// Its methods are safe for concurrent use.
+type Supervisor struct {
+	cfg     Config
+	log     zerolog.Logger
+	js      jetstream.JetStream
+	metrics *supMetrics
+
+	mu        sync.Mutex
+	kv        jetstream.KeyValue
+	workers   map[string]*WorkerStatus // by step.worker
+	lastErr   map[string]errNote       // by consumer
+	rates     map[string]*rateTracker  // by consumer
+	acked     map[string]int64         // last acked counter by step.worker
+	announced []byte                   // last supervisor record written, sans time
+	martsJSON []byte
+	started   time.Time
+
+	ready   atomic.Bool
+	runMu   sync.Mutex
+	cancel  context.CancelCauseFunc
+	stopped chan struct{}
+	runErr  error
+}
+
+// errNote is the last error a worker of a consumer reported.
+type errNote struct {
+	err    string
+	worker string
+	at     time.Time
+}
+
+// New checks cfg and builds a supervisor. It does no I/O.
+func New(cfg Config) (*Supervisor, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Supervisor{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "supervisor").Str("supervisor", cfg.ID).Logger(),
+		js:      js,
+		metrics: newSupMetrics(),
+		workers: map[string]*WorkerStatus{},
+		lastErr: map[string]errNote{},
+		rates:   map[string]*rateTracker{},
+		acked:   map[string]int64{},
+		stopped: make(chan struct{}),
+	}, nil
+}
+
+// ID is the supervisor's id.
+func (s *Supervisor) ID() string { return s.cfg.ID }
+
+// JetStream is the supervisor's JetStream context, for Snapshot.
+func (s *Supervisor) JetStream() jetstream.JetStream { return s.js }
+
+// Ready reports whether the supervisor has started and holds its
+// subscriptions.
+func (s *Supervisor) Ready() bool { return s.ready.Load() }
+
+// Run starts the supervisor, blocks until ctx is cancelled, then stops
+// it. It returns an error only if the supervisor could not start.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+// Start binds the fleet bucket (creating it if needed, retrying while
+// JetStream is unreachable), subscribes to heartbeats and advisories and
+// returns; the work goes on in the background until Stop.
+func (s *Supervisor) Start(ctx context.Context) error {
+	s.runMu.Lock()
+	if s.cancel != nil {
+		s.runMu.Unlock()
+		return fmt.Errorf("%w: supervisor %s already started", ErrInvalidConfig, s.cfg.ID)
+	}
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.runMu.Unlock()
+
+	kv, err := s.bind(ctx)
+	if err != nil {
+		cancel(err)
+		close(s.stopped)
+		return err
+	}
+	s.mu.Lock()
+	s.kv = kv
+	s.started = time.Now()
+	s.mu.Unlock()
+	if err := s.loadWorkers(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("could not load known workers; starting empty")
+	}
+
+	beats := make(chan *nats.Msg, 4096)
+	advisories := make(chan *nats.Msg, 1024)
+	var subs []*nats.Subscription
+	for subj, ch := range map[string]chan *nats.Msg{
+		subjects.AllHeartbeats:         beats,
+		subjects.AdvisoryMaxDeliveries: advisories,
+		subjects.AdvisoryTerminated:    advisories,
+	} {
+		sub, err := s.cfg.Conn.ChanSubscribe(subj, ch)
+		if err != nil {
+			for _, x := range subs {
+				_ = x.Unsubscribe()
+			}
+			cancel(err)
+			close(s.stopped)
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		subs = append(subs, sub)
+	}
+	if err := s.cfg.Conn.FlushTimeout(5 * time.Second); err != nil {
+		s.log.Warn().Err(err).Msg("flush subscriptions")
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.fleetLoop(runCtx, beats)
+	}()
+	go func() {
+		defer wg.Done()
+		s.advisoryLoop(runCtx, advisories)
+	}()
+	go func() {
+		defer close(s.stopped)
+		<-runCtx.Done()
+		for _, x := range subs {
+			_ = x.Unsubscribe()
+		}
+		wg.Wait()
+		s.ready.Store(false)
+		delCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := kv.Delete(delCtx, subjects.KeySupervisor(s.cfg.ID)); err != nil {
+			s.log.Debug().Err(err).Msg("remove supervisor record")
+		}
+		s.log.Info().Msg("supervisor stopped")
+	}()
+	s.ready.Store(true)
+	s.announce(ctx, time.Now(), true)
+	s.log.Info().Dur("dead_after", s.cfg.DeadAfter).Int("stale_beats", s.cfg.StaleBeats).Msg("supervisor started")
+	return nil
+}
+
+// Stop stops the supervisor and waits until it has or ctx expires. It is
+// idempotent and safe without Start.
+func (s *Supervisor) Stop(ctx context.Context) error {
+	s.runMu.Lock()
+	cancel := s.cancel
+	s.runMu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel(ErrStopped)
+	select {
+	case <-s.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stopped is closed once a started supervisor has stopped.
+func (s *Supervisor) Stopped() <-chan struct{} { return s.stopped }
+
+func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err := ensureFleetKV(actx, s.js, s.cfg.Streams)
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// loadWorkers picks up the workers the bucket knows, so a restarted
+// supervisor goes on judging them.
+func (s *Supervisor) loadWorkers(ctx context.Context) error {
+	recs, err := readAll(ctx, s.kv, subjects.KeyPrefixWorker)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range recs {
+		var w WorkerStatus
+		if json.Unmarshal(v, &w) != nil || w.ID == "" {
+			continue
+		}
+		s.workers[w.Step+"."+w.ID] = &w
+		s.acked[w.Step+"."+w.ID] = w.Counters.Acked
+	}
+	return nil
+}
+
+// fleetLoop folds heartbeats and runs the liveness sweep.
+func (s *Supervisor) fleetLoop(ctx context.Context, beats <-chan *nats.Msg) {
+	sweep := time.NewTicker(s.cfg.SweepInterval)
+	defer sweep.Stop()
+	announce := time.NewTicker(s.cfg.AnnounceInterval)
+	defer announce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-beats:
+			s.onBeat(ctx, m.Data, time.Now())
+		case now := <-sweep.C:
+			s.sweep(ctx, now)
+			s.announce(ctx, now, false)
+		case now := <-announce.C:
+			s.announce(ctx, now, true)
+		}
+	}
+}
+
+// announce writes the supervisor's record (every AnnounceInterval, or
+// sooner when the tree changed), throughput and marts.
+func (s *Supervisor) announce(ctx context.Context, now time.Time, periodic bool) {
+	host, _ := os.Hostname()
+	rec := SupervisorStatus{
+		ID: s.cfg.ID, Host: host, PID: os.Getpid(), Version: s.cfg.Version,
+		Started: s.started.UTC(), IntervalMS: s.cfg.AnnounceInterval.Milliseconds(),
+	}
+	if s.cfg.Tree != nil {
+		rec.Children = s.cfg.Tree.States()
+	}
+	sig, _ := json.Marshal(rec)
+	s.mu.Lock()
+	changed := string(sig) != string(s.announced)
+	s.announced = sig
+	s.mu.Unlock()
+	if !periodic && !changed {
+		return
+	}
+	rec.Up, rec.LastSeen = true, now.UTC()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := putTTL(wctx, s.js, subjects.KeySupervisor(s.cfg.ID), rec, 3*s.cfg.AnnounceInterval); err != nil {
+		s.log.Warn().Err(err).Msg("announce")
+	}
+	if !periodic {
+		return
+	}
+	s.writeRates(wctx, now)
+	s.writeMarts(wctx)
+}
+
+func (s *Supervisor) writeMarts(ctx context.Context) {
+	if s.cfg.MartsFunc == nil {
+		return
+	}
+	marts, err := s.cfg.MartsFunc(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("marts")
+		return
+	}
+	data, _ := json.Marshal(marts)
+	s.mu.Lock()
+	same := string(data) == string(s.martsJSON)
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	if _, err := s.kv.Put(ctx, subjects.KeyMarts, data); err != nil {
+		s.log.Warn().Err(err).Msg("write marts")
+		return
+	}
+	s.mu.Lock()
+	s.martsJSON = data
+	s.mu.Unlock()
+}
+
+// WriteMarts publishes the marts now instead of at the next announce, for
+// a caller that knows a mart just flushed. No-op without MartsFunc.
+func (s *Supervisor) WriteMarts(ctx context.Context) { s.writeMarts(ctx) }

@@ -1,0 +1,143 @@
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// TextOptions tune [RenderText].
+type TextOptions struct {
+	// MaxWorkers caps the worker lines (the rest are counted). Default 20.
+	MaxWorkers int
+}
+
+// RenderText writes the status as one screen a person reads at a glance:
+// the headline, a line per step, the workers, the marts, then problems
+// and notes.
+func RenderText(w io.Writer, st *Status, o TextOptions) error {
+	if o.MaxWorkers <= 0 {
+		o.MaxWorkers = 20
+	}
+	var b strings.Builder
+	sup := "DOWN"
+	if st.Supervisor.Up {
+		sup = fmt.Sprintf("up (%s on %s, %s)", st.Supervisor.ID, st.Supervisor.Host, ago(st.Time.Sub(st.Supervisor.Started)))
+	}
+	fmt.Fprintf(&b, "jetfleet status at %s    supervisor: %s\n", st.Time.Local().Format("2006-01-02 15:04:05"), sup)
+	fmt.Fprintf(&b, "%s\n\n", st.Headline)
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tDATASET\tSTATE\tWORKERS\tPENDING\tIN FLIGHT\tREDELIVERED\tDLQ\tACKED/MIN")
+	var workers []WorkerStatus
+	for _, s := range st.Steps {
+		rate := "-"
+		if s.PerMinute >= 0 {
+			rate = fmt.Sprintf("%.0f", s.PerMinute)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Step, s.Dataset, s.State, workerSummary(s.Workers),
+			s.Pending, s.AckPending, s.Redelivered, s.DLQ, rate)
+		workers = append(workers, s.Workers...)
+	}
+	if len(st.Steps) == 0 {
+		fmt.Fprintln(tw, "(no steps)")
+	}
+	_ = tw.Flush()
+
+	if len(workers) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "WORKER\tSTEP\tLIVENESS\tSTATE\tHOST\tUPTIME\tLAST BEAT\tIN FLIGHT\tACKED\tLAST ERROR")
+		shown := 0
+		for _, w := range workers {
+			if w.Liveness == LivenessStopped {
+				continue // counted in the step's summary
+			}
+			if shown == o.MaxWorkers {
+				fmt.Fprintf(tw, "... and more (see --json)\n")
+				break
+			}
+			shown++
+			uptime := "-"
+			if w.UptimeSec > 0 {
+				uptime = ago(time.Duration(w.UptimeSec * float64(time.Second)))
+			}
+			fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s ago\t%d\t%d\t%s\n", w.ID, w.Step, w.Dataset, w.Liveness, w.State,
+				w.Host, uptime, ago(time.Duration(w.BeatAgeSec*float64(time.Second))), w.InFlight, w.Counters.Acked, shorten(w.LastErr, 60))
+		}
+		_ = tw.Flush()
+	}
+
+	if len(st.Marts) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "MART\tROWS\tPARTITIONS\tUPDATED")
+		for _, m := range st.Marts {
+			upd := "never"
+			if !m.UpdatedAt.IsZero() {
+				upd = ago(st.Time.Sub(m.UpdatedAt)) + " ago"
+			}
+			if m.Err != "" {
+				upd += "  error: " + shorten(m.Err, 60)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", m.Name, m.Rows, m.Partitions, upd)
+		}
+		_ = tw.Flush()
+	}
+	if len(st.Problems) > 0 {
+		b.WriteString("\nProblems:\n")
+		for _, p := range st.Problems {
+			fmt.Fprintf(&b, "  - %s\n", p)
+		}
+	}
+	if len(st.Notes) > 0 {
+		b.WriteString("\nNotes:\n")
+		for _, n := range st.Notes {
+			fmt.Fprintf(&b, "  - %s\n", n)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func workerSummary(ws []WorkerStatus) string {
+	n := map[string]int{}
+	for _, w := range ws {
+		n[w.Liveness]++
+	}
+	var parts []string
+	for _, l := range []string{LivenessAlive, LivenessStale, LivenessDead} {
+		if n[l] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[l], l))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ago formats a duration for people: 45s, 3m12s, 2h5m, 3d4h.
+func ago(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
