@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,6 +25,9 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 		Flags: commonFlags(
 			&cli.StringSliceFlag{Name: "dataset", Usage: "dataset to serve (repeatable)", Value: cli.NewStringSlice("orders")},
 			&cli.IntFlag{Name: "replicas", Usage: "workers of this step in this process", Value: 1},
+			&cli.DurationFlag{Name: "ack-wait", Usage: "redeliver a message not acked within this time (handlers get 80% of it)", Value: 30 * time.Second},
+			&cli.IntFlag{Name: "max-deliver", Usage: "deliveries of a message before it is dead-lettered", Value: 5},
+			&cli.IntFlag{Name: "max-ack-pending", Usage: "messages in flight per step and dataset, across replicas", Value: 1024},
 			&cli.IntFlag{Name: "stream-replicas", Usage: "JetStream replicas of the streams if this process creates them (3 on a cluster)", Value: 1},
 		),
 		Action: runWorker,
@@ -54,6 +58,7 @@ func runWorker(c *cli.Context) error {
 		Datasets: c.StringSlice("dataset"), Steps: []string{step},
 		Replicas: map[string]int{step: c.Int("replicas")},
 		Streams:  subjects.StreamOptions{Replicas: c.Int("stream-replicas")},
+		Consumer: subjects.ConsumerOptions{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver"), MaxAckPending: c.Int("max-ack-pending")},
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)

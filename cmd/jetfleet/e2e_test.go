@@ -1,0 +1,343 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// binary is the jetfleet binary, built once for the package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jetfleet-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "jetfleet")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build jetfleet:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a jetfleet process started by a test.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu chan struct{}
+	b  bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.String()
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out := newSyncBuffer()
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	p := &proc{cmd: cmd, out: out, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("output of %v:\n%s", args, out.String())
+		}
+	})
+	return p
+}
+
+// jf runs a jetfleet command to completion and returns its output and exit code.
+func jf(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return string(out), 0
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition in another process
+	}
+}
+
+type devBundle struct {
+	url     string
+	http    string
+	dataDir string
+	env     []string
+	proc    *proc
+	js      jetstream.JetStream
+}
+
+func startDev(t *testing.T, dataDir string, extra ...string) *devBundle {
+	t.Helper()
+	port, httpPort := freePort(t), freePort(t)
+	b := &devBundle{
+		url:     fmt.Sprintf("nats://127.0.0.1:%d", port),
+		http:    fmt.Sprintf("127.0.0.1:%d", httpPort),
+		dataDir: dataDir,
+	}
+	b.env = []string{"NATS_URL=" + b.url}
+	args := append([]string{"dev", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http", b.http, "--log-format", "json"}, extra...)
+	b.proc = start(t, nil, args...)
+	waitFor(t, 30*time.Second, "dev ready", func() bool { return strings.Contains(b.proc.out.String(), "jetfleet dev ready") })
+	nc, js := embeddedtest.Connect(t, b.url)
+	_ = nc
+	b.js = js
+	return b
+}
+
+func (b *devBundle) count(t *testing.T, stream string) uint64 {
+	t.Helper()
+	s, err := b.js.Stream(t.Context(), stream)
+	if err != nil {
+		return 0
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func writeOrders(t *testing.T, path string, from, n int) {
+	t.Helper()
+	var buf bytes.Buffer
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(&buf, `{"order_id":"o-%d","amount":%d}`+"\n", i, i%100)
+	}
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o600))
+}
+
+func TestDevMovesPublishedFileExactlyOnce(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, t.TempDir())
+	file := filepath.Join(t.TempDir(), "orders.ndjson")
+	const n = 10_000
+	writeOrders(t, file, 0, n)
+
+	out, code := jf(t, dev.env, "publish", "--file", file, "--id-field", "order_id", "jf.ingest.orders")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "published 10000 records")
+	out, code = jf(t, dev.env, "publish", "--file", file, "--id-field", "order_id", "--bulk", "1", "jf.ingest.orders")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "10000 duplicates", "the same file again is all duplicates")
+
+	waitFor(t, time.Minute, "clean records", func() bool { return dev.count(t, subjects.StreamClean) >= n })
+	require.Equal(t, uint64(n), dev.count(t, subjects.StreamIngest))
+	require.Equal(t, uint64(n), dev.count(t, subjects.StreamClean))
+}
+
+func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	dev := startDev(t, dataDir)
+	file := filepath.Join(t.TempDir(), "orders.ndjson")
+	const n = 30_000
+	writeOrders(t, file, 0, n)
+	out, code := jf(t, dev.env, "publish", "--file", file, "--id-field", "order_id", "--bulk", "50", "jf.ingest.orders")
+	require.Equal(t, 0, code, out)
+	waitFor(t, time.Minute, "work in flight", func() bool { return dev.count(t, subjects.StreamValid) > 0 })
+
+	require.NoError(t, dev.proc.cmd.Process.Signal(syscall.SIGTERM))
+	stopped := time.Now()
+	select {
+	case err := <-dev.proc.done:
+		require.NoError(t, err, "exit code 0 on SIGTERM")
+		dev.proc.done <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("jetfleet dev still running 5s after SIGTERM")
+	}
+	t.Logf("stopped in %s", time.Since(stopped))
+	require.Contains(t, dev.proc.out.String(), "jetfleet dev stopped")
+
+	// Restarted on the same data: the rest flows, nothing lost or doubled.
+	dev2 := startDev(t, dataDir)
+	waitFor(t, 2*time.Minute, "every record clean", func() bool { return dev2.count(t, subjects.StreamClean) >= n/50 })
+	var records int
+	s, err := dev2.js.Stream(t.Context(), subjects.StreamClean)
+	require.NoError(t, err)
+	cons, err := s.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	msgs := s.CachedInfo().State.Msgs
+	for range msgs {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(m.Data()), "\n") {
+			require.False(t, seen[line], "record %s twice", line)
+			seen[line] = true
+			records++
+		}
+	}
+	require.Equal(t, n, records)
+}
+
+func TestWorkerProcessKilledLosesNothing(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Server(t)
+	_, js := embeddedtest.Connect(t, srv.ClientURL())
+	env := []string{"NATS_URL=" + srv.ClientURL()}
+	w := start(t, env, "worker", "--log-format", "json", "--ack-wait", "3s", "validate")
+	waitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
+
+	const n = 5000
+	for i := range n {
+		m := nats.NewMsg(subjects.Ingest("orders"))
+		m.Data = []byte(`{"order_id":"k-` + strconv.Itoa(i) + `"}`)
+		m.Header.Set(subjects.HeaderMsgID, "k-"+strconv.Itoa(i))
+		_, err := js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
+		require.NoError(t, err)
+	}
+	<-js.PublishAsyncComplete()
+	count := func() uint64 {
+		s, err := js.Stream(t.Context(), subjects.StreamValid)
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	waitFor(t, time.Minute, "progress", func() bool { return count() > 0 })
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
+	<-w.done
+	w.done <- nil
+
+	// Unacked messages come back after AckWait; a restarted
+	// worker finishes the job and outputs already published are dropped.
+	start(t, env, "worker", "--log-format", "json", "--ack-wait", "3s", "validate")
+	waitFor(t, 2*time.Minute, "every record valid", func() bool { return count() >= n })
+	cons, err := js.Consumer(t.Context(), subjects.StreamIngest, subjects.ConsumerName("validate", "orders"))
+	require.NoError(t, err)
+	waitFor(t, time.Minute, "drained", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	require.Equal(t, uint64(n), count(), "exactly once downstream")
+}
+
+func TestUnreachableServer(t *testing.T) {
+	t.Parallel()
+	dead := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	start0 := time.Now()
+	out, code := jf(t, nil, "publish", "--nats", dead, "--file", "/dev/null", "jf.ingest.orders")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "cannot reach NATS at "+dead)
+	require.Less(t, time.Since(start0), 10*time.Second)
+
+	// A worker keeps retrying with backoff, says so, and still stops cleanly.
+	w := start(t, []string{"NATS_URL=" + dead}, "worker", "--log-format", "json", "validate")
+	waitFor(t, 30*time.Second, "retry log", func() bool { return strings.Contains(w.out.String(), "waiting for JetStream") })
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-w.done:
+		require.NoError(t, err)
+		w.done <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker did not stop on SIGTERM while disconnected")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"nope"},
+		{"publish"},
+		{"publish", "--bogus", "x"},
+		{"publish", "jf.ingest.*"},
+		{"worker"},
+		{"worker", "frobnicate"},
+		{"dev", "extra"},
+		{"dev", "--listen", "nonsense"},
+		{"--log-level", "loud", "publish", "jf.ingest.x"},
+	} {
+		out, code := jf(t, nil, args...)
+		require.Equal(t, 2, code, "%v: %s", args, out)
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(out), "\n")+1, "one-line error for %v: %q", args, out)
+	}
+	out, code := jf(t, nil, "version")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "jetfleet")
+	for _, cmd := range []string{"dev", "publish", "worker", "status"} {
+		out, code := jf(t, nil, cmd, "--help")
+		require.Equal(t, 0, code, out)
+		require.Contains(t, out, "--nats-config"[:2], "help for %s", cmd)
+	}
+}
+
+func TestDevPortInUseFailsFast(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	started := time.Now()
+	out, code := jf(t, nil, "dev", "--data-dir", t.TempDir(), "--listen", l.Addr().String(), "--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "address already in use")
+	require.Less(t, time.Since(started), 3*time.Second)
+
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	require.NoError(t, os.WriteFile(bad, []byte("jetstream {"), 0o600))
+	out, code = jf(t, nil, "dev", "--data-dir", t.TempDir(), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--nats-config", bad)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "bad.conf")
+}
