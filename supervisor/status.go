@@ -361,8 +361,8 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 			}
 			i := findStep(st.Steps, w.Step, w.Dataset)
 			if i < 0 {
-				if w.Liveness == LivenessStopped || w.Liveness == LivenessDead {
-					continue // a gone worker of a step that no longer exists
+				if w.Liveness == LivenessStopped {
+					continue // said goodbye to a step that has no consumer now
 				}
 				st.Steps = append(st.Steps, StepStatus{
 					Step: w.Step, Dataset: w.Dataset, Consumer: subjects.ConsumerName(w.Step, w.Dataset),
