@@ -49,6 +49,9 @@ func TestStartFailsFastOnBadInput(t *testing.T) {
 
 	readOnly := filepath.Join(t.TempDir(), "ro")
 	require.NoError(t, os.Mkdir(readOnly, 0o500))
+	// A data dir below a regular file cannot be created, even by root.
+	notDir := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
 
 	tests := []struct {
 		name string
@@ -60,6 +63,7 @@ func TestStartFailsFastOnBadInput(t *testing.T) {
 		{"missing config file", embedded.Config{StoreDir: t.TempDir(), ConfigFile: "/nonexistent/nats.conf", Quiet: true}, "nats.conf"},
 		{"not loopback", embedded.Config{StoreDir: t.TempDir(), Host: "0.0.0.0", Quiet: true}, "loopback"},
 		{"no store", embedded.Config{Quiet: true}, "store"},
+		{"data dir below a file", embedded.Config{StoreDir: filepath.Join(notDir, "nats"), Port: -1, Quiet: true}, "data dir"},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
 		tests = append(tests, struct {
