@@ -38,7 +38,9 @@ func TestLivenessStaleThenDead(t *testing.T) {
 		last = time.Now()
 	}
 	isWorker := func(to string) func(supervisor.Event) bool {
-		return func(e supervisor.Event) bool { return e.Kind == supervisor.EventWorker && e.Worker == "w-silent" && e.To == to }
+		return func(e supervisor.Event) bool {
+			return e.Kind == supervisor.EventWorker && e.Worker == "w-silent" && e.To == to
+		}
 	}
 	ev.next(t, 2*time.Second, isWorker(supervisor.LivenessAlive))
 	checkFor(t, 2*time.Second, func() error {
