@@ -1,0 +1,514 @@
+package aggregate
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/marts"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+)
+
+// Aggregator owns one dataset's DuckDB state and the marts and lake
+// computed from it. It is the long-lived half of the aggregate step; the
+// worker's batch handlers (see [Aggregator.NewBatchHandler]) feed it.
+// Its methods are safe for concurrent use.
+type Aggregator struct {
+	cfg       Config
+	log       zerolog.Logger
+	conv      []converter
+	insertSQL string
+	outputs   []*output
+
+	db *sql.DB
+
+	ingestMu   sync.Mutex
+	ingestConn *sql.Conn
+	meta       meta
+
+	flushMu   sync.Mutex
+	flushConn *sql.Conn
+	flushErr  error
+
+	pendMu sync.Mutex
+	kick   chan struct{}
+
+	mu      sync.Mutex
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // flusher goroutine finished
+	stopped chan struct{}
+	stopErr error
+	stopOne sync.Once
+
+	hooks hooks
+}
+
+// hooks let tests stop the aggregator at the points a crash matters.
+type hooks struct {
+	// afterCommit runs after a batch is committed, before it is acked.
+	afterCommit func() error
+	// beforeRename runs after a Parquet file is written aside and synced.
+	beforeRename func(output, target string) error
+	// beforeFlushCommit runs after every file of a flush is in place.
+	beforeFlushCommit func(output string) error
+}
+
+// New checks cfg and builds an aggregator. It does no I/O.
+func New(cfg Config) (*Aggregator, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &Aggregator{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", cfg.Dataset.Name).Logger(),
+		kick:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
+	for _, c := range cfg.Dataset.Schema {
+		conv, _ := converterFor(c.Type) // validated
+		a.conv = append(a.conv, conv)
+	}
+	a.insertSQL = a.buildInsertSQL()
+	a.outputs = a.buildOutputs()
+	return a, nil
+}
+
+// Start opens (or creates) the state, finishes what a crash interrupted
+// (stray temp files, marts behind the state), and starts flushing in the
+// background. It returns once the aggregator is ready for batches.
+func (a *Aggregator) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancel != nil {
+		return fmt.Errorf("%w: aggregator for %s already started", ErrInvalidConfig, a.cfg.Dataset.Name)
+	}
+	if err := a.open(ctx); err != nil {
+		a.closeDB()
+		return err
+	}
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.done = make(chan struct{})
+	go func() {
+		defer close(a.done)
+		a.flusher(runCtx)
+	}()
+	a.log.Info().Str("state", marts.StateFile(a.cfg.DataDir, a.cfg.Dataset.Name)).Int("outputs", len(a.outputs)).
+		Int64("records", a.meta.records).Uint64("committed_seq", a.meta.committedSeq).Msg("aggregator started")
+	return nil
+}
+
+// Stop stops the background flusher, flushes everything pending, and
+// closes the state. Stop the worker feeding the aggregator first. Stop is
+// idempotent and safe without Start.
+func (a *Aggregator) Stop(ctx context.Context) error {
+	a.stopOne.Do(func() {
+		defer close(a.stopped)
+		a.mu.Lock()
+		cancel, done := a.cancel, a.done
+		a.mu.Unlock()
+		if cancel == nil {
+			return
+		}
+		cancel(ErrStopped)
+		<-done
+		err := a.flushAll(ctx, true)
+		if err != nil {
+			a.log.Warn().Err(err).Msg("final flush failed; the next start redoes it")
+		}
+		a.stopErr = errors.Join(err, a.closeDB())
+	})
+	select {
+	case <-a.stopped:
+		return a.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stopped is closed once Stop has finished.
+func (a *Aggregator) Stopped() <-chan struct{} { return a.stopped }
+
+// crash stops the aggregator the way a killed process would: no final
+// flush, nothing written after the last commit. For tests.
+func (a *Aggregator) crash() {
+	a.stopOne.Do(func() {
+		defer close(a.stopped)
+		a.mu.Lock()
+		cancel, done := a.cancel, a.done
+		a.mu.Unlock()
+		if cancel != nil {
+			cancel(ErrStopped)
+			<-done
+		}
+		a.closeDB()
+	})
+}
+
+func (a *Aggregator) open(ctx context.Context) error {
+	stateDir := filepath.Join(a.cfg.DataDir, marts.StateDir)
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return err
+	}
+	settings := map[string]string{
+		"memory_limit":   a.cfg.MemoryLimit,
+		"temp_directory": filepath.Join(stateDir, a.cfg.Dataset.Name+".tmp"),
+	}
+	if a.cfg.Threads > 0 {
+		settings["threads"] = strconv.Itoa(a.cfg.Threads)
+	}
+	db, err := openDuckDB(marts.StateFile(a.cfg.DataDir, a.cfg.Dataset.Name), settings)
+	if err != nil {
+		return err
+	}
+	a.db = db
+	if a.ingestConn, err = db.Conn(ctx); err != nil {
+		return err
+	}
+	if a.flushConn, err = db.Conn(ctx); err != nil {
+		return err
+	}
+	conn := a.ingestConn
+	if err := execAll(ctx, conn, a.schemaSQL()...); err != nil {
+		return fmt.Errorf("state schema: %w", err)
+	}
+	if err := a.migrate(ctx, conn); err != nil {
+		return err
+	}
+	if err := execAll(ctx, conn, a.viewSQL()...); err != nil {
+		return fmt.Errorf("state views: %w", err)
+	}
+	if err := execAll(ctx, conn, a.stageSQL()); err != nil {
+		return fmt.Errorf("stage table: %w", err)
+	}
+	if a.meta, err = readMeta(ctx, conn); err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	for _, o := range a.outputs {
+		if err := a.openOutput(ctx, o); err != nil {
+			return err
+		}
+	}
+	a.writeProgress()
+	return nil
+}
+
+// openOutput learns o's columns (checking its SQL), loads or registers its
+// flush position, starts it over if its definition changed, and rewrites
+// its manifest from the state.
+func (a *Aggregator) openOutput(ctx context.Context, o *output) error {
+	conn := a.flushConn
+	cols, err := describe(ctx, conn, o.sql)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %w", ErrBadMart, o.kind, o.name, err)
+	}
+	if err := checkPartitionColumns(o.name, cols, o.partitionBy); err != nil {
+		return err
+	}
+	o.columns = cols
+	colsJSON, _ := json.Marshal(cols)
+	if err := removeTemp(o.dir); err != nil {
+		return fmt.Errorf("%s %s: remove temp files: %w", o.kind, o.name, err)
+	}
+	var fp string
+	var updated sql.NullTime
+	err = conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT fingerprint, flushed_batch, last_seq, updated_at FROM %s WHERE name = ? AND kind = ?`, tableOutputs), o.name, o.kind).
+		Scan(&fp, &o.flushedBatch, &o.lastSeq, &updated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s VALUES (?, ?, ?, 0, 0, NULL, ?)`, tableOutputs), o.name, o.kind, o.fingerprint, string(colsJSON)); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case fp != o.fingerprint:
+		a.log.Info().Str(o.kind, o.name).Msg("definition changed; recomputing from the state")
+		if err := os.RemoveAll(o.dir); err != nil {
+			return err
+		}
+		o.flushedBatch, o.lastSeq, updated = 0, 0, sql.NullTime{}
+		if err := execAllArgs(ctx, conn,
+			stmtArgs{fmt.Sprintf(`UPDATE %s SET fingerprint = ?, flushed_batch = 0, last_seq = 0, updated_at = NULL, columns = ? WHERE name = ? AND kind = ?`, tableOutputs), []any{o.fingerprint, string(colsJSON), o.name, o.kind}},
+			stmtArgs{fmt.Sprintf(`DELETE FROM %s WHERE output = ?`, tableParts), []any{outputKey(o)}},
+		); err != nil {
+			return err
+		}
+	}
+	if o.flushedBatch < a.meta.batch || o.lastSeq < a.meta.committedSeq {
+		o.pendingSince = time.Now().Add(-o.flushAfter) // due at once
+	}
+	var rows int64
+	var partitions int
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	rows, partitions, err = countParts(ctx, tx, o)
+	_ = tx.Rollback()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	return marts.WriteManifest(o.manifest(a.cfg.Dataset.Name, rows, partitions, updated.Time))
+}
+
+type stmtArgs struct {
+	q    string
+	args []any
+}
+
+func execAllArgs(ctx context.Context, conn *sql.Conn, stmts ...stmtArgs) error {
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s.q, s.args...); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(s.q), err)
+		}
+	}
+	return nil
+}
+
+// describe returns the columns a query produces.
+func describe(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string,
+) ([]marts.Column, error) {
+	rows, err := q.QueryContext(ctx, "DESCRIBE "+query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cols []marts.Column
+	for rows.Next() {
+		var name, typ string
+		var rest [4]sql.NullString
+		if err := rows.Scan(&name, &typ, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
+			return nil, err
+		}
+		cols = append(cols, marts.Column{Name: name, Type: typ})
+	}
+	return cols, rows.Err()
+}
+
+func checkPartitionColumns(mart string, cols []marts.Column, partitionBy []string) error {
+	seen := map[string]bool{}
+	for _, c := range cols {
+		if seen[c.Name] {
+			return fmt.Errorf("%w: mart %s: column %s twice (alias it)", ErrBadMart, mart, c.Name)
+		}
+		seen[c.Name] = true
+	}
+	for _, p := range partitionBy {
+		if !seen[p] {
+			return fmt.Errorf("%w: mart %s: partition column %s is not a column of its SELECT", ErrBadMart, mart, p)
+		}
+	}
+	if len(partitionBy) > 0 && len(partitionBy) >= len(cols) {
+		return fmt.Errorf("%w: mart %s: every column is a partition column", ErrBadMart, mart)
+	}
+	return nil
+}
+
+func (a *Aggregator) closeDB() error {
+	var errs []error
+	a.ingestMu.Lock()
+	if a.ingestConn != nil {
+		errs = append(errs, a.ingestConn.Close())
+		a.ingestConn = nil
+	}
+	a.ingestMu.Unlock()
+	a.flushMu.Lock()
+	if a.flushConn != nil {
+		errs = append(errs, a.flushConn.Close())
+		a.flushConn = nil
+	}
+	a.flushMu.Unlock()
+	if a.db != nil {
+		errs = append(errs, a.db.Close())
+		a.db = nil
+	}
+	return errors.Join(errs...)
+}
+
+// NewBatchHandler builds the handler of an aggregate worker; use it as
+// workers.Config.NewBatchHandlerFunc. Handlers share the aggregator, so a
+// handler rebuilt after a crash continues where the state is.
+func (a *Aggregator) NewBatchHandler() (workers.BatchHandler, error) {
+	return batchHandler{a: a}, nil
+}
+
+// WorkerConfig fills in cfg what makes it an aggregate worker for the
+// aggregator's dataset: step, dataset and batch handler.
+func (a *Aggregator) WorkerConfig(cfg workers.Config) workers.Config {
+	cfg.Step = subjects.StepAggregate
+	cfg.Dataset = a.cfg.Dataset.Name
+	cfg.NewHandlerFunc = nil
+	cfg.NewBatchHandlerFunc = a.NewBatchHandler
+	return cfg
+}
+
+type batchHandler struct{ a *Aggregator }
+
+// HandleBatch commits the batch's new records to the state; its nil error
+// (and so the ack) comes only after the commit.
+func (h batchHandler) HandleBatch(ctx context.Context, batch []workers.Record) ([]workers.Reject, error) {
+	return h.a.handleBatch(ctx, batch)
+}
+
+func (a *Aggregator) handleBatch(ctx context.Context, batch []workers.Record) ([]workers.Reject, error) {
+	rows, rejected, maxSeq := a.decode(batch)
+	a.ingestMu.Lock()
+	defer a.ingestMu.Unlock()
+	if a.ingestConn == nil {
+		return nil, ErrNotStarted
+	}
+	res, err := a.ingest(ctx, a.ingestConn, rows, maxSeq, a.meta)
+	if err != nil {
+		// The transaction rolled back; reload the counter to be sure.
+		if m, rerr := readMeta(context.WithoutCancel(ctx), a.ingestConn); rerr == nil {
+			a.meta = m
+		}
+		return nil, err
+	}
+	a.meta = res.meta
+	if a.hooks.afterCommit != nil {
+		if err := a.hooks.afterCommit(); err != nil {
+			return nil, err
+		}
+	}
+	a.notePending(res.inserted)
+	a.writeProgress()
+	return rejected, nil
+}
+
+func (a *Aggregator) writeProgress() {
+	p := marts.Progress{
+		Dataset: a.cfg.Dataset.Name, CommittedSeq: a.meta.committedSeq, Records: a.meta.records,
+		Duplicates: a.meta.duplicates, UpdatedAt: time.Now().UTC(),
+	}
+	if err := marts.WriteProgress(a.cfg.DataDir, p); err != nil {
+		a.log.Warn().Err(err).Msg("write progress file")
+	}
+}
+
+func (a *Aggregator) notePending(inserted int64) {
+	now := time.Now()
+	due := false
+	a.pendMu.Lock()
+	for _, o := range a.outputs {
+		if o.pendingSince.IsZero() {
+			o.pendingSince = now
+		}
+		o.pendingRecords += inserted
+		if o.pendingRecords >= int64(o.flushEvery) {
+			due = true
+		}
+	}
+	a.pendMu.Unlock()
+	if due {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Stats are the aggregator's counters.
+type Stats struct {
+	// Records are distinct records in the state; Duplicates were dropped.
+	Records, Duplicates int64
+	// CommittedSeq is the highest stream sequence committed.
+	CommittedSeq uint64
+	// FlushedSeq is the lowest sequence every output has folded in.
+	FlushedSeq uint64
+	// LastFlushError is the last flush's error, nil when it succeeded.
+	LastFlushError error
+}
+
+// Stats returns the aggregator's counters.
+func (a *Aggregator) Stats() Stats {
+	a.ingestMu.Lock()
+	m := a.meta
+	a.ingestMu.Unlock()
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	s := Stats{Records: m.records, Duplicates: m.duplicates, CommittedSeq: m.committedSeq, LastFlushError: a.flushErr}
+	for i, o := range a.outputs {
+		if i == 0 || o.lastSeq < s.FlushedSeq {
+			s.FlushedSeq = o.lastSeq
+		}
+	}
+	return s
+}
+
+// Flush folds everything committed so far into the marts and lake now.
+func (a *Aggregator) Flush(ctx context.Context) error {
+	return a.flushAll(ctx, true)
+}
+
+// flusher flushes each output when it is due: FlushRecords pending, or
+// FlushInterval after its first pending record.
+func (a *Aggregator) flusher(ctx context.Context) {
+	tick := time.Second
+	for _, o := range a.outputs {
+		tick = min(tick, o.flushAfter/4)
+	}
+	tick = max(tick, 5*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.kick:
+		}
+		if err := a.flushAll(ctx, false); err != nil && ctx.Err() == nil {
+			a.log.Error().Err(err).Msg("flush failed; retrying")
+		}
+	}
+}
+
+func (a *Aggregator) flushAll(ctx context.Context, force bool) error {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	if a.flushConn == nil {
+		return ErrNotStarted
+	}
+	var errs []error
+	now := time.Now()
+	for _, o := range a.outputs {
+		a.pendMu.Lock()
+		records, since := o.pendingRecords, o.pendingSince
+		due := !since.IsZero() && (force || records >= int64(o.flushEvery) || now.Sub(since) >= o.flushAfter)
+		if due {
+			o.pendingRecords, o.pendingSince = 0, time.Time{}
+		}
+		a.pendMu.Unlock()
+		if !due {
+			continue
+		}
+		if err := a.flushOutput(ctx, a.flushConn, o); err != nil {
+			errs = append(errs, fmt.Errorf("flush %s %s: %w", o.kind, o.name, err))
+			a.pendMu.Lock()
+			o.pendingRecords += records
+			if o.pendingSince.IsZero() || since.Before(o.pendingSince) {
+				o.pendingSince = since
+			}
+			a.pendMu.Unlock()
+		}
+	}
+	a.flushErr = errors.Join(errs...)
+	return a.flushErr
+}

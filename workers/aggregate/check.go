@@ -1,0 +1,118 @@
+package aggregate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// CheckMarts checks mart definitions against their datasets without
+// running anything: each mart's SQL must prepare over an empty table
+// named after its dataset, with the dataset's schema, and its partition
+// columns must be columns of its SELECT. Errors wrap ErrBadMart (or
+// ErrInvalidConfig for a bad dataset) and name the mart.
+func CheckMarts(datasets []DatasetConfig, marts []Mart) error {
+	ctx := context.Background()
+	db, err := openDuckDB("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	byName := map[string]bool{}
+	for _, ds := range datasets {
+		if err := validateDataset(ds); err != nil {
+			return err
+		}
+		cols := make([]string, len(ds.Schema))
+		for i, c := range ds.Schema {
+			cols[i] = ident(c.Name) + " " + c.Type
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", ident(ds.Name), strings.Join(cols, ", "))); err != nil {
+			return fmt.Errorf("%w: dataset %s: %w", ErrInvalidConfig, ds.Name, err)
+		}
+		byName[ds.Name] = true
+	}
+	seen := map[string]bool{}
+	for _, m := range marts {
+		if seen[m.Name] {
+			return fmt.Errorf("%w: mart %s is defined twice", ErrBadMart, m.Name)
+		}
+		seen[m.Name] = true
+		if !byName[m.Dataset] {
+			return fmt.Errorf("%w: mart %s: unknown dataset %q", ErrBadMart, m.Name, m.Dataset)
+		}
+		q := strings.TrimRight(strings.TrimSpace(m.SQL), ";")
+		if q == "" {
+			return fmt.Errorf("%w: mart %s: no SQL", ErrBadMart, m.Name)
+		}
+		if !singleStatement(q) {
+			return fmt.Errorf("%w: mart %s: SQL must be one SELECT statement", ErrBadMart, m.Name)
+		}
+		if first := strings.ToUpper(firstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
+			return fmt.Errorf("%w: mart %s: SQL must be a SELECT, not %s", ErrBadMart, m.Name, first)
+		}
+		cols, err := describe(ctx, db, q)
+		if err != nil {
+			return fmt.Errorf("%w: mart %s: %w", ErrBadMart, m.Name, err)
+		}
+		if err := checkPartitionColumns(m.Name, cols, m.PartitionBy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstWord is the first keyword of a statement, after comments.
+func firstWord(q string) string {
+	for {
+		q = strings.TrimSpace(q)
+		switch {
+		case strings.HasPrefix(q, "--"):
+			if i := strings.IndexByte(q, '\n'); i >= 0 {
+				q = q[i+1:]
+				continue
+			}
+			return ""
+		case strings.HasPrefix(q, "/*"):
+			if i := strings.Index(q, "*/"); i >= 0 {
+				q = q[i+2:]
+				continue
+			}
+			return ""
+		case strings.HasPrefix(q, "("):
+			q = q[1:]
+			continue
+		}
+		end := strings.IndexFunc(q, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') })
+		if end < 0 {
+			return q
+		}
+		return q[:end]
+	}
+}
+
+// singleStatement reports whether every ';' of q is inside a string
+// literal, quoted identifier or comment.
+func singleStatement(q string) bool {
+	inS, inD := false, false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case inS:
+			inS = c != '\''
+		case inD:
+			inD = c != '"'
+		case c == '\'':
+			inS = true
+		case c == '"':
+			inD = true
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+		case c == ';':
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,15 @@
+package aggregate
+
+import "errors"
+
+var (
+	// ErrInvalidConfig wraps every configuration error.
+	ErrInvalidConfig = errors.New("aggregate: invalid config")
+	// ErrBadMart wraps a mart whose SQL does not work on its dataset; the
+	// message names the mart.
+	ErrBadMart = errors.New("aggregate: bad mart")
+	// ErrStopped is the cause of the aggregator's cancelled run context.
+	ErrStopped = errors.New("aggregate: stopped")
+	// ErrNotStarted is returned by calls that need a started aggregator.
+	ErrNotStarted = errors.New("aggregate: not started")
+)

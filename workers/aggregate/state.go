@@ -1,0 +1,275 @@
+package aggregate
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/jetfleet/jetfleet/workers"
+)
+
+// Tables of the state file. Records live in _jf_records; the dataset's
+// name is a view over its schema columns, so mart SQL runs unchanged, and
+// _jf_lake adds the ingest time for the lake's date fallback.
+const (
+	tableRecords = "_jf_records"
+	tableMeta    = "_jf_meta"
+	tableOutputs = "_jf_outputs"
+	tableParts   = "_jf_parts"
+	tableStage   = "_jf_stage"
+	viewLake     = "_jf_lake"
+)
+
+// meta is the state's commit counter: every committed batch gets the next
+// number, and records carry the batch they were committed in, so a flush
+// knows exactly which records are new to it.
+type meta struct {
+	batch        int64
+	committedSeq uint64
+	records      int64
+	duplicates   int64
+}
+
+func (a *Aggregator) schemaSQL() []string {
+	ds := a.cfg.Dataset
+	cols := make([]string, 0, len(ds.Schema))
+	names := make([]string, 0, len(ds.Schema))
+	for _, c := range ds.Schema {
+		cols = append(cols, ident(c.Name)+" "+c.Type)
+		names = append(names, ident(c.Name))
+	}
+	return []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_jf_key VARCHAR PRIMARY KEY, %s, _jf_batch BIGINT NOT NULL, _jf_seq UBIGINT NOT NULL, _jf_ingested TIMESTAMPTZ NOT NULL)`,
+			tableRecords, strings.Join(cols, ", ")),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (batch BIGINT NOT NULL, committed_seq UBIGINT NOT NULL, records BIGINT NOT NULL, duplicates BIGINT NOT NULL)`, tableMeta),
+		fmt.Sprintf(`INSERT INTO %[1]s SELECT 0, 0, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM %[1]s)`, tableMeta),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (name VARCHAR NOT NULL, kind VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, flushed_batch BIGINT NOT NULL, last_seq UBIGINT NOT NULL, updated_at TIMESTAMPTZ, columns VARCHAR)`, tableOutputs),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (output VARCHAR NOT NULL, part VARCHAR NOT NULL, rows BIGINT NOT NULL, PRIMARY KEY (output, part))`, tableParts),
+	}
+}
+
+func (a *Aggregator) viewSQL() []string {
+	names := make([]string, 0, len(a.cfg.Dataset.Schema))
+	for _, c := range a.cfg.Dataset.Schema {
+		names = append(names, ident(c.Name))
+	}
+	cols := strings.Join(names, ", ")
+	return []string{
+		fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s FROM main.%s`, ident(a.cfg.Dataset.Name), cols, tableRecords),
+		fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s, _jf_ingested FROM main.%s`, viewLake, cols, tableRecords),
+	}
+}
+
+// pendingViewSQL shadows the dataset's views, on one connection, with
+// views of the records committed in batches (since, upto].
+func (a *Aggregator) pendingViewSQL(since, upto int64) []string {
+	names := make([]string, 0, len(a.cfg.Dataset.Schema))
+	for _, c := range a.cfg.Dataset.Schema {
+		names = append(names, ident(c.Name))
+	}
+	cols := strings.Join(names, ", ")
+	where := fmt.Sprintf("_jf_batch > %d AND _jf_batch <= %d", since, upto)
+	return []string{
+		fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW %s AS SELECT %s FROM main.%s WHERE %s`, ident(a.cfg.Dataset.Name), cols, tableRecords, where),
+		fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW %s AS SELECT %s, _jf_ingested FROM main.%s WHERE %s`, viewLake, cols, tableRecords, where),
+	}
+}
+
+func (a *Aggregator) dropPendingViewSQL() []string {
+	return []string{
+		fmt.Sprintf(`DROP VIEW IF EXISTS temp.%s`, ident(a.cfg.Dataset.Name)),
+		fmt.Sprintf(`DROP VIEW IF EXISTS temp.%s`, viewLake),
+	}
+}
+
+// migrate adds schema columns the state table lacks (a column added to
+// the pipeline file) and refuses a changed column type.
+func (a *Aggregator) migrate(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?`, tableRecords)
+	if err != nil {
+		return err
+	}
+	have := map[string]string{}
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return err
+		}
+		have[strings.ToLower(name)] = typ
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range a.cfg.Dataset.Schema {
+		if _, ok := have[strings.ToLower(c.Name)]; ok {
+			continue
+		}
+		a.log.Info().Str("column", c.Name).Str("type", c.Type).Msg("adding column to state")
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, tableRecords, ident(c.Name), c.Type)); err != nil {
+			return fmt.Errorf("add column %s to state: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+func readMeta(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+},
+) (meta, error) {
+	var m meta
+	err := q.QueryRowContext(ctx, fmt.Sprintf(`SELECT batch, committed_seq, records, duplicates FROM %s`, tableMeta)).
+		Scan(&m.batch, &m.committedSeq, &m.records, &m.duplicates)
+	return m, err
+}
+
+// ingestResult is what one committed batch changed.
+type ingestResult struct {
+	inserted, duplicates int64
+	meta                 meta
+}
+
+// staged is one decoded record ready for the appender.
+type staged struct {
+	index int
+	row   []driver.Value
+}
+
+// decode turns a batch into appender rows and rejects: a record that is
+// not a JSON object, lacks its key, or has a field of the wrong type.
+func (a *Aggregator) decode(batch []workers.Record) ([]staged, []workers.Reject, uint64) {
+	out := make([]staged, 0, len(batch))
+	var rejected []workers.Reject
+	var maxSeq uint64
+	schema := a.cfg.Dataset.Schema
+	fields := map[string]json.RawMessage{}
+	for i, rec := range batch {
+		maxSeq = max(maxSeq, rec.Seq)
+		clear(fields)
+		if err := json.Unmarshal(rec.Data, &fields); err != nil {
+			rejected = append(rejected, workers.Reject{Index: i, Err: fmt.Errorf("aggregate: record is not a JSON object: %w", err)})
+			continue
+		}
+		rawKey, ok := fields[a.cfg.Dataset.Key]
+		if !ok || isNull(rawKey) {
+			rejected = append(rejected, workers.Reject{Index: i, Err: fmt.Errorf("aggregate: record has no key field %q", a.cfg.Dataset.Key)})
+			continue
+		}
+		key, _, err := fieldString(rawKey)
+		if err != nil || key == "" {
+			rejected = append(rejected, workers.Reject{Index: i, Err: fmt.Errorf("aggregate: record has an empty key field %q", a.cfg.Dataset.Key)})
+			continue
+		}
+		row := make([]driver.Value, 0, len(schema)+4)
+		row = append(row, key)
+		var bad error
+		for c, col := range schema {
+			raw, ok := fields[col.Name]
+			if !ok || isNull(raw) {
+				row = append(row, nil)
+				continue
+			}
+			v, err := a.conv[c](raw)
+			if err != nil {
+				bad = fmt.Errorf("aggregate: field %s (%s): %w", col.Name, col.Type, err)
+				break
+			}
+			row = append(row, v)
+		}
+		if bad != nil {
+			rejected = append(rejected, workers.Reject{Index: i, Err: bad})
+			continue
+		}
+		published := rec.Published
+		if published.IsZero() {
+			published = time.Now()
+		}
+		row = append(row, rec.Seq, int64(i), published.UTC())
+		out = append(out, staged{index: i, row: row})
+	}
+	return out, rejected, maxSeq
+}
+
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+
+// ingest appends rows to the stage table and, in one transaction, moves
+// the ones with unseen keys into the records and advances the meta.
+func (a *Aggregator) ingest(ctx context.Context, conn *sql.Conn, rows []staged, maxSeq uint64, prev meta) (ingestResult, error) {
+	if _, err := conn.ExecContext(ctx, "DELETE FROM temp."+tableStage); err != nil {
+		return ingestResult{}, fmt.Errorf("clear stage: %w", err)
+	}
+	if len(rows) > 0 {
+		err := conn.Raw(func(dc any) error {
+			app, err := duckdb.NewAppender(dc.(*duckdb.Conn), "temp", "main", tableStage)
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				if err := app.AppendRow(r.row...); err != nil {
+					app.Close()
+					return fmt.Errorf("append record %d: %w", r.index, err)
+				}
+			}
+			return app.Close()
+		})
+		if err != nil {
+			return ingestResult{}, fmt.Errorf("stage: %w", err)
+		}
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	next := prev
+	next.batch++
+	next.committedSeq = max(prev.committedSeq, maxSeq)
+	var inserted int64
+	if len(rows) > 0 {
+		res, err := tx.ExecContext(ctx, a.insertSQL, next.batch)
+		if err != nil {
+			return ingestResult{}, fmt.Errorf("insert: %w", err)
+		}
+		inserted, _ = res.RowsAffected()
+	}
+	dups := int64(len(rows)) - inserted
+	next.records += inserted
+	next.duplicates += dups
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET batch = ?, committed_seq = ?, records = ?, duplicates = ?`, tableMeta),
+		next.batch, next.committedSeq, next.records, next.duplicates); err != nil {
+		return ingestResult{}, fmt.Errorf("update meta: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return ingestResult{}, fmt.Errorf("commit: %w", err)
+	}
+	return ingestResult{inserted: inserted, duplicates: dups, meta: next}, nil
+}
+
+func (a *Aggregator) stageSQL() string {
+	cols := make([]string, 0, len(a.cfg.Dataset.Schema))
+	for _, c := range a.cfg.Dataset.Schema {
+		cols = append(cols, ident(c.Name)+" "+c.Type)
+	}
+	return fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s (_jf_key VARCHAR, %s, _jf_seq UBIGINT, _jf_ord BIGINT, _jf_ingested TIMESTAMPTZ)`, tableStage, strings.Join(cols, ", "))
+}
+
+// buildInsertSQL keeps the first record per key within the batch and
+// drops keys the state has already seen.
+func (a *Aggregator) buildInsertSQL() string {
+	names := make([]string, 0, len(a.cfg.Dataset.Schema))
+	for _, c := range a.cfg.Dataset.Schema {
+		names = append(names, ident(c.Name))
+	}
+	cols := strings.Join(names, ", ")
+	return fmt.Sprintf(`INSERT INTO main.%s (_jf_key, %s, _jf_batch, _jf_seq, _jf_ingested)
+SELECT _jf_key, %s, $1, _jf_seq, _jf_ingested FROM temp.%s
+QUALIFY row_number() OVER (PARTITION BY _jf_key ORDER BY _jf_ord) = 1
+ON CONFLICT DO NOTHING`, tableRecords, cols, cols, tableStage)
+}
