@@ -18,7 +18,7 @@ import (
 
 // part is one partition a flush wrote (or emptied).
 type part struct {
-	dir    string   // relative to the output's directory, "" unpartitioned
+	dir    string    // relative to the output's directory, "" unpartitioned
 	values []*string // partition values as text, nil for NULL
 	rows   int64
 }
