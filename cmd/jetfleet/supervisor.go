@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/supervisor"
+)
+
+func supervisorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "supervisor",
+		Usage: "watch the fleet: heartbeats and liveness, dead letters from JetStream advisories, metrics",
+		Description: `Runs until SIGINT/SIGTERM. Folds every worker's heartbeat into the fleet KV bucket
+(a worker missing 3 beats is stale, one silent past --dead-after is dead), copies
+messages JetStream gave up on to jf.dlq.<step>.<dataset>, and serves /metrics,
+/healthz, /readyz and /status on --http. Run one per fleet (more are harmless).`,
+		Flags: commonFlags(
+			&cli.StringFlag{Name: "http", Usage: "address for /metrics, /healthz, /readyz and /status (empty: none)", Value: "127.0.0.1:8081", EnvVars: []string{"JETFLEET_SUPERVISOR_HTTP"}},
+			&cli.DurationFlag{Name: "dead-after", Usage: "a worker silent this long is dead", Value: 30 * time.Second},
+			&cli.IntFlag{Name: "stale-beats", Usage: "missed heartbeats that make a worker stale", Value: 3},
+			&cli.DurationFlag{Name: "gone-retention", Usage: "how long dead and stopped workers stay listed", Value: 10 * time.Minute},
+			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster)", Value: 1},
+		),
+		Action: runSupervisor,
+	}
+}
+
+func runSupervisor(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef(c, "unexpected argument %q", c.Args().First())
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(log)
+	defer stop()
+	var ln net.Listener
+	if addr := c.String("http"); addr != "" {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return cli.Exit(fmt.Sprintf("--http %s: %v", addr, err), 1)
+		}
+		defer ln.Close()
+	}
+	nc, err := connectService(c, "supervisor", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sup, err := supervisor.New(supervisor.Config{
+		Conn: nc, Logger: log, Version: version,
+		Streams:       subjects.StreamOptions{Replicas: c.Int("replicas")},
+		DeadAfter:     c.Duration("dead-after"),
+		StaleBeats:    c.Int("stale-beats"),
+		GoneRetention: c.Duration("gone-retention"),
+	})
+	if err != nil {
+		return usagef(c, "%v", err)
+	}
+	if err := sup.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return cli.Exit(fmt.Sprintf("supervisor: %v", err), 1)
+	}
+	var srv *http.Server
+	if ln != nil {
+		h, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: sup.JetStream(), Supervisor: sup, Logger: log})
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("http server")
+			}
+		}()
+		log.Info().Str("http", "http://"+ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz, /status")
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if srv != nil {
+		_ = srv.Shutdown(stopCtx)
+	}
+	if err := sup.Stop(stopCtx); err != nil {
+		return cli.Exit(fmt.Sprintf("supervisor stop: %v", err), 1)
+	}
+	return nil
+}
