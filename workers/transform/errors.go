@@ -1,0 +1,10 @@
+package transform
+
+import "errors"
+
+// ErrTransform is wrapped by every error about a record that a transform
+// could not apply to; the runtime dead-letters such records.
+var ErrTransform = errors.New("transform failed")
+
+// ErrNotStarted is returned by [KVTables] methods that need Start first.
+var ErrNotStarted = errors.New("lookup tables not started")

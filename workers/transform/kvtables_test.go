@@ -1,0 +1,93 @@
+package transform_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers/transform"
+)
+
+// eventually polls cond every 10ms for up to 10s.
+func eventually(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	require.Eventually(t, cond, 10*time.Second, 10*time.Millisecond, msg)
+}
+
+func TestKVTables(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	ctx := t.Context()
+	fx := pipeline.Default().Lookup("fx")
+
+	// Start before the table is loaded: the bucket is created empty.
+	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	require.NoError(t, tables.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, tables.Stop(ctx))
+		<-tables.Stopped()
+	})
+	require.Zero(t, tables.Len("fx"))
+
+	res, err := transform.LoadTable(ctx, js, fx, fx.Rows, 1)
+	require.NoError(t, err)
+	require.Equal(t, transform.LoadResult{Put: 3}, res)
+	eventually(t, func() bool { return tables.Len("fx") == 3 }, "watcher sees the load")
+	row, ok := tables.Row("fx", "EUR")
+	require.True(t, ok)
+	require.Equal(t, "1.08", row["rate"].(interface{ String() string }).String())
+
+	// A reload with fewer rows deletes the stale key; an update changes a rate.
+	res, err = transform.LoadTable(ctx, js, fx, []map[string]any{{"currency": "USD", "rate": 1}, {"currency": "EUR", "rate": 1.1}}, 1)
+	require.NoError(t, err)
+	require.Equal(t, transform.LoadResult{Put: 2, Deleted: 1}, res)
+	eventually(t, func() bool {
+		row, ok := tables.Row("fx", "EUR")
+		_, gbp := tables.Row("fx", "GBP")
+		return ok && !gbp && row["rate"].(interface{ String() string }).String() == "1.1"
+	}, "watcher sees the update and the delete")
+
+	// A second KVTables starting now loads the current content before Start returns.
+	late, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}})
+	require.NoError(t, err)
+	require.NoError(t, late.Start(ctx))
+	require.Equal(t, 2, late.Len("fx"))
+	require.NoError(t, late.Stop(ctx))
+	require.NoError(t, late.Stop(ctx), "stop is idempotent")
+
+	// Keys that need encoding round-trip.
+	odd := &pipeline.Lookup{Name: "places", Key: "name"}
+	_, err = transform.LoadTable(ctx, js, odd, []map[string]any{{"name": "São Paulo", "lat": -23.5}, {"name": "a.b c", "lat": 1}}, 1)
+	require.NoError(t, err)
+	pl, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"places"}})
+	require.NoError(t, err)
+	require.NoError(t, pl.Start(ctx))
+	defer func() { require.NoError(t, pl.Stop(ctx)) }()
+	_, ok = pl.Row("places", "São Paulo")
+	require.True(t, ok)
+	_, ok = pl.Row("places", "a.b c")
+	require.True(t, ok)
+	kv, err := js.KeyValue(ctx, subjects.LookupBucket("places"))
+	require.NoError(t, err)
+	_, err = kv.Get(ctx, subjects.LookupKey("São Paulo"))
+	require.NoError(t, err)
+}
+
+func TestKVTablesStopWithoutStart(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}})
+	require.NoError(t, err)
+	require.NoError(t, tables.Stop(t.Context()))
+	_, err = transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"a.b"}})
+	require.Error(t, err)
+}
