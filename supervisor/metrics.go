@@ -2,11 +2,14 @@ package supervisor
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/metrics"
 )
 
 // supMetrics are what the supervisor process itself counts.
@@ -142,4 +145,36 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// MetricNames lists every metric name /metrics can expose, histogram
+// series included (_bucket, _sum, _count). The Grafana dashboard's test
+// checks its queries against it.
+func MetricNames() []string {
+	cs := []prometheus.Collector{&fleetCollector{}}
+	cs = append(cs, metrics.Collectors()...)
+	sm := newSupMetrics()
+	cs = append(cs, sm.beats, sm.transitions, sm.deadLettered, sm.deadLetterErrors)
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range cs {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		s := d.String()
+		i := strings.Index(s, `fqName: "`)
+		if i < 0 {
+			continue
+		}
+		s = s[i+len(`fqName: "`):]
+		name := s[:strings.IndexByte(s, '"')]
+		names = append(names, name)
+		if name == "jetfleet_handler_seconds" { // the one histogram
+			names = append(names, name+"_bucket", name+"_sum", name+"_count")
+		}
+	}
+	return names
 }

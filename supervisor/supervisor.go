@@ -145,6 +145,12 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		_ = sub.SetPendingLimits(-1, -1)
 		subs = append(subs, sub)
 	}
+	// Ask every worker serving control requests to beat now, so a
+	// (re)started supervisor knows the fleet at once, not a beat later.
+	ping, _ := json.Marshal(subjects.ControlRequest{Op: subjects.CtlPing})
+	for _, st := range []subjects.Step{subjects.StepValidate, subjects.StepTransform, subjects.StepAggregate, subjects.StepAlert} {
+		_ = s.cfg.Conn.Publish(subjects.ControlStep(st.Name), ping)
+	}
 	if err := s.cfg.Conn.FlushTimeout(5 * time.Second); err != nil {
 		s.log.Warn().Err(err).Msg("flush subscriptions")
 	}
