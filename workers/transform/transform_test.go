@@ -130,10 +130,10 @@ func TestShopTransforms(t *testing.T) {
 	h, err := transform.New(spec.Dataset("orders"), tables)
 	require.NoError(t, err)
 	for in, want := range map[string]string{
-		`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"usd","country":"us","ts":"2026-10-01T10:00:00Z"}`:                              `{"amount":10,"amount_usd":10,"country":"US","currency":"USD","customer_id":"c-1","order_id":"s-1","ts":"2026-10-01T10:00:00Z"}`,
-		`{"order_id":"s-2","customer_id":"c-1","amount":20,"currency":"EUR","country":"DE","ts":"2026-10-01T23:30:00-02:00"}`:                          `{"amount":20,"amount_usd":21.6,"country":"DE","currency":"EUR","customer_id":"c-1","order_id":"s-2","ts":"2026-10-02T01:30:00Z"}`,
+		`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"usd","country":"us","ts":"2026-10-01T10:00:00Z"}`:                            `{"amount":10,"amount_usd":10,"country":"US","currency":"USD","customer_id":"c-1","order_id":"s-1","ts":"2026-10-01T10:00:00Z"}`,
+		`{"order_id":"s-2","customer_id":"c-1","amount":20,"currency":"EUR","country":"DE","ts":"2026-10-01T23:30:00-02:00"}`:                       `{"amount":20,"amount_usd":21.6,"country":"DE","currency":"EUR","customer_id":"c-1","order_id":"s-2","ts":"2026-10-02T01:30:00Z"}`,
 		`{"order_id":"s-3","customer_id":"c-2","amount":5.5,"currency":" gbp ","country":"GB","ts":"2026-10-02T08:00:00+01:00","email":" A@B.com"}`: `{"amount":5.5,"amount_usd":6.985,"country":"GB","currency":"GBP","customer_id":"c-2","email_hash":"fb98d44ad7501a959f3f4f4a3f004fe2d9e581ea6207e218c4b02c08a4d75adf","order_id":"s-3","ts":"2026-10-02T07:00:00Z"}`,
-		`{"order_id":"s-4","customer_id":"c-2","amount":1,"currency":"USD","country":"US","ts":"2026-10-02T08:00:00Z","note":{"gift":true}}`:          `{"amount":1,"amount_usd":1,"country":"US","currency":"USD","customer_id":"c-2","note":{"gift":true},"order_id":"s-4","ts":"2026-10-02T08:00:00Z"}`,
+		`{"order_id":"s-4","customer_id":"c-2","amount":1,"currency":"USD","country":"US","ts":"2026-10-02T08:00:00Z","note":{"gift":true}}`:        `{"amount":1,"amount_usd":1,"country":"US","currency":"USD","customer_id":"c-2","note":{"gift":true},"order_id":"s-4","ts":"2026-10-02T08:00:00Z"}`,
 	} {
 		out, err := h.Transform([]byte(in))
 		require.NoError(t, err)
