@@ -80,14 +80,14 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries b
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	seq, err := s.copyDeadLetter(wctx, a, step, dataset, note.worker, reason)
+	seq, trace, err := s.copyDeadLetter(wctx, a, step, dataset, note.worker, reason)
 	if err != nil {
 		s.metrics.deadLetterErrors.Inc()
 		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on")
 		return
 	}
 	s.metrics.deadLettered.WithLabelValues(step, dataset, cause).Inc()
-	log.Warn().Uint64("dlq_seq", seq).Str("reason", reason).Msg("dead-lettered")
+	log.Warn().Uint64("dlq_seq", seq).Str("trace_id", trace).Str("reason", reason).Msg("dead-lettered")
 	s.publishEvent(Event{Kind: EventDeadLetter, Step: step, Dataset: dataset, Stream: a.Stream, Seq: a.StreamSeq, Reason: reason})
 }
 
@@ -95,17 +95,17 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries b
 // publishes it to jf.dlq.<step>.<dataset> with the dead-letter headers.
 // Its id is the one the worker would have used, so a message
 // dead-lettered by both is stored once.
-func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, dataset, worker, reason string) (uint64, error) {
+func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, dataset, worker, reason string) (seq uint64, traceID string, err error) {
 	stream, err := s.js.Stream(ctx, a.Stream)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", a.Stream, err)
+		return 0, "", fmt.Errorf("stream %s: %w", a.Stream, err)
 	}
 	orig, err := stream.GetMsg(ctx, a.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, fmt.Errorf("%s seq %d is gone from the stream (expired or purged): %w", a.Stream, a.StreamSeq, err)
+		return 0, "", fmt.Errorf("%s seq %d is gone from the stream (expired or purged): %w", a.Stream, a.StreamSeq, err)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("get %s seq %d: %w", a.Stream, a.StreamSeq, err)
+		return 0, "", fmt.Errorf("get %s seq %d: %w", a.Stream, a.StreamSeq, err)
 	}
 	origID := orig.Header.Get(subjects.HeaderMsgID)
 	if origID == "" {
@@ -132,7 +132,7 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 	m.Header.Set(subjects.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	ack, err := s.js.PublishMsg(ctx, m)
 	if err != nil {
-		return 0, fmt.Errorf("publish dead letter: %w", err)
+		return 0, "", fmt.Errorf("publish dead letter: %w", err)
 	}
-	return ack.Sequence, nil
+	return ack.Sequence, workers.TraceID(m.Header.Get(subjects.HeaderTraceParent)), nil
 }
