@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -235,7 +236,9 @@ func (w *Worker) processBatch(ctx context.Context, h BatchHandler, msgs []jetstr
 }
 
 func (w *Worker) callBatch(ctx context.Context, h BatchHandler, batch []Record) (rejected []Reject, err error) {
+	start := time.Now()
 	defer func() {
+		w.handlerSeconds.Observe(time.Since(start).Seconds())
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}

@@ -104,11 +104,13 @@ func (w *Worker) process(ctx context.Context, h Handler, msg jetstream.Msg, ackQ
 
 // termReasonDeadLettered starts the reason of a Term for a message the
 // worker has already dead-lettered, so the supervisor does not copy it again.
-const termReasonDeadLettered = "jf: dead-lettered: "
+const termReasonDeadLettered = subjects.TermReasonDeadLettered
 
 // call runs the handler with panic recovery.
 func (w *Worker) call(ctx context.Context, h Handler, rec Record) (out []Output, err error) {
+	start := time.Now()
 	defer func() {
+		w.handlerSeconds.Observe(time.Since(start).Seconds())
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}

@@ -13,8 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/metrics"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -191,6 +193,8 @@ type Worker struct {
 	state   atomic.Pointer[string]
 
 	maxDeliver int
+	// handlerSeconds is this worker's series of the handler latency histogram.
+	handlerSeconds prometheus.Observer
 	// stall bounds how long a publish waits for room in the async window:
 	// a full window is backpressure, not an error.
 	stall jetstream.PublishOpt
@@ -229,6 +233,8 @@ func New(cfg Config) (*Worker, error) {
 		stopped:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		stall:    jetstream.WithStallWait(cfg.HandlerTimeout / 2),
+
+		handlerSeconds: metrics.HandlerSeconds.WithLabelValues(cfg.Step.Name, cfg.Dataset),
 	}
 	if cfg.Step.Output != "" {
 		w.outSubject = cfg.Step.OutputSubject(cfg.Dataset)
@@ -440,6 +446,11 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 	w.stopIter()
 	close(ackQueue)
 	<-ackerDone
+	// Acks are fire-and-forget; a flush makes sure the server has them
+	// before the worker reports itself stopped.
+	if err := w.cfg.Conn.FlushTimeout(2 * time.Second); err != nil {
+		w.log.Warn().Err(err).Msg("flush acks")
+	}
 	if runErr != nil {
 		w.setLastErr(runErr)
 		return runErr

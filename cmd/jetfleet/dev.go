@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -40,6 +37,7 @@ SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and 
 			&cli.StringFlag{Name: "listen", Usage: "NATS client address (loopback)", Value: "127.0.0.1:4222"},
 			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics and /status", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config file (default: the built-in nats.conf)"},
+			pipelineFlag(),
 			&cli.BoolFlag{Name: "demo", Usage: "also publish sample shop orders so data flows"},
 			&cli.Float64Flag{Name: "demo-rate", Usage: "demo orders per second", Value: 5},
 		}, logFlags()...),
@@ -58,6 +56,10 @@ func runDev(c *cli.Context) error {
 	host, port, err := splitHostPort(c.String("listen"))
 	if err != nil {
 		return usagef(c, "--listen %q: %v", c.String("listen"), err)
+	}
+	spec, err := loadPipeline(c, log)
+	if err != nil {
+		return err
 	}
 	httpLn, err := net.Listen("tcp", c.String("http"))
 	if err != nil {
@@ -94,23 +96,47 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 
-	members, err := fleet.Build(fleet.Config{Conn: nc, Logger: log, Version: version, Datasets: []string{"orders"}})
+	fl, err := fleet.Build(fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
+	if err := fl.Prepare(ctx); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = fl.Close(closeCtx)
+	}()
 	tree := supervisor.NewTree(supervisor.TreeConfig{Logger: log})
-	for _, m := range members {
+	for _, m := range fl.Members {
 		tree.Add(m.Name, m.Run)
 	}
 
-	httpSrv := &http.Server{Handler: devHTTP(tree), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("http server")
-		}
-	}()
+	stopControl, err := serveControl(fl)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer stopControl()
+
+	marts := martsSource(dataDir)
+	sup, err := supervisor.New(supervisor.Config{Conn: nc, Logger: log, Version: version, Tree: tree, MartsFunc: marts})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	if err := sup.Start(ctx); err != nil {
+		return cli.Exit(fmt.Sprintf("supervisor: %v", err), 1)
+	}
+	handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: sup.JetStream(), Supervisor: sup, Tree: tree, MartsFunc: marts, Logger: log})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	httpSrv := serveHTTP(httpLn, handler, log)
 
 	demoDone := make(chan struct{})
+	if c.Bool("demo") && spec.Dataset("orders") == nil {
+		log.Warn().Str("pipeline", spec.Name).Msg("--demo publishes shop orders, but this pipeline has no orders dataset")
+	}
 	if c.Bool("demo") {
 		go func() {
 			defer close(demoDone)
@@ -121,13 +147,16 @@ func runDev(c *cli.Context) error {
 	}
 
 	log.Info().Str("nats", srv.ClientURL()).Str("http", "http://"+httpLn.Addr().String()).
-		Str("data_dir", dataDir).Int("workers", len(members)).Msg("jetfleet dev ready")
+		Str("data_dir", dataDir).Str("pipeline", spec.Name).Int("workers", len(fl.Members)).Msg("jetfleet dev ready")
 	treeErr := tree.Run(ctx)
 	<-demoDone
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutdownCtx)
+	if err := sup.Stop(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("stop supervisor")
+	}
 	if err := nc.Drain(); err != nil {
 		log.Warn().Err(err).Msg("drain NATS connection")
 	}
@@ -152,27 +181,6 @@ func splitHostPort(addr string) (string, int, error) {
 		port = -1 // any free port
 	}
 	return host, port, nil
-}
-
-func devHTTP(tree *supervisor.Tree) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		for _, s := range tree.States() {
-			if s.State == "failed" {
-				http.Error(w, s.Name+" failed: "+s.LastErr, http.StatusServiceUnavailable)
-				return
-			}
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(tree.States())
-	})
-	return mux
 }
 
 // runDemo publishes generated shop orders at rate per second until ctx ends.

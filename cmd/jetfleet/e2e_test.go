@@ -43,6 +43,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// passthrough is a pipeline that forwards records unchanged, for tests of
+// the runtime rather than of validation rules.
+var passthrough, _ = filepath.Abs(filepath.Join("testdata", "passthrough.yaml"))
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -171,7 +175,7 @@ func writeOrders(t *testing.T, path string, from, n int) {
 
 func TestDevMovesPublishedFileExactlyOnce(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, t.TempDir())
+	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
 	file := filepath.Join(t.TempDir(), "orders.ndjson")
 	const n = 10_000
 	writeOrders(t, file, 0, n)
@@ -191,7 +195,7 @@ func TestDevMovesPublishedFileExactlyOnce(t *testing.T) {
 func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	dev := startDev(t, dataDir)
+	dev := startDev(t, dataDir, "--pipeline", passthrough)
 	file := filepath.Join(t.TempDir(), "orders.ndjson")
 	const n = 30_000
 	writeOrders(t, file, 0, n)
@@ -212,7 +216,7 @@ func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
 	require.Contains(t, dev.proc.out.String(), "jetfleet dev stopped")
 
 	// Restarted on the same data: the rest flows, nothing lost or doubled.
-	dev2 := startDev(t, dataDir)
+	dev2 := startDev(t, dataDir, "--pipeline", passthrough)
 	waitFor(t, 2*time.Minute, "every record clean", func() bool { return dev2.count(t, subjects.StreamClean) >= n/50 })
 	var records int
 	s, err := dev2.js.Stream(t.Context(), subjects.StreamClean)
@@ -238,7 +242,7 @@ func TestWorkerProcessKilledLosesNothing(t *testing.T) {
 	srv := embeddedtest.Server(t)
 	_, js := embeddedtest.Connect(t, srv.ClientURL())
 	env := []string{"NATS_URL=" + srv.ClientURL()}
-	w := start(t, env, "worker", "--log-format", "json", "--ack-wait", "3s", "validate")
+	w := start(t, env, "worker", "--log-format", "json", "--pipeline", passthrough, "--ack-wait", "3s", "validate")
 	waitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
 
 	const n = 5000
@@ -264,7 +268,7 @@ func TestWorkerProcessKilledLosesNothing(t *testing.T) {
 
 	// Unacked messages come back after AckWait; a restarted
 	// worker finishes the job and outputs already published are dropped.
-	start(t, env, "worker", "--log-format", "json", "--ack-wait", "3s", "validate")
+	start(t, env, "worker", "--log-format", "json", "--pipeline", passthrough, "--ack-wait", "3s", "validate")
 	waitFor(t, 2*time.Minute, "every record valid", func() bool { return count() >= n })
 	cons, err := js.Consumer(t.Context(), subjects.StreamIngest, subjects.ConsumerName("validate", "orders"))
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ func TestOutsideClientNodeJS(t *testing.T) {
 	out, err := install.CombinedOutput()
 	require.NoError(t, err, "npm install: %s", out)
 
-	dev := startDev(t, t.TempDir())
+	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
 	node := exec.CommandContext(t.Context(), "node", "publish.js", "200")
 	node.Dir = dir
 	node.Env = append(os.Environ(), "NATS_URL="+dev.url)

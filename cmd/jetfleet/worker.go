@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
 	"github.com/jetfleet/jetfleet/subjects"
@@ -17,13 +20,16 @@ func workerCommand() *cli.Command {
 		Name:      "worker",
 		Usage:     "run one step of the pipeline as its own process",
 		ArgsUsage: "STEP",
-		Description: `Runs the workers of one step (validate, transform) against a NATS server. Run as many
+		Description: `Runs the workers of one step (validate, transform, aggregate) of a pipeline against a
+NATS server. Run as many
 processes of a step as you like: replicas share the step's durable consumer.
 SIGINT or SIGTERM drains in-flight work and exits 0.
 
-   jetfleet worker --nats nats://10.0.0.5:4222 --dataset orders validate`,
+   jetfleet worker --nats nats://10.0.0.5:4222 --pipeline pipeline.yaml validate`,
 		Flags: commonFlags(
-			&cli.StringSliceFlag{Name: "dataset", Usage: "dataset to serve (repeatable)", Value: cli.NewStringSlice("orders")},
+			pipelineFlag(),
+			&cli.StringFlag{Name: "http", Usage: "serve /metrics, /healthz, /readyz and /status on this address (e.g. 127.0.0.1:9464; off by default)"},
+			&cli.StringSliceFlag{Name: "dataset", Usage: "dataset to serve (repeatable; default: every dataset of the pipeline)"},
 			&cli.IntFlag{Name: "replicas", Usage: "workers of this step in this process", Value: 1},
 			&cli.DurationFlag{Name: "ack-wait", Usage: "redeliver a message not acked within this time (handlers get 80% of it)", Value: 30 * time.Second},
 			&cli.IntFlag{Name: "max-deliver", Usage: "deliveries of a message before it is dead-lettered", Value: 5},
@@ -39,10 +45,14 @@ func runWorker(c *cli.Context) error {
 		return usagef(c, "want exactly one STEP (validate or transform), got %d arguments", c.NArg())
 	}
 	step := c.Args().First()
-	if _, ok := subjects.StepByName(step); !ok {
-		return usagef(c, "unknown step %q", step)
+	if _, ok := subjects.StepByName(step); !ok || step == subjects.StepIngest.Name {
+		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames(fleetExtras(c)), ", "))
 	}
 	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	spec, err := loadPipeline(c, log)
 	if err != nil {
 		return err
 	}
@@ -53,22 +63,48 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	defer nc.Close()
-	members, err := fleet.Build(fleet.Config{
-		Conn: nc, Logger: log, Version: version,
-		Datasets: c.StringSlice("dataset"), Steps: []string{step},
-		Replicas: map[string]int{step: c.Int("replicas")},
-		Streams:  subjects.StreamOptions{Replicas: c.Int("stream-replicas")},
-		Consumer: subjects.ConsumerOptions{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver"), MaxAckPending: c.Int("max-ack-pending")},
-	})
+	cfg := fleetExtras(c)
+	cfg.Conn, cfg.Logger, cfg.Version, cfg.Spec = nc, log, version, spec
+	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
+	cfg.Replicas = map[string]int{step: c.Int("replicas")}
+	cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas")}
+	cfg.Consumer = subjects.ConsumerOptions{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver"), MaxAckPending: c.Int("max-ack-pending")}
+	fl, err := fleet.Build(cfg)
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
+	members := fl.Members
 	if len(members) == 0 {
 		return cli.Exit(fmt.Sprintf("no workers for step %s on datasets %s", step, strings.Join(c.StringSlice("dataset"), ",")), 2)
 	}
+	if err := fl.Prepare(ctx); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer func() { _ = fl.Close(context.WithoutCancel(ctx)) }()
 	tree := supervisor.NewTree(supervisor.TreeConfig{Logger: log})
 	for _, m := range members {
 		tree.Add(m.Name, m.Run)
+	}
+	stopControl, err := serveControl(fl)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer stopControl()
+	if addr := c.String("http"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--http %s: %v", addr, err), 1)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log})
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		srv := serveHTTP(ln, handler, log)
+		defer func() { _ = srv.Shutdown(context.WithoutCancel(ctx)) }()
 	}
 	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", redact(lookup(c, "nats"))).Msg("jetfleet worker running")
 	if err := tree.Run(ctx); err != nil {

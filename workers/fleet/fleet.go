@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/transform"
+	"github.com/jetfleet/jetfleet/workers/validate"
 )
 
 // ErrInvalidConfig wraps every error in a fleet configuration.
@@ -21,80 +26,209 @@ type Config struct {
 	Conn    *nats.Conn
 	Logger  zerolog.Logger
 	Version string
-	// Datasets served by a passthrough pipeline.
+	// Spec is the pipeline. Required.
+	Spec *pipeline.Spec
+	// Datasets limits the fleet to these datasets; empty means all.
 	Datasets []string
 	// Steps to run; empty means every step of the pipeline.
 	Steps []string
 	// Replicas per step name; default 1.
 	Replicas map[string]int
+	// LoadLookups writes the spec's lookup tables into their KV buckets at
+	// Prepare (dev mode); in production `jetfleet lookup load` does it.
+	LoadLookups bool
 	// Consumer and Streams tune every worker.
 	Consumer subjects.ConsumerOptions
 	Streams  subjects.StreamOptions
+	// Extra builds members for steps this package does not know (the
+	// aggregator, which needs DuckDB); it is called once per dataset.
+	Extra []ExtraStep
 }
 
-// Member is one worker of the fleet.
+// ExtraStep adds the workers of one more step.
+type ExtraStep struct {
+	Step          subjects.Step
+	NewMemberFunc func(ds *pipeline.Dataset, replica int) (Member, error)
+}
+
+// Member is one supervised part of the fleet.
 type Member struct {
-	Name   string // step/dataset#replica
+	Name string // step/dataset#replica
+	// Worker is set for step workers (nil for helper services).
 	Worker *workers.Worker
+	// RunFunc runs the member until ctx is cancelled.
+	RunFunc func(ctx context.Context) error
 }
 
-// Run runs the member's worker until ctx is cancelled.
-func (m Member) Run(ctx context.Context) error { return m.Worker.Run(ctx) }
+// Run runs the member until ctx is cancelled.
+func (m Member) Run(ctx context.Context) error {
+	if m.RunFunc != nil {
+		return m.RunFunc(ctx)
+	}
+	return m.Worker.Run(ctx)
+}
 
-// PassthroughSteps are the steps of a pipeline without a spec: records go
-// ingest -> valid -> clean unchanged.
-var PassthroughSteps = []subjects.Step{subjects.StepValidate, subjects.StepTransform}
+// Fleet is the set of members built from a pipeline.
+type Fleet struct {
+	cfg     Config
+	Members []Member
+	tables  *transform.KVTables
+}
 
-// Build creates the workers. It does no I/O: workers bind their consumers
-// when they run.
-func Build(cfg Config) ([]Member, error) {
+// StepNames lists the steps a fleet can run.
+func StepNames(cfg Config) []string {
+	names := []string{subjects.StepValidate.Name, subjects.StepTransform.Name}
+	for _, e := range cfg.Extra {
+		names = append(names, e.Step.Name)
+	}
+	return names
+}
+
+// Build creates the workers. It does no I/O: call Prepare before running
+// them, so lookup tables are in memory before the first transform.
+func Build(cfg Config) (*Fleet, error) {
 	if cfg.Conn == nil {
 		return nil, fmt.Errorf("%w: no NATS connection", ErrInvalidConfig)
 	}
+	if cfg.Spec == nil {
+		return nil, fmt.Errorf("%w: no pipeline", ErrInvalidConfig)
+	}
+	known := StepNames(cfg)
 	for _, s := range cfg.Steps {
-		if !slices.ContainsFunc(PassthroughSteps, func(p subjects.Step) bool { return p.Name == s }) {
-			return nil, fmt.Errorf("%w: unknown step %q (steps: validate, transform)", ErrInvalidConfig, s)
+		if !slices.Contains(known, s) {
+			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(known, ", "))
 		}
 	}
-	var members []Member
-	for _, ds := range cfg.Datasets {
-		if err := subjects.ValidateToken("dataset", ds); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-		for _, step := range PassthroughSteps {
-			if len(cfg.Steps) > 0 && !slices.Contains(cfg.Steps, step.Name) {
-				continue
+	datasets := cfg.Spec.Datasets
+	if len(cfg.Datasets) > 0 {
+		datasets = nil
+		for _, name := range cfg.Datasets {
+			ds := cfg.Spec.Dataset(name)
+			if ds == nil {
+				return nil, fmt.Errorf("%w: dataset %q is not in pipeline %s", ErrInvalidConfig, name, cfg.Spec.Name)
 			}
-			out := step.OutputSubject(ds)
-			newHandler := func() (workers.Handler, error) { return workers.Passthrough(out), nil }
-			ms, err := replicas(cfg, step, ds, newHandler)
-			if err != nil {
-				return nil, err
-			}
-			members = append(members, ms...)
+			datasets = append(datasets, ds)
 		}
 	}
-	return members, nil
-}
+	f := &Fleet{cfg: cfg}
+	runs := func(step string) bool { return len(cfg.Steps) == 0 || slices.Contains(cfg.Steps, step) }
 
-func replicas(cfg Config, step subjects.Step, dataset string, newHandler func() (workers.Handler, error)) ([]Member, error) {
-	n := max(cfg.Replicas[step.Name], 1)
-	out := make([]Member, 0, n)
-	for i := range n {
-		w, err := workers.New(workers.Config{
-			Conn:           cfg.Conn,
-			Step:           step,
-			Dataset:        dataset,
-			NewHandlerFunc: newHandler,
-			Version:        cfg.Version,
-			Logger:         cfg.Logger,
-			Consumer:       cfg.Consumer,
-			Streams:        cfg.Streams,
-		})
+	var tables []string
+	if runs(subjects.StepTransform.Name) {
+		for _, ds := range datasets {
+			for _, t := range transform.TablesOf(ds) {
+				if !slices.Contains(tables, t) {
+					tables = append(tables, t)
+				}
+			}
+		}
+	}
+	if len(tables) > 0 {
+		js, err := jetstream.New(cfg.Conn)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Member{Name: fmt.Sprintf("%s/%s#%d", step.Name, dataset, i+1), Worker: w})
+		f.tables, err = transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: tables, Replicas: cfg.Streams.Replicas, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
+
+	for _, ds := range datasets {
+		if runs(subjects.StepValidate.Name) {
+			h, err := validate.New(ds)
+			if err != nil {
+				return nil, err
+			}
+			if err := f.addWorkers(subjects.StepValidate, ds.Name, func() (workers.Handler, error) { return h, nil }); err != nil {
+				return nil, err
+			}
+		}
+		if runs(subjects.StepTransform.Name) {
+			var tbl transform.Tables
+			if f.tables != nil {
+				tbl = f.tables
+			}
+			h, err := transform.New(ds, tbl)
+			if err != nil {
+				return nil, err
+			}
+			if err := f.addWorkers(subjects.StepTransform, ds.Name, func() (workers.Handler, error) { return h, nil }); err != nil {
+				return nil, err
+			}
+		}
+		for _, e := range cfg.Extra {
+			if !runs(e.Step.Name) {
+				continue
+			}
+			for i := range max(cfg.Replicas[e.Step.Name], 1) {
+				m, err := e.NewMemberFunc(ds, i+1)
+				if err != nil {
+					return nil, err
+				}
+				if m.Name == "" {
+					continue // the step has nothing to do for this dataset
+				}
+				f.Members = append(f.Members, m)
+			}
+		}
+	}
+	return f, nil
+}
+
+func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error)) error {
+	for i := range max(f.cfg.Replicas[step.Name], 1) {
+		w, err := workers.New(workers.Config{
+			Conn:           f.cfg.Conn,
+			Step:           step,
+			Dataset:        dataset,
+			NewHandlerFunc: newHandler,
+			Version:        f.cfg.Version,
+			Logger:         f.cfg.Logger,
+			Consumer:       f.cfg.Consumer,
+			Streams:        f.cfg.Streams,
+		})
+		if err != nil {
+			return err
+		}
+		f.Members = append(f.Members, Member{Name: fmt.Sprintf("%s/%s#%d", step.Name, dataset, i+1), Worker: w})
+	}
+	return nil
+}
+
+// Prepare loads lookup tables (when configured) and holds them in memory.
+// It returns once they are loaded, so no transform runs without them.
+func (f *Fleet) Prepare(ctx context.Context) error {
+	if f.tables == nil {
+		return nil
+	}
+	if f.cfg.LoadLookups {
+		js, err := jetstream.New(f.cfg.Conn)
+		if err != nil {
+			return err
+		}
+		if err := transform.LoadTables(ctx, js, f.cfg.Spec, f.cfg.Streams.Replicas); err != nil {
+			return fmt.Errorf("load lookup tables: %w", err)
+		}
+	}
+	return f.tables.Start(ctx)
+}
+
+// Close releases what Prepare holds.
+func (f *Fleet) Close(ctx context.Context) error {
+	if f.tables == nil {
+		return nil
+	}
+	return f.tables.Stop(ctx)
+}
+
+// Workers lists the step workers of the fleet.
+func (f *Fleet) Workers() []*workers.Worker {
+	var ws []*workers.Worker
+	for _, m := range f.Members {
+		if m.Worker != nil {
+			ws = append(ws, m.Worker)
+		}
+	}
+	return ws
 }
