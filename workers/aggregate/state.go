@@ -205,23 +205,8 @@ func (a *Aggregator) ingest(ctx context.Context, conn *sql.Conn, rows []staged, 
 	if _, err := conn.ExecContext(ctx, "DELETE FROM temp."+tableStage); err != nil {
 		return ingestResult{}, fmt.Errorf("clear stage: %w", err)
 	}
-	if len(rows) > 0 {
-		err := conn.Raw(func(dc any) error {
-			app, err := duckdb.NewAppender(dc.(*duckdb.Conn), "temp", "main", tableStage)
-			if err != nil {
-				return err
-			}
-			for _, r := range rows {
-				if err := app.AppendRow(r.row...); err != nil {
-					app.Close()
-					return fmt.Errorf("append record %d: %w", r.index, err)
-				}
-			}
-			return app.Close()
-		})
-		if err != nil {
-			return ingestResult{}, fmt.Errorf("stage: %w", err)
-		}
+	if err := a.appendStage(ctx, conn, rows); err != nil {
+		return ingestResult{}, err
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -272,4 +257,28 @@ func (a *Aggregator) buildInsertSQL() string {
 SELECT _jf_key, %s, $1, _jf_seq, _jf_ingested FROM temp.%s
 QUALIFY row_number() OVER (PARTITION BY _jf_key ORDER BY _jf_ord) = 1
 ON CONFLICT DO NOTHING`, tableRecords, cols, cols, tableStage)
+}
+
+// appendStage loads the decoded rows into the temp stage table.
+func (a *Aggregator) appendStage(_ context.Context, conn *sql.Conn, rows []staged) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := conn.Raw(func(dc any) error {
+		app, err := duckdb.NewAppender(dc.(*duckdb.Conn), "temp", "main", tableStage)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if err := app.AppendRow(r.row...); err != nil {
+				app.Close()
+				return fmt.Errorf("append record %d: %w", r.index, err)
+			}
+		}
+		return app.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("stage: %w", err)
+	}
+	return nil
 }
