@@ -345,3 +345,40 @@ func TestDevPortInUseFailsFast(t *testing.T) {
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "bad.conf")
 }
+
+func TestDevIngestsLandingDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "pipeline.yaml")
+	require.NoError(t, os.WriteFile(spec, []byte(`name: landing
+datasets:
+  orders:
+    key: order_id
+    schema:
+      - {name: order_id, type: VARCHAR}
+      - {name: amount, type: DOUBLE}
+    ingest:
+      watch: landing
+`), 0o600))
+	dev := startDev(t, t.TempDir(), "--pipeline", spec)
+	var buf bytes.Buffer
+	for i := range 50 {
+		fmt.Fprintf(&buf, `{"order_id":"l-%d","amount":%d}`+"\n", i, i)
+	}
+	tmp := filepath.Join(dir, "landing", "batch1.ndjson.tmp")
+	waitFor(t, 10*time.Second, "landing dir", func() bool { _, err := os.Stat(filepath.Join(dir, "landing")); return err == nil })
+	require.NoError(t, os.WriteFile(tmp, buf.Bytes(), 0o600))
+	require.NoError(t, os.Rename(tmp, strings.TrimSuffix(tmp, ".tmp")))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "landing", "broken.csv"), []byte("a,b\n1\n"), 0o600))
+
+	waitFor(t, time.Minute, "clean records", func() bool { return dev.count(t, subjects.StreamClean) >= 50 })
+	waitFor(t, 30*time.Second, "file moved to done/", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "landing", "done", "batch1.ndjson"))
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "broken file moved to failed/ with a note", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "landing", "failed", "broken.csv.error"))
+		return err == nil
+	})
+	require.Equal(t, uint64(50), dev.count(t, subjects.StreamIngest))
+}

@@ -45,7 +45,7 @@ func runWorker(c *cli.Context) error {
 		return usagef(c, "want exactly one STEP (validate or transform), got %d arguments", c.NArg())
 	}
 	step := c.Args().First()
-	if _, ok := subjects.StepByName(step); !ok || step == subjects.StepIngest.Name {
+	if _, ok := subjects.StepByName(step); !ok {
 		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames(fleetExtras(c)), ", "))
 	}
 	log, err := newLogger(c)

@@ -77,7 +77,7 @@ type Fleet struct {
 
 // StepNames lists the steps a fleet can run.
 func StepNames(cfg Config) []string {
-	names := []string{subjects.StepValidate.Name, subjects.StepTransform.Name}
+	names := []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name}
 	for _, e := range cfg.Extra {
 		names = append(names, e.Step.Name)
 	}
@@ -134,6 +134,11 @@ func Build(cfg Config) (*Fleet, error) {
 		}
 	}
 
+	if runs(subjects.StepIngest.Name) {
+		if err := f.ingestMembers(datasets); err != nil {
+			return nil, err
+		}
+	}
 	for _, ds := range datasets {
 		if runs(subjects.StepValidate.Name) {
 			h, err := validate.New(ds)
