@@ -41,6 +41,16 @@ func (s *Status) Busy() string {
 			}
 		}
 	}
+	// An aggregator that consumed something must have reported outputs for
+	// it (marts, or the lake of its dataset), else they are not written yet.
+	for _, st := range s.Steps {
+		if st.Step != subjects.StepAggregate.Name || st.DeliveredSeq == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(s.Marts, func(m MartStatus) bool { return m.Dataset == st.Dataset }) {
+			return fmt.Sprintf("aggregate/%s: no mart of the dataset reported yet", st.Dataset)
+		}
+	}
 	for _, m := range s.Marts {
 		if m.Unflushed > 0 {
 			return fmt.Sprintf("mart %s: %d record(s) not flushed", m.Name, m.Unflushed)

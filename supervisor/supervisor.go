@@ -261,6 +261,12 @@ func (s *Supervisor) fleetLoop(ctx context.Context, beats <-chan *nats.Msg) {
 		case now := <-sweep.C:
 			s.sweep(ctx, now)
 			s.announce(ctx, now, false)
+			// Marts change at every flush; status --wait-idle reads them
+			// from the bucket, so they go there at sweep pace (a write
+			// happens only when they changed).
+			mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			s.writeMarts(mctx)
+			cancel()
 		case now := <-announce.C:
 			s.announce(ctx, now, true)
 		}

@@ -33,7 +33,8 @@ Outside clients connect to --listen: jetfleet publish, nats pub, nats.js.
 
 SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and exits 0.`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Usage: "where JetStream, DuckDB state and marts live", Value: ".jetfleet", EnvVars: []string{"JETFLEET_DATA_DIR"}},
+			dataDirFlag(),
+			memoryLimitFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "NATS client address (loopback)", Value: "127.0.0.1:4222"},
 			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics and /status", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config file (default: the built-in nats.conf)"},
@@ -96,7 +97,7 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 
-	fl, err := fleet.Build(fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true})
+	fl, err := buildFleet(c, fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

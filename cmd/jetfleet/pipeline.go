@@ -58,7 +58,9 @@ func runPipelineCheck(c *cli.Context) error {
 		}
 		return cli.Exit(fmt.Sprintf("%s\n%s: %d problem(s)", strings.Join(msgs, "\n"), c.Args().First(), len(msgs)), 1)
 	}
-	// TODO(aggregate): check mart SQL with DuckDB once the aggregator exposes a check.
+	if err := checkMarts(spec); err != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", c.Args().First(), err), 1)
+	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: ok: %s\n", c.Args().First(), summary(spec))
 	return err
 }

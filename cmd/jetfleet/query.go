@@ -17,10 +17,6 @@ import (
 	"github.com/jetfleet/jetfleet/marts/query"
 )
 
-func dataDirFlag() cli.Flag {
-	return &cli.StringFlag{Name: "data-dir", Usage: "the data directory (marts/ and lake/ are read)", Value: ".jetfleet", EnvVars: []string{"JETFLEET_DATA_DIR"}}
-}
-
 func formatFlag() cli.Flag {
 	return &cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "table, csv or json", Value: "table"}
 }

@@ -20,14 +20,17 @@ func workerCommand() *cli.Command {
 		Name:      "worker",
 		Usage:     "run one step of the pipeline as its own process",
 		ArgsUsage: "STEP",
-		Description: `Runs the workers of one step (validate, transform, aggregate) of a pipeline against a
-NATS server. Run as many
+		Description: `Runs the workers of one step (ingest, validate, transform, aggregate) of a pipeline
+against a NATS server. The aggregator keeps its DuckDB state and writes the marts
+under --data-dir. Run as many
 processes of a step as you like: replicas share the step's durable consumer.
 SIGINT or SIGTERM drains in-flight work and exits 0.
 
    jetfleet worker --nats nats://10.0.0.5:4222 --pipeline pipeline.yaml validate`,
 		Flags: commonFlags(
 			pipelineFlag(),
+			dataDirFlag(),
+			memoryLimitFlag(),
 			&cli.StringFlag{Name: "http", Usage: "serve /metrics, /healthz, /readyz and /status on this address (e.g. 127.0.0.1:9464; off by default)"},
 			&cli.StringSliceFlag{Name: "dataset", Usage: "dataset to serve (repeatable; default: every dataset of the pipeline)"},
 			&cli.IntFlag{Name: "replicas", Usage: "workers of this step in this process", Value: 1},
@@ -46,7 +49,7 @@ func runWorker(c *cli.Context) error {
 	}
 	step := c.Args().First()
 	if _, ok := subjects.StepByName(step); !ok {
-		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames(fleetExtras(c)), ", "))
+		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(stepNames, ", "))
 	}
 	log, err := newLogger(c)
 	if err != nil {
@@ -63,13 +66,12 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	defer nc.Close()
-	cfg := fleetExtras(c)
-	cfg.Conn, cfg.Logger, cfg.Version, cfg.Spec = nc, log, version, spec
+	cfg := fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec}
 	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
 	cfg.Replicas = map[string]int{step: c.Int("replicas")}
 	cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas")}
 	cfg.Consumer = subjects.ConsumerOptions{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver"), MaxAckPending: c.Int("max-ack-pending")}
-	fl, err := fleet.Build(cfg)
+	fl, err := buildFleet(c, cfg)
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
