@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/bench"
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/marts/query"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers/fleet"
@@ -25,7 +27,8 @@ func devCommand() *cli.Command {
 		Name:  "dev",
 		Usage: "run an embedded NATS server and the whole fleet in one process",
 		Description: `Starts nats-server with JetStream in this process (loopback only, data under --data-dir),
-every worker of the pipeline, and serves health, metrics and status over HTTP.
+every worker of the pipeline, and serves /healthz, /readyz, /metrics, /status and
+/query (read-only SQL over the marts: GET /query?q=SELECT...&format=csv) over HTTP.
 Outside clients connect to --listen: jetfleet publish, nats pub, nats.js.
 
    jetfleet dev --demo
@@ -132,7 +135,10 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	httpSrv := serveHTTP(httpLn, handler, log)
+	mux := http.NewServeMux()
+	mux.Handle("/", handler)
+	mux.Handle("/query", query.Handler(query.Config{DataDir: dataDir, MemoryLimit: c.String("memory-limit")}))
+	httpSrv := serveHTTP(httpLn, mux, log)
 
 	demoDone := make(chan struct{})
 	if c.Bool("demo") && spec.Dataset("orders") == nil {

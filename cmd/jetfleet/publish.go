@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers/ingest"
 )
 
 func publishCommand() *cli.Command {
@@ -34,7 +36,8 @@ stores every record once (within the server's de-duplication window).
 A malformed line is published anyway (the pipeline dead-letters it) unless --strict.
 
    jetfleet publish --file orders.ndjson --id-field order_id jf.ingest.orders
-   cat orders.csv | jetfleet publish --format csv jf.ingest.orders`,
+   cat orders.csv | jetfleet publish --format csv jf.ingest.orders
+   jetfleet publish --object --file orders.csv jf.ingest.orders   # landing zone upload`,
 		Flags: commonFlags(
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "input file (default stdin)"},
 			&cli.StringFlag{Name: "format", Usage: "ndjson or csv (default: from the file extension, else ndjson)"},
@@ -42,6 +45,7 @@ A malformed line is published anyway (the pipeline dead-letters it) unless --str
 			&cli.StringFlag{Name: "id-field", Usage: "field whose value becomes the message id"},
 			&cli.Float64Flag{Name: "rate", Usage: "records per second (0: as fast as the server acks)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed line instead of publishing it"},
+			&cli.BoolFlag{Name: "object", Usage: "upload --file whole to the jf-landing object store as <dataset>/<file name>; the ingest step parses it (NDJSON, CSV, fixed-width)"},
 		),
 		Action: runPublish,
 	}
@@ -61,6 +65,9 @@ func runPublish(c *cli.Context) error {
 	subject := c.Args().First()
 	if strings.ContainsAny(subject, "*> \t") || strings.HasPrefix(subject, ".") || strings.HasSuffix(subject, ".") || strings.Contains(subject, "..") {
 		return usagef(c, "subject %q is not a concrete subject", subject)
+	}
+	if c.Bool("object") {
+		return publishObject(c, subject)
 	}
 	format := c.String("format")
 	in, size, err := openInput(c.String("file"))
@@ -461,4 +468,48 @@ func newProgressBar(total int64, r *countingReader) *progressBar {
 func (p *progressBar) stop() {
 	p.once.Do(func() { close(p.done) })
 	p.wg.Wait()
+}
+
+// publishObject uploads a file to the landing bucket, where the ingest
+// step (`jetfleet dev`, or `jetfleet worker ingest`) picks it up.
+func publishObject(c *cli.Context, subject string) error {
+	p, err := subjects.Parse(subject)
+	if err != nil || p.Kind != subjects.KindIngest {
+		return usagef(c, "--object needs an ingest subject jf.ingest.<dataset>, got %q", subject)
+	}
+	path := c.String("file")
+	if path == "" || path == "-" {
+		return usagef(c, "--object needs --file")
+	}
+	f, _, err := openInput(path)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer f.Close()
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(log)
+	defer stop()
+	nc, err := connectOnce(ctx, c, "publish", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	obs, err := ingest.OpenLanding(ctx, js, 1)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	name := p.Dataset + "/" + filepath.Base(path)
+	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Description: "uploaded by jetfleet publish"}, f)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("upload %s: %v", name, err), 1)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "uploaded %s (%d bytes) to object store %s; the ingest step publishes its records to %s\n", name, info.Size, subjects.LandingBucket, subject)
+	return err
 }
