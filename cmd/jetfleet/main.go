@@ -62,7 +62,7 @@ NATS_URL sets the server for every command.`,
 			supervisorCommand(),
 			dlqCommand(),
 			ctlCommand(), queryCommand(), profileCommand(),
-			pipelineCommand(), lookupCommand(),
+			pipelineCommand(), lookupCommand(), benchCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {

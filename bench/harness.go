@@ -1,0 +1,418 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/marts"
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers/fleet"
+)
+
+// dataset is the shop pipeline's dataset the generator feeds.
+const dataset = "orders"
+
+// persistedHops are the stage streams a record is written to and read
+// from on its way to the marts: JF_INGEST, JF_VALID, JF_CLEAN.
+const persistedHops = 3
+
+// errStopped is the cause the harness cancels the fleet with, so a stop
+// reads as a stop and not as a failure.
+var errStopped = errors.New("bench run over")
+
+// Run publishes cfg.Events generated orders through the whole shop
+// pipeline in this process, waits until the marts hold them, measures,
+// runs the baselines and verifies the marts. A run whose marts or counts
+// are wrong returns its Result with Verified false and a nil error; an
+// error means nothing trustworthy was measured.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With().Str("component", "bench").Str("mode", string(cfg.Mode)).Logger()
+	if ms, err := marts.ReadManifests(cfg.DataDir); err != nil {
+		return nil, err
+	} else if len(ms) > 0 {
+		return nil, fmt.Errorf("%w: %s already holds marts", ErrNotFresh, cfg.DataDir)
+	}
+	spec := pipeline.Default()
+	ds := spec.Dataset(dataset)
+
+	res := &Result{
+		Time: time.Now().UTC(), Mode: cfg.Mode, Events: cfg.Events, Seed: cfg.Seed,
+		Server: cfg.NatsURL, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
+	}
+	if cfg.Mode == ModeBulk {
+		res.BulkSize = cfg.BulkSize
+	}
+
+	connect, shutdown, err := server(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer shutdown()
+	if cfg.NatsURL == "" {
+		res.Server = "embedded"
+	}
+	fleetNC, err := connect("jetfleet-bench-fleet")
+	if err != nil {
+		return nil, err
+	}
+	defer fleetNC.Close()
+	js, err := jetstream.New(fleetNC)
+	if err != nil {
+		return nil, err
+	}
+	if err := subjects.Ensure(ctx, js, subjects.StreamOptions{}); err != nil {
+		return nil, err
+	}
+	if err := checkFresh(ctx, js); err != nil {
+		return nil, err
+	}
+
+	in := generate(cfg, dataset)
+	res.Generated = in.counts
+
+	fl, err := buildFleet(fleet.Config{Conn: fleetNC, Logger: cfg.Logger, Version: cfg.Version, Spec: spec, LoadLookups: true}, cfg.DataDir, cfg.MemoryLimit)
+	if err != nil {
+		return nil, err
+	}
+	if err := fl.Prepare(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = fl.Close(closeCtx)
+	}()
+	tree := supervisor.NewTree(supervisor.TreeConfig{Logger: cfg.Logger})
+	for _, m := range fl.Members {
+		tree.Add(m.Name, m.Run)
+	}
+	runCtx, cancelFleet := context.WithCancelCause(ctx)
+	treeDone := make(chan error, 1)
+	go func() { treeDone <- tree.Run(runCtx) }()
+	stopFleet := sync.OnceValue(func() error {
+		cancelFleet(errStopped)
+		return <-treeDone
+	})
+	defer stopFleet()
+
+	// Consumers exist before the clock starts, so start-up is not timed.
+	before, err := consumerInfos(ctx, js, ds.Name, true)
+	if err != nil {
+		return nil, err
+	}
+
+	cpu0, _ := usage()
+	start := time.Now()
+	pub, err := publishAll(ctx, connect, in.msgs)
+	if err != nil {
+		return nil, err
+	}
+	res.Publish = newRate(int64(len(in.msgs)), int64(cfg.Events), pub.elapsed)
+	log.Info().Int("messages", len(in.msgs)).Dur("took", pub.elapsed).Msg("published, waiting for the marts")
+
+	waitCtx, cancelWait := context.WithTimeout(ctx, cfg.Timeout)
+	st, err := supervisor.WaitIdle(waitCtx, js, supervisor.WaitIdleOptions{
+		Poll:     100 * time.Millisecond,
+		Snapshot: []supervisor.SnapshotOption{supervisor.WithMarts(martsSource(cfg.DataDir))},
+		ProgressFunc: func(_ *supervisor.Status, busy string) {
+			if busy != "" {
+				log.Debug().Str("busy", busy).Msg("waiting")
+			}
+		},
+	})
+	cancelWait()
+	if err != nil {
+		return nil, err
+	}
+	cpu1, rss := usage()
+	flushed, committed, prog, err := lastWrites(cfg.DataDir, ds.Name)
+	if err != nil {
+		return nil, err
+	}
+	after, err := consumerInfos(ctx, js, ds.Name, false)
+	if err != nil {
+		return nil, err
+	}
+	res.Redeliveries = redeliveries(before, after)
+	res.DeadLetters = st.DeadLetters
+	res.EndToEnd = newRate(0, int64(cfg.Events), flushed.Sub(start))
+	res.Committed = newRate(0, int64(cfg.Events), committed.Sub(start))
+	res.CPUSeconds = (cpu1 - cpu0).Seconds()
+	res.CPUSecondsPerMillon = res.CPUSeconds / float64(cfg.Events) * 1e6
+	res.PeakRSSBytes = rss
+
+	// Stop the fleet before the baselines so they get the machine alone.
+	if err := stopFleet(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) {
+		res.Mismatches = append(res.Mismatches, fmt.Sprintf("fleet stopped with an error: %v", err))
+	}
+
+	clean, err := readClean(ctx, js, ds)
+	if err != nil {
+		return nil, err
+	}
+	res.Observed = Counts{
+		Valid:     int64(clean.distinct),
+		Invalid:   int64(res.DeadLetters),
+		Duplicate: pub.duplicates + int64(clean.records-clean.distinct),
+	}
+	res.Duplicates = uint64(res.Observed.Duplicate)
+	res.Mismatches = append(res.Mismatches, checkCounts(res, clean, prog)...)
+
+	cleanFile := filepath.Join(cfg.DataDir, "bench", "clean.ndjson")
+	expected, batchTook, err := batchMarts(ctx, cleanFile, clean.lines, spec, ds)
+	if err != nil {
+		return nil, err
+	}
+	res.BatchSeconds = batchTook.Seconds()
+	checks, mism, err := compareMarts(ctx, cfg.DataDir, spec, ds.Name, expected)
+	if err != nil {
+		return nil, err
+	}
+	res.Marts = checks
+	res.Mismatches = append(res.Mismatches, mism...)
+
+	raw, err := rawHop(ctx, connect, in.msgs, int64(cfg.Events))
+	if err != nil {
+		return nil, fmt.Errorf("raw hop baseline: %w", err)
+	}
+	res.RawHop = raw
+	if raw.RecordsPerSec > 0 {
+		res.HopEfficiency = res.EndToEnd.RecordsPerSec * persistedHops / raw.RecordsPerSec
+		res.CommittedHopEfficiency = res.Committed.RecordsPerSec * persistedHops / raw.RecordsPerSec
+	}
+	if res.BatchSeconds > 0 {
+		res.FleetBatchRatio = res.EndToEnd.Seconds / res.BatchSeconds
+	}
+	res.Verified = len(res.Mismatches) == 0
+	return res, nil
+}
+
+// server starts the embedded server unless cfg names one, and returns how
+// to connect to it. Fleet, publisher and baselines each get their own
+// connection, as separate clients would.
+func server(cfg Config, log zerolog.Logger) (connect func(name string) (*nats.Conn, error), shutdown func(), err error) {
+	if cfg.NatsURL != "" {
+		return func(name string) (*nats.Conn, error) {
+			nc, err := nats.Connect(cfg.NatsURL, nats.Name(name))
+			if err != nil {
+				return nil, fmt.Errorf("connect to %s: %w", cfg.NatsURL, err)
+			}
+			return nc, nil
+		}, func() {}, nil
+	}
+	srv, err := embedded.Start(embedded.Config{
+		StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: -1,
+		Logger: log.With().Str("component", "nats-server").Logger(), Quiet: true,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(name string) (*nats.Conn, error) {
+		// In process, as `jetfleet dev` connects its fleet.
+		return nats.Connect(srv.ClientURL(), nats.Name(name), nats.InProcessServer(srv))
+	}, srv.Shutdown, nil
+}
+
+// checkFresh fails when a stage stream already holds messages: the run's
+// counts and its marts must come from this run's records alone.
+func checkFresh(ctx context.Context, js jetstream.JetStream) error {
+	for _, name := range []string{subjects.StreamIngest, subjects.StreamValid, subjects.StreamClean, subjects.StreamDLQ} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		if info.State.Msgs > 0 {
+			return fmt.Errorf("%w: stream %s holds %d message(s)", ErrNotFresh, name, info.State.Msgs)
+		}
+	}
+	return nil
+}
+
+type published struct {
+	elapsed    time.Duration
+	duplicates int64 // acks the server marked duplicate (record mode)
+}
+
+// publishAll async-publishes msgs on a connection of its own and returns
+// once every one is acknowledged.
+func publishAll(ctx context.Context, connect func(string) (*nats.Conn, error), msgs []*nats.Msg) (published, error) {
+	nc, err := connect("jetfleet-bench-publisher")
+	if err != nil {
+		return published{}, err
+	}
+	defer nc.Close()
+	var dups, failed atomic.Int64
+	var firstErr atomic.Value
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, _ *nats.Msg, ack *jetstream.PubAck) {
+			if ack.Duplicate {
+				dups.Add(1)
+			}
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+		}),
+	)
+	if err != nil {
+		return published{}, err
+	}
+	start := time.Now()
+	for _, m := range msgs {
+		// A full window blocks rather than fails: backpressure, not loss.
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
+			return published{}, fmt.Errorf("publish: %w", err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return published{}, context.Cause(ctx)
+	}
+	p := published{elapsed: time.Since(start), duplicates: dups.Load()}
+	if n := failed.Load(); n > 0 {
+		return p, fmt.Errorf("%d publish(es) failed, first: %v", n, firstErr.Load())
+	}
+	return p, nil
+}
+
+// stepConsumer is a durable consumer of one step and its stream.
+type stepConsumer struct {
+	step, stream string
+}
+
+func stepConsumers() []stepConsumer {
+	return []stepConsumer{
+		{subjects.StepValidate.Name, subjects.StreamIngest},
+		{subjects.StepTransform.Name, subjects.StreamValid},
+		{subjects.StepAggregate.Name, subjects.StreamClean},
+	}
+}
+
+// consumerInfos returns the step consumers' infos; with wait it polls
+// until the workers have created them.
+func consumerInfos(ctx context.Context, js jetstream.JetStream, ds string, wait bool) ([]*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var out []*jetstream.ConsumerInfo
+	for _, sc := range stepConsumers() {
+		for {
+			c, err := js.Consumer(ctx, sc.stream, subjects.ConsumerName(sc.step, ds))
+			if err == nil {
+				info, err := c.Info(ctx)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, info)
+				break
+			}
+			if !wait || !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil, fmt.Errorf("consumer %s: %w", subjects.ConsumerName(sc.step, ds), err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("consumer %s never appeared: %w", subjects.ConsumerName(sc.step, ds), context.Cause(ctx))
+			case <-t.C:
+			}
+		}
+	}
+	return out, nil
+}
+
+// redeliveries is deliveries beyond the first over the run: the
+// consumer's delivery count grew by more than the stream sequences it
+// moved over.
+func redeliveries(before, after []*jetstream.ConsumerInfo) uint64 {
+	var n uint64
+	for i := range before {
+		deliveries := after[i].Delivered.Consumer - before[i].Delivered.Consumer
+		messages := after[i].Delivered.Stream - before[i].Delivered.Stream
+		if deliveries > messages {
+			n += deliveries - messages
+		}
+	}
+	return n
+}
+
+// martsSource reports the marts to WaitIdle, as `jetfleet dev` does (see
+// martsSource in cmd/jetfleet/serve.go).
+func martsSource(dataDir string) supervisor.MartsFunc {
+	return func(context.Context) ([]supervisor.MartStatus, error) {
+		manifests, err := marts.ReadManifests(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		progress, err := marts.ReadProgress(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		committed := map[string]uint64{}
+		for _, p := range progress {
+			committed[p.Dataset] = p.CommittedSeq
+		}
+		var out []supervisor.MartStatus
+		for _, m := range manifests {
+			name := m.Name
+			if m.Kind == marts.KindLake {
+				name = "lake:" + m.Dataset
+			}
+			st := supervisor.MartStatus{Name: name, Dataset: m.Dataset, Rows: m.Rows, Partitions: m.Partitions, UpdatedAt: m.UpdatedAt, LastSeq: m.LastSeq}
+			if c := committed[m.Dataset]; c > m.LastSeq {
+				st.Unflushed = int64(c - m.LastSeq)
+			}
+			out = append(out, st)
+		}
+		return out, nil
+	}
+}
+
+// lastWrites is when the dataset's marts were last flushed and its state
+// last committed, with the committed progress.
+func lastWrites(dataDir, ds string) (flushed, committed time.Time, prog marts.Progress, err error) {
+	manifests, err := marts.ReadManifests(dataDir)
+	if err != nil {
+		return flushed, committed, prog, err
+	}
+	for _, m := range manifests {
+		if m.Kind == marts.KindMart && m.Dataset == ds && m.UpdatedAt.After(flushed) {
+			flushed = m.UpdatedAt
+		}
+	}
+	progress, err := marts.ReadProgress(dataDir)
+	if err != nil {
+		return flushed, committed, prog, err
+	}
+	for _, p := range progress {
+		if p.Dataset == ds {
+			prog, committed = p, p.UpdatedAt
+		}
+	}
+	if flushed.IsZero() || committed.IsZero() {
+		return flushed, committed, prog, fmt.Errorf("dataset %s: no mart flushed or no progress written", ds)
+	}
+	return flushed, committed, prog, nil
+}
