@@ -86,6 +86,7 @@ func (w *Worker) process(ctx context.Context, h Handler, msg jetstream.Msg, ackQ
 		return nil
 	}
 	for _, d := range dead {
+		w.log.Debug().Uint64("seq", meta.Sequence.Stream).Int("record", d.index).Str("trace_id", traceOf(msg)).Str("reason", d.reason).Msg("dead-lettered")
 		f, err := w.publishDeadLetter(msg, meta, inID, header, d, bulk)
 		if err != nil {
 			w.nakAfterPublishError(p, err)
@@ -138,12 +139,12 @@ func (w *Worker) retry(ctx context.Context, msg jetstream.Msg, meta *jetstream.M
 		if err != nil {
 			// The server will count this delivery out; the supervisor's
 			// max-deliveries advisory path dead-letters it then.
-			w.log.Error().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("dead letter publish failed")
+			w.log.Error().Err(err).Uint64("seq", meta.Sequence.Stream).Str("trace_id", traceOf(msg)).Msg("dead letter publish failed")
 			w.nak(msg, meta, cause)
 			return
 		}
 		w.stats.deadLettered.Add(int64(len(records)))
-		w.log.Warn().Uint64("seq", meta.Sequence.Stream).Str("reason", reason).Msg("dead-lettered after max deliveries")
+		w.log.Warn().Uint64("seq", meta.Sequence.Stream).Str("trace_id", traceOf(msg)).Str("reason", reason).Msg("dead-lettered after max deliveries")
 		w.enqueue(ctx, &pending{msg: msg, meta: meta, futures: []jetstream.PubAckFuture{f}, action: actionTerm, reason: termReasonDeadLettered + reason}, ackQueue)
 		return
 	}
@@ -157,7 +158,7 @@ func (w *Worker) nak(msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error
 		delay = ra.delay
 	}
 	w.stats.retried.Add(1)
-	w.log.Debug().Err(cause).Uint64("seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).Dur("retry_in", delay).Msg("retrying")
+	w.log.Debug().Err(cause).Uint64("seq", meta.Sequence.Stream).Str("trace_id", traceOf(msg)).Uint64("delivery", meta.NumDelivered).Dur("retry_in", delay).Msg("retrying")
 	if err := msg.NakWithDelay(delay); err != nil {
 		w.log.Warn().Err(err).Msg("nak")
 	}
@@ -165,7 +166,7 @@ func (w *Worker) nak(msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error
 
 func (w *Worker) nakAfterPublishError(p *pending, err error) {
 	w.setLastErr(err)
-	w.log.Warn().Err(err).Uint64("seq", p.meta.Sequence.Stream).Msg("publish failed; input will be redelivered")
+	w.log.Warn().Err(err).Uint64("seq", p.meta.Sequence.Stream).Str("trace_id", traceOf(p.msg)).Msg("publish failed; input will be redelivered")
 	w.nak(p.msg, p.meta, err)
 }
 
@@ -328,4 +329,9 @@ func TraceID(traceparent string) string {
 		return traceparent[3:35]
 	}
 	return ""
+}
+
+// traceOf is the trace id a message carries, for log lines about it.
+func traceOf(msg jetstream.Msg) string {
+	return TraceID(msg.Headers().Get(subjects.HeaderTraceParent))
 }

@@ -285,7 +285,9 @@ func TestTransientErrorRetriesWithBackoff(t *testing.T) {
 func TestStopDrainsInFlight(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	w, err := workers.New(b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	cfg := b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset)))
+	cfg.DrainTimeout = time.Minute // a graceful stop however loaded the machine is
+	w, err := workers.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, w.Stop(t.Context()), "Stop without Start is a no-op")
 	require.NoError(t, w.Start(t.Context()))
@@ -346,4 +348,37 @@ func TestConfigValidation(t *testing.T) {
 		_, err := workers.New(cfg)
 		require.ErrorIs(t, err, workers.ErrInvalidConfig, name)
 	}
+}
+
+func TestTraceContextTravels(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	odd := workers.HandlerFunc(func(_ context.Context, rec workers.Record) ([]workers.Output, error) {
+		if strings.Contains(string(rec.Data), "bad") {
+			return nil, workers.Permanentf("bad record")
+		}
+		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
+	})
+	run(t, b.fastConfig(t, subjects.StepValidate, odd))
+	run(t, b.fastConfig(t, subjects.StepTransform, workers.Passthrough(subjects.Clean(dataset))))
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for i, body := range []string{`{"ok":1}`, `{"bad":1}`} {
+		m := nats.NewMsg(subjects.Ingest(dataset))
+		m.Data = []byte(body)
+		m.Header.Set(subjects.HeaderTraceParent, parent)
+		m.Header.Set(subjects.HeaderMsgID, "t-"+strconv.Itoa(i))
+		_, err := b.js.PublishMsg(t.Context(), m)
+		require.NoError(t, err)
+	}
+	waitFor(t, 30*time.Second, "clean and dead", func() bool {
+		return b.count(t, subjects.StreamClean) == 1 && b.count(t, subjects.StreamDLQ) == 1
+	})
+	clean, err := b.lastMsg(t, subjects.StreamClean, subjects.Clean(dataset))
+	require.NoError(t, err)
+	tp := clean.Header.Get(subjects.HeaderTraceParent)
+	require.Equal(t, workers.TraceID(parent), workers.TraceID(tp), "same trace end to end")
+	require.NotEqual(t, parent, tp, "each hop is a new span")
+	dl, err := b.lastMsg(t, subjects.StreamDLQ, subjects.DeadLetter("validate", dataset))
+	require.NoError(t, err)
+	require.Equal(t, workers.TraceID(parent), workers.TraceID(dl.Header.Get(subjects.HeaderTraceParent)))
 }
