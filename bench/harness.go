@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	in := generate(cfg, dataset)
 	res.Generated = in.counts
 
-	fl, err := buildFleet(fleet.Config{Conn: fleetNC, Logger: cfg.Logger, Version: cfg.Version, Spec: spec, LoadLookups: true}, cfg.DataDir, cfg.MemoryLimit)
+	fl, err := fleet.Build(fleet.Config{Conn: fleetNC, Logger: cfg.Logger, Version: cfg.Version, Spec: spec, LoadLookups: true, DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	waitCtx, cancelWait := context.WithTimeout(ctx, cfg.Timeout)
 	st, err := supervisor.WaitIdle(waitCtx, js, supervisor.WaitIdleOptions{
 		Poll:     100 * time.Millisecond,
-		Snapshot: []supervisor.SnapshotOption{supervisor.WithMarts(martsSource(cfg.DataDir))},
+		Snapshot: []supervisor.SnapshotOption{supervisor.WithMarts(supervisor.DirMarts(cfg.DataDir))},
 		ProgressFunc: func(_ *supervisor.Status, busy string) {
 			if busy != "" {
 				log.Debug().Str("busy", busy).Msg("waiting")
@@ -356,38 +356,6 @@ func redeliveries(before, after []*jetstream.ConsumerInfo) uint64 {
 		}
 	}
 	return n
-}
-
-// martsSource reports the marts to WaitIdle, as `jetfleet dev` does (see
-// martsSource in cmd/jetfleet/serve.go).
-func martsSource(dataDir string) supervisor.MartsFunc {
-	return func(context.Context) ([]supervisor.MartStatus, error) {
-		manifests, err := marts.ReadManifests(dataDir)
-		if err != nil {
-			return nil, err
-		}
-		progress, err := marts.ReadProgress(dataDir)
-		if err != nil {
-			return nil, err
-		}
-		committed := map[string]uint64{}
-		for _, p := range progress {
-			committed[p.Dataset] = p.CommittedSeq
-		}
-		var out []supervisor.MartStatus
-		for _, m := range manifests {
-			name := m.Name
-			if m.Kind == marts.KindLake {
-				name = "lake:" + m.Dataset
-			}
-			st := supervisor.MartStatus{Name: name, Dataset: m.Dataset, Rows: m.Rows, Partitions: m.Partitions, UpdatedAt: m.UpdatedAt, LastSeq: m.LastSeq}
-			if c := committed[m.Dataset]; c > m.LastSeq {
-				st.Unflushed = int64(c - m.LastSeq)
-			}
-			out = append(out, st)
-		}
-		return out, nil
-	}
 }
 
 // lastWrites is when the dataset's marts were last flushed and its state

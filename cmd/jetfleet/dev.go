@@ -123,7 +123,7 @@ func runDev(c *cli.Context) error {
 	}
 	defer stopControl()
 
-	marts := martsSource(dataDir)
+	marts := supervisor.DirMarts(dataDir)
 	sup, err := supervisor.New(supervisor.Config{Conn: nc, Logger: log, Version: version, Tree: tree, MartsFunc: marts})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)

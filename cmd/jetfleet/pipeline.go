@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
 func pipelineCommand() *cli.Command {
@@ -58,7 +59,7 @@ func runPipelineCheck(c *cli.Context) error {
 		}
 		return cli.Exit(fmt.Sprintf("%s\n%s: %d problem(s)", strings.Join(msgs, "\n"), c.Args().First(), len(msgs)), 1)
 	}
-	if err := checkMarts(spec); err != nil {
+	if err := fleet.CheckMarts(spec); err != nil {
 		return cli.Exit(fmt.Sprintf("%s: %v", c.Args().First(), err), 1)
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: ok: %s\n", c.Args().First(), summary(spec))

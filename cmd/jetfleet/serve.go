@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/jetfleet/jetfleet/marts"
-	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
@@ -43,35 +40,4 @@ func serveControl(fl *fleet.Fleet) (func(), error) {
 		unsubs = append(unsubs, u)
 	}
 	return stop, nil
-}
-
-// martsSource reports the marts whose manifests are under dataDir.
-func martsSource(dataDir string) supervisor.MartsFunc {
-	return func(context.Context) ([]supervisor.MartStatus, error) {
-		manifests, err := marts.ReadManifests(dataDir)
-		if err != nil {
-			return nil, err
-		}
-		committed := map[string]uint64{}
-		progress, err := marts.ReadProgress(dataDir)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range progress {
-			committed[p.Dataset] = p.CommittedSeq
-		}
-		var out []supervisor.MartStatus
-		for _, m := range manifests {
-			name := m.Name
-			if m.Kind == marts.KindLake {
-				name = "lake:" + m.Dataset // the raw clean records, also flushed by the aggregator
-			}
-			st := supervisor.MartStatus{Name: name, Dataset: m.Dataset, Rows: m.Rows, Partitions: m.Partitions, UpdatedAt: m.UpdatedAt, LastSeq: m.LastSeq}
-			if c := committed[m.Dataset]; c > m.LastSeq {
-				st.Unflushed = int64(c - m.LastSeq) // sequences, an upper bound on records
-			}
-			out = append(out, st)
-		}
-		return out, nil
-	}
 }

@@ -40,15 +40,11 @@ type Config struct {
 	// Consumer and Streams tune every worker.
 	Consumer subjects.ConsumerOptions
 	Streams  subjects.StreamOptions
-	// Extra builds members for steps this package does not know (the
-	// aggregator, which needs DuckDB); it is called once per dataset.
-	Extra []ExtraStep
-}
-
-// ExtraStep adds the workers of one more step.
-type ExtraStep struct {
-	Step          subjects.Step
-	NewMemberFunc func(ds *pipeline.Dataset, replica int) (Member, error)
+	// DataDir holds the aggregators' DuckDB state, marts and lake.
+	// Default .jetfleet.
+	DataDir string
+	// MemoryLimit is each aggregator's DuckDB memory limit. Default 1GB.
+	MemoryLimit string
 }
 
 // Member is one supervised part of the fleet.
@@ -75,14 +71,8 @@ type Fleet struct {
 	tables  *transform.KVTables
 }
 
-// StepNames lists the steps a fleet can run.
-func StepNames(cfg Config) []string {
-	names := []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name}
-	for _, e := range cfg.Extra {
-		names = append(names, e.Step.Name)
-	}
-	return names
-}
+// StepNames lists the steps a fleet runs, in pipeline order.
+var StepNames = []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name, subjects.StepAggregate.Name}
 
 // Build creates the workers. It does no I/O: call Prepare before running
 // them, so lookup tables are in memory before the first transform.
@@ -93,11 +83,13 @@ func Build(cfg Config) (*Fleet, error) {
 	if cfg.Spec == nil {
 		return nil, fmt.Errorf("%w: no pipeline", ErrInvalidConfig)
 	}
-	known := StepNames(cfg)
 	for _, s := range cfg.Steps {
-		if !slices.Contains(known, s) {
-			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(known, ", "))
+		if !slices.Contains(StepNames, s) {
+			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(StepNames, ", "))
 		}
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = ".jetfleet"
 	}
 	datasets := cfg.Spec.Datasets
 	if len(cfg.Datasets) > 0 {
@@ -162,19 +154,15 @@ func Build(cfg Config) (*Fleet, error) {
 				return nil, err
 			}
 		}
-		for _, e := range cfg.Extra {
-			if !runs(e.Step.Name) {
-				continue
-			}
-			for i := range max(cfg.Replicas[e.Step.Name], 1) {
-				m, err := e.NewMemberFunc(ds, i+1)
+		if runs(subjects.StepAggregate.Name) {
+			for i := range max(cfg.Replicas[subjects.StepAggregate.Name], 1) {
+				m, ok, err := f.aggregateMember(ds, i+1)
 				if err != nil {
 					return nil, err
 				}
-				if m.Name == "" {
-					continue // the step has nothing to do for this dataset
+				if ok {
+					f.Members = append(f.Members, m)
 				}
-				f.Members = append(f.Members, m)
 			}
 		}
 	}

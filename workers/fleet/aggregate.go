@@ -1,4 +1,4 @@
-package bench
+package fleet
 
 import (
 	"context"
@@ -10,47 +10,33 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/aggregate"
-	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
-// buildFleet is the fleet `jetfleet dev` runs: validate and transform from
-// workers/fleet plus one DuckDB aggregator per dataset. It mirrors
-// buildFleet/aggregateMember in cmd/jetfleet/fleet.go, which is bound to
-// a cli.Context and lives in package main, so the harness (and its test)
-// cannot call it. Keep the two in step until that wiring moves into
-// workers/fleet.
-func buildFleet(cfg fleet.Config, dataDir, memoryLimit string) (*fleet.Fleet, error) {
-	cfg.Extra = []fleet.ExtraStep{{
-		Step: subjects.StepAggregate,
-		NewMemberFunc: func(ds *pipeline.Dataset, replica int) (fleet.Member, error) {
-			return aggregateMember(cfg, ds, replica, dataDir, memoryLimit)
-		},
-	}}
-	return fleet.Build(cfg)
-}
-
-func aggregateMember(cfg fleet.Config, ds *pipeline.Dataset, replica int, dataDir, memoryLimit string) (fleet.Member, error) {
+// aggregateMember runs the DuckDB aggregator of ds and the worker that
+// feeds it. Only replica 1 gets one: DuckDB state has one writer.
+func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool, error) {
 	if replica > 1 {
-		return fleet.Member{}, nil // DuckDB state has one writer
+		return Member{}, false, nil
 	}
+	cfg := f.cfg
 	agg, err := aggregate.New(aggregate.Config{
-		DataDir:     dataDir,
-		Dataset:     datasetConfig(ds),
+		DataDir:     cfg.DataDir,
+		Dataset:     DatasetConfig(ds),
 		Marts:       martsOf(cfg.Spec, ds.Name),
-		MemoryLimit: memoryLimit,
+		MemoryLimit: cfg.MemoryLimit,
 		Logger:      cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", ds.Name).Logger(),
 	})
 	if err != nil {
-		return fleet.Member{}, err
+		return Member{}, false, err
 	}
 	w, err := workers.New(agg.WorkerConfig(workers.Config{
 		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version,
 		Consumer: cfg.Consumer, Streams: cfg.Streams,
 	}))
 	if err != nil {
-		return fleet.Member{}, err
+		return Member{}, false, err
 	}
-	return fleet.Member{
+	return Member{
 		Name:   fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica),
 		Worker: w,
 		RunFunc: func(ctx context.Context) error {
@@ -63,7 +49,7 @@ func aggregateMember(cfg fleet.Config, ds *pipeline.Dataset, replica int, dataDi
 			defer cancel()
 			return errors.Join(runErr, agg.Stop(stopCtx))
 		},
-	}, nil
+	}, true, nil
 }
 
 func martsOf(spec *pipeline.Spec, dataset string) []aggregate.Mart {
@@ -76,10 +62,23 @@ func martsOf(spec *pipeline.Spec, dataset string) []aggregate.Mart {
 	return out
 }
 
-func datasetConfig(ds *pipeline.Dataset) aggregate.DatasetConfig {
+// DatasetConfig is the aggregator's view of a pipeline dataset.
+func DatasetConfig(ds *pipeline.Dataset) aggregate.DatasetConfig {
 	cols := make([]aggregate.Column, len(ds.Schema))
 	for i, c := range ds.Schema {
 		cols[i] = aggregate.Column{Name: c.Name, Type: c.Type}
 	}
 	return aggregate.DatasetConfig{Name: ds.Name, Key: ds.Key, Schema: cols}
+}
+
+// CheckMarts compiles every mart's SQL of spec against its dataset's
+// schema in DuckDB, so a bad mart fails at check time, not at a flush.
+func CheckMarts(spec *pipeline.Spec) error {
+	var datasets []aggregate.DatasetConfig
+	var ms []aggregate.Mart
+	for _, ds := range spec.Datasets {
+		datasets = append(datasets, DatasetConfig(ds))
+		ms = append(ms, martsOf(spec, ds.Name)...)
+	}
+	return aggregate.CheckMarts(datasets, ms)
 }
