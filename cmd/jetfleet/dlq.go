@@ -67,22 +67,13 @@ again is dead-lettered again.`,
 
 func dlqAction(f func(ctx context.Context, c *cli.Context, js jetstream.JetStream) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		log, err := newLogger(c)
+		sess, err := openSession(c, "dlq")
 		if err != nil {
 			return err
 		}
-		ctx, stop := signalContext(log)
-		defer stop()
-		nc, err := connectOnce(ctx, c, "dlq", log)
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("jetstream: %v", err), 1)
-		}
-		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer sess.Close()
+		js := sess.js
+		ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 		defer cancel()
 		return f(ctx, c, js)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
@@ -182,4 +183,41 @@ func signalContext(log zerolog.Logger) (context.Context, context.CancelFunc) {
 		signal.Stop(ch)
 		cancel()
 	}
+}
+
+// session is what a one-shot command holds: its logger, a context that
+// SIGINT or SIGTERM cancels, and a connection with JetStream.
+type session struct {
+	ctx  context.Context
+	log  zerolog.Logger
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	stop context.CancelFunc
+}
+
+// openSession sets up a one-shot command; Close releases it.
+func openSession(c *cli.Context, name string, opts ...jetstream.JetStreamOpt) (*session, error) {
+	log, err := newLogger(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := signalContext(log)
+	nc, err := connectOnce(ctx, c, name, log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		nc.Close()
+		stop()
+		return nil, cli.Exit(fmt.Sprintf("jetstream: %v", err), 1)
+	}
+	return &session{ctx: ctx, log: log, nc: nc, js: js, stop: stop}, nil
+}
+
+// Close closes the connection and stops watching for signals.
+func (s *session) Close() {
+	s.nc.Close()
+	s.stop()
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
 	"github.com/jetfleet/jetfleet/pipeline"
@@ -79,21 +78,12 @@ func runLookupLoad(c *cli.Context) error {
 			return cli.Exit(err.Error(), 1)
 		}
 	}
-	log, err := newLogger(c)
+	sess, err := openSession(c, "lookup load")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext(log)
-	defer stop()
-	nc, err := connectOnce(ctx, c, "lookup load", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer sess.Close()
+	ctx, js := sess.ctx, sess.js
 	for i, l := range tables {
 		res, err := transform.LoadTable(ctx, js, l, rows[i], c.Int("replicas"))
 		if err != nil {

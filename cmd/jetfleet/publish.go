@@ -486,22 +486,13 @@ func publishObject(c *cli.Context, subject string) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer f.Close()
-	log, err := newLogger(c)
+	sess, err := openSession(c, "publish")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext(log)
-	defer stop()
-	nc, err := connectOnce(ctx, c, "publish", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	obs, err := ingest.OpenLanding(ctx, js, 1)
+	defer sess.Close()
+	ctx := sess.ctx
+	obs, err := ingest.OpenLanding(ctx, sess.js, 1)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

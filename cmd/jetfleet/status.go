@@ -42,21 +42,12 @@ func runStatus(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef(c, "unexpected argument %q", c.Args().First())
 	}
-	log, err := newLogger(c)
+	sess, err := openSession(c, "status")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext(log)
-	defer stop()
-	nc, err := connectOnce(ctx, c, "status", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("jetstream: %v", err), 1)
-	}
+	defer sess.Close()
+	ctx, js := sess.ctx, sess.js
 
 	if d := c.Duration("wait-idle"); c.IsSet("wait-idle") {
 		if d <= 0 {
