@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/internal/startstop"
 )
 
 // Folders a watched directory keeps processed files in.
@@ -50,9 +50,7 @@ type DirWatcher struct {
 	log  zerolog.Logger
 	seen map[string]fileState
 
-	mu      sync.Mutex
-	cancel  context.CancelCauseFunc
-	stopped chan struct{}
+	svc startstop.Service
 }
 
 type fileState struct {
@@ -69,29 +67,25 @@ func NewDirWatcher(cfg DirWatcherConfig) (*DirWatcher, error) {
 		cfg.Interval = time.Second
 	}
 	return &DirWatcher{
-		cfg:     cfg,
-		log:     cfg.Logger.With().Str("component", "dir-watcher").Str("dataset", cfg.Dataset.Name).Str("dir", cfg.Dir).Logger(),
-		seen:    map[string]fileState{},
-		stopped: make(chan struct{}),
+		cfg:  cfg,
+		log:  cfg.Logger.With().Str("component", "dir-watcher").Str("dataset", cfg.Dataset.Name).Str("dir", cfg.Dir).Logger(),
+		seen: map[string]fileState{},
 	}, nil
 }
 
 // Start creates the directories and scans in the background until Stop.
 func (w *DirWatcher) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel != nil {
-		return fmt.Errorf("%w: dir watcher already started", workers.ErrInvalidConfig)
-	}
 	for _, d := range []string{w.cfg.Dir, filepath.Join(w.cfg.Dir, DoneDir), filepath.Join(w.cfg.Dir, FailedDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("landing directory: %w", err)
 		}
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	w.cancel = cancel
+	runCtx, err := w.svc.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: dir watcher: %w", workers.ErrInvalidConfig, err)
+	}
 	go func() {
-		defer close(w.stopped)
+		defer w.svc.Finished()
 		t := time.NewTicker(w.cfg.Interval)
 		defer t.Stop()
 		for {
@@ -110,24 +104,10 @@ func (w *DirWatcher) Start(ctx context.Context) error {
 // Stop ends scanning and waits. A file being ingested is left in place
 // and taken again on the next start; its content-derived ids make that
 // harmless. Idempotent; safe without Start.
-func (w *DirWatcher) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	cancel := w.cancel
-	w.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel(workers.ErrStopped)
-	select {
-	case <-w.stopped:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (w *DirWatcher) Stop(ctx context.Context) error { return w.svc.Stop(ctx) }
 
 // Stopped is closed once a started watcher has stopped.
-func (w *DirWatcher) Stopped() <-chan struct{} { return w.stopped }
+func (w *DirWatcher) Stopped() <-chan struct{} { return w.svc.Stopped() }
 
 // Scan ingests the files ready now and returns how many it moved. With
 // now set, files are taken without waiting for them to hold still (for

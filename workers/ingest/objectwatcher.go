@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +14,7 @@ import (
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/internal/startstop"
 )
 
 // ObjectWatcherConfig configures an [ObjectWatcher].
@@ -43,9 +43,7 @@ type ObjectWatcher struct {
 	cfg ObjectWatcherConfig
 	log zerolog.Logger
 
-	mu      sync.Mutex
-	cancel  context.CancelCauseFunc
-	stopped chan struct{}
+	svc startstop.Service
 }
 
 // NewObjectWatcher checks cfg. It does no I/O.
@@ -57,9 +55,8 @@ func NewObjectWatcher(cfg ObjectWatcherConfig) (*ObjectWatcher, error) {
 		cfg.RetryInterval = 5 * time.Second
 	}
 	return &ObjectWatcher{
-		cfg:     cfg,
-		log:     cfg.Logger.With().Str("component", "object-watcher").Str("bucket", subjects.LandingBucket).Logger(),
-		stopped: make(chan struct{}),
+		cfg: cfg,
+		log: cfg.Logger.With().Str("component", "object-watcher").Str("bucket", subjects.LandingBucket).Logger(),
 	}, nil
 }
 
@@ -85,24 +82,22 @@ func OpenLanding(ctx context.Context, js jetstream.JetStream, replicas int) (jet
 // Start opens the bucket and its watch, and returns; objects are ingested
 // in the background until Stop.
 func (w *ObjectWatcher) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel != nil {
-		return fmt.Errorf("%w: object watcher already started", workers.ErrInvalidConfig)
+	runCtx, err := w.svc.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: object watcher: %w", workers.ErrInvalidConfig, err)
 	}
 	obs, err := OpenLanding(ctx, w.cfg.JS, w.cfg.Replicas)
 	if err != nil {
+		w.svc.Abort(err)
 		return err
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	watch, err := obs.Watch(runCtx)
 	if err != nil {
-		cancel(err)
+		w.svc.Abort(err)
 		return fmt.Errorf("watch %s: %w", subjects.LandingBucket, err)
 	}
-	w.cancel = cancel
 	go func() {
-		defer close(w.stopped)
+		defer w.svc.Finished()
 		defer func() { _ = watch.Stop() }()
 		w.run(runCtx, obs, watch)
 	}()
@@ -209,21 +204,7 @@ func rename(ctx context.Context, obs jetstream.ObjectStore, from, to string, inf
 // Stop ends the watch and waits. An object being ingested is abandoned
 // and taken again on the next start; its content-derived ids make that
 // harmless. Idempotent; safe without Start.
-func (w *ObjectWatcher) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	cancel := w.cancel
-	w.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel(workers.ErrStopped)
-	select {
-	case <-w.stopped:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (w *ObjectWatcher) Stop(ctx context.Context) error { return w.svc.Stop(ctx) }
 
 // Stopped is closed once a started watcher has stopped.
-func (w *ObjectWatcher) Stopped() <-chan struct{} { return w.stopped }
+func (w *ObjectWatcher) Stopped() <-chan struct{} { return w.svc.Stopped() }
