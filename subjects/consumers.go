@@ -94,7 +94,7 @@ func Consumer(step Step, dataset string, o ConsumerOptions) (jetstream.ConsumerC
 	}
 	o.setDefaults()
 	name := ConsumerName(step.Name, dataset)
-	return jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   fmt.Sprintf("jetfleet %s step for dataset %s", step.Name, dataset),
 		FilterSubject: step.InputSubject(dataset),
@@ -105,5 +105,10 @@ func Consumer(step Step, dataset string, o ConsumerOptions) (jetstream.ConsumerC
 		MaxAckPending: o.MaxAckPending,
 		MaxWaiting:    512,
 		Metadata:      map[string]string{MetaStep: step.Name, MetaDataset: dataset},
-	}, nil
+	}
+	if step.Input == KindClean {
+		// Every partition, and records published without a key token.
+		cfg.FilterSubject, cfg.FilterSubjects = "", CleanFilters(dataset)
+	}
+	return cfg, nil
 }

@@ -14,4 +14,8 @@ var (
 	// ErrNotJetfleetSubject is returned by [Parse] for a subject outside the
 	// jf.> namespace or of an unknown shape.
 	ErrNotJetfleetSubject = errors.New("not a jetfleet subject")
+
+	// ErrInvalidPartition reports a partition number, set or count that
+	// the clean stage cannot have.
+	ErrInvalidPartition = errors.New("invalid partition")
 )

@@ -34,6 +34,11 @@ type StreamOptions struct {
 	Duplicates time.Duration
 	// MaxMsgSize caps one message in bytes; 0 leaves the server's limit.
 	MaxMsgSize int32
+	// Partitions is the number of key partitions of the clean stage
+	// (JF_CLEAN's subject transform). Default DefaultPartitions. It is
+	// fixed when the stream is created: a different count on an existing
+	// stream is a conflict, since keys would move between partitions.
+	Partitions int
 }
 
 func (o *StreamOptions) setDefaults() {
@@ -48,6 +53,9 @@ func (o *StreamOptions) setDefaults() {
 	}
 	if o.Duplicates == 0 {
 		o.Duplicates = 2 * time.Minute
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = DefaultPartitions
 	}
 }
 
@@ -68,10 +76,12 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		}
 	}
+	clean := mk(StreamClean, "jetfleet: transformed records, partitioned by key", KindClean, o.MaxAge)
+	clean.SubjectTransform = cleanTransform(min(o.Partitions, MaxPartitions))
 	return []jetstream.StreamConfig{
 		mk(StreamIngest, "jetfleet: raw records as published", KindIngest, o.MaxAge),
 		mk(StreamValid, "jetfleet: records that passed validation", KindValid, o.MaxAge),
-		mk(StreamClean, "jetfleet: transformed records", KindClean, o.MaxAge),
+		clean,
 		mk(StreamDLQ, "jetfleet: dead letters with their reasons", KindDLQ, o.DLQMaxAge),
 		mk(StreamAlerts, "jetfleet: alerts", KindAlert, o.MaxAge),
 	}
@@ -150,6 +160,9 @@ func conflicts(have, want jetstream.StreamConfig) []string {
 	}
 	if have.Replicas != want.Replicas {
 		d = append(d, fmt.Sprintf("replicas %d, want %d", have.Replicas, want.Replicas))
+	}
+	if h, w := PartitionsOf(have), PartitionsOf(want); h != w {
+		d = append(d, fmt.Sprintf("%d key partitions, want %d (a new count would move keys between partitions and break de-duplication; run every process with --partitions %d, or drain and recreate the stream)", h, w, h))
 	}
 	return d
 }

@@ -2,6 +2,7 @@ package subjects
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -99,6 +100,11 @@ var (
 type Parsed struct {
 	Kind    Kind
 	Dataset string // ingest, valid, clean, dlq
+	// KeyToken is set on a clean subject with a key token; Partition
+	// and Partitioned on one the stream mapped into its partition.
+	KeyToken    string
+	Partition   int
+	Partitioned bool
 	Step    string // dlq, hb
 	Worker  string // hb, ctl
 	Rule    string // alert
@@ -120,7 +126,22 @@ func Parse(subject string) (Parsed, error) {
 	p := Parsed{Kind: Kind(tokens[1])}
 	n := len(tokens)
 	switch p.Kind {
-	case KindIngest, KindValid, KindClean:
+	case KindClean:
+		switch n {
+		case 3:
+			p.Dataset = tokens[2]
+			return p, nil
+		case 4:
+			p.Dataset, p.KeyToken = tokens[2], tokens[3]
+			return p, nil
+		case 5:
+			part, err := strconv.Atoi(tokens[3])
+			if err == nil && part >= 0 && part < MaxPartitions && strconv.Itoa(part) == tokens[3] {
+				p.Dataset, p.Partition, p.Partitioned, p.KeyToken = tokens[2], part, true, tokens[4]
+				return p, nil
+			}
+		}
+	case KindIngest, KindValid:
 		if n == 3 {
 			p.Dataset = tokens[2]
 			return p, nil

@@ -18,6 +18,8 @@ func TestBuildersRoundTrip(t *testing.T) {
 		{subjects.Ingest("orders"), subjects.Parsed{Kind: subjects.KindIngest, Dataset: "orders"}},
 		{subjects.Valid("orders"), subjects.Parsed{Kind: subjects.KindValid, Dataset: "orders"}},
 		{subjects.Clean("o-2"), subjects.Parsed{Kind: subjects.KindClean, Dataset: "o-2"}},
+		{subjects.CleanKey("o-2", "00ff"), subjects.Parsed{Kind: subjects.KindClean, Dataset: "o-2", KeyToken: "00ff"}},
+		{subjects.CleanPartition("o-2", 7, "00ff"), subjects.Parsed{Kind: subjects.KindClean, Dataset: "o-2", KeyToken: "00ff", Partition: 7, Partitioned: true}},
 		{subjects.DeadLetter("validate", "orders"), subjects.Parsed{Kind: subjects.KindDLQ, Step: "validate", Dataset: "orders"}},
 		{subjects.Heartbeat("transform", "host-1"), subjects.Parsed{Kind: subjects.KindHeartbeat, Step: "transform", Worker: "host-1"}},
 		{subjects.Control("w1"), subjects.Parsed{Kind: subjects.KindControl, Worker: "w1"}},
@@ -102,7 +104,14 @@ func FuzzParse(f *testing.F) {
 		case subjects.KindValid:
 			rebuilt = subjects.Valid(p.Dataset)
 		case subjects.KindClean:
-			rebuilt = subjects.Clean(p.Dataset)
+			switch {
+			case p.Partitioned:
+				rebuilt = subjects.CleanPartition(p.Dataset, p.Partition, p.KeyToken)
+			case p.KeyToken != "":
+				rebuilt = subjects.CleanKey(p.Dataset, p.KeyToken)
+			default:
+				rebuilt = subjects.Clean(p.Dataset)
+			}
 		case subjects.KindDLQ:
 			rebuilt = subjects.DeadLetter(p.Step, p.Dataset)
 		case subjects.KindHeartbeat:

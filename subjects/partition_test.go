@@ -1,0 +1,126 @@
+package subjects_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// The server's partition function and PartitionOf must agree: the
+// transform step groups bulk chunks by PartitionOf, the stream files them
+// by {{partition(n,2)}}.
+func TestCleanTransformMatchesPartitionOf(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	ctx := t.Context()
+	const n = 5
+	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{Partitions: n}))
+	s, err := js.Stream(ctx, subjects.StreamClean)
+	require.NoError(t, err)
+	require.Equal(t, n, subjects.PartitionsOf(s.CachedInfo().Config))
+
+	const keys = 200
+	seen := map[int]bool{}
+	for i := range keys {
+		tok := subjects.KeyToken(fmt.Sprintf("order-%d", i))
+		ack, err := js.Publish(ctx, subjects.CleanKey("orders", tok), []byte(`{}`))
+		require.NoError(t, err)
+		m, err := s.GetMsg(ctx, ack.Sequence)
+		require.NoError(t, err)
+		p := subjects.PartitionOf(tok, n)
+		require.Equal(t, subjects.CleanPartition("orders", p, tok), m.Subject, "key %d", i)
+		parsed, err := subjects.Parse(m.Subject)
+		require.NoError(t, err)
+		require.True(t, parsed.Partitioned)
+		require.Equal(t, p, parsed.Partition)
+		seen[p] = true
+	}
+	require.Len(t, seen, n, "200 keys reach every partition")
+
+	// Without a key token a record is stored as published; partition 0's
+	// consumer and the whole-dataset consumer both take it.
+	ack, err := js.Publish(ctx, subjects.Clean("orders"), []byte(`{}`))
+	require.NoError(t, err)
+	m, err := s.GetMsg(ctx, ack.Sequence)
+	require.NoError(t, err)
+	require.Equal(t, subjects.Clean("orders"), m.Subject)
+
+	count := func(cfg jetstream.ConsumerConfig) uint64 {
+		c, err := js.CreateOrUpdateConsumer(ctx, subjects.StreamClean, cfg)
+		require.NoError(t, err)
+		return c.CachedInfo().NumPending
+	}
+	var sum uint64
+	for p := range n {
+		cfg, err := subjects.PartitionConsumer(subjects.StepAggregate, "orders", p, n, subjects.ConsumerOptions{})
+		require.NoError(t, err)
+		sum += count(cfg)
+	}
+	require.Equal(t, uint64(keys+1), sum, "the partitions divide every record between them")
+	all, err := subjects.Consumer(subjects.StepAlert, "orders", subjects.ConsumerOptions{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(keys+1), count(all), "a whole-dataset consumer sees every record")
+}
+
+func TestEnsureRefusesNewPartitionCount(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	ctx := t.Context()
+	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{Partitions: 4}))
+	err := subjects.Ensure(ctx, js, subjects.StreamOptions{Partitions: 8})
+	require.ErrorIs(t, err, subjects.ErrStreamConflict)
+	require.Contains(t, err.Error(), "4 key partitions, want 8")
+	s, err := js.Stream(ctx, subjects.StreamClean)
+	require.NoError(t, err)
+	require.Equal(t, 4, subjects.PartitionsOf(s.CachedInfo().Config), "the stream keeps its partitions")
+}
+
+func TestParsePartitions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		n    int
+		want []int
+		err  string
+	}{
+		{"", 3, []int{0, 1, 2}, ""},
+		{"0-3", 8, []int{0, 1, 2, 3}, ""},
+		{"6, 1-2,2", 8, []int{6, 1, 2}, ""},
+		{"8", 8, nil, "has 8 partitions"},
+		{"3-1", 8, nil, "not a partition"},
+		{"a", 8, nil, "not a partition"},
+		{"0", 0, nil, "0 partitions"},
+	}
+	for _, tt := range tests {
+		got, err := subjects.ParsePartitions(tt.in, tt.n)
+		if tt.err != "" {
+			require.ErrorIs(t, err, subjects.ErrInvalidPartition, tt.in)
+			require.ErrorContains(t, err, tt.err)
+			continue
+		}
+		require.NoError(t, err, tt.in)
+		require.Equal(t, tt.want, got, tt.in)
+	}
+}
+
+func TestPartitionConsumer(t *testing.T) {
+	t.Parallel()
+	cfg, err := subjects.PartitionConsumer(subjects.StepAggregate, "orders", 3, 8, subjects.ConsumerOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "aggregate_orders_p3", cfg.Durable)
+	require.Equal(t, []string{"jf.clean.orders.3.>"}, cfg.FilterSubjects)
+	require.Equal(t, "3", cfg.Metadata[subjects.MetaPartition])
+	require.Equal(t, "orders", cfg.Metadata[subjects.MetaDataset])
+	cfg, err = subjects.PartitionConsumer(subjects.StepAggregate, "orders", 0, 8, subjects.ConsumerOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"jf.clean.orders.0.>", "jf.clean.orders"}, cfg.FilterSubjects)
+	_, err = subjects.PartitionConsumer(subjects.StepAggregate, "orders", 8, 8, subjects.ConsumerOptions{})
+	require.ErrorIs(t, err, subjects.ErrInvalidPartition)
+	_, err = subjects.PartitionConsumer(subjects.StepValidate, "orders", 0, 8, subjects.ConsumerOptions{})
+	require.Error(t, err)
+}
