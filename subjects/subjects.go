@@ -105,10 +105,10 @@ type Parsed struct {
 	KeyToken    string
 	Partition   int
 	Partitioned bool
-	Step    string // dlq, hb
-	Worker  string // hb, ctl
-	Rule    string // alert
-	Name    string // sup
+	Step        string // dlq, hb
+	Worker      string // hb, ctl
+	Rule        string // alert
+	Name        string // sup
 }
 
 // Parse takes a concrete (wildcard-free) jetfleet subject apart. It is the
