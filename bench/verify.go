@@ -39,7 +39,7 @@ func readClean(ctx context.Context, js jetstream.JetStream, ds *pipeline.Dataset
 	if info.State.Msgs == 0 {
 		return out, nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.Clean(ds.Name)}})
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: subjects.CleanFilters(ds.Name)})
 	if err != nil {
 		return out, err
 	}

@@ -59,6 +59,13 @@ func (o *StreamOptions) setDefaults() {
 	}
 }
 
+// PartitionCount is the clean stage's partition count these options ask
+// for: Partitions, or DefaultPartitions when unset.
+func (o StreamOptions) PartitionCount() int {
+	o.setDefaults()
+	return min(o.Partitions, MaxPartitions)
+}
+
 // Streams returns the five stream configurations of the wire contract.
 func Streams(o StreamOptions) []jetstream.StreamConfig {
 	o.setDefaults()

@@ -193,14 +193,20 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 	}
 	var order []string
 	groups := map[string][][]byte{}
+	subjectOf := map[string]string{}
 	for _, o := range outputs {
-		if _, ok := groups[o.Subject]; !ok {
-			order = append(order, o.Subject)
+		g := o.Subject
+		if o.Group != "" {
+			g = "\x00" + o.Group // never a subject
 		}
-		groups[o.Subject] = append(groups[o.Subject], o.Data)
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+			subjectOf[g] = o.Subject
+		}
+		groups[g] = append(groups[g], o.Data)
 	}
-	for i, subj := range order {
-		recs := groups[subj]
+	for i, g := range order {
+		recs, subj := groups[g], subjectOf[g]
 		m := &nats.Msg{Subject: subj, Data: JoinBulk(recs), Header: nats.Header{}}
 		m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(len(recs)))

@@ -39,6 +39,11 @@ type Record struct {
 type Output struct {
 	Subject string
 	Data    []byte
+	// Group, when set, chunks outputs of a bulk input by it instead of by
+	// subject; the chunk goes to the subject of its first output. The
+	// transform step groups by key partition, so a bulk chunk stays whole
+	// per partition while each record's subject carries its own key.
+	Group string
 }
 
 // Handler processes one record. The runtime calls it from one goroutine

@@ -45,6 +45,12 @@ type Config struct {
 	// Logger gets the worker's structured log lines.
 	Logger zerolog.Logger
 
+	// Partitions, when above 0, makes the worker consume only partition
+	// Partition (of Partitions) of its clean-stage input, through that
+	// partition's durable consumer (see subjects.PartitionConsumer).
+	Partition  int
+	Partitions int
+
 	// Consumer tunes delivery (AckWait, MaxDeliver, MaxAckPending).
 	Consumer subjects.ConsumerOptions
 	// Streams is passed to subjects.Ensure at start-up.
@@ -139,10 +145,29 @@ func (c *Config) validate() error {
 	if (c.NewHandlerFunc == nil) == (c.NewBatchHandlerFunc == nil) {
 		return fmt.Errorf("%w: set exactly one of NewHandlerFunc and NewBatchHandlerFunc", ErrInvalidConfig)
 	}
+	if c.Partitions > 0 {
+		if _, err := c.consumerConfig(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
 	if c.HandlerTimeout >= c.Consumer.AckWait {
 		return fmt.Errorf("%w: handler timeout %s must be below AckWait %s", ErrInvalidConfig, c.HandlerTimeout, c.Consumer.AckWait)
 	}
 	return nil
+}
+
+func (c *Config) consumerName() string {
+	if c.Partitions > 0 {
+		return subjects.PartitionConsumerName(c.Step.Name, c.Dataset, c.Partition)
+	}
+	return subjects.ConsumerName(c.Step.Name, c.Dataset)
+}
+
+func (c *Config) consumerConfig() (jetstream.ConsumerConfig, error) {
+	if c.Partitions > 0 {
+		return subjects.PartitionConsumer(c.Step, c.Dataset, c.Partition, c.Partitions, c.Consumer)
+	}
+	return subjects.Consumer(c.Step, c.Dataset, c.Consumer)
 }
 
 // withConsumerDefaults fills the consumer options the same way
@@ -229,7 +254,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg:      cfg,
 		js:       js,
-		consumer: subjects.ConsumerName(cfg.Step.Name, cfg.Dataset),
+		consumer: cfg.consumerName(),
 		stopped:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		stall:    jetstream.WithStallWait(cfg.HandlerTimeout / 2),
@@ -462,7 +487,7 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 // bind ensures the streams and the durable consumer, retrying with backoff
 // while JetStream is unreachable, so a worker may start before its server.
 func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
-	ccfg, err := subjects.Consumer(w.cfg.Step, w.cfg.Dataset, w.cfg.Consumer)
+	ccfg, err := w.cfg.consumerConfig()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}

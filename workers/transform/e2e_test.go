@@ -2,6 +2,7 @@ package transform_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -104,8 +105,10 @@ func TestShopEndToEnd(t *testing.T) {
 	require.Equal(t, `{"amount":10,"amount_usd":10,"country":"US","currency":"USD","customer_id":"c-1","order_id":"s-1","ts":"2026-10-01T10:00:00Z"}`, string(clean[0].Data))
 	require.Equal(t, `{"amount":20,"amount_usd":21.6,"country":"DE","currency":"EUR","customer_id":"c-1","order_id":"s-2","ts":"2026-10-02T01:30:00Z"}`, string(clean[1].Data))
 	require.Equal(t, `{"amount":5.5,"amount_usd":6.985,"country":"GB","currency":"GBP","customer_id":"c-2","email_hash":"fb98d44ad7501a959f3f4f4a3f004fe2d9e581ea6207e218c4b02c08a4d75adf","order_id":"s-3","ts":"2026-10-02T07:00:00Z"}`, string(clean[2].Data))
-	for _, m := range clean {
-		require.Equal(t, subjects.Clean("orders"), m.Subject)
+	for i, m := range clean {
+		// Stored in its key's partition: jf.clean.orders.<p>.<keytoken>.
+		tok := subjects.KeyToken(fmt.Sprintf("s-%d", i+1))
+		require.Equal(t, subjects.CleanPartition("orders", subjects.PartitionOf(tok, subjects.DefaultPartitions), tok), m.Subject)
 		require.NotEmpty(t, m.Header.Get(subjects.HeaderMsgID))
 	}
 	dead := streamData(t, js, subjects.StreamDLQ, 4)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -25,6 +26,9 @@ type Handler struct {
 	tables Tables
 	salts  map[*pipeline.Mask]string
 	out    string
+	// partitions is the clean stage's partition count, for grouping the
+	// records of a bulk input per partition.
+	partitions int
 }
 
 // New builds the transform handler of ds, reading lookup rows from
@@ -36,7 +40,7 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 	if err := subjects.ValidateToken("dataset", ds.Name); err != nil {
 		return nil, fmt.Errorf("%w: %w", workers.ErrInvalidConfig, err)
 	}
-	h := &Handler{ds: ds, tables: tables, salts: map[*pipeline.Mask]string{}, out: subjects.Clean(ds.Name)}
+	h := &Handler{ds: ds, tables: tables, salts: map[*pipeline.Mask]string{}, out: subjects.Clean(ds.Name), partitions: subjects.DefaultPartitions}
 	for _, t := range ds.Transforms {
 		switch {
 		case t.Op == pipeline.OpLookup && tables == nil:
@@ -54,19 +58,65 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 	return h, nil
 }
 
-// Handle transforms one record. A record the transforms cannot apply to
-// is marked permanent for the runtime to dead-letter.
+// WithPartitions returns a copy of h for a clean stage of n partitions
+// (subjects.StreamOptions.Partitions); the default is
+// subjects.DefaultPartitions.
+func (h *Handler) WithPartitions(n int) *Handler {
+	c := *h
+	c.partitions = max(n, 1)
+	return &c
+}
+
+// Handle transforms one record and publishes it with its key token
+// (jf.clean.<dataset>.<keytoken>), so the stream files it in its key's
+// partition. A record the transforms cannot apply to is marked permanent
+// for the runtime to dead-letter.
 func (h *Handler) Handle(_ context.Context, rec workers.Record) ([]workers.Output, error) {
-	data, err := h.Transform(rec.Data)
+	clean, err := h.transform(rec.Data)
 	if err != nil {
 		return nil, workers.Permanent(err)
 	}
-	return []workers.Output{{Subject: h.out, Data: data}}, nil
+	data, err := Encode(clean)
+	if err != nil {
+		return nil, workers.Permanent(err)
+	}
+	tok := subjects.KeyToken(KeyOf(clean, h.ds.Key))
+	return []workers.Output{{
+		Subject: subjects.CleanKey(h.ds.Name, tok), Data: data,
+		Group: strconv.Itoa(subjects.PartitionOf(tok, h.partitions)),
+	}}, nil
+}
+
+// KeyOf is the text of rec's key field as the aggregator de-duplicates
+// on it: a string as is, any other value as its JSON text, "" if absent.
+func KeyOf(rec pipeline.Record, key string) string {
+	switch v := rec[key].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(v) != nil {
+			return ""
+		}
+		return string(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
+	}
 }
 
 // Transform applies the dataset's transforms to one record's bytes and
 // returns the clean record (a JSON object, keys sorted).
 func (h *Handler) Transform(data []byte) ([]byte, error) {
+	rec, err := h.transform(data)
+	if err != nil {
+		return nil, err
+	}
+	return Encode(rec)
+}
+
+func (h *Handler) transform(data []byte) (pipeline.Record, error) {
 	rec, err := pipeline.DecodeRecord(data)
 	if err != nil {
 		return nil, err
@@ -74,7 +124,7 @@ func (h *Handler) Transform(data []byte) ([]byte, error) {
 	if err := h.Apply(rec); err != nil {
 		return nil, err
 	}
-	return Encode(rec)
+	return rec, nil
 }
 
 // Apply runs the transforms on rec in place.
