@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,10 @@ type Aggregator struct {
 	stopOne sync.Once
 
 	hooks hooks
+
+	// progMu orders the writes of a partition's progress file.
+	progMu sync.Mutex
+	prog   marts.PartitionProgress
 }
 
 // hooks let tests stop the aggregator at the points a crash matters.
@@ -104,7 +109,7 @@ func (a *Aggregator) Start(ctx context.Context) error {
 		defer close(a.done)
 		a.flusher(runCtx)
 	}()
-	a.log.Info().Str("state", marts.StateFile(a.cfg.DataDir, a.cfg.Dataset.Name)).Int("outputs", len(a.outputs)).
+	a.log.Info().Str("state", a.stateFile()).Int("outputs", len(a.outputs)).
 		Int64("records", a.meta.records).Uint64("committed_seq", a.meta.committedSeq).Msg("aggregator started")
 	return nil
 }
@@ -163,12 +168,12 @@ func (a *Aggregator) open(ctx context.Context) error {
 	}
 	settings := map[string]string{
 		"memory_limit":   a.cfg.MemoryLimit,
-		"temp_directory": filepath.Join(stateDir, a.cfg.Dataset.Name+".tmp"),
+		"temp_directory": strings.TrimSuffix(a.stateFile(), ".duckdb") + ".tmp",
 	}
 	if a.cfg.Threads > 0 {
 		settings["threads"] = strconv.Itoa(a.cfg.Threads)
 	}
-	db, err := openDuckDB(marts.StateFile(a.cfg.DataDir, a.cfg.Dataset.Name), settings)
+	db, err := openDuckDB(a.stateFile(), settings)
 	if err != nil {
 		return err
 	}
@@ -262,7 +267,7 @@ func (a *Aggregator) openOutput(ctx context.Context, o *output) error {
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
 	}
-	return marts.WriteManifest(o.manifest(a.cfg.Dataset.Name, rows, partitions, updated.Time))
+	return a.writeManifest(o, rows, partitions, updated.Time)
 }
 
 type stmtArgs struct {
@@ -401,6 +406,12 @@ func (a *Aggregator) handleBatch(ctx context.Context, batch []workers.Record) ([
 }
 
 func (a *Aggregator) writeProgress() {
+	if a.cfg.Partition != nil {
+		a.writePartitionProgress(func(p *marts.PartitionProgress) {
+			p.CommittedSeq, p.Records, p.Duplicates = a.meta.committedSeq, a.meta.records, a.meta.duplicates
+		})
+		return
+	}
 	p := marts.Progress{
 		Dataset: a.cfg.Dataset.Name, CommittedSeq: a.meta.committedSeq, Records: a.meta.records,
 		Duplicates: a.meta.duplicates, UpdatedAt: time.Now().UTC(),

@@ -65,6 +65,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// Logger gets the aggregator's log lines.
 	Logger zerolog.Logger
+	// Partition, when set, makes the aggregator the owner of one key
+	// partition of the dataset: it keeps that partition's state and lake
+	// files, and leaves the marts to a [MartBuilder] (docs/scale-out.md).
+	Partition *Partition
 }
 
 func (c *Config) setDefaults() {
@@ -103,6 +107,9 @@ func (c *Config) validate() error {
 		if first := strings.ToUpper(firstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
 			return fmt.Errorf("%w: mart %s: SQL must be a SELECT, not %s", ErrInvalidConfig, m.Name, first)
 		}
+	}
+	if c.Partition != nil && (c.NoLake || c.Partition.Index < 0 || c.Partition.Index >= subjects.MaxPartitions) {
+		return fmt.Errorf("%w: partition %d of dataset %s: a partition needs the lake (marts are built from it)", ErrInvalidConfig, c.Partition.Index, c.Dataset.Name)
 	}
 	if !isSafeSetting(c.MemoryLimit) {
 		return fmt.Errorf("%w: memory limit %q", ErrInvalidConfig, c.MemoryLimit)

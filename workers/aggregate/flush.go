@@ -84,7 +84,7 @@ func (a *Aggregator) flushOutput(ctx context.Context, conn *sql.Conn, o *output)
 		return fmt.Errorf("commit flush: %w", err)
 	}
 	o.flushedBatch, o.lastSeq = m.batch, m.committedSeq
-	if err := marts.WriteManifest(o.manifest(a.cfg.Dataset.Name, rows, partitions, now)); err != nil {
+	if err := a.writeManifest(o, rows, partitions, now); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	if len(parts) > 0 {
@@ -159,7 +159,7 @@ func (a *Aggregator) compute(ctx context.Context, tx *sql.Tx, o *output, since, 
 	var parts []part
 	file := marts.DataFile
 	if o.appendOnly {
-		file = fmt.Sprintf("data-%012d.parquet", since+1)
+		file = fmt.Sprintf("%s%012d.parquet", a.lakeFilePrefix(), since+1)
 	}
 	for _, vals := range counted {
 		n := *vals[len(vals)-1]

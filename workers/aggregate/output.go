@@ -36,7 +36,7 @@ type output struct {
 func (a *Aggregator) buildOutputs() []*output {
 	var outs []*output
 	for _, m := range a.cfg.Marts {
-		if m.Dataset != a.cfg.Dataset.Name {
+		if m.Dataset != a.cfg.Dataset.Name || a.cfg.Partition != nil {
 			continue
 		}
 		o := &output{

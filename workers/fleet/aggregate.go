@@ -1,55 +1,15 @@
 package fleet
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"time"
-
 	"github.com/jetfleet/jetfleet/pipeline"
-	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/aggregate"
 )
 
-// aggregateMember runs the DuckDB aggregator of ds and the worker that
-// feeds it. Only replica 1 gets one: DuckDB state has one writer.
-func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool, error) {
-	if replica > 1 {
-		return Member{}, false, nil
-	}
-	cfg := f.cfg
-	agg, err := aggregate.New(aggregate.Config{
-		DataDir:     cfg.DataDir,
-		Dataset:     DatasetConfig(ds),
-		Marts:       martsOf(cfg.Spec, ds.Name),
-		MemoryLimit: cfg.MemoryLimit,
-		Logger:      cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", ds.Name).Logger(),
-	})
-	if err != nil {
-		return Member{}, false, err
-	}
-	w, err := workers.New(agg.WorkerConfig(workers.Config{
-		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version,
-		Consumer: cfg.Consumer, Streams: cfg.Streams,
-	}))
-	if err != nil {
-		return Member{}, false, err
-	}
-	return Member{
-		Name:   fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica),
-		Worker: w,
-		RunFunc: func(ctx context.Context) error {
-			if err := agg.Start(ctx); err != nil {
-				return err
-			}
-			runErr := w.Run(ctx)
-			// The final flush runs after the worker has acked its last batch.
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			return errors.Join(runErr, agg.Stop(stopCtx))
-		},
-	}, true, nil
+// aggregateMember runs replica of the aggregators of ds: the partitions
+// of the clean stage it owns and the mart builder (partitions.go).
+func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica, replicas int) (Member, bool, error) {
+	m, err := f.partitionMember(ds, replica, replicas)
+	return m, err == nil, err
 }
 
 func martsOf(spec *pipeline.Spec, dataset string) []aggregate.Mart {

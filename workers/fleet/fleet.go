@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +46,17 @@ type Config struct {
 	DataDir string
 	// MemoryLimit is each aggregator's DuckDB memory limit. Default 1GB.
 	MemoryLimit string
+	// AggregatePartitions is the set of clean-stage partitions ("0-3,6")
+	// this process's aggregators own; empty means all of them. Ignored when
+	// AggregateClaim is set.
+	AggregatePartitions string
+	// AggregateClaim makes aggregators claim a fair share of partitions
+	// through leases instead (docs/scale-out.md), so replicas in several
+	// processes divide them and take over a dead one's.
+	AggregateClaim bool
+	// LeaseTTL is how long a claimed partition stays with a replica that
+	// stopped renewing. Default 10s.
+	LeaseTTL time.Duration
 }
 
 // Member is one supervised part of the fleet.
@@ -90,6 +102,9 @@ func Build(cfg Config) (*Fleet, error) {
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = ".jetfleet"
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 10 * time.Second
 	}
 	datasets := cfg.Spec.Datasets
 	if len(cfg.Datasets) > 0 {
@@ -155,8 +170,9 @@ func Build(cfg Config) (*Fleet, error) {
 			}
 		}
 		if runs(subjects.StepAggregate.Name) {
-			for i := range max(cfg.Replicas[subjects.StepAggregate.Name], 1) {
-				m, ok, err := f.aggregateMember(ds, i+1)
+			replicas := max(cfg.Replicas[subjects.StepAggregate.Name], 1)
+			for i := range replicas {
+				m, ok, err := f.aggregateMember(ds, i+1, replicas)
 				if err != nil {
 					return nil, err
 				}

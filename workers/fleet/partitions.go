@@ -1,0 +1,207 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/aggregate"
+)
+
+// partitionSet is one aggregator replica of a dataset: it runs an
+// aggregator and a worker for each partition it owns, and a mart builder
+// that builds the dataset's marts from every partition's lake. It owns a
+// fixed set of partitions, or (claim mode) claims a fair share through
+// leases in the partition bucket. See docs/scale-out.md.
+type partitionSet struct {
+	f       *Fleet
+	ds      *pipeline.Dataset
+	n       int
+	static  []int // owned partitions unless claiming
+	claim   bool
+	owner   string
+	log     zerolog.Logger
+	builder *aggregate.MartBuilder
+
+	mu      sync.Mutex
+	running map[int]*partitionRunner
+}
+
+// partitionRunner is one owned partition: its aggregator and worker.
+type partitionRunner struct {
+	p   int
+	agg *aggregate.Aggregator
+	w   *workers.Worker
+}
+
+func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Member, error) {
+	cfg := f.cfg
+	n := cfg.Streams.PartitionCount()
+	s := &partitionSet{f: f, ds: ds, n: n, claim: cfg.AggregateClaim, owner: workers.NewWorkerID(), running: map[int]*partitionRunner{}}
+	s.log = cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", ds.Name).Str("owner", s.owner).Logger()
+	if !s.claim {
+		owned, err := subjects.ParsePartitions(cfg.AggregatePartitions, n)
+		if err != nil {
+			return Member{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		// Replicas of one process divide the set round-robin.
+		for i, p := range owned {
+			if i%replicas == replica-1 {
+				s.static = append(s.static, p)
+			}
+		}
+	}
+	var err error
+	s.builder, err = aggregate.NewMartBuilder(aggregate.MartBuilderConfig{
+		DataDir: cfg.DataDir, Dataset: DatasetConfig(ds), Marts: martsOf(cfg.Spec, ds.Name),
+		Partitions: n, MemoryLimit: cfg.MemoryLimit, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return Member{}, err
+	}
+	return Member{Name: fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica), RunFunc: s.run}, nil
+}
+
+func (s *partitionSet) run(ctx context.Context) error {
+	if err := s.builder.Start(ctx); err != nil {
+		return err
+	}
+	s.builder.Kick() // marts behind the lake after a crash are rebuilt at once
+	var runErr error
+	if s.claim {
+		runErr = s.claimLoop(ctx)
+	} else {
+		runErr = s.staticLoop(ctx)
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	stopErr := s.stopAll(stopCtx)
+	// The last build runs after every owned partition's final flush.
+	return errors.Join(runErr, stopErr, s.builder.Stop(stopCtx))
+}
+
+func (s *partitionSet) staticLoop(ctx context.Context) error {
+	s.log.Info().Ints("partitions", s.static).Int("of", s.n).Msg("aggregator owns partitions")
+	for _, p := range s.static {
+		if err := s.startPartition(ctx, p); err != nil {
+			return err
+		}
+	}
+	_, err := s.waitOnce(ctx, nil)
+	return err
+}
+
+// waitOnce waits for ctx (stop), a tick, or a partition worker that
+// stopped on its own (stop with its error: the tree restarts the member).
+func (s *partitionSet) waitOnce(ctx context.Context, tick <-chan time.Time) (bool, error) {
+	s.mu.Lock()
+	runners := make([]*partitionRunner, 0, len(s.running))
+	for _, r := range s.running {
+		runners = append(runners, r)
+	}
+	s.mu.Unlock()
+	failed := make(chan *partitionRunner, len(runners))
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-r.w.Stopped():
+				failed <- r
+			case <-quit:
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(quit)
+	select {
+	case <-ctx.Done():
+		return true, nil
+	case <-tick:
+		return false, nil
+	case r := <-failed:
+		return true, fmt.Errorf("aggregate %s partition %d: worker stopped: %w", s.ds.Name, r.p, r.w.Err())
+	}
+}
+
+// startPartition opens partition p's state and starts consuming it.
+func (s *partitionSet) startPartition(ctx context.Context, p int) error {
+	cfg := s.f.cfg
+	agg, err := aggregate.New(aggregate.Config{
+		DataDir:     cfg.DataDir,
+		Dataset:     DatasetConfig(s.ds),
+		MemoryLimit: cfg.MemoryLimit,
+		Threads:     1, // one of many states in the process; a partition's batches are small
+		Logger:      s.log.With().Int("partition", p).Logger(),
+		Partition:   &aggregate.Partition{Index: p, LakeFlushedFunc: s.builder.Kick},
+	})
+	if err != nil {
+		return err
+	}
+	wcfg := agg.WorkerConfig(workers.Config{
+		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version,
+		Consumer: cfg.Consumer, Streams: cfg.Streams,
+	})
+	wcfg.Partition, wcfg.Partitions = p, s.n
+	w, err := workers.New(wcfg)
+	if err != nil {
+		return err
+	}
+	if err := agg.Start(ctx); err != nil {
+		return fmt.Errorf("partition %d: %w", p, err)
+	}
+	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return errors.Join(fmt.Errorf("partition %d: %w", p, err), agg.Stop(stopCtx))
+	}
+	s.mu.Lock()
+	s.running[p] = &partitionRunner{p: p, agg: agg, w: w}
+	s.mu.Unlock()
+	return nil
+}
+
+// stopPartition drains p's worker, then flushes and closes its state.
+func (s *partitionSet) stopPartition(ctx context.Context, p int) error {
+	s.mu.Lock()
+	r := s.running[p]
+	delete(s.running, p)
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	err := errors.Join(r.w.Stop(ctx), r.agg.Stop(ctx))
+	if err != nil {
+		s.log.Warn().Err(err).Int("partition", p).Msg("partition stopped with an error")
+	}
+	return err
+}
+
+func (s *partitionSet) owned() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := make([]int, 0, len(s.running))
+	for p := range s.running {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+func (s *partitionSet) stopAll(ctx context.Context) error {
+	var errs []error
+	for _, p := range s.owned() {
+		errs = append(errs, s.stopPartition(ctx, p))
+	}
+	return errors.Join(errs...)
+}
