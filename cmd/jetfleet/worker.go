@@ -24,9 +24,13 @@ func workerCommand() *cli.Command {
 against a NATS server. The aggregator keeps its DuckDB state and writes the marts
 under --data-dir. Run as many
 processes of a step as you like: replicas share the step's durable consumer.
+Aggregators divide the key partitions of the clean stage: each owns a fixed set
+(--partitions 0-3) or, with --claim, a fair share that moves to the others when
+it dies; all of them must share --data-dir (docs/scale-out.md).
 SIGINT or SIGTERM drains in-flight work and exits 0.
 
-   jetfleet worker --nats nats://10.0.0.5:4222 --pipeline pipeline.yaml validate`,
+   jetfleet worker --nats nats://10.0.0.5:4222 --pipeline pipeline.yaml validate
+   jetfleet worker --nats nats://10.0.0.5:4222 --data-dir /shared/jetfleet --claim aggregate`,
 		Flags: commonFlags(
 			pipelineFlag(),
 			dataDirFlag(),
@@ -38,6 +42,10 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 			&cli.IntFlag{Name: "max-deliver", Usage: "deliveries of a message before it is dead-lettered", Value: 5},
 			&cli.IntFlag{Name: "max-ack-pending", Usage: "messages in flight per step and dataset, across replicas", Value: 1024},
 			&cli.IntFlag{Name: "stream-replicas", Usage: "JetStream replicas of the streams if this process creates them (3 on a cluster)", Value: 1},
+			&cli.IntFlag{Name: "partition-count", Usage: "key partitions of the clean stage if this process creates JF_CLEAN (every process must agree)", Value: subjects.DefaultPartitions},
+			&cli.StringFlag{Name: "partitions", Usage: "aggregate: the partitions this process owns, e.g. 0-3,6 (default: all)"},
+			&cli.BoolFlag{Name: "claim", Usage: "aggregate: claim a fair share of partitions through leases and take over those of a replica that dies (see docs/scale-out.md)"},
+			&cli.DurationFlag{Name: "lease-ttl", Usage: "aggregate --claim: a dead replica's partitions move after this long", Value: 10 * time.Second},
 		),
 		Action: runWorker,
 	}
@@ -69,7 +77,17 @@ func runWorker(c *cli.Context) error {
 	cfg := fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec}
 	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
 	cfg.Replicas = map[string]int{step: c.Int("replicas")}
-	cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas")}
+	cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas"), Partitions: c.Int("partition-count")}
+	cfg.AggregatePartitions, cfg.AggregateClaim, cfg.LeaseTTL = c.String("partitions"), c.Bool("claim"), c.Duration("lease-ttl")
+	if cfg.AggregateClaim && cfg.AggregatePartitions != "" {
+		return usagef(c, "--claim and --partitions exclude each other: a replica either claims partitions or owns a fixed set")
+	}
+	if n := c.Int("partition-count"); n < 1 || n > subjects.MaxPartitions {
+		return usagef(c, "--partition-count %d: want 1 to %d", n, subjects.MaxPartitions)
+	}
+	if c.IsSet("lease-ttl") && c.Duration("lease-ttl") < time.Second {
+		return usagef(c, "--lease-ttl %s: want at least 1s", c.Duration("lease-ttl"))
+	}
 	cfg.Consumer = subjects.ConsumerOptions{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver"), MaxAckPending: c.Int("max-ack-pending")}
 	fl, err := buildFleet(c, cfg)
 	if err != nil {

@@ -1,0 +1,257 @@
+package main_test
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/bench"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/marts"
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/aggregate"
+	"github.com/jetfleet/jetfleet/workers/fleet"
+)
+
+// TestAggregateReplicasProduceTheSameMarts runs the shop pipeline's clean
+// stream through aggregators of different shapes, each from the start of
+// the stream into its own data dir, and requires the same marts from all:
+//
+//   - the reference: one unpartitioned aggregator (one state, marts from it);
+//   - one `jetfleet worker aggregate` process owning every partition;
+//   - two processes claiming partitions through leases;
+//   - three processes claiming partitions, one of them SIGKILLed mid-run:
+//     the other two take its partitions over after the lease TTL.
+func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Server(t)
+	url := srv.ClientURL()
+	nc, js := embeddedtest.Connect(t, url)
+	ctx := t.Context()
+	spec := pipeline.Default()
+	ds := spec.Dataset("orders")
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+
+	// The input: generated orders through validate and transform.
+	fl, err := fleet.Build(fleet.Config{Conn: nc, Logger: log, Spec: spec, Steps: []string{"validate", "transform"}, LoadLookups: true, DataDir: t.TempDir()})
+	require.NoError(t, err)
+	require.NoError(t, fl.Prepare(ctx))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{}, len(fl.Members))
+	for _, m := range fl.Members {
+		go func() {
+			_ = m.Run(runCtx)
+			done <- struct{}{}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range fl.Members {
+			<-done
+		}
+		_ = fl.Close(context.Background())
+	})
+	const records = 6_000
+	gen := bench.NewOrderGenerator(7, 0.01, 0.05)
+	for i := range records {
+		line, _ := gen.Next()
+		m := nats.NewMsg(subjects.Ingest("orders"))
+		m.Data = line
+		m.Header.Set(subjects.HeaderMsgID, "o-"+strconv.Itoa(i))
+		_, err := js.PublishMsgAsync(m)
+		require.NoError(t, err)
+		if i%500 == 499 || i == records-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				t.Fatal("publish did not complete")
+			}
+		}
+	}
+	waitFor(t, 2*time.Minute, "validate and transform drained", func() bool {
+		return drained(ctx, js, subjects.StreamIngest, "validate_orders") && drained(ctx, js, subjects.StreamValid, "transform_orders")
+	})
+	cleanStream, err := js.Stream(ctx, subjects.StreamClean)
+	require.NoError(t, err)
+	lastSeq := cleanStream.CachedInfo().State.LastSeq
+	require.Positive(t, lastSeq)
+
+	ref := referenceMarts(t, nc, spec, ds, lastSeq, log)
+
+	aggregators := func(n int, kill bool) string {
+		dataDir := t.TempDir()
+		for p := range subjects.DefaultPartitions {
+			err := js.DeleteConsumer(ctx, subjects.StreamClean, subjects.PartitionConsumerName("aggregate", "orders", p))
+			if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				require.NoError(t, err)
+			}
+		}
+		args := []string{"worker", "--nats", url, "--data-dir", dataDir, "--ack-wait", "5s", "--log-format", "json", "--memory-limit", "256MB"}
+		if n > 1 {
+			args = append(args, "--claim", "--lease-ttl", "2s")
+		}
+		procs := make([]*proc, n)
+		for i := range procs {
+			procs[i] = start(t, nil, append(args, "aggregate")...)
+		}
+		if kill {
+			victim := procs[0]
+			waitFor(t, time.Minute, "the victim to claim and commit", func() bool {
+				return strings.Contains(victim.out.String(), "claimed partition") && delivered(ctx, js) > 0
+			})
+			require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+			<-victim.done
+			victim.done <- errors.New("killed") // for the cleanup
+			procs = procs[1:]
+		}
+		waitFor(t, 3*time.Minute, fmt.Sprintf("%d aggregator(s) to fold in every record", n), func() bool {
+			for p := range subjects.DefaultPartitions {
+				if !drained(ctx, js, subjects.StreamClean, subjects.PartitionConsumerName("aggregate", "orders", p)) {
+					return false
+				}
+			}
+			ms, err := marts.ReadManifests(dataDir)
+			if err != nil || len(ms) != len(spec.Marts)+1 {
+				return false
+			}
+			for _, m := range ms {
+				if m.LastSeq < lastSeq {
+					return false
+				}
+			}
+			return true
+		})
+		for _, p := range procs {
+			require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+		}
+		for _, p := range procs {
+			select {
+			case err := <-p.done:
+				require.NoError(t, err, p.out.String())
+				p.done <- err
+			case <-time.After(time.Minute):
+				t.Fatalf("aggregator did not stop:\n%s", p.out.String())
+			}
+		}
+		if kill {
+			joined := procs[0].out.String() + procs[1].out.String()
+			require.Contains(t, joined, "claimed partition")
+		}
+		return dataDir
+	}
+
+	for _, run := range []struct {
+		name string
+		n    int
+		kill bool
+	}{{"one process", 1, false}, {"two processes", 2, false}, {"three processes, one killed", 3, true}} {
+		dataDir := aggregators(run.n, run.kill)
+		for _, m := range spec.Marts {
+			got := queryMart(t, dataDir, m.Name)
+			requireSameRows(t, ref[m.Name], got, run.name+": mart "+m.Name)
+		}
+		lake, err := marts.ReadManifest(marts.LakePath(dataDir, "orders"))
+		require.NoError(t, err)
+		require.Equal(t, ref["lake"][1][0], strconv.FormatInt(lake.Rows, 10), "%s: lake rows", run.name)
+	}
+}
+
+func drained(ctx context.Context, js jetstream.JetStream, stream, consumer string) bool {
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+}
+
+// delivered sums the acked floor of the partition consumers.
+func delivered(ctx context.Context, js jetstream.JetStream) uint64 {
+	var sum uint64
+	for p := range subjects.DefaultPartitions {
+		c, err := js.Consumer(ctx, subjects.StreamClean, subjects.PartitionConsumerName("aggregate", "orders", p))
+		if err != nil {
+			continue
+		}
+		if info, err := c.Info(ctx); err == nil {
+			sum += info.AckFloor.Consumer
+		}
+	}
+	return sum
+}
+
+// referenceMarts runs one unpartitioned aggregator over the whole clean
+// stream and returns its marts' rows (and, as "lake", its record count).
+func referenceMarts(t *testing.T, nc *nats.Conn, spec *pipeline.Spec, ds *pipeline.Dataset, lastSeq uint64, log zerolog.Logger) map[string][][]string {
+	t.Helper()
+	dataDir := t.TempDir()
+	var ms []aggregate.Mart
+	for _, m := range spec.Marts {
+		ms = append(ms, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy})
+	}
+	agg, err := aggregate.New(aggregate.Config{DataDir: dataDir, Dataset: fleet.DatasetConfig(ds), Marts: ms, MemoryLimit: "256MB", Logger: log})
+	require.NoError(t, err)
+	require.NoError(t, agg.Start(t.Context()))
+	w, err := workers.New(agg.WorkerConfig(workers.Config{Conn: nc, Logger: log}))
+	require.NoError(t, err)
+	require.NoError(t, w.Start(t.Context()))
+	waitFor(t, 4*time.Minute, "reference aggregator", func() bool {
+		s := agg.Stats()
+		return s.CommittedSeq >= lastSeq
+	})
+	stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, w.Stop(stopCtx))
+	require.NoError(t, agg.Stop(stopCtx))
+	out := map[string][][]string{}
+	for _, m := range spec.Marts {
+		out[m.Name] = queryMart(t, dataDir, m.Name)
+	}
+	out["lake"] = [][]string{{"rows"}, {strconv.FormatInt(agg.Stats().Records, 10)}}
+	return out
+}
+
+func queryMart(t *testing.T, dataDir, mart string) [][]string {
+	t.Helper()
+	out, code := jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv", fmt.Sprintf("SELECT * FROM %s ORDER BY ALL", mart))
+	require.Equal(t, 0, code, out)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	require.NoError(t, err, out)
+	require.Greater(t, len(rows), 1, "mart %s has rows", mart)
+	return rows
+}
+
+// requireSameRows compares two query results cell by cell; numbers may
+// differ in the last bits, as sums of doubles in another order do.
+func requireSameRows(t *testing.T, want, got [][]string, what string) {
+	t.Helper()
+	require.Len(t, got, len(want), what)
+	for i := range want {
+		require.Len(t, got[i], len(want[i]), what)
+		for j := range want[i] {
+			if want[i][j] == got[i][j] {
+				continue
+			}
+			a, errA := strconv.ParseFloat(want[i][j], 64)
+			b, errB := strconv.ParseFloat(got[i][j], 64)
+			if errA == nil && errB == nil && math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(a)) {
+				continue
+			}
+			require.Failf(t, "marts differ", "%s: row %d column %d: want %q, got %q", what, i, j, want[i][j], got[i][j])
+		}
+	}
+}
