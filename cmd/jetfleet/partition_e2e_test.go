@@ -90,7 +90,10 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 	lastSeq := cleanStream.CachedInfo().State.LastSeq
 	require.Positive(t, lastSeq)
 
+	began := time.Now()
+	t.Logf("input ready: %d clean messages", lastSeq)
 	ref := referenceMarts(t, nc, spec, ds, lastSeq, log)
+	t.Logf("reference done after %s", time.Since(began))
 
 	aggregators := func(n int, kill bool) string {
 		dataDir := t.TempDir()
@@ -113,6 +116,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 			waitFor(t, time.Minute, "the victim to claim and commit", func() bool {
 				return strings.Contains(victim.out.String(), "claimed partition") && delivered(ctx, js) > 0
 			})
+			t.Logf("killing a replica at %d of %d records acked", delivered(ctx, js), lastSeq)
 			require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
 			<-victim.done
 			victim.done <- errors.New("killed") // for the cleanup
@@ -160,6 +164,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 		kill bool
 	}{{"one process", 1, false}, {"two processes", 2, false}, {"three processes, one killed", 3, true}} {
 		dataDir := aggregators(run.n, run.kill)
+		t.Logf("%s done after %s", run.name, time.Since(began))
 		for _, m := range spec.Marts {
 			got := queryMart(t, dataDir, m.Name)
 			requireSameRows(t, ref[m.Name], got, run.name+": mart "+m.Name)
