@@ -58,12 +58,15 @@ func (s *Status) Busy() string {
 		if m.Dataset == "" {
 			continue
 		}
-		i := findStep(s.Steps, subjects.StepAggregate.Name, m.Dataset)
-		if i < 0 {
-			continue
-		}
-		if want := s.Steps[i].DeliveredSeq; m.LastSeq < want {
-			return fmt.Sprintf("mart %s: flushed up to seq %d of %d", m.Name, m.LastSeq, want)
+		// Every aggregate consumer of the dataset: one per partition of a
+		// partitioned clean stage.
+		for _, st := range s.Steps {
+			if st.Step != subjects.StepAggregate.Name || st.Dataset != m.Dataset {
+				continue
+			}
+			if want := st.DeliveredSeq; m.LastSeq < want {
+				return fmt.Sprintf("mart %s: flushed up to seq %d of %d", m.Name, m.LastSeq, want)
+			}
 		}
 	}
 	return ""
