@@ -319,9 +319,24 @@ func consumerInfos(ctx context.Context, js jetstream.JetStream, ds string, wait 
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	var out []*jetstream.ConsumerInfo
+	var names []stepConsumer // step: the consumer's name
 	for _, sc := range stepConsumers() {
+		if sc.step != subjects.StepAggregate.Name {
+			names = append(names, stepConsumer{subjects.ConsumerName(sc.step, ds), sc.stream})
+			continue
+		}
+		// The aggregator has one consumer per partition of the clean stage.
+		n, err := cleanPartitions(ctx, js, wait, t.C)
+		if err != nil {
+			return nil, err
+		}
+		for p := range n {
+			names = append(names, stepConsumer{subjects.PartitionConsumerName(sc.step, ds, p), sc.stream})
+		}
+	}
+	for _, sc := range names {
 		for {
-			c, err := js.Consumer(ctx, sc.stream, subjects.ConsumerName(sc.step, ds))
+			c, err := js.Consumer(ctx, sc.stream, sc.step)
 			if err == nil {
 				info, err := c.Info(ctx)
 				if err != nil {
@@ -331,16 +346,35 @@ func consumerInfos(ctx context.Context, js jetstream.JetStream, ds string, wait 
 				break
 			}
 			if !wait || !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return nil, fmt.Errorf("consumer %s: %w", subjects.ConsumerName(sc.step, ds), err)
+				return nil, fmt.Errorf("consumer %s: %w", sc.step, err)
 			}
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("consumer %s never appeared: %w", subjects.ConsumerName(sc.step, ds), context.Cause(ctx))
+				return nil, fmt.Errorf("consumer %s never appeared: %w", sc.step, context.Cause(ctx))
 			case <-t.C:
 			}
 		}
 	}
 	return out, nil
+}
+
+// cleanPartitions reads the partition count of JF_CLEAN, waiting for the
+// stream when wait is set.
+func cleanPartitions(ctx context.Context, js jetstream.JetStream, wait bool, tick <-chan time.Time) (int, error) {
+	for {
+		s, err := js.Stream(ctx, subjects.StreamClean)
+		if err == nil {
+			return max(subjects.PartitionsOf(s.CachedInfo().Config), 1), nil
+		}
+		if !wait || !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("stream %s: %w", subjects.StreamClean, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("stream %s never appeared: %w", subjects.StreamClean, context.Cause(ctx))
+		case <-tick:
+		}
+	}
 }
 
 // redeliveries is deliveries beyond the first over the run: the
