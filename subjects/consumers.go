@@ -2,6 +2,7 @@ package subjects
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,9 +48,18 @@ func (s Step) OutputSubject(dataset string) string { return join(Root, string(s.
 // back unambiguously with [ParseConsumerName].
 func ConsumerName(step, dataset string) string { return step + "_" + dataset }
 
-// ParseConsumerName is the inverse of [ConsumerName].
+// ParseConsumerName is the inverse of [ConsumerName] and, for steps that
+// consume the clean stage, of [PartitionConsumerName]: the partition
+// suffix _p<k> is not part of the dataset.
 func ParseConsumerName(name string) (step, dataset string, ok bool) {
 	step, dataset, ok = strings.Cut(name, "_")
+	if s, known := StepByName(step); known && s.Input == KindClean {
+		if i := strings.LastIndex(dataset, "_p"); i > 0 {
+			if p, err := strconv.Atoi(dataset[i+2:]); err == nil && p >= 0 && strconv.Itoa(p) == dataset[i+2:] {
+				dataset = dataset[:i]
+			}
+		}
+	}
 	return step, dataset, ok && step != "" && dataset != ""
 }
 

@@ -91,6 +91,11 @@ type StepStatus struct {
 	// the supervisor; -1 when no supervisor measures it.
 	PerMinute float64 `json:"per_minute"`
 	Paused    bool    `json:"paused"`
+	// Partitions is the number of partition consumers (one per key
+	// partition of the clean stage) summed up in this row; Consumer then
+	// names them with a wildcard, aggregate_<dataset>_p*.
+	Partitions int `json:"partitions,omitempty"`
+	consumers  []string
 	// Failed is the error of an in-process child that exceeded its
 	// restart intensity.
 	Failed  string         `json:"failed,omitempty"`
@@ -216,8 +221,12 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 			if !ok {
 				continue
 			}
+			var partitions int
+			if ci.Config.Metadata[subjects.MetaPartition] != "" {
+				partitions = 1
+			}
 			steps = append(steps, StepStatus{
-				Step: step, Dataset: dataset, Consumer: ci.Name, Stream: name,
+				Step: step, Dataset: dataset, Consumer: ci.Name, Stream: name, Partitions: partitions, consumers: []string{ci.Name},
 				Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
 				DeliveredSeq: ci.Delivered.Stream, AckFloorSeq: ci.AckFloor.Stream, MaxDeliver: ci.Config.MaxDeliver,
 				PerMinute: -1, Workers: []WorkerStatus{},
@@ -227,7 +236,7 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 			return nil, fmt.Errorf("list consumers of %s: %w", name, err)
 		}
 		slices.SortFunc(steps, func(a, b StepStatus) int { return cmp.Compare(a.Consumer, b.Consumer) })
-		st.Steps = append(st.Steps, steps...)
+		st.Steps = append(st.Steps, mergePartitions(steps)...)
 	}
 	if missing == len(subjects.StageStreams) {
 		st.Problems = append(st.Problems, "no jetfleet streams on this server (no worker has started yet)")
@@ -394,8 +403,8 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 			continue
 		}
 		for i := range st.Steps {
-			if st.Steps[i].Consumer == t[0] {
-				st.Steps[i].PerMinute = r.PerMinute
+			if slices.Contains(st.Steps[i].consumers, t[0]) {
+				st.Steps[i].PerMinute = max(st.Steps[i].PerMinute, 0) + r.PerMinute
 			}
 		}
 	}
