@@ -217,7 +217,11 @@ func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
 
 	// Restarted on the same data: the rest flows, nothing lost or doubled.
 	dev2 := startDev(t, dataDir, "--pipeline", passthrough)
-	waitFor(t, 2*time.Minute, "every record clean", func() bool { return dev2.count(t, subjects.StreamClean) >= n/50 })
+	// Bulk chunks are split per key partition in the clean stage, so wait
+	// for the transform step to have handled every valid chunk.
+	waitFor(t, 2*time.Minute, "every record clean", func() bool {
+		return dev2.count(t, subjects.StreamValid) >= n/50 && drained(t.Context(), dev2.js, subjects.StreamValid, "transform_orders")
+	})
 	var records int
 	s, err := dev2.js.Stream(t.Context(), subjects.StreamClean)
 	require.NoError(t, err)

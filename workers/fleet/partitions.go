@@ -90,13 +90,27 @@ func (s *partitionSet) run(ctx context.Context) error {
 
 func (s *partitionSet) staticLoop(ctx context.Context) error {
 	s.log.Info().Ints("partitions", s.static).Int("of", s.n).Msg("aggregator owns partitions")
-	for _, p := range s.static {
-		if err := s.startPartition(ctx, p); err != nil {
-			return err
-		}
+	if err := s.startPartitions(ctx, s.static); err != nil {
+		return err
 	}
 	_, err := s.waitOnce(ctx, nil)
 	return err
+}
+
+// startPartitions starts ps concurrently: opening a state replays its
+// log, and a replica may own many.
+func (s *partitionSet) startPartitions(ctx context.Context, ps []int) error {
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.startPartition(ctx, p)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // waitOnce waits for ctx (stop), a tick, or a partition worker that
@@ -198,10 +212,19 @@ func (s *partitionSet) owned() []int {
 	return ps
 }
 
+// stopAll drains and flushes every owned partition, concurrently, so a
+// replica stops in the time one partition takes.
 func (s *partitionSet) stopAll(ctx context.Context) error {
-	var errs []error
-	for _, p := range s.owned() {
-		errs = append(errs, s.stopPartition(ctx, p))
+	owned := s.owned()
+	errs := make([]error, len(owned))
+	var wg sync.WaitGroup
+	for i, p := range owned {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.stopPartition(ctx, p)
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
