@@ -80,6 +80,20 @@ func TestEnsureRefusesNewPartitionCount(t *testing.T) {
 	require.Equal(t, 4, subjects.PartitionsOf(s.CachedInfo().Config), "the stream keeps its partitions")
 }
 
+func TestEnsureRefusesUnpartitionedCleanStream(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	ctx := t.Context()
+	cfg := subjects.Streams(subjects.StreamOptions{})[2]
+	require.Equal(t, subjects.StreamClean, cfg.Name)
+	cfg.SubjectTransform = nil // as jetfleet created it before partitioning
+	_, err := js.CreateStream(ctx, cfg)
+	require.NoError(t, err)
+	err = subjects.Ensure(ctx, js, subjects.StreamOptions{})
+	require.ErrorIs(t, err, subjects.ErrStreamConflict)
+	require.Contains(t, err.Error(), "predates partitioning")
+}
+
 func TestParsePartitions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -168,8 +168,12 @@ func conflicts(have, want jetstream.StreamConfig) []string {
 	if have.Replicas != want.Replicas {
 		d = append(d, fmt.Sprintf("replicas %d, want %d", have.Replicas, want.Replicas))
 	}
-	if h, w := PartitionsOf(have), PartitionsOf(want); h != w {
-		d = append(d, fmt.Sprintf("%d key partitions, want %d (a new count would move keys between partitions and break de-duplication; run every process with --partitions %d, or drain and recreate the stream)", h, w, h))
+	switch h, w := PartitionsOf(have), PartitionsOf(want); {
+	case h == w:
+	case h == 0:
+		d = append(d, fmt.Sprintf("not partitioned by key, want %d key partitions (the stream predates partitioning: drain the pipeline, delete the stream and the aggregator state, and replay; see docs/scale-out.md)", w))
+	default:
+		d = append(d, fmt.Sprintf("%d key partitions, want %d (a new count would move keys between partitions and break de-duplication: run every process with --partition-count %d, or drain and recreate the stream)", h, w, h))
 	}
 	return d
 }
