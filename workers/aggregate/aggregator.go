@@ -223,7 +223,7 @@ func (a *Aggregator) openOutput(ctx context.Context, o *output) error {
 	}
 	o.columns = cols
 	colsJSON, _ := json.Marshal(cols)
-	if err := removeTemp(o.dir); err != nil {
+	if err := removeTemp(o.dir, a.tempPrefix(o)); err != nil {
 		return fmt.Errorf("%s %s: remove temp files: %w", o.kind, o.name, err)
 	}
 	var fp string
@@ -493,7 +493,10 @@ func (a *Aggregator) flusher(ctx context.Context) {
 		case <-t.C:
 		case <-a.kick:
 		}
-		if err := a.flushAll(ctx, false); err != nil && ctx.Err() == nil {
+		// A flush under way finishes when the aggregator stops: cancelling
+		// it mid-statement can leave the DuckDB connection unusable for the
+		// final flush.
+		if err := a.flushAll(context.WithoutCancel(ctx), false); err != nil && ctx.Err() == nil {
 			a.log.Error().Err(err).Msg("flush failed; retrying")
 		}
 	}

@@ -324,13 +324,15 @@ func syncFile(path string) error {
 	return f.Sync()
 }
 
-// removeTemp deletes files a crashed flush left aside.
-func removeTemp(dir string) error {
+// removeTemp deletes files a crashed flush left aside: those whose names
+// start with prefix (marts.TempPrefix, or a partition's own temp prefix
+// in a lake that other partitions write into at the same time).
+func removeTemp(dir, prefix string) error {
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), marts.TempPrefix) {
+		if !d.IsDir() && strings.HasPrefix(d.Name(), prefix) {
 			return os.Remove(path)
 		}
 		return nil

@@ -304,7 +304,7 @@ func (b *MartBuilder) buildMart(ctx context.Context, conn *sql.Conn, o *output, 
 		return err
 	}
 	o.columns = cols
-	if err := removeTemp(o.dir); err != nil {
+	if err := removeTemp(o.dir, marts.TempPrefix); err != nil { // builders take turns
 		return err
 	}
 	tx, err := conn.BeginTx(ctx, nil)

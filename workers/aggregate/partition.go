@@ -32,6 +32,16 @@ func (a *Aggregator) lakeFilePrefix() string {
 	return "data-"
 }
 
+// tempPrefix starts the names of the temp files o's flushes leave behind
+// after a crash; a partition's lake shares its directory with the other
+// partitions, so only its own are its to remove.
+func (a *Aggregator) tempPrefix(o *output) string {
+	if a.cfg.Partition != nil && o.kind == marts.KindLake {
+		return marts.TempPrefix + a.lakeFilePrefix()
+	}
+	return marts.TempPrefix
+}
+
 // writeManifest publishes o's flushed state: its manifest, or for a
 // partition (which has only its lake) its progress file and the builder's
 // cue.

@@ -91,6 +91,9 @@ func (s *partitionSet) run(ctx context.Context) error {
 func (s *partitionSet) staticLoop(ctx context.Context) error {
 	s.log.Info().Ints("partitions", s.static).Int("of", s.n).Msg("aggregator owns partitions")
 	if err := s.startPartitions(ctx, s.static); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	_, err := s.waitOnce(ctx, nil)
@@ -174,7 +177,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	if err := agg.Start(ctx); err != nil {
 		return fmt.Errorf("partition %d: %w", p, err)
 	}
-	if err := w.Start(context.WithoutCancel(ctx)); err != nil {
+	if err := w.Start(ctx); err != nil {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		return errors.Join(fmt.Errorf("partition %d: %w", p, err), agg.Stop(stopCtx))
