@@ -37,7 +37,9 @@ type MartBuilderConfig struct {
 	MemoryLimit string
 	Threads     int
 	// Interval is the least time between two builds; cues in between are
-	// folded into the next one. Default 1s.
+	// folded into the next one. Default 1s. A build that took long waits
+	// twice its time before the next, so builds take at most a third of
+	// the time whatever the lake's size.
 	Interval time.Duration
 	Logger   zerolog.Logger
 }
@@ -129,11 +131,12 @@ func (b *MartBuilder) loop(ctx context.Context) {
 			return
 		case <-b.kick:
 		}
+		began := time.Now()
 		if err := b.Build(ctx); err != nil && ctx.Err() == nil {
 			b.log.Error().Err(err).Msg("mart build failed; the next cue retries")
 			b.Kick()
 		}
-		t := time.NewTimer(b.cfg.Interval)
+		t := time.NewTimer(max(b.cfg.Interval, 2*time.Since(began)))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -35,6 +35,10 @@ type partitionSet struct {
 	running map[int]*partitionRunner
 }
 
+// partitionFlushInterval is how long a partition's new records wait for
+// their lake flush (and so for the marts) at most.
+const partitionFlushInterval = 5 * time.Second
+
 // partitionRunner is one owned partition: its aggregator and worker.
 type partitionRunner struct {
 	p   int
@@ -159,8 +163,13 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 		Dataset:     DatasetConfig(s.ds),
 		MemoryLimit: cfg.MemoryLimit,
 		Threads:     1, // one of many states in the process; a partition's batches are small
-		Logger:      s.log.With().Int("partition", p).Logger(),
-		Partition:   &aggregate.Partition{Index: p, LakeFlushedFunc: s.builder.Kick},
+		// A lake flush writes (and fsyncs) a file per date it touches; with
+		// a flush per partition, flushing as often as one aggregator would
+		// multiplies the files and fsyncs by the partitions. The final
+		// flush on stop is not delayed.
+		FlushInterval: partitionFlushInterval,
+		Logger:        s.log.With().Int("partition", p).Logger(),
+		Partition:     &aggregate.Partition{Index: p, LakeFlushedFunc: s.builder.Kick},
 	})
 	if err != nil {
 		return err
