@@ -181,7 +181,11 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 	if !bulk {
 		for i, o := range outputs {
 			m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
-			m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
+			id := o.MsgID
+			if id == "" {
+				id = subjects.DeriveMsgID(inID, w.cfg.Step.Name, i)
+			}
+			m.Header.Set(subjects.HeaderMsgID, id)
 			m.Header.Set(subjects.HeaderTraceParent, trace)
 			f, err := w.js.PublishMsgAsync(m, w.stall)
 			if err != nil {
@@ -194,6 +198,17 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 	var order []string
 	groups := map[string][][]byte{}
 	for _, o := range outputs {
+		if o.MsgID != "" {
+			m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
+			m.Header.Set(subjects.HeaderMsgID, o.MsgID)
+			m.Header.Set(subjects.HeaderTraceParent, trace)
+			f, err := w.js.PublishMsgAsync(m, w.stall)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", o.Subject, err)
+			}
+			p.futures = append(p.futures, f)
+			continue
+		}
 		if _, ok := groups[o.Subject]; !ok {
 			order = append(order, o.Subject)
 		}

@@ -65,6 +65,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// Logger gets the aggregator's log lines.
 	Logger zerolog.Logger
+	// FlushedFunc, if set, is called after a flush of output kind/name is
+	// committed and its manifest written (alert rules run on marts then).
+	// It must not block: the aggregator holds its flush lock.
+	FlushedFunc func(kind, name string)
 }
 
 func (c *Config) setDefaults() {
