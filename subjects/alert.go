@@ -53,3 +53,13 @@ func AlertsKV(o StreamOptions) jetstream.KeyValueConfig {
 func AlertMsgID(source, rule string, index int) string {
 	return DeriveMsgID(source, "alert."+rule, index)
 }
+
+// DeadLetterStep is the step token of a dead letter's id for step on
+// dataset. Webhook deliverers of different targets read the same alert,
+// so theirs names the target too; a dead letter per target is kept.
+func DeadLetterStep(step, dataset string) string {
+	if step == StepWebhook.Name {
+		return step + "." + dataset
+	}
+	return step
+}

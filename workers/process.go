@@ -268,7 +268,7 @@ func (w *Worker) publishDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadat
 	}
 	// The whole-message dead letter keeps index 0 in its id: a message is
 	// dead-lettered either whole or per record, never both.
-	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(inID, w.cfg.Step.Name, idx))
+	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(inID, subjects.DeadLetterStep(w.cfg.Step.Name, w.cfg.Dataset), idx))
 	m.Header.Set(subjects.HeaderOrigSubject, msg.Subject())
 	m.Header.Set(subjects.HeaderOrigStream, meta.Stream)
 	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
