@@ -166,7 +166,6 @@ func render(rule *pipeline.AlertRule, data any, fallback string) string {
 	return strings.ReplaceAll(b.String(), "<no value>", "")
 }
 
-
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
