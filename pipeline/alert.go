@@ -44,7 +44,7 @@ const (
 	DefaultCooldown         = 5 * time.Minute
 	DefaultAnomalyMart      = "anomalies"
 	DefaultAnomalyWindow    = 50
-	DefaultAnomalyMinSample = 10
+	DefaultAnomalyMinSample = 30
 )
 
 // DefaultThreshold is the outlier threshold of a method: |z| > 3, or a

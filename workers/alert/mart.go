@@ -107,7 +107,7 @@ func (m *MartRules) Run(ctx context.Context) error {
 	failures := 0
 	for {
 		if m.kv == nil {
-			kv, err := openAlertsKV(ctx, m.cfg.JS, m.cfg.Streams)
+			kv, err := m.prepare(ctx)
 			if err != nil && ctx.Err() != nil {
 				return nil
 			}
@@ -177,13 +177,22 @@ func (m *MartRules) evaluateDirty(ctx context.Context) error {
 // calls it after each flush.
 func (m *MartRules) EvaluateMart(ctx context.Context, mart string) error {
 	if m.kv == nil {
-		kv, err := openAlertsKV(ctx, m.cfg.JS, m.cfg.Streams)
+		kv, err := m.prepare(ctx)
 		if err != nil {
 			return err
 		}
 		m.kv, m.cool = kv, &cooldowns{kv: kv}
 	}
 	return m.evaluateMart(ctx, mart)
+}
+
+// prepare makes sure the streams (alerts are published to JF_ALERTS) and
+// the alerts bucket exist.
+func (m *MartRules) prepare(ctx context.Context) (jetstream.KeyValue, error) {
+	if err := subjects.Ensure(ctx, m.cfg.JS, m.cfg.Streams); err != nil {
+		return nil, err
+	}
+	return openAlertsKV(ctx, m.cfg.JS, m.cfg.Streams)
 }
 
 // evalMark is the value of eval.<rule>: the flush last evaluated.

@@ -1,0 +1,175 @@
+package alert_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/marts/query"
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/aggregate"
+	"github.com/jetfleet/jetfleet/workers/alert"
+	"github.com/jetfleet/jetfleet/workers/fleet"
+)
+
+const readingsSpec = `
+name: sensors
+datasets:
+  readings:
+    key: id
+    schema:
+      - {name: id, type: VARCHAR}
+      - {name: sensor, type: VARCHAR}
+      - {name: value, type: DOUBLE}
+      - {name: ts, type: TIMESTAMPTZ}
+marts:
+  sensor_stats:
+    dataset: readings
+    sql: SELECT sensor, count(*) AS readings, max(value) AS max_value FROM readings GROUP BY sensor
+alerts:
+  spike_z:
+    dataset: readings
+    anomaly: {field: value, key: sensor, method: zscore, window: 50, min_samples: 30}
+  spike_mad:
+    dataset: readings
+    anomaly: {field: value, key: sensor, method: mad, window: 50, min_samples: 30, threshold: 3.5}
+    severity: critical
+  too_hot:
+    mart: sensor_stats
+    sql: SELECT sensor, max_value FROM sensor_stats WHERE max_value > 30
+    key: sensor
+    cooldown: 1h
+    message: "{{.sensor}} reached {{.max_value}}"
+`
+
+type martBundle struct {
+	agg   *aggregate.Aggregator
+	h     workers.BatchHandler
+	rules *alert.MartRules
+	dir   string
+	seq   uint64
+	rng   *rand.Rand
+	js    jetstream.JetStream
+}
+
+func setupMarts(t *testing.T, seed uint64) (*martBundle, *pipeline.Spec) {
+	t.Helper()
+	_, js := embeddedtest.JetStream(t)
+	spec := parseSpec(t, readingsSpec)
+	require.NoError(t, fleet.CheckMarts(spec), "the generated anomalies mart compiles")
+	require.NoError(t, fleet.CheckAlerts(spec))
+	ds := spec.Dataset("readings")
+	var ms []aggregate.Mart
+	for _, m := range spec.Marts {
+		ms = append(ms, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy, FlushRecords: 1 << 30, FlushInterval: time.Hour})
+	}
+	b := &martBundle{dir: t.TempDir(), rng: rand.New(rand.NewPCG(seed, 2)), js: js}
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	var err error
+	b.agg, err = aggregate.New(aggregate.Config{DataDir: b.dir, Dataset: fleet.DatasetConfig(ds), Marts: ms, NoLake: true, MemoryLimit: "256MB", Logger: log})
+	require.NoError(t, err)
+	require.NoError(t, b.agg.Start(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, b.agg.Stop(ctx))
+	})
+	b.h, err = b.agg.NewBatchHandler()
+	require.NoError(t, err)
+	b.rules, err = alert.NewMartRules(alert.MartRulesConfig{JS: js, Spec: spec, Dataset: "readings", DataDir: b.dir, Logger: log})
+	require.NoError(t, err)
+	require.Equal(t, 3, b.rules.Rules())
+	return b, spec
+}
+
+// feed commits readings from..to of each sensor (uniform noise around a
+// level, a spike where spike says), flushes, and runs the mart rules.
+func (b *martBundle) feed(t *testing.T, from, to int, spike map[string]int) {
+	t.Helper()
+	t0 := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	var batch []workers.Record
+	for i := from; i < to; i++ {
+		for _, sensor := range []string{"calm", "spiky"} {
+			level := map[string]float64{"calm": 20, "spiky": 25}[sensor]
+			v := level + 2*b.rng.Float64() - 1
+			if s, ok := spike[sensor]; ok && s == i {
+				v += 15
+			}
+			data, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("%s-%d", sensor, i), "sensor": sensor, "value": v, "ts": t0.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)})
+			b.seq++
+			batch = append(batch, workers.Record{Data: data, Seq: b.seq, MsgID: fmt.Sprint(b.seq), Published: time.Now()})
+		}
+	}
+	rejected, err := b.h.HandleBatch(t.Context(), batch)
+	require.NoError(t, err)
+	require.Empty(t, rejected)
+	require.NoError(t, b.agg.Flush(t.Context()))
+	for _, m := range []string{"anomalies", "sensor_stats"} {
+		require.NoError(t, b.rules.EvaluateMart(t.Context(), m))
+	}
+}
+
+func anomalyRows(t *testing.T, dir string) [][]any {
+	t.Helper()
+	eng, err := query.Open(t.Context(), query.Config{DataDir: dir})
+	require.NoError(t, err)
+	defer eng.Close()
+	res, err := eng.Query(t.Context(), "SELECT rule, series, record FROM anomalies ORDER BY rule, record")
+	require.NoError(t, err)
+	return res.Rows
+}
+
+// TestAnomalyFlagsInjectedSpikeOnly: two generated series of bounded noise,
+// one with a spike injected. Both methods flag the spike and nothing else,
+// in the anomalies mart and as one alert each; evaluating again, or after
+// more normal data, alerts no more.
+func TestAnomalyFlagsInjectedSpikeOnly(t *testing.T) {
+	t.Parallel()
+	// A fixed seed keeps the test reproducible; the parameters were run on
+	// 40 random seeds without one false positive.
+	b, _ := setupMarts(t, 1)
+	b.feed(t, 0, 300, map[string]int{"spiky": 200})
+
+	require.Equal(t, [][]any{{"spike_mad", "spiky", "spiky-200"}, {"spike_z", "spiky", "spiky-200"}}, anomalyRows(t, b.dir))
+	check := func() {
+		t.Helper()
+		got := alerts(t, b.js, subjects.AllAlerts)
+		byRule := map[string][]alert.Alert{}
+		for _, a := range got {
+			byRule[a.Rule] = append(byRule[a.Rule], a)
+		}
+		require.Len(t, got, 3, "one alert per anomaly rule and one for the mart rule: %+v", got)
+		for _, rule := range []string{"spike_z", "spike_mad"} {
+			require.Len(t, byRule[rule], 1, rule)
+			a := byRule[rule][0]
+			require.Equal(t, "anomaly", a.Kind)
+			require.Equal(t, "spiky", a.Key)
+			require.Equal(t, 1, a.Context.RowCount)
+			require.Contains(t, string(a.Context.Rows[0]), `"record":"spiky-200"`)
+			require.True(t, a.Time.Equal(time.Date(2026, 10, 1, 0, 200, 0, 0, time.UTC)), "event time of the outlier, got %s", a.Time)
+		}
+		require.Equal(t, "critical", byRule["spike_mad"][0].Severity)
+		hot := byRule["too_hot"]
+		require.Len(t, hot, 1)
+		require.Equal(t, "spiky", hot[0].Key)
+		require.Contains(t, hot[0].Message, "spiky reached ")
+	}
+	check()
+	for _, m := range []string{"anomalies", "sensor_stats"} {
+		require.NoError(t, b.rules.EvaluateMart(t.Context(), m), "the same flush again")
+	}
+	check()
+	b.feed(t, 300, 400, nil)
+	require.Len(t, anomalyRows(t, b.dir), 2, "normal data flags nothing")
+	check()
+}
