@@ -235,7 +235,8 @@ func (m *MartRules) evaluateMart(ctx context.Context, mart string) error {
 			}
 		}
 		if err := m.evaluate(ctx, eng, rule, man); err != nil {
-			errs = append(errs, fmt.Errorf("rule %s: %w", rule.Name, err))
+			// DuckDB errors can carry a stack trace; the first line says it.
+			errs = append(errs, fmt.Errorf("rule %s: %s", rule.Name, firstLine(err.Error())))
 			continue
 		}
 		val, _ := json.Marshal(mark)

@@ -173,3 +173,58 @@ func TestAnomalyFlagsInjectedSpikeOnly(t *testing.T) {
 	require.Len(t, anomalyRows(t, b.dir), 2, "normal data flags nothing")
 	check()
 }
+
+// TestShopRevenueDropRule runs the shop example's revenue_drop rule: a
+// country whose revenue on the last complete day fell more than 30% on the
+// day before fires once, with its row; a steady country does not.
+func TestShopRevenueDropRule(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	spec := pipeline.Default()
+	require.NotNil(t, spec.Alert("revenue_drop"))
+	ds := spec.Dataset("orders")
+	var ms []aggregate.Mart
+	for _, m := range spec.Marts {
+		ms = append(ms, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy, FlushRecords: 1 << 30, FlushInterval: time.Hour})
+	}
+	dir := t.TempDir()
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	agg, err := aggregate.New(aggregate.Config{DataDir: dir, Dataset: fleet.DatasetConfig(ds), Marts: ms, NoLake: true, MemoryLimit: "256MB", Logger: log})
+	require.NoError(t, err)
+	require.NoError(t, agg.Start(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, agg.Stop(ctx))
+	})
+	h, err := agg.NewBatchHandler()
+	require.NoError(t, err)
+	var batch []workers.Record
+	add := func(day int, country string, usd float64) {
+		n := len(batch) + 1
+		data, _ := json.Marshal(map[string]any{"order_id": fmt.Sprint("o-", n), "customer_id": "c-1", "amount": usd, "currency": "USD", "amount_usd": usd,
+			"country": country, "ts": time.Date(2026, 10, day, 12, 0, 0, 0, time.UTC).Format(time.RFC3339), "email_hash": nil})
+		batch = append(batch, workers.Record{Data: data, Seq: uint64(n), MsgID: fmt.Sprint(n), Published: time.Now()})
+	}
+	add(1, "US", 100)
+	add(2, "US", 60) // down 40% on the day before
+	add(1, "DE", 100)
+	add(2, "DE", 90) // down 10%
+	add(3, "US", 5)  // day 3 is still going: not complete
+	_, err = h.HandleBatch(t.Context(), batch)
+	require.NoError(t, err)
+	require.NoError(t, agg.Flush(t.Context()))
+	rules, err := alert.NewMartRules(alert.MartRulesConfig{JS: js, Spec: spec, Dataset: "orders", DataDir: dir, Logger: log})
+	require.NoError(t, err)
+	require.NoError(t, rules.EvaluateMart(t.Context(), "daily_sales"))
+	require.NoError(t, rules.EvaluateMart(t.Context(), "daily_sales"))
+	got := alerts(t, js, subjects.AllAlerts)
+	require.Len(t, got, 1)
+	a := got[0]
+	require.Equal(t, "revenue_drop", a.Rule)
+	require.Equal(t, "critical", a.Severity)
+	require.Equal(t, "US", a.Key)
+	require.Equal(t, "US revenue on 2026-10-02 down 40% on the day before", a.Message)
+	require.Len(t, a.Context.Rows, 1)
+	require.Contains(t, string(a.Context.Rows[0]), `"prev_revenue_usd":100`)
+}
