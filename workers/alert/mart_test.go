@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,4 +229,72 @@ func TestShopRevenueDropRule(t *testing.T) {
 	require.Equal(t, "US revenue on 2026-10-02 down 40% on the day before", a.Message)
 	require.Len(t, a.Context.Rows, 1)
 	require.Contains(t, string(a.Context.Rows[0]), `"prev_revenue_usd":100`)
+}
+
+// TestDocsPriceMoveRule runs the market-data example of docs/alerts.md as
+// written there: a symbol whose price moves 6% within a minute fires, one
+// that moves 1% does not.
+func TestDocsPriceMoveRule(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/alerts.md")
+	require.NoError(t, err)
+	text := string(doc)
+	start := strings.Index(text, "```yaml\nmarts:\n  price_minute:")
+	require.Positive(t, start, "the example is in the docs")
+	end := strings.Index(text[start+7:], "```")
+	spec := parseSpec(t, `name: market
+datasets:
+  ticks:
+    key: id
+    schema:
+      - {name: id, type: VARCHAR}
+      - {name: symbol, type: VARCHAR}
+      - {name: price, type: DOUBLE}
+      - {name: ts, type: TIMESTAMPTZ}
+`+text[start+8:start+7+end])
+	require.NoError(t, fleet.CheckMarts(spec))
+	require.NoError(t, fleet.CheckAlerts(spec))
+	_, js := embeddedtest.JetStream(t)
+	var ms []aggregate.Mart
+	for _, m := range spec.Marts {
+		ms = append(ms, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy, FlushRecords: 1 << 30, FlushInterval: time.Hour})
+	}
+	dir := t.TempDir()
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	agg, err := aggregate.New(aggregate.Config{DataDir: dir, Dataset: fleet.DatasetConfig(spec.Dataset("ticks")), Marts: ms, NoLake: true, MemoryLimit: "256MB", Logger: log})
+	require.NoError(t, err)
+	require.NoError(t, agg.Start(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, agg.Stop(ctx))
+	})
+	h, err := agg.NewBatchHandler()
+	require.NoError(t, err)
+	t0 := time.Date(2026, 10, 1, 9, 30, 0, 0, time.UTC)
+	var batch []workers.Record
+	for i, p := range []float64{100, 101, 103, 106, 104} { // ACME: +6% within the minute
+		for _, sym := range []string{"ACME", "CALM"} {
+			price := p
+			if sym == "CALM" {
+				price = 50 + float64(i)*0.1 // +0.8%
+			}
+			n := len(batch) + 1
+			data, _ := json.Marshal(map[string]any{"id": fmt.Sprint(n), "symbol": sym, "price": price, "ts": t0.Add(time.Duration(i*10) * time.Second).Format(time.RFC3339)})
+			batch = append(batch, workers.Record{Data: data, Seq: uint64(n), MsgID: fmt.Sprint(n), Published: time.Now()})
+		}
+	}
+	_, err = h.HandleBatch(t.Context(), batch)
+	require.NoError(t, err)
+	require.NoError(t, agg.Flush(t.Context()))
+	rules, err := alert.NewMartRules(alert.MartRulesConfig{JS: js, Spec: spec, Dataset: "ticks", DataDir: dir, Logger: log})
+	require.NoError(t, err)
+	for _, m := range []string{"price_minute", "anomalies"} {
+		require.NoError(t, rules.EvaluateMart(t.Context(), m))
+	}
+	got := alerts(t, js, subjects.AllAlerts)
+	require.Len(t, got, 1, "%+v", got)
+	require.Equal(t, "price_move", got[0].Rule)
+	require.Equal(t, "ACME", got[0].Key)
+	require.Contains(t, got[0].Message, "ACME moved 6% within the minute")
 }
