@@ -216,7 +216,7 @@ func (d *decoder) parseAlert(name string, k, n *yaml.Node, path string, s *Spec)
 		field{name: "key", set: func(v *yaml.Node, p string) { mark("key", v); keyText = d.str(v, p) }},
 		field{name: "time", set: func(v *yaml.Node, p string) { mark("time", v); a.Time = d.str(v, p) }},
 		field{name: "severity", set: func(v *yaml.Node, p string) {
-			a.Severity = d.oneOf(v, p, SeverityInfo, SeverityWarning, SeverityCritical)
+			a.Severity = d.oneOfNonEmpty(v, p, SeverityWarning, SeverityInfo, SeverityWarning, SeverityCritical)
 		}},
 		field{name: "cooldown", set: func(v *yaml.Node, p string) { a.Cooldown = d.cooldown(v, p) }},
 		field{name: "message", set: func(v *yaml.Node, p string) {
@@ -306,6 +306,19 @@ func (d *decoder) parseAlert(name string, k, n *yaml.Node, path string, s *Spec)
 	return a
 }
 
+// oneOfNonEmpty is oneOf that also refuses an empty string, returning
+// fallback for any bad value so later checks see a valid one.
+func (d *decoder) oneOfNonEmpty(n *yaml.Node, path, fallback string, allowed ...string) string {
+	if n.Kind == yaml.ScalarNode && n.Value == "" {
+		d.errorf(n, path, "empty, want one of %s", strings.Join(allowed, ", "))
+		return fallback
+	}
+	if v := d.oneOf(n, path, allowed...); v != "" {
+		return v
+	}
+	return fallback
+}
+
 // cooldown decodes a duration that may be 0 (no cooldown).
 func (d *decoder) cooldown(n *yaml.Node, path string) time.Duration {
 	if !d.scalar(n, path, "a duration such as 10m, or 0") {
@@ -353,7 +366,7 @@ func (d *decoder) parseAnomaly(n *yaml.Node, path string) *Anomaly {
 	ok := d.mapping(n, path,
 		field{name: "field", required: true, set: func(v *yaml.Node, p string) { an.Field = d.ident(v, p) }},
 		field{name: "key", set: func(v *yaml.Node, p string) { an.Key = d.ident(v, p) }},
-		field{name: "method", set: func(v *yaml.Node, p string) { an.Method = d.oneOf(v, p, MethodZScore, MethodMAD) }},
+		field{name: "method", set: func(v *yaml.Node, p string) { an.Method = d.oneOfNonEmpty(v, p, MethodZScore, MethodZScore, MethodMAD) }},
 		field{name: "window", set: func(v *yaml.Node, p string) { winNode = v; an.Window = d.integer(v, p, 2) }},
 		field{name: "threshold", set: func(v *yaml.Node, p string) {
 			an.Threshold = d.number(v, p)

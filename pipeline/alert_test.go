@@ -95,6 +95,7 @@ func TestParseAlertErrors(t *testing.T) {
 		{"unknown dataset", "alerts:\n  a: {dataset: e, when: 'price > 1'}\n", "p.yaml:15:3: alerts.a.dataset: no dataset e (datasets are d)"},
 		{"bad key", "alerts:\n  a: {dataset: d, when: 'price > 1', key: 'sym +'}\n", "alerts.a.key: expression does not compile"},
 		{"bad severity", "alerts:\n  a: {dataset: d, when: 'price > 1', severity: page}\n", "p.yaml:15:48: alerts.a.severity: got \"page\", want one of info, warning, critical"},
+		{"empty severity", "alerts:\n  a: {dataset: d, when: 'price > 1', severity: ''}\n", "alerts.a.severity: empty, want one of info, warning, critical"},
 		{"bad cooldown", "alerts:\n  a: {dataset: d, when: 'price > 1', cooldown: soon}\n", "alerts.a.cooldown: got \"soon\", want a duration"},
 		{"bad template", "alerts:\n  a: {dataset: d, when: 'price > 1', message: '{{.sym'}\n", "alerts.a.message: not a valid template"},
 		{"unknown field", "alerts:\n  a: {dataset: d, when: 'price > 1', colour: red}\n", "p.yaml:15:38: alerts.a.colour: unknown key"},
@@ -128,4 +129,37 @@ func TestParseAnomalyNeedsTime(t *testing.T) {
 	yaml := strings.Replace(alertsBase, "      - {name: ts, type: TIMESTAMPTZ}\n", "", 1) + "alerts:\n  a: {dataset: d, anomaly: {field: price}}\n"
 	_, err := pipeline.Parse("p.yaml", []byte(yaml))
 	require.ErrorContains(t, err, "alerts.a.time: dataset d has no TIMESTAMP or DATE column to order the series by")
+}
+
+// FuzzParseAlerts: any alerts section either fails with positioned
+// errors or yields rules whose references all resolve.
+func FuzzParseAlerts(f *testing.F) {
+	f.Add("webhooks:\n  ops: http://x/y\nalerts:\n  a: {dataset: d, when: 'price > 1', key: sym, webhooks: [ops, 'http://z/w']}\n")
+	f.Add("alerts:\n  a: {mart: m, sql: SELECT * FROM m, cooldown: 0}\n")
+	f.Add("alerts:\n  a: {dataset: d, anomaly: {field: price, key: sym, method: mad, window: 5, min_samples: 2}}\n  b: {dataset: d, anomaly: {field: price}}\n")
+	f.Add("alerts:\n  a: {dataset: d, when: 'true', message: '{{.sym}}', time: ts, severity: info}\n")
+	f.Fuzz(func(t *testing.T, section string) {
+		s, err := pipeline.Parse("p.yaml", []byte(alertsBase+section))
+		if err != nil {
+			require.ErrorIs(t, err, pipeline.ErrInvalidSpec)
+			return
+		}
+		for _, a := range s.Alerts {
+			switch a.Kind {
+			case pipeline.AlertRecord:
+				require.NotNil(t, a.WhenProgram)
+				require.NotNil(t, s.Dataset(a.Dataset))
+			case pipeline.AlertMart, pipeline.AlertAnomaly:
+				require.NotNil(t, s.Mart(a.Mart))
+				require.NotEmpty(t, a.SQL)
+			default:
+				t.Fatalf("rule %s has no kind", a.Name)
+			}
+			require.Contains(t, []string{"info", "warning", "critical"}, a.Severity)
+			require.GreaterOrEqual(t, a.Cooldown, time.Duration(0))
+			for _, w := range a.Webhooks {
+				require.NotNil(t, s.Webhook(w), "rule %s names webhook %s", a.Name, w)
+			}
+		}
+	})
 }

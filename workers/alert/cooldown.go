@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetfleet/jetfleet/metrics"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -62,6 +63,14 @@ func openAlertsKV(ctx context.Context, js jetstream.JetStream, streams subjects.
 // alert would have id. A match at least cooldown after the last alert
 // fires; an earlier one (late data included) is counted as suppressed.
 func (c *cooldowns) decide(ctx context.Context, rule, key, id string, at time.Time, cooldown time.Duration) (decision, error) {
+	d, err := c.decideKV(ctx, rule, key, id, at, cooldown)
+	if err == nil && !d.fire {
+		metrics.AlertsSuppressed.WithLabelValues(rule).Inc()
+	}
+	return d, err
+}
+
+func (c *cooldowns) decideKV(ctx context.Context, rule, key, id string, at time.Time, cooldown time.Duration) (decision, error) {
 	if cooldown <= 0 {
 		return decision{fire: true}, nil
 	}

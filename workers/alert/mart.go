@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/marts/query"
+	"github.com/jetfleet/jetfleet/metrics"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 )
@@ -421,6 +422,7 @@ func (m *MartRules) publish(ctx context.Context, a Alert) error {
 	if _, err := m.cfg.JS.PublishMsg(pctx, msg); err != nil {
 		return fmt.Errorf("publish alert: %w", err)
 	}
+	metrics.AlertsFired.WithLabelValues(a.Rule, a.Severity).Inc()
 	m.log.Info().Str("rule", a.Rule).Str("severity", a.Severity).Str("key", a.Key).Int64("suppressed", a.Suppressed).Msg("alert")
 	return nil
 }

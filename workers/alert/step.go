@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/metrics"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -101,6 +102,7 @@ func (s *Step) Handle(ctx context.Context, rec workers.Record) ([]workers.Output
 		if err != nil {
 			return nil, workers.Permanent(fmt.Errorf("rule %s: encode alert: %w", rule.Name, err))
 		}
+		metrics.AlertsFired.WithLabelValues(rule.Name, rule.Severity).Inc()
 		out = append(out, workers.Output{Subject: subjects.Alert(rule.Name), Data: data, MsgID: id})
 	}
 	return out, nil
