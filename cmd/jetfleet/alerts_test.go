@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -144,4 +145,61 @@ func TestAlertsThroughTheFleet(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "alert")
 	require.Contains(t, out, "webhook")
+}
+
+// TestAlertWorkerReplicaProcesses runs the alert step as two `jetfleet
+// worker alert` processes sharing one consumer: the cooldown in KV holds
+// between them (no two alerts of a key closer than the cooldown), and
+// every match fired or was counted as suppressed.
+func TestAlertWorkerReplicaProcesses(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Server(t)
+	_, js := embeddedtest.Connect(t, srv.ClientURL())
+	env := []string{"NATS_URL=" + srv.ClientURL()}
+	file := filepath.Join(t.TempDir(), "pipeline.yaml")
+	spec := strings.Replace(fmt.Sprintf(alertsPipeline, "http://127.0.0.1:1/unused"), "    webhooks: [hook]\n", "", 1)
+	require.NoError(t, os.WriteFile(file, []byte(spec), 0o600))
+	for range 2 {
+		w := start(t, env, "worker", "--log-format", "json", "--pipeline", file, "alert")
+		waitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
+	}
+	t0 := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	const n = 600 // ten minutes of ticks, all above the threshold
+	for s := range n {
+		data := fmt.Sprintf(`{"id":"t-%d","sym":"AAA","price":150,"ts":"%s"}`, s, t0.Add(time.Duration(s)*time.Second).Format(time.RFC3339))
+		_, err := js.PublishAsync(subjects.Clean("ticks"), []byte(data), jetstream.WithMsgID(fmt.Sprint("t-", s)), jetstream.WithStallWait(30*time.Second))
+		require.NoError(t, err)
+	}
+	<-js.PublishAsyncComplete()
+	cons, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.ConsumerName("alert", "ticks"))
+	require.NoError(t, err)
+	waitFor(t, 2*time.Minute, "drained", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	out, code := jf(t, env, "alerts", "ls", "--json", "--rule", "pricey")
+	require.Equal(t, 0, code, out)
+	var got []struct {
+		Time       time.Time `json:"time"`
+		Suppressed int64     `json:"suppressed"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	require.NotEmpty(t, got)
+	require.LessOrEqual(t, len(got), 10, "at most one alert per minute of event time")
+	var suppressed int64
+	for i, a := range got {
+		suppressed += a.Suppressed
+		for _, b := range got[:i] {
+			require.GreaterOrEqual(t, a.Time.Sub(b.Time).Abs(), time.Minute)
+		}
+	}
+	kv, err := js.KeyValue(t.Context(), subjects.AlertsBucket)
+	require.NoError(t, err)
+	e, err := kv.Get(t.Context(), subjects.KeyCooldown("pricey", "AAA"))
+	require.NoError(t, err)
+	var st struct {
+		Suppressed int64 `json:"suppressed"`
+	}
+	require.NoError(t, json.Unmarshal(e.Value(), &st))
+	require.Equal(t, int64(n), int64(len(got))+suppressed+st.Suppressed)
 }
