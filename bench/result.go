@@ -13,19 +13,19 @@ import (
 // Result is every figure of one run; `--json FILE` writes it as is, so
 // fields are only ever added.
 type Result struct {
-	Time      time.Time `json:"time"`
-	Mode      Mode      `json:"mode"`
-	Events    int       `json:"events"`
-	BulkSize  int       `json:"bulk_size,omitempty"`
-	Seed      uint64    `json:"seed"`
+	Time     time.Time `json:"time"`
+	Mode     Mode      `json:"mode"`
+	Events   int       `json:"events"`
+	BulkSize int       `json:"bulk_size,omitempty"`
+	Seed     uint64    `json:"seed"`
 	// Rate is the offered load of an open-loop run, records/s; 0 for a
 	// closed-loop (as fast as possible) run.
 	Rate float64 `json:"rate,omitempty"`
 	// Workers is replicas per step.
-	Workers []StepWorkers `json:"workers"`
-	Server    string    `json:"server"` // "embedded" or the URL
-	CPUs      int       `json:"cpus"`
-	GoVersion string    `json:"go_version"`
+	Workers   []StepWorkers `json:"workers"`
+	Server    string        `json:"server"` // "embedded" or the URL
+	CPUs      int           `json:"cpus"`
+	GoVersion string        `json:"go_version"`
 
 	// Generated is what the generator made, by kind.
 	Generated Counts `json:"generated"`
