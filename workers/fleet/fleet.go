@@ -49,6 +49,9 @@ type Config struct {
 	// WebhookBackoffMin is the first retry delay of a failed webhook POST
 	// (doubling per attempt). Default: the workers' default.
 	WebhookBackoffMin time.Duration
+	// AggregateCommitted is passed to every aggregator as
+	// aggregate.Config.Committed.
+	AggregateCommitted func(batch []workers.Record)
 }
 
 // Member is one supervised part of the fleet.
