@@ -203,3 +203,31 @@ func TestAlertWorkerReplicaProcesses(t *testing.T) {
 	require.NoError(t, json.Unmarshal(e.Value(), &st))
 	require.Equal(t, int64(n), int64(len(got))+suppressed+st.Suppressed)
 }
+
+// TestAlertsTail follows alerts: --since replays the stored one first,
+// then new alerts print as they are stored, one JSON object a line.
+func TestAlertsTail(t *testing.T) {
+	t.Parallel()
+	srv := embeddedtest.Server(t)
+	_, js := embeddedtest.Connect(t, srv.ClientURL())
+	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
+	env := []string{"NATS_URL=" + srv.ClientURL()}
+	pub := func(id string) {
+		_, err := js.Publish(t.Context(), subjects.Alert("hot"), fmt.Appendf(nil, `{"id":%q,"rule":"hot","kind":"record","severity":"info","message":"m %s"}`, id, id), jetstream.WithMsgID(id))
+		require.NoError(t, err)
+	}
+	pub("a-1")
+	tail := start(t, env, "alerts", "tail", "--json", "--since", "1h", "--rule", "hot")
+	waitFor(t, 30*time.Second, "replayed alert", func() bool { return strings.Contains(tail.out.String(), `"id":"a-1"`) })
+	pub("a-2")
+	waitFor(t, 30*time.Second, "new alert", func() bool { return strings.Contains(tail.out.String(), `"id":"a-2"`) })
+	lines := strings.Split(strings.TrimSpace(tail.out.String()), "\n")
+	require.Len(t, lines, 2, tail.out.String())
+	var a struct {
+		Seq  uint64 `json:"seq"`
+		Rule string `json:"rule"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &a))
+	require.Equal(t, uint64(2), a.Seq)
+	require.Equal(t, "hot", a.Rule)
+}
