@@ -20,7 +20,7 @@
 //
 // # Usage
 //
-//	h, err := alert.NewStep(alert.StepConfig{JS: js, Spec: spec, Dataset: "orders"})
+//	h, err := alert.NewStep(ctx, alert.StepConfig{JS: js, Spec: spec, Dataset: "orders"})
 //	w, err := workers.New(workers.Config{Step: subjects.StepAlert, Dataset: "orders",
 //		NewHandlerFunc: func() (workers.Handler, error) { return h, nil }, ...})
 package alert

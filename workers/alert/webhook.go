@@ -53,8 +53,11 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	}
 	raw := os.ExpandEnv(t.URL)
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: webhook %s: %q is not an http(s) URL", workers.ErrInvalidConfig, t.Name, u.Redacted())
+	if err != nil {
+		return nil, fmt.Errorf("%w: webhook %s: URL does not parse (after expanding ${VAR}s)", workers.ErrInvalidConfig, t.Name)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: webhook %s: %q is not an http(s) URL once its ${VAR}s are expanded", workers.ErrInvalidConfig, t.Name, t.URL)
 	}
 	h := http.Header{}
 	for k, v := range t.Headers {

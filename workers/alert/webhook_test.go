@@ -133,3 +133,12 @@ func TestWebhookUndeliverableIsDeadLettered(t *testing.T) {
 	keys, _ = down.posts()
 	require.Len(t, keys, 3)
 }
+
+func TestWebhookBadURLAfterExpansion(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"${JF_TEST_UNSET_URL}", "ftp://x/${JF_TEST_TOKEN}", "http://[::1"} {
+		_, err := alert.NewWebhook(alert.WebhookConfig{Target: &pipeline.Webhook{Name: "w", URL: u}})
+		require.ErrorIs(t, err, workers.ErrInvalidConfig, u)
+		require.NotContains(t, err.Error(), "secret", "a secret from the environment is not echoed")
+	}
+}
