@@ -14,6 +14,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/alert"
 )
 
 const ticksSpec = `
@@ -179,4 +180,38 @@ func TestCooldownHoldsAcrossReplicas(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(e.Value(), &st))
 	require.Equal(t, int64(n), int64(len(got))+suppressed+st.Suppressed, "every match fired or was counted")
+}
+
+// TestRedeliveredRecordAlertsOnce: handling the same input again (a
+// redelivery after a crash between the cooldown update and the ack)
+// yields the same alert id, which JetStream stores once, and is not
+// counted as suppressed.
+func TestRedeliveredRecordAlertsOnce(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
+	step, err := alert.NewStep(t.Context(), alert.StepConfig{JS: js, Spec: parseSpec(t, ticksSpec), Dataset: "ticks"})
+	require.NoError(t, err)
+	handle := func(s int) []workers.Output {
+		id, data := tick(s, "AAA", s, true)
+		out, err := step.Handle(t.Context(), workers.Record{Data: data, Subject: subjects.Clean("ticks"), MsgID: id, Seq: uint64(s + 1), Delivered: 1})
+		require.NoError(t, err)
+		for _, o := range out {
+			_, err := js.Publish(t.Context(), o.Subject, o.Data, jetstream.WithMsgID(o.MsgID))
+			require.NoError(t, err)
+		}
+		return out
+	}
+	first := handle(0)
+	require.Len(t, first, 1)
+	again := handle(0)
+	require.Len(t, again, 1, "a redelivered input fires again...")
+	require.Equal(t, first[0].MsgID, again[0].MsgID, "...with the same id")
+	require.Empty(t, handle(1), "inside the cooldown")
+	require.Empty(t, handle(1), "a redelivery of a suppressed match")
+	next := handle(61)
+	require.Len(t, next, 1)
+	got := alerts(t, js, subjects.AllAlerts)
+	require.Len(t, got, 2, "JetStream stored the redelivered alert once")
+	require.Equal(t, int64(1), got[1].Suppressed, "the redelivered suppressed match counted once")
 }
