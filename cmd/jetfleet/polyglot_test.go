@@ -14,8 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -326,6 +328,19 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 		seen = true
 	}
 	require.True(t, seen, "status has the transform/feedback step: %s", out2)
+
+	// Micro discovery lists the JS step next to the Go members.
+	nc, _ := embeddedtest.Connect(t, dev.url)
+	services := microServices(t, nc)
+	require.Len(t, services["jetfleet-transform"], 1)
+	require.Equal(t, jsWorker, services["jetfleet-transform"][0]["worker"])
+	require.Equal(t, "javascript", services["jetfleet-transform"][0]["language"])
+	require.Len(t, services["jetfleet-validate"], 1)
+	require.Len(t, services["jetfleet-aggregate"], 1)
+	require.Len(t, services["jetfleet-supervisor"], 1)
+	stats := microDiscover(t, nc, micro.StatsVerb, "jetfleet-transform", time.Second)
+	require.Len(t, stats, 1)
+	require.Contains(t, string(stats[0]), `"acked":65`)
 
 	// SIGTERM drains the JS step: it exits 0 and says goodbye.
 	require.NoError(t, js.cmd.Process.Signal(syscall.SIGTERM))
