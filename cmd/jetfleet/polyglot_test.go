@@ -165,6 +165,10 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	dev := startDev(t, dataDir, "--pipeline", pipelineFile)
 	require.NotContains(t, dev.proc.out.String(), `"step":"transform"`, "the fleet runs no Go transform for an external step")
 
+	wout, code := jf(t, dev.env, "worker", "--pipeline", pipelineFile, "transform")
+	require.Equal(t, 2, code, wout)
+	require.Contains(t, wout, "external_steps hands it to a program outside jetfleet for feedback")
+
 	const jsWorker = "js-sentiment-test"
 	js := startNode(t, dir, []string{"NATS_URL=" + dev.url, "JF_WORKER_ID=" + jsWorker, "JF_HEARTBEAT_MS=1000"})
 	waitFor(t, 30*time.Second, "JS step started", func() bool { return strings.Contains(js.out.String(), "worker started") })
