@@ -116,10 +116,11 @@ func TestFleetDiscoverableAsMicroServices(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(m.Data, &st), string(m.Data))
 	require.Len(t, st.Steps, 3)
-	sups := microDiscover(t, nc, micro.StatsVerb, "jetfleet-supervisor", time.Second)
-	require.Len(t, sups, 1)
 	var supStats micro.Stats
-	require.NoError(t, json.Unmarshal(sups[0], &supStats))
+	waitFor(t, 30*time.Second, "supervisor stats", func() bool {
+		sups := microDiscover(t, nc, micro.StatsVerb, "jetfleet-supervisor", time.Second)
+		return len(sups) == 1 && json.Unmarshal(sups[0], &supStats) == nil
+	})
 	require.Len(t, supStats.Endpoints, 1)
 	require.Equal(t, subjects.SupStatus, supStats.Endpoints[0].Subject)
 	require.Equal(t, 1, supStats.Endpoints[0].NumRequests)

@@ -335,16 +335,18 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 
 	// Micro discovery lists the JS step next to the Go members.
 	nc, _ := embeddedtest.Connect(t, dev.url)
-	services := microServices(t, nc)
-	require.Len(t, services["jetfleet-transform"], 1)
+	var services map[string][]map[string]string
+	waitFor(t, 30*time.Second, "every member listed", func() bool {
+		services = microServices(t, nc)
+		return len(services["jetfleet-transform"]) == 1 && len(services["jetfleet-validate"]) == 1 &&
+			len(services["jetfleet-aggregate"]) == 1 && len(services["jetfleet-supervisor"]) == 1
+	})
 	require.Equal(t, jsWorker, services["jetfleet-transform"][0]["worker"])
 	require.Equal(t, "javascript", services["jetfleet-transform"][0]["language"])
-	require.Len(t, services["jetfleet-validate"], 1)
-	require.Len(t, services["jetfleet-aggregate"], 1)
-	require.Len(t, services["jetfleet-supervisor"], 1)
-	stats := microDiscover(t, nc, micro.StatsVerb, "jetfleet-transform", time.Second)
-	require.Len(t, stats, 1)
-	require.Contains(t, string(stats[0]), `"acked":65`)
+	waitFor(t, 30*time.Second, "stats of the JS step", func() bool {
+		stats := microDiscover(t, nc, micro.StatsVerb, "jetfleet-transform", time.Second)
+		return len(stats) == 1 && strings.Contains(string(stats[0]), `"acked":65`)
+	})
 
 	// SIGTERM drains the JS step: it exits 0 and says goodbye.
 	require.NoError(t, js.cmd.Process.Signal(syscall.SIGTERM))
