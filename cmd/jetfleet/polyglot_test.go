@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -346,6 +347,43 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	waitFor(t, 30*time.Second, "stats of the JS step", func() bool {
 		stats := microDiscover(t, nc, micro.StatsVerb, "jetfleet-transform", time.Second)
 		return len(stats) == 1 && strings.Contains(string(stats[0]), `"acked":65`)
+	})
+
+	// A transient failure: JF_CLEAN refuses the output (too big), so the
+	// step naks with backoff, and on the last delivery dead-letters the
+	// whole message and terminates it.
+	clean, err := dev.js.Stream(t.Context(), subjects.StreamClean)
+	require.NoError(t, err)
+	ccfg := clean.CachedInfo().Config
+	ccfg.MaxMsgSize = 64
+	_, err = dev.js.UpdateStream(t.Context(), ccfg)
+	require.NoError(t, err)
+	big := nats.NewMsg(subjects.Valid("feedback"))
+	big.Data = []byte(`{"feedback_id":"big-1","customer_id":"c-b","channel":"app","ts":"2026-10-01T12:00:00Z","text":"great and friendly, a long and happy text"}`)
+	big.Header.Set(subjects.HeaderMsgID, "big-1/validate")
+	_, err = dev.js.PublishMsg(t.Context(), big)
+	require.NoError(t, err)
+	var bigDL []jetstream.Msg
+	waitFor(t, time.Minute, "whole-message dead letter after max deliveries", func() bool {
+		bigDL = slices.DeleteFunc(deadLetters(t, dev.js, subjects.DeadLetter("transform", "feedback")), func(m jetstream.Msg) bool {
+			return m.Headers().Get(subjects.HeaderOrigMsgID) != "big-1/validate"
+		})
+		return len(bigDL) > 0
+	})
+	require.Len(t, bigDL, 1)
+	h := bigDL[0].Headers()
+	require.Contains(t, h.Get(subjects.HeaderReason), "gave up after 5 deliveries: ")
+	require.Equal(t, "5", h.Get(subjects.HeaderDeliveries))
+	require.Equal(t, jsWorker, h.Get(subjects.HeaderWorker), "the step wrote it, not the supervisor")
+	require.Equal(t, subjects.DeadLetterMsgID("big-1/validate", "transform", 0), h.Get(subjects.HeaderMsgID))
+	require.Equal(t, big.Data, bigDL[0].Data())
+	waitFor(t, 30*time.Second, "the message is settled", func() bool {
+		info, err := dev.js.Consumer(t.Context(), subjects.StreamValid, "transform_feedback")
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(t.Context())
+		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
 	})
 
 	// SIGTERM drains the JS step: it exits 0 and says goodbye.
