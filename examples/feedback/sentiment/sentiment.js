@@ -156,9 +156,13 @@ class Step {
         batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
         // Every fetched message is handled, also after a stop request:
         // that is the drain. The fetch ends at its expiry at the latest.
+        // Messages of a batch are handled concurrently (each waits for its
+        // own pub-acks, then acks): at most FETCH_BATCH in flight.
+        const handling = [];
         for await (const m of batch) {
-          await this.handle(m);
+          handling.push(this.handle(m));
         }
+        await Promise.all(handling);
       } catch (err) {
         this.hb.lastError = err.message;
         log("warn", "fetch", { error: err.message });
@@ -223,7 +227,12 @@ class Step {
       }
       c.acked++;
     } catch (err) {
-      await this.retry(m, inId, inTrace, records, bulk, deliveries, err);
+      try {
+        await this.retry(m, inId, inTrace, records, bulk, deliveries, err);
+      } catch (nakErr) {
+        // The connection is gone: the message comes back after the ack wait.
+        log("error", "could not settle a message", { seq: m.seq, error: nakErr.message });
+      }
     } finally {
       this.hb.inFlight--;
     }
