@@ -348,11 +348,14 @@ async function waitUntil(cond, timeoutMs) {
 }
 
 async function main() {
-  const nc = await connect({ servers: cfg.servers.split(","), name: `jetfleet ${STEP} ${cfg.dataset} (js)`, maxReconnectAttempts: -1 });
-  const step = new Step(nc, nc.jetstream(), await nc.jetstreamManager());
-
+  // Signals first: a step waiting for its server still stops on SIGTERM.
+  let step = null;
   let signals = 0;
   const onSignal = (sig) => {
+    if (!step) {
+      log("info", "stopped before connecting", { signal: sig });
+      process.exit(0);
+    }
     if (++signals > 1) {
       log("warn", "second signal: stopping at once", { signal: sig });
       process.exit(1);
@@ -364,6 +367,16 @@ async function main() {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+
+  // Like the Go workers, the step may start before its server: it keeps
+  // trying, and reconnects forever.
+  const nc = await connect({
+    servers: cfg.servers.split(","),
+    name: `jetfleet ${STEP} ${cfg.dataset} (js)`,
+    waitOnFirstConnect: true,
+    maxReconnectAttempts: -1,
+  });
+  step = new Step(nc, nc.jetstream(), await nc.jetstreamManager());
 
   const respond = async (data) => {
     const reply = await step.control(data);
@@ -405,13 +418,24 @@ async function main() {
   });
 
   step.beat();
-  const timer = setInterval(() => step.beat(), cfg.heartbeatMs);
+  const beats = setInterval(() => step.beat(), cfg.heartbeatMs);
   await step.run();
-  clearInterval(timer);
+  clearInterval(beats);
   step.hb.state = "stopped";
   step.beat(); // goodbye: the supervisor marks the worker stopped at once
-  await svc.stop();
-  await nc.drain();
+  // Draining flushes the acks and the goodbye; without a server it cannot,
+  // so it gets a bounded time (unsettled messages are redelivered anyway).
+  const drained = (async () => {
+    await svc.stop();
+    await nc.drain();
+  })();
+  let timer;
+  const timeout = new Promise((resolve) => (timer = setTimeout(resolve, DRAIN_TIMEOUT_MS)));
+  await Promise.race([drained.catch(() => {}), timeout]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) {
+    await nc.close();
+  }
   log("info", "worker stopped", { acked: step.hb.counters.acked });
 }
 
