@@ -152,10 +152,10 @@ func (d *decoder) parseExternalSteps(n *yaml.Node, path string) []string {
 // run: they would silently never apply.
 func (d *decoder) checkExternal(ds *Dataset, n *yaml.Node, path string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		// A step's section has the step's name: validate:, transform:.
 		k := n.Content[i]
-		step := map[string]string{"validate": "validate", "transform": "transform"}[k.Value]
-		if step != "" && ds.External(step) {
-			d.errorf(k, join(path, k.Value), "step %s is in external_steps: its program outside jetfleet does this work, drop the %s section", step, k.Value)
+		if slices.Contains(ExternalStepNames, k.Value) && ds.External(k.Value) {
+			d.errorf(k, join(path, k.Value), "step %s is in external_steps: its program outside jetfleet does this work, drop the %s section", k.Value, k.Value)
 		}
 	}
 }
