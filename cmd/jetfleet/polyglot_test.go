@@ -49,8 +49,8 @@ func TestJSContractMatchesGo(t *testing.T) {
 		{strings.Repeat("a", 118), "transform", 0},     // 128 bytes: kept
 		{strings.Repeat("a", 119), "transform", 0},     // 129 bytes: hashed
 		{strings.Repeat("a", 116), "transform", 1},     // 128 with "#1": kept
-		{strings.Repeat("€", 40), "transform", 0},      // 120 bytes in 40 characters: kept
-		{strings.Repeat("€", 41), "transform", 0},      // 123 + 10 bytes: hashed
+		{strings.Repeat("€", 39), "transform", 0},      // 117 + 10 bytes: kept
+		{strings.Repeat("€", 40), "transform", 0},      // 130 bytes in 50 characters: hashed
 		{strings.Repeat("x", 300), "dlq.transform", 7}, // a dead letter id
 	}
 	in, err := json.Marshal(cases)
@@ -84,6 +84,8 @@ console.log(JSON.stringify({
 		require.Equal(t, want, got.IDs[i], "case %d: %d-byte upstream", i, len(c.Upstream))
 	}
 	require.True(t, strings.HasPrefix(got.IDs[6], "h:"), "a 129-byte id is hashed")
+	require.False(t, strings.HasPrefix(got.IDs[8], "h:"), "127 bytes are kept")
+	require.True(t, strings.HasPrefix(got.IDs[9], "h:"), "the limit counts bytes, not characters")
 	require.Equal(t, subjects.DeadLetterMsgID("f-9", "transform", 2), got.DLQ)
 	require.Equal(t, subjects.SequenceMsgID("JF_VALID", 77), got.Seq)
 
