@@ -388,6 +388,17 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
 	})
 
+	// jetfleet ctl steers the JS step like a Go worker.
+	out2, code = jf(t, dev.env, "ctl", "pause", "transform")
+	require.Equal(t, 0, code, out2)
+	require.Regexp(t, jsWorker+`\s+transform\s+feedback\s+paused\s+0`, out2)
+	out2, code = jf(t, dev.env, "ctl", "drain", jsWorker)
+	require.Equal(t, 0, code, out2)
+	require.Regexp(t, jsWorker+`\s+transform\s+feedback\s+paused\s+0`, out2)
+	out2, code = jf(t, dev.env, "ctl", "resume", "transform")
+	require.Equal(t, 0, code, out2)
+	require.Regexp(t, jsWorker+`\s+transform\s+feedback\s+running`, out2)
+
 	// SIGTERM drains the JS step: it exits 0 and says goodbye.
 	require.NoError(t, js.cmd.Process.Signal(syscall.SIGTERM))
 	select {
