@@ -124,12 +124,12 @@ ORDER BY 1, 2, 3`
 func marketRounds(t *testing.T) (rounds [3][]marketgen.Record, days [2]string) {
 	t.Helper()
 	gen := marketgen.New(marketgen.Config{
-		Seed: 7, Start: time.Date(2026, 11, 21, 23, 35, 0, 0, time.UTC), Step: time.Second,
+		Seed: 7, Start: time.Date(2026, 11, 21, 23, 35, 0, 0, time.UTC), Step: 3 * time.Second,
 		InvalidShare: 0.04, ReplayShare: 0.05,
 	})
 	days = [2]string{"2026-11-21", "2026-11-22"}
 	r := rand.New(rand.NewPCG(7, 8))
-	for range 4200 {
+	for range 1400 {
 		rec := gen.Next()
 		switch {
 		case r.IntN(8) != 0:
@@ -265,11 +265,11 @@ func TestMarketMartsMatchBatch(t *testing.T) {
 	rounds, days := marketRounds(t)
 
 	b.publish(rounds[0])
-	waitUntil(t, 3*time.Minute, "marts of round 1", b.matches, &b.lastDiff)
+	waitUntil(t, 5*time.Minute, "marts of round 1", b.matches, &b.lastDiff)
 	for i, round := range rounds[1:] {
 		before := b.indicatorRows(days[1-i])
 		b.publish(round)
-		waitUntil(t, 3*time.Minute, fmt.Sprintf("marts of round %d", i+2), b.matches, &b.lastDiff)
+		waitUntil(t, 5*time.Minute, fmt.Sprintf("marts of round %d", i+2), b.matches, &b.lastDiff)
 		require.NotEqual(t, before, b.indicatorRows(days[1-i]), "round %d changed the indicators of %s", i+2, days[1-i])
 	}
 
@@ -312,11 +312,11 @@ func TestMarketCrossDayWindowsGoStale(t *testing.T) {
 	rounds, days := marketRounds(t)
 
 	b.publish(rounds[0])
-	waitUntil(t, 3*time.Minute, "marts of round 1", b.matches, &b.lastDiff)
+	waitUntil(t, 5*time.Minute, "marts of round 1", b.matches, &b.lastDiff)
 	b.publish(rounds[1])
-	waitUntil(t, 3*time.Minute, "marts of round 2 (day 2 recomputed from a fresh day 1)", b.matches, &b.lastDiff)
+	waitUntil(t, 5*time.Minute, "marts of round 2 (day 2 recomputed from a fresh day 1)", b.matches, &b.lastDiff)
 	b.publish(rounds[2]) // late ticks of day 1 only
-	waitUntil(t, 3*time.Minute, "day 1 of round 3 flushed", func() bool {
+	waitUntil(t, 5*time.Minute, "day 1 of round 3 flushed", func() bool {
 		bars, ind, err := b.diff()
 		return err == nil && len(bars) == 0 && ind[days[0]] == 0
 	}, &b.lastDiff)
