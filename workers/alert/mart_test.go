@@ -298,3 +298,24 @@ datasets:
 	require.Equal(t, "ACME", got[0].Key)
 	require.Contains(t, got[0].Message, "ACME moved 6% within the minute")
 }
+
+// TestDocsMarketRulesCompile: the rules docs/alerts.md gives for
+// examples/market check against that pipeline as written.
+func TestDocsMarketRulesCompile(t *testing.T) {
+	t.Parallel()
+	market, err := os.ReadFile("../../examples/market/pipeline.yaml")
+	if os.IsNotExist(err) {
+		t.Skip("no market example")
+	}
+	require.NoError(t, err)
+	doc, err := os.ReadFile("../../docs/alerts.md")
+	require.NoError(t, err)
+	text := string(doc)
+	start := strings.Index(text, "```yaml\nalerts:\n  price_move:\n    mart: bars_1m")
+	require.Positive(t, start)
+	end := strings.Index(text[start+7:], "```")
+	spec := parseSpec(t, string(market)+"\n"+text[start+8:start+7+end])
+	require.Len(t, spec.Alerts, 2)
+	require.NoError(t, fleet.CheckMarts(spec))
+	require.NoError(t, fleet.CheckAlerts(spec))
+}
