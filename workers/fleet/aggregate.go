@@ -49,6 +49,7 @@ func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool
 		Name:   fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica),
 		Worker: w,
 		RunFunc: func(ctx context.Context) error {
+			f.declareConsumer(ctx, subjects.StepAggregate, ds.Name)
 			if err := agg.Start(ctx); err != nil {
 				return err
 			}
