@@ -475,7 +475,7 @@ func (d *decoder) checkAlerts(s *Spec) {
 			continue
 		}
 		anomalyMarts[an.Mart] = a
-		a.SQL = fmt.Sprintf("SELECT * FROM %s WHERE rule = %s", quoteIdent(an.Mart), quoteLiteral(a.Name))
+		a.SQL = fmt.Sprintf("SELECT * FROM %s WHERE rule = %s ORDER BY event_time, record", quoteIdent(an.Mart), quoteLiteral(a.Name)) // event-time order, so a cooldown decides the same way every time
 		m := s.Mart(an.Mart)
 		if m == nil {
 			m = &Mart{Name: an.Mart, Dataset: a.Dataset, FlushRecords: DefaultFlushRecords, FlushInterval: DefaultFlushInterval, Pos: a.SQLPos, Generated: true}
