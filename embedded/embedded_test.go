@@ -24,6 +24,9 @@ func TestNATSConfParses(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, opts.JetStream, "nats.conf must enable JetStream")
 	require.Equal(t, "127.0.0.1", opts.Host, "the dev server listens on loopback only")
+	// Chosen, not inherited: see the comment in nats.conf and docs/guarantees.md.
+	require.False(t, opts.SyncAlways)
+	require.Equal(t, 2*time.Minute, opts.SyncInterval)
 }
 
 func TestStartServesJetStream(t *testing.T) {
