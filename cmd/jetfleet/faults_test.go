@@ -247,6 +247,9 @@ func (p *chaosProc) kill() {
 // stop asks the process to drain (SIGTERM) and kills it if it does not
 // exit in time.
 func (p *chaosProc) stop() {
+	if p.cmd == nil {
+		return
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -333,6 +336,19 @@ func runFaults(t *testing.T, plan faultPlan) *faultReport {
 		}
 	}
 	order := []string{"server", "validate", "transform", "aggregate"}
+	// Registered before anything starts, so a failed start leaks nothing.
+	t.Cleanup(func() {
+		for _, name := range slices.Backward(order) {
+			procs[name].stop()
+		}
+		if t.Failed() {
+			for _, name := range order {
+				if procs[name].log != "" {
+					t.Logf("last lines of %s:\n%s", procs[name].log, tail(procs[name].log, 40))
+				}
+			}
+		}
+	})
 	procs["server"].start(t)
 	// The fx table the transform step converts currencies with, as an
 	// operator loads it before the first record.
@@ -341,16 +357,6 @@ func runFaults(t *testing.T, plan faultPlan) *faultReport {
 	for _, name := range order[1:] {
 		procs[name].start(t)
 	}
-	t.Cleanup(func() {
-		for _, name := range slices.Backward(order) {
-			procs[name].stop()
-		}
-		if t.Failed() {
-			for _, name := range order {
-				t.Logf("last lines of %s:\n%s", procs[name].log, tail(procs[name].log, 40))
-			}
-		}
-	})
 
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Name("fault-suite"))
 	require.NoError(t, err)
