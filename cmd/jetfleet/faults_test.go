@@ -76,11 +76,11 @@ type faultReport struct {
 	WorkerRedel  int64  // deliveries with NumDelivered > 1, from the workers' heartbeats
 	Published    int    // generated records
 	Generated    bench.Counts
-	Ingested     int64  // records JF_INGEST stored
-	Clean        int64  // distinct records in the aggregator's state
-	DeadLettered int    // records in JF_DLQ
-	DupsServer   int64  // duplicates the server dropped at publish (Nats-Msg-Id)
-	DupsKey      int64  // duplicates the aggregator dropped on the key
+	Ingested     int64 // records JF_INGEST stored
+	Clean        int64 // distinct records in the aggregator's state
+	DeadLettered int   // records in JF_DLQ
+	DupsServer   int64 // duplicates the server dropped at publish (Nats-Msg-Id)
+	DupsKey      int64 // duplicates the aggregator dropped on the key
 	MartsChecked []string
 	Took         time.Duration
 }
