@@ -535,7 +535,7 @@ func verifyFaultRun(t *testing.T, js jetstream.JetStream, dataDir string, in gen
 	require.Empty(t, extra, "%d records in JF_CLEAN that are not valid, e.g. %v", len(extra), extra[:min(len(extra), 10)])
 
 	// JF_DLQ holds exactly the invalid records, each once, with a reason.
-	dead := deadLetters(t, js)
+	dead := dlqByOrderID(t, js)
 	rep.DeadLettered = 0
 	for _, n := range dead {
 		rep.DeadLettered += n
@@ -590,9 +590,9 @@ func streamKeys(t *testing.T, js jetstream.JetStream, stream, subject string) ma
 	return keys
 }
 
-// deadLetters counts the dead letters by order_id (a digest for a record
+// dlqByOrderID counts the dead letters by order_id (a digest for a record
 // too broken to have one), checking each names its reason.
-func deadLetters(t *testing.T, js jetstream.JetStream) map[string]int {
+func dlqByOrderID(t *testing.T, js jetstream.JetStream) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	eachMsg(t, js, subjects.StreamDLQ, "", func(m jetstream.Msg) {
