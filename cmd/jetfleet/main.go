@@ -64,6 +64,7 @@ NATS_URL sets the server for every command.`,
 			ctlCommand(), queryCommand(), profileCommand(),
 			pipelineCommand(), lookupCommand(), benchCommand(),
 			alertsCommand(),
+			serverCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
