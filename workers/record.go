@@ -44,6 +44,11 @@ type Output struct {
 	// transform step groups by key partition, so a bulk chunk stays whole
 	// per partition while each record's subject carries its own key.
 	Group string
+	// MsgID, when set, is the output's Nats-Msg-Id instead of the one
+	// derived from its position, and the output is always published as a
+	// message of its own (also in bulk mode): for outputs, such as alerts,
+	// whose id must not depend on what else the input produced.
+	MsgID string
 }
 
 // Handler processes one record. The runtime calls it from one goroutine

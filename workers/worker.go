@@ -55,6 +55,10 @@ type Config struct {
 	Consumer subjects.ConsumerOptions
 	// Streams is passed to subjects.Ensure at start-up.
 	Streams subjects.StreamOptions
+	// FilterSubjects, when set, are the subjects the consumer reads instead
+	// of the step's input subject for Dataset (a webhook deliverer reads
+	// the alerts of the rules that name its target).
+	FilterSubjects []string
 
 	// FetchBatch is how many messages one pull asks for. Default 256.
 	FetchBatch int
@@ -247,7 +251,9 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(4*cfg.FetchBatch))
+	// Outputs of every message the server lets the worker hold may be in
+	// flight at once.
+	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(max(4*cfg.FetchBatch, cfg.Consumer.MaxAckPending)))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -373,7 +379,10 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	defer w.stopIter()
 
-	ackQueue := make(chan *pending, w.cfg.FetchBatch*2)
+	// The queue holds every message awaiting its pub-acks: sized to what
+	// the server lets the worker hold, so the server's window, not this
+	// queue, bounds how many records are in flight.
+	ackQueue := make(chan *pending, w.cfg.Consumer.MaxAckPending)
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)
@@ -517,6 +526,9 @@ func (w *Worker) tryBind(ctx context.Context, ccfg jetstream.ConsumerConfig) (je
 	defer cancel()
 	if err := subjects.Ensure(ctx, w.js, w.cfg.Streams); err != nil {
 		return nil, err
+	}
+	if len(w.cfg.FilterSubjects) > 0 {
+		ccfg.FilterSubject, ccfg.FilterSubjects = "", w.cfg.FilterSubjects
 	}
 	stream := subjects.StreamFor(w.cfg.Step.Input)
 	cons, err := w.js.CreateOrUpdateConsumer(ctx, stream, ccfg)

@@ -63,6 +63,8 @@ NATS_URL sets the server for every command.`,
 			dlqCommand(),
 			ctlCommand(), queryCommand(), profileCommand(),
 			pipelineCommand(), lookupCommand(), benchCommand(),
+			alertsCommand(),
+			serverCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {

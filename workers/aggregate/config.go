@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
 )
 
 // Column is one column of a dataset's clean records.
@@ -69,6 +70,14 @@ type Config struct {
 	// partition of the dataset: it keeps that partition's state and lake
 	// files, and leaves the marts to a [MartBuilder] (docs/scale-out.md).
 	Partition *Partition
+	// FlushedFunc, if set, is called after a flush of output kind/name is
+	// committed and its manifest written (alert rules run on marts then).
+	// It must not block: the aggregator holds its flush lock.
+	FlushedFunc func(kind, name string)
+	// Committed, if set, is called with each batch once it is committed
+	// to the state, before it is acked: the bench measures
+	// publish-to-commit latency with it. It must be quick.
+	Committed func(batch []workers.Record)
 }
 
 func (c *Config) setDefaults() {

@@ -41,7 +41,11 @@ type MartBuilderConfig struct {
 	// twice its time before the next, so builds take at most a third of
 	// the time whatever the lake's size.
 	Interval time.Duration
-	Logger   zerolog.Logger
+	// FlushedFunc, if set, is called after a build replaced mart name (kind
+	// marts.KindMart) or described the lake (marts.KindLake), as
+	// Config.FlushedFunc is after an aggregator's flush. It must not block.
+	FlushedFunc func(kind, name string)
+	Logger      zerolog.Logger
 }
 
 // MartBuilder builds a partitioned dataset's marts from the union of its
@@ -264,6 +268,10 @@ func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgr
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", o.kind, o.name, err))
+			continue
+		}
+		if b.cfg.FlushedFunc != nil {
+			b.cfg.FlushedFunc(o.kind, o.name)
 		}
 	}
 	p := marts.Progress{Dataset: b.cfg.Dataset.Name, CommittedSeq: committed, UpdatedAt: now}

@@ -57,6 +57,12 @@ type Config struct {
 	// LeaseTTL is how long a claimed partition stays with a replica that
 	// stopped renewing. Default 10s.
 	LeaseTTL time.Duration
+	// WebhookBackoffMin is the first retry delay of a failed webhook POST
+	// (doubling per attempt). Default: the workers' default.
+	WebhookBackoffMin time.Duration
+	// AggregateCommitted is passed to every aggregator as
+	// aggregate.Config.Committed.
+	AggregateCommitted func(batch []workers.Record)
 }
 
 // Member is one supervised part of the fleet.
@@ -96,8 +102,8 @@ func Build(cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("%w: no pipeline", ErrInvalidConfig)
 	}
 	for _, s := range cfg.Steps {
-		if !slices.Contains(StepNames, s) {
-			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(StepNames, ", "))
+		if !slices.Contains(stepNames(cfg.Spec), s) {
+			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(stepNames(cfg.Spec), ", "))
 		}
 	}
 	if cfg.DataDir == "" {
@@ -147,7 +153,9 @@ func Build(cfg Config) (*Fleet, error) {
 		}
 	}
 	for _, ds := range datasets {
-		if runs(subjects.StepValidate.Name) {
+		// A step in the dataset's external_steps is run by a program
+		// outside jetfleet on the same durable consumer; the fleet leaves it be.
+		if runs(subjects.StepValidate.Name) && !ds.External(subjects.StepValidate.Name) {
 			h, err := validate.New(ds)
 			if err != nil {
 				return nil, err
@@ -156,7 +164,7 @@ func Build(cfg Config) (*Fleet, error) {
 				return nil, err
 			}
 		}
-		if runs(subjects.StepTransform.Name) {
+		if runs(subjects.StepTransform.Name) && !ds.External(subjects.StepTransform.Name) {
 			var tbl transform.Tables
 			if f.tables != nil {
 				tbl = f.tables
@@ -180,6 +188,11 @@ func Build(cfg Config) (*Fleet, error) {
 					f.Members = append(f.Members, m)
 				}
 			}
+		}
+	}
+	if runs(subjects.StepAlert.Name) && len(cfg.Spec.Alerts) > 0 {
+		if err := f.alertMembers(datasets); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil

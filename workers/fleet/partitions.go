@@ -8,12 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/aggregate"
+	"github.com/jetfleet/jetfleet/workers/alert"
 )
 
 // partitionSet is one aggregator replica of a dataset: it runs an
@@ -30,6 +32,7 @@ type partitionSet struct {
 	owner   string
 	log     zerolog.Logger
 	builder *aggregate.MartBuilder
+	rules   *alert.MartRules // alert rules on the marts, nil if none
 
 	mu      sync.Mutex
 	running map[int]*partitionRunner
@@ -64,11 +67,17 @@ func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Me
 		}
 	}
 	var err error
-	s.builder, err = aggregate.NewMartBuilder(aggregate.MartBuilderConfig{
+	if s.rules, err = f.martRules(ds); err != nil {
+		return Member{}, err
+	}
+	bcfg := aggregate.MartBuilderConfig{
 		DataDir: cfg.DataDir, Dataset: DatasetConfig(ds), Marts: martsOf(cfg.Spec, ds.Name),
 		Partitions: n, MemoryLimit: cfg.MemoryLimit, Logger: cfg.Logger,
-	})
-	if err != nil {
+	}
+	if s.rules != nil {
+		bcfg.FlushedFunc = s.rules.Flushed // the marts are written by the builder
+	}
+	if s.builder, err = aggregate.NewMartBuilder(bcfg); err != nil {
 		return Member{}, err
 	}
 	return Member{Name: fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica), RunFunc: s.run}, nil
@@ -79,6 +88,8 @@ func (s *partitionSet) run(ctx context.Context) error {
 		return err
 	}
 	s.builder.Kick() // marts behind the lake after a crash are rebuilt at once
+	stopRules := runMartRules(ctx, s.rules)
+	defer stopRules() // after the last build
 	var runErr error
 	if s.claim {
 		runErr = s.claimLoop(ctx)
@@ -170,6 +181,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 		FlushInterval: partitionFlushInterval,
 		Logger:        s.log.With().Int("partition", p).Logger(),
 		Partition:     &aggregate.Partition{Index: p, LakeFlushedFunc: s.builder.Kick},
+		Committed:     cfg.AggregateCommitted,
 	})
 	if err != nil {
 		return err
@@ -183,6 +195,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	if err != nil {
 		return err
 	}
+	s.declareConsumer(ctx, p)
 	if err := agg.Start(ctx); err != nil {
 		return fmt.Errorf("partition %d: %w", p, err)
 	}
@@ -195,6 +208,27 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	s.running[p] = &partitionRunner{p: p, agg: agg, w: w}
 	s.mu.Unlock()
 	return nil
+}
+
+// declareConsumer creates partition p's consumer before its state opens
+// (which can take a while), so status --wait-idle sees the partition's
+// backlog from the start. Errors are left to the worker's own binding.
+func (s *partitionSet) declareConsumer(ctx context.Context, p int) {
+	cfg := s.f.cfg
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return
+	}
+	ccfg, err := subjects.PartitionConsumer(subjects.StepAggregate, s.ds.Name, p, s.n, cfg.Consumer)
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if subjects.Ensure(cctx, js, cfg.Streams) != nil {
+		return
+	}
+	_, _ = js.CreateOrUpdateConsumer(cctx, subjects.StreamClean, ccfg)
 }
 
 // stopPartition drains p's worker, then flushes and closes its state.
