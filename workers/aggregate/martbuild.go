@@ -69,6 +69,11 @@ type MartBuilder struct {
 
 	buildMu sync.Mutex
 	lastSig string
+	// mem holds the lake's records between builds, so that a build reads
+	// only the lake files that are new or were rewritten since the last
+	// one; folded says which files it holds, as they were when read.
+	mem    *sql.DB
+	folded map[string]fileStamp
 
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
@@ -165,6 +170,9 @@ func (b *MartBuilder) Stop(ctx context.Context) error {
 		cancel(ErrStopped)
 		<-done
 		b.stopErr = b.Build(ctx)
+		b.buildMu.Lock()
+		b.closeMem()
+		b.buildMu.Unlock()
 	})
 	select {
 	case <-b.stopped:
@@ -198,7 +206,7 @@ func (b *MartBuilder) Build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	files, sig, err := b.lakeFiles(progress)
+	files, stamps, sig, err := b.lakeFiles(progress)
 	if err != nil {
 		return err
 	}
@@ -206,7 +214,8 @@ func (b *MartBuilder) Build(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	if err := b.build(ctx, progress, files); err != nil {
+	if err := b.build(ctx, progress, files, stamps); err != nil {
+		b.closeMem() // start over from the whole lake next time
 		return err
 	}
 	b.lastSig = sig
@@ -214,47 +223,120 @@ func (b *MartBuilder) Build(ctx context.Context) error {
 	return nil
 }
 
-// lakeFiles lists the partitions' lake files and a signature of them and
-// of the progress.
-func (b *MartBuilder) lakeFiles(progress []marts.PartitionProgress) ([]string, string, error) {
+// fileStamp tells a rewritten lake file (a flush redone after a crash
+// replaces its file) from the one read before.
+type fileStamp struct {
+	size    int64
+	modTime int64
+}
+
+// lakeFiles lists the partitions' lake files with their stamps, and a
+// signature of them and of the progress.
+func (b *MartBuilder) lakeFiles(progress []marts.PartitionProgress) ([]string, map[string]fileStamp, string, error) {
 	dir := marts.LakePath(b.cfg.DataDir, b.cfg.Dataset.Name)
 	files, err := filepath.Glob(filepath.Join(dir, "*", "data-p*.parquet"))
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	sort.Strings(files)
+	stamps := make(map[string]fileStamp, len(files))
 	h := sha256.New()
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		fmt.Fprintf(h, "%s %d %d\n", f, fi.Size(), fi.ModTime().UnixNano())
+		st := fileStamp{size: fi.Size(), modTime: fi.ModTime().UnixNano()}
+		stamps[f] = st
+		fmt.Fprintf(h, "%s %d %d\n", f, st.size, st.modTime)
 	}
 	for _, p := range progress {
 		fmt.Fprintf(h, "%d %d %d %d %d\n", p.Partition, p.CommittedSeq, p.LakeSeq, p.Records, p.Duplicates)
 	}
-	return files, hex.EncodeToString(h.Sum(nil)), nil
+	return files, stamps, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgress, files []string) error {
-	settings := map[string]string{"memory_limit": b.agg.cfg.MemoryLimit}
-	if b.cfg.Threads > 0 {
-		settings["threads"] = fmt.Sprint(b.cfg.Threads)
+func (b *MartBuilder) closeMem() {
+	if b.mem != nil {
+		_ = b.mem.Close()
+		b.mem, b.folded = nil, nil
 	}
-	db, err := openDuckDB("", settings)
+}
+
+// syncLake brings the in-memory copy of the lake up to the files listed:
+// rows of files gone or rewritten out, rows of new or rewritten files in.
+// The dataset's name is a view over it with the schema's columns.
+func (b *MartBuilder) syncLake(ctx context.Context, stamps map[string]fileStamp) (*sql.Conn, error) {
+	ds := b.cfg.Dataset
+	if b.mem == nil {
+		settings := map[string]string{"memory_limit": b.agg.cfg.MemoryLimit}
+		if b.cfg.Threads > 0 {
+			settings["threads"] = fmt.Sprint(b.cfg.Threads)
+		}
+		db, err := openDuckDB("", settings)
+		if err != nil {
+			return nil, err
+		}
+		cols := make([]string, len(ds.Schema))
+		names := make([]string, len(ds.Schema))
+		for i, c := range ds.Schema {
+			cols[i] = ident(c.Name) + " " + c.Type
+			names[i] = ident(c.Name)
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE _jf_lake_rows (%s, _jf_file VARCHAR NOT NULL)", strings.Join(cols, ", "))); err != nil {
+			db.Close()
+			return nil, err
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM _jf_lake_rows", ident(ds.Name), strings.Join(names, ", "))); err != nil {
+			db.Close()
+			return nil, err
+		}
+		b.mem, b.folded = db, map[string]fileStamp{}
+	}
+	conn, err := b.mem.Conn(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
+	sel := make([]string, len(ds.Schema))
+	for i, c := range ds.Schema {
+		sel[i] = fmt.Sprintf("CAST(%s AS %s)", ident(c.Name), c.Type)
+	}
+	for f, st := range b.folded {
+		if cur, ok := stamps[f]; ok && cur == st {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, "DELETE FROM _jf_lake_rows WHERE _jf_file = ?", f); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		delete(b.folded, f)
+	}
+	var fresh []string
+	for f := range stamps {
+		if _, ok := b.folded[f]; !ok {
+			fresh = append(fresh, literal(f))
+		}
+	}
+	if len(fresh) > 0 {
+		q := fmt.Sprintf("INSERT INTO _jf_lake_rows SELECT %s, _jf_file FROM read_parquet([%s], union_by_name = true, hive_partitioning = false, filename = '_jf_file')",
+			strings.Join(sel, ", "), strings.Join(fresh, ", "))
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		for f, st := range stamps {
+			b.folded[f] = st
+		}
+	}
+	return conn, nil
+}
+
+func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgress, files []string, stamps map[string]fileStamp) error {
+	conn, err := b.syncLake(ctx, stamps)
 	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := execAll(ctx, conn, b.datasetSQL(files)); err != nil {
 		return fmt.Errorf("read the lake of %s: %w", b.cfg.Dataset.Name, err)
 	}
+	defer conn.Close()
 	folded, committed := marts.FoldedSeq(progress)
 	now := time.Now().UTC()
 	var errs []error
@@ -281,29 +363,6 @@ func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgr
 	}
 	errs = append(errs, marts.WriteProgress(b.cfg.DataDir, p))
 	return errors.Join(errs...)
-}
-
-// datasetSQL makes a table named after the dataset, with its schema, over
-// the lake files: what the marts' SQL reads.
-func (b *MartBuilder) datasetSQL(files []string) string {
-	ds := b.cfg.Dataset
-	if len(files) == 0 {
-		cols := make([]string, len(ds.Schema))
-		for i, c := range ds.Schema {
-			cols[i] = ident(c.Name) + " " + c.Type
-		}
-		return fmt.Sprintf("CREATE TABLE %s (%s)", ident(ds.Name), strings.Join(cols, ", "))
-	}
-	sel := make([]string, len(ds.Schema))
-	for i, c := range ds.Schema {
-		sel[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", ident(c.Name), c.Type, ident(c.Name))
-	}
-	lits := make([]string, len(files))
-	for i, f := range files {
-		lits[i] = literal(f)
-	}
-	return fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)",
-		ident(ds.Name), strings.Join(sel, ", "), strings.Join(lits, ", "))
 }
 
 func (b *MartBuilder) buildMart(ctx context.Context, conn *sql.Conn, o *output, now time.Time) error {
