@@ -519,7 +519,7 @@ func verifyFaultRun(t *testing.T, js jetstream.JetStream, dataDir string, in gen
 	rep.DupsServer = int64(rep.Published) - ingested
 
 	// Every valid record reached JF_CLEAN, and nothing else did.
-	cleanKeys := streamKeys(t, js, subjects.StreamClean, subjects.Clean("orders"))
+	cleanKeys := streamKeys(t, js, subjects.StreamClean, subjects.Clean("orders")+".>") // every partition
 	var missing, extra []string
 	for id := range in.valid {
 		if cleanKeys[id] == 0 {

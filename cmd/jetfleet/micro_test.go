@@ -67,7 +67,7 @@ func TestFleetDiscoverableAsMicroServices(t *testing.T) {
 	waitFor(t, 30*time.Second, "every member listed", func() bool {
 		services = microServices(t, nc)
 		return len(services["jetfleet-validate"]) == 2 && len(services["jetfleet-transform"]) == 1 &&
-			len(services["jetfleet-aggregate"]) == 1 && len(services["jetfleet-supervisor"]) == 1
+			len(services["jetfleet-aggregate"]) == subjects.DefaultPartitions && len(services["jetfleet-supervisor"]) == 1 // a worker per partition
 	})
 	var pids []string
 	for _, md := range services["jetfleet-validate"] {

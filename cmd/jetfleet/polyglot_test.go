@@ -342,7 +342,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	waitFor(t, 30*time.Second, "every member listed", func() bool {
 		services = microServices(t, nc)
 		return len(services["jetfleet-transform"]) == 1 && len(services["jetfleet-validate"]) == 1 &&
-			len(services["jetfleet-aggregate"]) == 1 && len(services["jetfleet-supervisor"]) == 1
+			len(services["jetfleet-aggregate"]) == subjects.DefaultPartitions && len(services["jetfleet-supervisor"]) == 1 // a worker per partition
 	})
 	require.Equal(t, jsWorker, services["jetfleet-transform"][0]["worker"])
 	require.Equal(t, "javascript", services["jetfleet-transform"][0]["language"])

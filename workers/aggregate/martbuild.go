@@ -391,7 +391,14 @@ func (b *MartBuilder) buildMart(ctx context.Context, conn *sql.Conn, o *output, 
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM _jf_out`).Scan(&n); err != nil {
 			return err
 		}
-		parts = []part{{dir: marts.DataFile, rows: n}}
+		if n == 0 {
+			// No rows: no file (writeParts would remove the mart's directory).
+			if err := os.Remove(filepath.Join(o.dir, marts.DataFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		} else {
+			parts = []part{{dir: marts.DataFile, rows: n}}
+		}
 	} else {
 		counted, err := partitionValues(ctx, tx, o.partitionBy, "_jf_out", true)
 		if err != nil {

@@ -47,6 +47,9 @@ type partitionRunner struct {
 	p   int
 	agg *aggregate.Aggregator
 	w   *workers.Worker
+	// stopControl ends the worker's control service (its NATS micro
+	// service); partition workers come and go, so the set serves it.
+	stopControl func()
 }
 
 func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Member, error) {
@@ -204,8 +207,13 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 		defer cancel()
 		return errors.Join(fmt.Errorf("partition %d: %w", p, err), agg.Stop(stopCtx))
 	}
+	stopControl, err := w.ServeControl()
+	if err != nil {
+		s.log.Warn().Err(err).Int("partition", p).Msg("control service not served")
+		stopControl = func() {}
+	}
 	s.mu.Lock()
-	s.running[p] = &partitionRunner{p: p, agg: agg, w: w}
+	s.running[p] = &partitionRunner{p: p, agg: agg, w: w, stopControl: stopControl}
 	s.mu.Unlock()
 	return nil
 }
@@ -241,6 +249,7 @@ func (s *partitionSet) stopPartition(ctx context.Context, p int) error {
 		return nil
 	}
 	err := errors.Join(r.w.Stop(ctx), r.agg.Stop(ctx))
+	r.stopControl()
 	if err != nil {
 		s.log.Warn().Err(err).Int("partition", p).Msg("partition stopped with an error")
 	}
