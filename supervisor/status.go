@@ -131,6 +131,9 @@ type WorkerStatus struct {
 	// StaleAfterMS and DeadAfterMS are the thresholds applied to it.
 	StaleAfterMS int64 `json:"stale_after_ms"`
 	DeadAfterMS  int64 `json:"dead_after_ms"`
+	// Conn is the worker's NATS connection as of its last beat: server,
+	// status and reconnect count.
+	Conn *subjects.ConnState `json:"conn,omitempty"`
 }
 
 // MartStatus is one data mart, as reported by a [MartsFunc].

@@ -40,6 +40,7 @@ func (w *Worker) Snapshot() subjects.Beat {
 	if e := w.lastErr.Load(); e != nil {
 		hb.LastErr = *e
 	}
+	hb.Conn = w.connState()
 	return hb
 }
 

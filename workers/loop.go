@@ -44,7 +44,11 @@ func (w *Worker) newHandler() (handlerSet, error) {
 }
 
 func (w *Worker) openIter(cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch))
+	// A short pull expiry with idle heartbeats: a pull parked on a consumer
+	// leader that died is noticed within two heartbeats and re-issued to
+	// the new leader, instead of after the 30s default expiry.
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch),
+		jetstream.PullExpiry(5*w.cfg.PullHeartbeat), jetstream.PullHeartbeat(w.cfg.PullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.consumer, err)
 	}
