@@ -31,7 +31,7 @@ func ReconnectOptions(log zerolog.Logger) []nats.Option {
 			log.Info().Str("url", nc.ConnectedUrlRedacted()).Uint64("reconnects", nc.Stats().Reconnects).Msg("reconnected to NATS")
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
-			ev := log.Info()
+			ev := log.Debug() // a clean close is the process's own doing
 			if err := nc.LastError(); err != nil {
 				ev = log.Warn().Err(err)
 			}

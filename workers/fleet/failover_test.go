@@ -291,21 +291,33 @@ func runFailover(t *testing.T, fc failoverCase) {
 	require.Contains(t, out, "lost NATS connection; the client reconnects on its own")
 	require.Contains(t, out, "NATS connection back")
 
-	// Status reports the reconnect, from the workers' heartbeats.
+	// Status reports the reconnect, from the workers' heartbeats, and the
+	// replica that is down.
+	var screen bytes.Buffer
 	waitUntil(t, 30*time.Second, "status to show the reconnect", func() (bool, error) {
 		st, err := supervisor.Snapshot(ctx, js)
 		if err != nil {
 			return false, err
 		}
+		found := false
 		for _, s := range st.Steps {
 			for _, w := range s.Workers {
 				if w.Step == "validate" && w.Liveness == supervisor.LivenessAlive && w.Conn != nil && w.Conn.Reconnects >= 1 && w.Conn.Server != leaderName {
-					return true, nil
+					found = true
 				}
 			}
 		}
-		return false, errors.New("no live validate worker with a reconnect yet")
+		if !found {
+			return false, errors.New("no live validate worker with a reconnect yet")
+		}
+		screen.Reset()
+		require.NoError(t, supervisor.RenderText(&screen, st, supervisor.TextOptions{}))
+		return true, nil
 	})
+	t.Logf("status after the kill:\n%s", screen.String())
+	require.Contains(t, screen.String(), "reconnected to NATS")
+	require.Contains(t, screen.String(), "stream JF_INGEST: replica(s) "+leaderName+" down; 2 of 3 up")
+	require.Regexp(t, `JF_INGEST\s+3\s+`+newLeader, screen.String())
 
 	// The node comes back and catches up with the streams it replicates.
 	require.NoError(t, c.Restart(victim))
@@ -321,6 +333,18 @@ func runFailover(t *testing.T, fc failoverCase) {
 			return replicasCurrent(ctx, js, name)
 		})
 	}
+	waitUntil(t, 30*time.Second, "status without a replica down", func() (bool, error) {
+		st, err := supervisor.Snapshot(ctx, js)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range st.Notes {
+			if strings.Contains(n, "down;") || strings.Contains(n, "catching up") {
+				return false, errors.New(n)
+			}
+		}
+		return true, nil
+	})
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
