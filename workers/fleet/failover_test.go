@@ -142,6 +142,10 @@ func runFailover(t *testing.T, fc failoverCase) {
 		err := subjects.Ensure(ctx, js, streams)
 		return err == nil, err
 	})
+	// A process started without a replica count joins the R3 streams; one
+	// that asks for another count is told, not obeyed.
+	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{}))
+	require.ErrorIs(t, subjects.Ensure(ctx, js, subjects.StreamOptions{Replicas: 1}), subjects.ErrStreamConflict)
 	leaderName := streamLeader(t, js, subjects.StreamIngest)
 	victim := nodeIndex(t, c, leaderName)
 	other := (victim + 1) % 3
@@ -154,7 +158,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 	steps := []struct {
 		step string
 		node int
-	}{{"validate", victim}, {"transform", other}, {"aggregate", victim}}
+	}{{"validate", victim}, {"transform", other}, {"aggregate", victim}, {"ingest", other}}
 	tree := supervisor.NewTree(supervisor.TreeConfig{Logger: log})
 	for _, s := range steps {
 		slog := log.With().Str("process", s.step).Logger()
@@ -176,11 +180,6 @@ func runFailover(t *testing.T, fc failoverCase) {
 	sup, err := supervisor.New(supervisor.Config{Conn: supConn, Logger: log, Streams: streams})
 	require.NoError(t, err)
 	require.NoError(t, sup.Start(ctx))
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, sup.Stop(sctx))
-	})
 	runCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
 	treeDone := make(chan error, 1)
 	go func() { treeDone <- tree.Run(runCtx) }()
@@ -192,6 +191,23 @@ func runFailover(t *testing.T, fc failoverCase) {
 		case <-time.After(scaled(60 * time.Second)):
 			t.Error("fleet did not stop")
 		}
+	})
+	// The buckets are replicated too: the fleet state, the lookup table
+	// and (created by the ingest step) the landing object store.
+	for _, bucket := range []string{"KV_" + subjects.FleetBucket, "KV_" + subjects.LookupBucket("fx"), "OBJ_" + subjects.LandingBucket} {
+		waitUntil(t, 30*time.Second, bucket, func() (bool, error) {
+			s, err := js.Stream(ctx, bucket)
+			if err != nil {
+				return false, err
+			}
+			require.Equal(t, 3, s.CachedInfo().Config.Replicas, bucket)
+			return true, nil
+		})
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, sup.Stop(sctx))
 	})
 
 	// The input: shop orders with some invalid and duplicate ones, each
