@@ -46,6 +46,7 @@ A malformed line is published anyway (the pipeline dead-letters it) unless --str
 			&cli.Float64Flag{Name: "rate", Usage: "records per second (0: as fast as the server acks)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed line instead of publishing it"},
 			&cli.BoolFlag{Name: "object", Usage: "upload --file whole to the jf-landing object store as <dataset>/<file name>; the ingest step parses it (NDJSON, CSV, fixed-width)"},
+			&cli.IntFlag{Name: "replicas", Usage: "with --object: replicas of the jf-landing bucket if this upload creates it (3 on a cluster)", Value: 1},
 		),
 		Action: runPublish,
 	}
@@ -492,7 +493,7 @@ func publishObject(c *cli.Context, subject string) error {
 	}
 	defer sess.Close()
 	ctx := sess.ctx
-	obs, err := ingest.OpenLanding(ctx, sess.js, 1)
+	obs, err := ingest.OpenLanding(ctx, sess.js, c.Int("replicas"))
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
