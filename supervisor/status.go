@@ -80,6 +80,17 @@ type StreamPeer struct {
 	Offline bool   `json:"offline"`
 	// Lag is how many operations the replica is behind the leader.
 	Lag uint64 `json:"lag"`
+	// SeenAgoSec is how long ago the leader last heard from it.
+	SeenAgoSec float64 `json:"seen_ago_s"`
+}
+
+// peerLostAfter is how long a replica that is not current may be silent
+// before status calls it down rather than catching up: a killed node is
+// marked offline by the cluster only later.
+const peerLostAfter = 10 * time.Second
+
+func (p StreamPeer) down() bool {
+	return p.Offline || (!p.Current && p.SeenAgoSec > peerLostAfter.Seconds())
 }
 
 // StepStatus is one step on one dataset: its durable consumer and the
@@ -622,7 +633,7 @@ func streamCluster(info *jetstream.StreamInfo) *StreamCluster {
 		if p == nil {
 			continue
 		}
-		c.Replicas = append(c.Replicas, StreamPeer{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag})
+		c.Replicas = append(c.Replicas, StreamPeer{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, SeenAgoSec: secs(p.Active)})
 	}
 	return c
 }
@@ -641,7 +652,7 @@ func streamReplicaHealth(ss StreamStatus) (problem, note string) {
 	var down, behind []string
 	for _, p := range c.Replicas {
 		switch {
-		case p.Offline:
+		case p.down():
 			down = append(down, p.Name)
 		case !p.Current:
 			behind = append(behind, p.Name)
@@ -654,7 +665,7 @@ func streamReplicaHealth(ss StreamStatus) (problem, note string) {
 	case len(down) > 0:
 		note = fmt.Sprintf("stream %s: replica(s) %s down; %d of %d up, leader %s", ss.Name, strings.Join(down, ", "), ss.Replicas-len(down), ss.Replicas, c.Leader)
 	case len(behind) > 0:
-		note = fmt.Sprintf("stream %s: replica(s) %s catching up with leader %s", ss.Name, strings.Join(behind, ", "), c.Leader)
+		note = fmt.Sprintf("stream %s: replica(s) %s not current (catching up, or down and not yet noticed); leader %s", ss.Name, strings.Join(behind, ", "), c.Leader)
 	}
 	return "", note
 }

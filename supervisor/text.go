@@ -100,6 +100,8 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 					switch {
 					case p.Offline:
 						state = "offline"
+					case p.down():
+						state = "not seen for " + ago(time.Duration(p.SeenAgoSec*float64(time.Second)))
 					case !p.Current:
 						state = fmt.Sprintf("behind %d", p.Lag)
 					}

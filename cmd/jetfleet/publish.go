@@ -96,7 +96,9 @@ func runPublish(c *cli.Context) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
+	// A publish lost with a dying cluster node fails after the timeout
+	// instead of hanging; re-running the command is safe (message ids).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}
@@ -280,7 +282,9 @@ func (p *publisher) send(data []byte, id string, records int) error {
 	if records > 1 || p.bulk > 1 {
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
 	}
-	f, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
+	// A stream between leaders (a cluster node died) answers "no
+	// responders" for a few seconds: keep trying for about 15s.
+	f, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second), jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250*time.Millisecond))
 	if err != nil {
 		return publishError(p.subject, err)
 	}
