@@ -360,6 +360,11 @@ func runFailover(t *testing.T, fc failoverCase) {
 		}
 		screen.Reset()
 		require.NoError(t, supervisor.RenderText(&screen, st, supervisor.TextOptions{}))
+		// A node shut down is offline at once; one that vanished is down
+		// once its followers have not heard from it for a while.
+		if !strings.Contains(screen.String(), "stream JF_INGEST: replica(s) "+leaderName+" down; 2 of 3 up") {
+			return false, errors.New("JF_INGEST replica not reported down yet")
+		}
 		return true, nil
 	})
 	t.Logf("status after the kill:\n%s", screen.String())
