@@ -352,12 +352,19 @@ func (a *Aggregator) NewBatchHandler() (workers.BatchHandler, error) {
 // aggregator's dataset: step, dataset and batch handler. Unless set, it
 // fetches batches of 1024 and waits up to 20ms to fill one: a commit
 // costs about as much as a thousand records, so bigger batches go faster.
+// Unless set, MaxAckPending is four batches.
 func (a *Aggregator) WorkerConfig(cfg workers.Config) workers.Config {
 	if cfg.FetchBatch <= 0 {
 		cfg.FetchBatch = 1024
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 20 * time.Millisecond
+	}
+	// A batch sink holds a whole batch unacked while it commits; with
+	// room for more batches in flight the server delivers the next one
+	// meanwhile instead of waiting for the commit's acks.
+	if cfg.Consumer.MaxAckPending <= 0 {
+		cfg.Consumer.MaxAckPending = 4 * cfg.FetchBatch
 	}
 	cfg.Step = subjects.StepAggregate
 	cfg.Dataset = a.cfg.Dataset.Name
@@ -390,6 +397,9 @@ func (a *Aggregator) handleBatch(ctx context.Context, batch []workers.Record) ([
 		return nil, err
 	}
 	a.meta = res.meta
+	if a.cfg.Committed != nil {
+		a.cfg.Committed(batch)
+	}
 	if a.hooks.afterCommit != nil {
 		if err := a.hooks.afterCommit(); err != nil {
 			return nil, err
