@@ -52,6 +52,9 @@ type WorkerCounters struct {
 	Redelivered  int64 `json:"redelivered"`   // messages received more than once
 	Crashes      int64 `json:"crashes"`       // handler panics
 	Acked        int64 `json:"acked"`         // messages acked or terminated
+	// Republished counts outputs published again because the cluster did
+	// not take them (between leaders, a lost publish).
+	Republished int64 `json:"republished"`
 }
 
 // Worker states in heartbeats.

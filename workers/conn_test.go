@@ -133,3 +133,34 @@ func TestRedactURL(t *testing.T) {
 		require.Equal(t, want, workers.RedactURL(in))
 	}
 }
+
+// TestOutputRepublishedWhileStreamAway: outputs the server does not take
+// (here: their stream is gone for a moment, as a stream is between
+// leaders in an election) are published again with the same ids instead
+// of nak'ing the input, so no delivery is used up and nothing is
+// dead-lettered.
+func TestOutputRepublishedWhileStreamAway(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	cfg := b.fastConfig(t, subjects.StepValidate, workers.HandlerFunc(func(_ context.Context, rec workers.Record) ([]workers.Output, error) {
+		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
+	}))
+	cfg.Consumer.MaxDeliver = 1 // a single nak would dead-letter: only republishing saves the records
+	cfg.RepublishFor = 30 * time.Second
+	require.NoError(t, b.js.DeleteStream(ctx, subjects.StreamValid))
+	w := run(t, cfg)
+	require.NoError(t, b.js.DeleteStream(ctx, subjects.StreamValid)) // the worker's start re-created it
+	b.publish(t, subjects.Ingest(dataset), 5, "r-")
+	require.Eventually(t, func() bool { return w.Snapshot().Counters.Republished > 0 }, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, subjects.Ensure(ctx, b.js, subjects.StreamOptions{}))
+	waitStream(t, b.js, subjects.StreamValid, 5)
+	require.Eventually(t, func() bool { return w.Snapshot().Counters.Acked == 5 }, 20*time.Second, 20*time.Millisecond)
+	c := w.Snapshot().Counters
+	require.Zero(t, c.DeadLettered)
+	require.Zero(t, c.Retried, "no nak: the input kept its delivery")
+	require.Zero(t, c.Redelivered)
+	s, err := b.js.Stream(ctx, subjects.StreamDLQ)
+	require.NoError(t, err)
+	require.Zero(t, s.CachedInfo().State.Msgs)
+}

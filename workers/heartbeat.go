@@ -35,6 +35,7 @@ func (w *Worker) Snapshot() subjects.Beat {
 			Redelivered:  w.stats.redelivered.Load(),
 			Crashes:      w.stats.crashes.Load(),
 			Acked:        w.stats.acked.Load(),
+			Republished:  w.stats.republished.Load(),
 		},
 	}
 	if e := w.lastErr.Load(); e != nil {

@@ -85,6 +85,10 @@ type Config struct {
 	// de-duplicated). Without it a publish lost in a leader election would
 	// stall the worker. Default 10s, at most HandlerTimeout.
 	PublishTimeout time.Duration
+	// RepublishFor is how long an output the cluster did not take (no
+	// stream leader during an election, a lost publish) is published
+	// again before the input is nak'ed. Default AckWait.
+	RepublishFor time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -139,6 +143,9 @@ func (c *Config) setDefaults() {
 		c.PublishTimeout = 10 * time.Second
 	}
 	c.PublishTimeout = min(c.PublishTimeout, c.HandlerTimeout)
+	if c.RepublishFor <= 0 {
+		c.RepublishFor = c.Consumer.AckWait
+	}
 }
 
 func (c *Config) validate() error {
@@ -233,6 +240,7 @@ type Worker struct {
 
 type counters struct {
 	messages, records, outputs, deadLettered, retried, redelivered, crashes, acked atomic.Int64
+	republished                                                                    atomic.Int64
 	inFlight                                                                       atomic.Int64
 }
 
