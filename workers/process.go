@@ -319,7 +319,9 @@ func (w *Worker) settle(ctx context.Context, p *pending) {
 func (w *Worker) await(ctx context.Context, p *pending, f jetstream.PubAckFuture) error {
 	var (
 		deadline time.Time
-		delay    = 100 * time.Millisecond
+		// The first retry goes at once: most failures are old news (the
+		// connection dropped and is back) by the time the acker sees them.
+		delay time.Duration
 	)
 	for {
 		var err error
@@ -342,10 +344,10 @@ func (w *Worker) await(ctx context.Context, p *pending, f jetstream.PubAckFuture
 				return err
 			}
 			_ = p.msg.InProgress()
-			if !sleepCtx(ctx, delay) {
+			if delay > 0 && !sleepCtx(ctx, delay) {
 				return ctx.Err()
 			}
-			delay = min(2*delay, 2*time.Second)
+			delay = min(max(2*delay, 100*time.Millisecond), 2*time.Second)
 			w.stats.republished.Add(1)
 			if f, err = w.js.PublishMsgAsync(f.Msg(), w.stall); err == nil {
 				break
