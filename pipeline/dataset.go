@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -14,13 +15,28 @@ type Dataset struct {
 	Description string
 	// Key is the field that identifies a record; duplicates of a key count
 	// once downstream.
-	Key        string
-	Schema     []Column // columns of the clean record, in order
+	Key    string
+	Schema []Column // columns of the clean record, in order
+	// Sources are the shapes records arrive in, mapped to one before
+	// validation; empty when records arrive in the dataset's shape.
+	Sources    []*Source
 	Rules      []*Rule
 	Transforms []*Transform
 	Ingest     Ingest
-	Pos        Pos
+	// ExternalSteps are steps of this dataset that a program outside
+	// jetfleet runs (any language, following docs/wire.md): the fleet
+	// builds no worker for them, and the steps around them run as usual.
+	ExternalSteps []string
+	Pos           Pos
 }
+
+// ExternalStepNames are the steps a dataset may leave to an outside
+// program: the record steps between two streams. Ingest has no consumer,
+// and the aggregator owns the marts' DuckDB state.
+var ExternalStepNames = []string{"validate", "transform"}
+
+// External reports whether step of this dataset runs outside jetfleet.
+func (d *Dataset) External(step string) bool { return slices.Contains(d.ExternalSteps, step) }
 
 // Column is one column of a clean record, typed as DuckDB types it.
 type Column struct {
@@ -63,6 +79,7 @@ func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Datas
 		field{name: "description", set: func(v *yaml.Node, p string) { ds.Description = d.str(v, p) }},
 		field{name: "key", required: true, set: func(v *yaml.Node, p string) { ds.Key = d.str(v, p) }},
 		field{name: "schema", required: true, set: func(v *yaml.Node, p string) { ds.Schema = d.parseSchema(v, p) }},
+		field{name: "sources", set: func(v *yaml.Node, p string) { ds.Sources = d.parseSources(v, p) }},
 		field{name: "validate", set: func(v *yaml.Node, p string) {
 			d.list(v, p, "rules", func(i int, v *yaml.Node, p string) {
 				if r := d.parseRule(v, p); r != nil {
@@ -78,7 +95,11 @@ func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Datas
 			})
 		}},
 		field{name: "ingest", set: func(v *yaml.Node, p string) { ds.Ingest = d.parseIngest(v, p) }},
+		field{name: "external_steps", set: func(v *yaml.Node, p string) { ds.ExternalSteps = d.parseExternalSteps(v, p) }},
 	)
+	if n.Kind == yaml.MappingNode {
+		d.checkExternal(ds, n, path)
+	}
 	return ds
 }
 
@@ -114,3 +135,31 @@ func (d *decoder) parseSchema(n *yaml.Node, path string) []Column {
 
 // identRE is a field or column name safe to use unquoted in SQL and expressions.
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (d *decoder) parseExternalSteps(n *yaml.Node, path string) []string {
+	var steps []string
+	d.list(n, path, "step names", func(i int, v *yaml.Node, p string) {
+		s := d.oneOf(v, p, ExternalStepNames...)
+		if s == "" {
+			return
+		}
+		if slices.Contains(steps, s) {
+			d.errorf(v, p, "step %s listed twice", s)
+			return
+		}
+		steps = append(steps, s)
+	})
+	return steps
+}
+
+// checkExternal refuses rules or transforms for a step jetfleet does not
+// run: they would silently never apply.
+func (d *decoder) checkExternal(ds *Dataset, n *yaml.Node, path string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		// A step's section has the step's name: validate:, transform:.
+		k := n.Content[i]
+		if slices.Contains(ExternalStepNames, k.Value) && ds.External(k.Value) {
+			d.errorf(k, join(path, k.Value), "step %s is in external_steps: its program outside jetfleet does this work, drop the %s section", k.Value, k.Value)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers/fleet"
@@ -79,7 +80,11 @@ func runWorker(c *cli.Context) error {
 	}
 	members := fl.Members
 	if len(members) == 0 {
-		return cli.Exit(fmt.Sprintf("no workers for step %s on datasets %s", step, strings.Join(c.StringSlice("dataset"), ",")), 2)
+		msg := fmt.Sprintf("no workers for step %s on datasets %s", step, strings.Join(c.StringSlice("dataset"), ","))
+		if ext := externalDatasets(spec, step); len(ext) > 0 {
+			msg += fmt.Sprintf(" (external_steps hands it to a program outside jetfleet for %s)", strings.Join(ext, ", "))
+		}
+		return cli.Exit(msg, 2)
 	}
 	if err := fl.Prepare(ctx); err != nil {
 		return cli.Exit(err.Error(), 1)
@@ -116,4 +121,15 @@ func runWorker(c *cli.Context) error {
 	}
 	_ = nc.Drain()
 	return nil
+}
+
+// externalDatasets lists the datasets of spec whose step runs outside jetfleet.
+func externalDatasets(spec *pipeline.Spec, step string) []string {
+	var out []string
+	for _, ds := range spec.Datasets {
+		if ds.External(step) {
+			out = append(out, ds.Name)
+		}
+	}
+	return out
 }

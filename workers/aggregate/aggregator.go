@@ -492,7 +492,10 @@ func (a *Aggregator) flusher(ctx context.Context) {
 		case <-t.C:
 		case <-a.kick:
 		}
-		if err := a.flushAll(ctx, false); err != nil && ctx.Err() == nil {
+		// A flush under way when Stop cancels ctx runs to its end: cancelling
+		// it mid-transaction would leave the rollback racing the final
+		// flush's BeginTx on the same connection ("multiple transactions").
+		if err := a.flushAll(context.WithoutCancel(ctx), false); err != nil && ctx.Err() == nil {
 			a.log.Error().Err(err).Msg("flush failed; retrying")
 		}
 	}

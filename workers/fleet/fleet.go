@@ -135,7 +135,9 @@ func Build(cfg Config) (*Fleet, error) {
 		}
 	}
 	for _, ds := range datasets {
-		if runs(subjects.StepValidate.Name) {
+		// A step in the dataset's external_steps is run by a program
+		// outside jetfleet on the same durable consumer; the fleet leaves it be.
+		if runs(subjects.StepValidate.Name) && !ds.External(subjects.StepValidate.Name) {
 			h, err := validate.New(ds)
 			if err != nil {
 				return nil, err
@@ -144,7 +146,7 @@ func Build(cfg Config) (*Fleet, error) {
 				return nil, err
 			}
 		}
-		if runs(subjects.StepTransform.Name) {
+		if runs(subjects.StepTransform.Name) && !ds.External(subjects.StepTransform.Name) {
 			var tbl transform.Tables
 			if f.tables != nil {
 				tbl = f.tables
