@@ -77,7 +77,7 @@ func scaled(d time.Duration) time.Duration {
 }
 
 // waitUntil polls cond until it is true or the (scaled) deadline passes.
-func waitUntil(t *testing.T, total time.Duration, what string, cond func() (bool, error)) {
+func waitCond(t *testing.T, total time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(scaled(total))
 	var lastErr error
@@ -138,7 +138,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 	require.NoError(t, err)
 	// Replicated streams need a meta leader; create them before the
 	// workers so the stream leader can be found first.
-	waitUntil(t, 30*time.Second, "replicated streams", func() (bool, error) {
+	waitCond(t, 30*time.Second, "replicated streams", func() (bool, error) {
 		err := subjects.Ensure(ctx, js, streams)
 		return err == nil, err
 	})
@@ -195,7 +195,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 	// The buckets are replicated too: the fleet state, the lookup table
 	// and (created by the ingest step) the landing object store.
 	for _, bucket := range []string{"KV_" + subjects.FleetBucket, "KV_" + subjects.LookupBucket("fx"), "OBJ_" + subjects.LandingBucket} {
-		waitUntil(t, 30*time.Second, bucket, func() (bool, error) {
+		waitCond(t, 30*time.Second, bucket, func() (bool, error) {
 			s, err := js.Stream(ctx, bucket)
 			if err != nil {
 				return false, err
@@ -248,11 +248,11 @@ func runFailover(t *testing.T, fc failoverCase) {
 	if fc.bulk > 0 {
 		underway = uint64(len(msgs) / 5)
 	}
-	waitUntil(t, 60*time.Second+publishTime(fc)/5, "pipeline under way", func() (bool, error) {
-		n, err := streamMsgs(ctx, js, subjects.StreamClean)
+	waitCond(t, 60*time.Second+publishTime(fc)/5, "pipeline under way", func() (bool, error) {
+		n, err := streamCount(ctx, js, subjects.StreamClean)
 		return n >= underway, err
 	})
-	cleanAtKill, err := streamMsgs(ctx, js, subjects.StreamClean)
+	cleanAtKill, err := streamCount(ctx, js, subjects.StreamClean)
 	require.NoError(t, err)
 	killedAt := time.Now()
 	killedNs.Store(killedAt.UnixNano())
@@ -260,8 +260,8 @@ func runFailover(t *testing.T, fc failoverCase) {
 	t.Logf("killed %s with %d of %d clean records stored", leaderName, cleanAtKill, len(validIDs))
 
 	var resumed time.Duration
-	waitUntil(t, 60*time.Second, "clean stream to grow after the kill", func() (bool, error) {
-		n, err := streamMsgs(ctx, js, subjects.StreamClean)
+	waitCond(t, 60*time.Second, "clean stream to grow after the kill", func() (bool, error) {
+		n, err := streamCount(ctx, js, subjects.StreamClean)
 		if n > cleanAtKill || n == uint64(len(validIDs)) {
 			resumed = time.Since(killedAt)
 			return true, nil
@@ -279,12 +279,12 @@ func runFailover(t *testing.T, fc failoverCase) {
 	require.NotEqual(t, leaderName, newLeader)
 
 	// Every record accounted for: clean + dead + duplicates = published.
-	waitUntil(t, 60*time.Second+publishTime(fc), "every record accounted for", func() (bool, error) {
-		clean, err := streamMsgs(ctx, js, subjects.StreamClean)
+	waitCond(t, 60*time.Second+publishTime(fc), "every record accounted for", func() (bool, error) {
+		clean, err := streamCount(ctx, js, subjects.StreamClean)
 		if err != nil {
 			return false, err
 		}
-		dead, err := streamMsgs(ctx, js, subjects.StreamDLQ)
+		dead, err := streamCount(ctx, js, subjects.StreamDLQ)
 		if err != nil {
 			return false, err
 		}
@@ -304,7 +304,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 	t.Logf("MEASURED: node %s killed; first publish stored %s after the kill; clean stream grew again after %s; all %d records accounted for %s after the kill (new JF_INGEST leader %s)",
 		leaderName, time.Duration(firstAfterKill.Load()).Round(time.Millisecond), resumed.Round(time.Millisecond), fc.records, done.Round(time.Millisecond), newLeader)
 
-	ingest, err := streamMsgs(ctx, js, subjects.StreamIngest)
+	ingest, err := streamCount(ctx, js, subjects.StreamIngest)
 	require.NoError(t, err)
 	if fc.bulk == 0 {
 		require.Equal(t, uint64(len(validIDs)+invalid), ingest, "one message per distinct record id")
@@ -342,7 +342,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 	// Status reports the reconnect, from the workers' heartbeats, and the
 	// replica that is down.
 	var screen bytes.Buffer
-	waitUntil(t, 30*time.Second, "status to show the reconnect", func() (bool, error) {
+	waitCond(t, 30*time.Second, "status to show the reconnect", func() (bool, error) {
 		st, err := supervisor.Snapshot(ctx, js)
 		if err != nil {
 			return false, err
@@ -373,10 +373,10 @@ func runFailover(t *testing.T, fc failoverCase) {
 	require.Regexp(t, `JF_INGEST\s+3\s+`+newLeader, screen.String())
 
 	// The node comes back and catches up with the streams it replicates.
-	cleanMsgs, err := streamMsgs(ctx, js, subjects.StreamClean)
+	cleanMsgs, err := streamCount(ctx, js, subjects.StreamClean)
 	require.NoError(t, err)
 	require.NoError(t, c.Restart(victim))
-	waitUntil(t, 60*time.Second, "the restarted node to catch up", func() (bool, error) {
+	waitCond(t, 60*time.Second, "the restarted node to catch up", func() (bool, error) {
 		return nodeCaughtUp(c.Servers[victim], map[string]uint64{
 			subjects.StreamIngest: ingest,
 			subjects.StreamClean:  cleanMsgs,
@@ -384,11 +384,11 @@ func runFailover(t *testing.T, fc failoverCase) {
 		})
 	})
 	for _, name := range []string{subjects.StreamIngest, subjects.StreamValid, subjects.StreamClean} {
-		waitUntil(t, 30*time.Second, name+" replicas current", func() (bool, error) {
+		waitCond(t, 30*time.Second, name+" replicas current", func() (bool, error) {
 			return replicasCurrent(ctx, js, name)
 		})
 	}
-	waitUntil(t, 30*time.Second, "status without a replica down", func() (bool, error) {
+	waitCond(t, 30*time.Second, "status without a replica down", func() (bool, error) {
 		st, err := supervisor.Snapshot(ctx, js)
 		if err != nil {
 			return false, err
@@ -484,7 +484,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, k
 func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 	t.Helper()
 	var leader string
-	waitUntil(t, 30*time.Second, name+" leader", func() (bool, error) {
+	waitCond(t, 30*time.Second, name+" leader", func() (bool, error) {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {
 			return false, err
@@ -499,7 +499,7 @@ func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 	return leader
 }
 
-func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+func streamCount(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, name)
@@ -534,7 +534,7 @@ func cleanOrderIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	ctx := t.Context()
 	cons, err := js.OrderedConsumer(ctx, subjects.StreamClean, jetstream.OrderedConsumerConfig{})
 	require.NoError(t, err)
-	n, err := streamMsgs(ctx, js, subjects.StreamClean)
+	n, err := streamCount(ctx, js, subjects.StreamClean)
 	require.NoError(t, err)
 	ids := map[string]int{}
 	for read := uint64(0); read < n; {
