@@ -544,6 +544,7 @@ func cleanOrderIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 		// re-created after the kill), so a failed fetch is just tried again.
 		batch, err := cons.Fetch(int(min(n-read, 500)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
+			time.Sleep(100 * time.Millisecond) // polling a consumer being re-created; nothing to wait on
 			continue
 		}
 		for m := range batch.Messages() {
