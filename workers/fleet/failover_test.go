@@ -326,11 +326,20 @@ func runFailover(t *testing.T, fc failoverCase) {
 		require.Equal(t, len(validIDs)+dups, cleanRecords)
 	}
 	// The lake holds each valid order once: the marts are exact.
-	outs, err := supervisor.DirMarts(dataDir)(ctx)
-	require.NoError(t, err)
-	lake := slices.IndexFunc(outs, func(m supervisor.MartStatus) bool { return m.Name == "lake:orders" })
-	require.GreaterOrEqual(t, lake, 0, "lake:orders written")
-	require.Equal(t, int64(len(validIDs)), outs[lake].Rows, "lake rows = distinct valid orders")
+	waitCond(t, 60*time.Second, "lake rows = distinct valid orders", func() (bool, error) {
+		outs, err := supervisor.DirMarts(dataDir)(ctx)
+		if err != nil {
+			return false, err
+		}
+		lake := slices.IndexFunc(outs, func(m supervisor.MartStatus) bool { return m.Name == "lake:orders" })
+		if lake < 0 {
+			return false, errors.New("lake:orders not written")
+		}
+		if outs[lake].Rows != int64(len(validIDs)) {
+			return false, fmt.Errorf("lake has %d rows, want %d (last seq %d, unflushed %d)", outs[lake].Rows, len(validIDs), outs[lake].LastSeq, outs[lake].Unflushed)
+		}
+		return true, nil
+	})
 
 	// The workers on the dead node logged the disconnect and the reconnect.
 	out := logs.String()
