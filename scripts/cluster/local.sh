@@ -14,8 +14,9 @@
 #   JF_CLUSTER_PORT  client port of n1; n2 and n3 use the next two (default 4222).
 #                    Route ports are +2000 (6222...), monitoring ports +4000 (8222...).
 #   NATS_SERVER      the server command, run as `$NATS_SERVER --config FILE`.
-#                    Default: nats-server on PATH if it is 2.11 or newer, else one
-#                    built from the nats-server module jetfleet embeds (bin/nats-server).
+#                    Default: `bin/jetfleet server` (make build), else nats-server on
+#                    PATH if it is 2.11 or newer, else one built from the nats-server
+#                    module jetfleet embeds (bin/nats-server).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -60,6 +61,10 @@ EOF
 server_cmd() {
   if [ -n "${NATS_SERVER:-}" ]; then
     echo "$NATS_SERVER"
+    return
+  fi
+  if [ -x bin/jetfleet ] && bin/jetfleet server --help >/dev/null 2>&1; then
+    echo "$PWD/bin/jetfleet server"
     return
   fi
   if command -v nats-server >/dev/null; then
@@ -178,7 +183,7 @@ case "${1:-}" in
     for i in 1 2 3; do stop_node "$i"; done
     ;;
   *)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
