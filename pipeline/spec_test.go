@@ -81,7 +81,7 @@ func TestParseErrors(t *testing.T) {
 		{"not yaml", "name: [", []string{"p.yaml", "not valid YAML"}},
 		{"root list", "- a", []string{"p.yaml:1:1", "want a mapping"}},
 		{"two docs", minimal + "---\nname: q\n", []string{"more than one YAML document"}},
-		{"unknown top key", minimal + "extra: 1\n", []string{"p.yaml:6:1: extra: unknown key (want one of name, description, datasets, lookups, marts)"}},
+		{"unknown top key", minimal + "extra: 1\n", []string{"p.yaml:6:1: extra: unknown key (want one of name, description, datasets, lookups, marts, webhooks, alerts)"}},
 		{"missing name", "datasets: {d: {key: id, schema: [{name: id, type: VARCHAR}]}}", []string{"p.yaml:1:1: name: missing (required)"}},
 		{"bad name", strings.Replace(minimal, "name: p", "name: a.b", 1), []string{"p.yaml:1:7: name:", "pipeline name \"a.b\""}},
 		{"bad dataset name", strings.Replace(minimal, "  d:", "  d*:", 1), []string{"p.yaml:3:3: datasets.d*"}},

@@ -21,9 +21,10 @@ func workerCommand() *cli.Command {
 		Name:      "worker",
 		Usage:     "run one step of the pipeline as its own process",
 		ArgsUsage: "STEP",
-		Description: `Runs the workers of one step (ingest, validate, transform, aggregate) of a pipeline
-against a NATS server. The aggregator keeps its DuckDB state and writes the marts
-under --data-dir. Run as many
+		Description: `Runs the workers of one step (ingest, validate, transform, aggregate, and alert when
+the pipeline has alert rules: record rules and webhook deliverers) of a pipeline
+against a NATS server. The aggregator keeps its DuckDB state, writes the marts
+under --data-dir and runs mart and anomaly alert rules after its flushes. Run as many
 processes of a step as you like: replicas share the step's durable consumer.
 SIGINT or SIGTERM drains in-flight work and exits 0.
 
@@ -50,7 +51,7 @@ func runWorker(c *cli.Context) error {
 	}
 	step := c.Args().First()
 	if _, ok := subjects.StepByName(step); !ok {
-		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames, ", "))
+		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNamesOf(nil), ", ")+", alert")
 	}
 	log, err := newLogger(c)
 	if err != nil {
