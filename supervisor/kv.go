@@ -13,21 +13,10 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// ensureFleetKV creates or binds the fleet bucket. With o.Replicas unset
-// an existing bucket keeps its replica count: a process started without
-// --replicas must not shrink a cluster's bucket.
+// ensureFleetKV creates or binds the fleet bucket; without a replica
+// count an existing bucket keeps its own.
 func ensureFleetKV(ctx context.Context, js jetstream.JetStream, o subjects.StreamOptions) (jetstream.KeyValue, error) {
-	cfg := subjects.FleetKV(o)
-	if o.Replicas == 0 {
-		if kv, err := js.KeyValue(ctx, subjects.FleetBucket); err == nil {
-			if st, err := kv.Status(ctx); err == nil {
-				if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-					cfg.Replicas = bs.StreamInfo().Config.Replicas
-				}
-			}
-		}
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	kv, err := subjects.EnsureKV(ctx, js, subjects.FleetKV(o), o)
 	if err != nil {
 		return nil, fmt.Errorf("fleet bucket %s: %w", subjects.FleetBucket, err)
 	}

@@ -194,6 +194,10 @@ func runFailover(t *testing.T, fc failoverCase) {
 	})
 	// The buckets are replicated too: the fleet state, the lookup table
 	// and (created by the ingest step) the landing object store.
+	// A process without a replica count (a supervisor, an alert step)
+	// binds the fleet bucket without shrinking it.
+	_, err = subjects.EnsureKV(ctx, js, subjects.FleetKV(subjects.StreamOptions{}), subjects.StreamOptions{})
+	require.NoError(t, err)
 	for _, bucket := range []string{"KV_" + subjects.FleetBucket, "KV_" + subjects.LookupBucket("fx"), "OBJ_" + subjects.LandingBucket} {
 		waitCond(t, 30*time.Second, bucket, func() (bool, error) {
 			s, err := js.Stream(ctx, bucket)
