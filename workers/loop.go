@@ -43,8 +43,8 @@ func (w *Worker) newHandler() (handlerSet, error) {
 	return handlerSet{rec: h}, err
 }
 
-// pullExpiry is how long one pull request lives; heartbeats come every
-// half of it.
+// pullExpiry is the shortest life of one pull request (at least three
+// heartbeats, as the client requires).
 const pullExpiry = 5 * time.Second
 
 func (w *Worker) openIter(cons jetstream.Consumer) error {
