@@ -43,7 +43,7 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 			&cli.DurationFlag{Name: "ack-wait", Usage: "redeliver a message not acked within this time (handlers get 80% of it)", Value: 30 * time.Second},
 			&cli.IntFlag{Name: "max-deliver", Usage: "deliveries of a message before it is dead-lettered", Value: 5},
 			&cli.IntFlag{Name: "max-ack-pending", Usage: "messages in flight per step and dataset, across replicas", Value: 1024},
-			&cli.IntFlag{Name: "stream-replicas", Usage: "JetStream replicas of the streams if this process creates them (3 on a cluster)", Value: 1},
+			&cli.IntFlag{Name: "stream-replicas", Usage: "JetStream replicas of the streams and buckets this process creates (3 on a cluster; unset: 1, and existing ones keep theirs)", Value: 1},
 			&cli.IntFlag{Name: "partition-count", Usage: "key partitions of the clean stage if this process creates JF_CLEAN (every process must agree)", Value: subjects.DefaultPartitions},
 			&cli.StringFlag{Name: "partitions", Usage: "aggregate: the partitions this process owns, e.g. 0-3,6 (default: all)"},
 			&cli.BoolFlag{Name: "claim", Usage: "aggregate: claim a fair share of partitions through leases and take over those of a replica that dies (see docs/scale-out.md)"},
@@ -79,7 +79,10 @@ func runWorker(c *cli.Context) error {
 	cfg := fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec}
 	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
 	cfg.Replicas = map[string]int{step: c.Int("replicas")}
-	cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas"), Partitions: c.Int("partition-count")}
+	cfg.Streams = subjects.StreamOptions{Partitions: c.Int("partition-count")}
+	if c.IsSet("stream-replicas") { // unset: join existing streams whatever their replicas
+		cfg.Streams.Replicas = c.Int("stream-replicas")
+	}
 	cfg.AggregatePartitions, cfg.AggregateClaim, cfg.LeaseTTL = c.String("partitions"), c.Bool("claim"), c.Duration("lease-ttl")
 	if cfg.AggregateClaim && cfg.AggregatePartitions != "" {
 		return usagef(c, "--claim and --partitions exclude each other: a replica either claims partitions or owns a fixed set")
