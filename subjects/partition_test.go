@@ -78,6 +78,7 @@ func TestEnsureRefusesNewPartitionCount(t *testing.T) {
 	s, err := js.Stream(ctx, subjects.StreamClean)
 	require.NoError(t, err)
 	require.Equal(t, 4, subjects.PartitionsOf(s.CachedInfo().Config), "the stream keeps its partitions")
+	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{}), "no count asked for: join the stream as it is")
 }
 
 func TestEnsureRefusesUnpartitionedCleanStream(t *testing.T) {

@@ -39,9 +39,12 @@ type StreamOptions struct {
 	// MaxMsgSize caps one message in bytes; 0 leaves the server's limit.
 	MaxMsgSize int32
 	// Partitions is the number of key partitions of the clean stage
-	// (JF_CLEAN's subject transform). Default DefaultPartitions. It is
-	// fixed when the stream is created: a different count on an existing
-	// stream is a conflict, since keys would move between partitions.
+	// (JF_CLEAN's subject transform). It is fixed when the stream is
+	// created: a different count on an existing stream is a conflict,
+	// since keys would move between partitions. 0 creates
+	// DefaultPartitions and joins an existing partitioned stream whatever
+	// its count: for processes that neither publish clean records nor
+	// aggregate them (the fleet always sets it).
 	Partitions int
 }
 
@@ -122,16 +125,17 @@ func StreamFor(k Kind) string {
 // or drop data. Ensure is idempotent and safe to run from every process.
 func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	anyReplicas := o.Replicas == 0
+	anyPartitions := o.Partitions == 0 // join a partitioned JF_CLEAN whatever its count
 	var errs []error
 	for _, want := range Streams(o) {
-		if err := ensureStream(ctx, js, want, anyReplicas); err != nil {
+		if err := ensureStream(ctx, js, want, anyReplicas, anyPartitions); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, anyReplicas bool) error {
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, anyReplicas, anyPartitions bool) error {
 	_, err := js.CreateStream(ctx, want)
 	if err == nil {
 		return nil
@@ -146,6 +150,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	have := s.CachedInfo().Config
 	if anyReplicas {
 		want.Replicas = have.Replicas
+	}
+	if anyPartitions && PartitionsOf(have) > 0 && PartitionsOf(want) > 0 {
+		want.SubjectTransform = have.SubjectTransform
 	}
 	if diffs := conflicts(have, want); len(diffs) > 0 {
 		return fmt.Errorf("%w: stream %s: %s (change or delete it by hand; jetfleet will not)",

@@ -112,6 +112,9 @@ func Build(cfg Config) (*Fleet, error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 10 * time.Second
 	}
+	// Transform and aggregate depend on the partition count: their
+	// processes must agree with JF_CLEAN's exactly.
+	cfg.Streams.Partitions = cfg.Streams.PartitionCount()
 	datasets := cfg.Spec.Datasets
 	if len(cfg.Datasets) > 0 {
 		datasets = nil
@@ -169,10 +172,11 @@ func Build(cfg Config) (*Fleet, error) {
 			if f.tables != nil {
 				tbl = f.tables
 			}
-			h, err := transform.New(ds, tbl)
+			th, err := transform.New(ds, tbl)
 			if err != nil {
 				return nil, err
 			}
+			h := th.WithPartitions(cfg.Streams.Partitions)
 			if err := f.addWorkers(subjects.StepTransform, ds.Name, func() (workers.Handler, error) { return h, nil }); err != nil {
 				return nil, err
 			}
