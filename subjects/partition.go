@@ -112,6 +112,20 @@ func PartitionConsumerName(step, dataset string, p int) string {
 	return ConsumerName(step, dataset) + "_p" + strconv.Itoa(p)
 }
 
+// StepConsumerNames are the durable consumers of step on dataset: one, or
+// for the aggregate step, one per partition of a clean stage of n
+// partitions.
+func StepConsumerNames(step Step, dataset string, n int) []string {
+	if step != StepAggregate {
+		return []string{ConsumerName(step.Name, dataset)}
+	}
+	names := make([]string, max(n, 1))
+	for p := range names {
+		names[p] = PartitionConsumerName(step.Name, dataset, p)
+	}
+	return names
+}
+
 // MetaPartition is the consumer metadata key of a partition consumer.
 const MetaPartition = "jf.partition"
 

@@ -143,4 +143,6 @@ func TestPartitionConsumer(t *testing.T) {
 	require.ErrorIs(t, err, subjects.ErrInvalidPartition)
 	_, err = subjects.PartitionConsumer(subjects.StepValidate, "orders", 0, 8, subjects.ConsumerOptions{})
 	require.Error(t, err)
+	require.Equal(t, []string{"validate_orders"}, subjects.StepConsumerNames(subjects.StepValidate, "orders", 3))
+	require.Equal(t, []string{"aggregate_orders_p0", "aggregate_orders_p1", "aggregate_orders_p2"}, subjects.StepConsumerNames(subjects.StepAggregate, "orders", 3))
 }

@@ -563,15 +563,15 @@ func verifyFaultRun(t *testing.T, js jetstream.JetStream, dataDir string, in gen
 
 	rep.MartsChecked = verifyShopMarts(t, dataDir, in.valid)
 
-	for _, c := range []struct{ step, stream string }{
-		{"validate", subjects.StreamIngest}, {"transform", subjects.StreamValid}, {"aggregate", subjects.StreamClean},
-	} {
-		cons, err := js.Consumer(ctx, c.stream, subjects.ConsumerName(c.step, "orders"))
-		require.NoError(t, err)
-		ci, err := cons.Info(ctx)
-		require.NoError(t, err)
-		if ci.Delivered.Consumer > ci.Delivered.Stream {
-			rep.Redeliveries += ci.Delivered.Consumer - ci.Delivered.Stream
+	for _, step := range []subjects.Step{subjects.StepValidate, subjects.StepTransform, subjects.StepAggregate} {
+		for _, name := range subjects.StepConsumerNames(step, "orders", subjects.DefaultPartitions) {
+			cons, err := js.Consumer(ctx, subjects.StreamFor(step.Input), name)
+			require.NoError(t, err)
+			ci, err := cons.Info(ctx)
+			require.NoError(t, err)
+			if ci.Delivered.Consumer > ci.Delivered.Stream {
+				rep.Redeliveries += ci.Delivered.Consumer - ci.Delivered.Stream
+			}
 		}
 	}
 }

@@ -526,15 +526,17 @@ func streamCount(ctx context.Context, js jetstream.JetStream, name string) (uint
 // and settled everything.
 func consumersDone(ctx context.Context, js jetstream.JetStream) (bool, error) {
 	for _, step := range []subjects.Step{subjects.StepValidate, subjects.StepTransform, subjects.StepAggregate} {
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		cons, err := js.Consumer(cctx, subjects.StreamFor(step.Input), subjects.ConsumerName(step.Name, "orders"))
-		cancel()
-		if err != nil {
-			return false, err
-		}
-		ci := cons.CachedInfo()
-		if ci.NumPending > 0 || ci.NumAckPending > 0 {
-			return false, errors.New(step.Name + ": pending " + itoa(ci.NumPending) + ", ack pending " + itoa(uint64(ci.NumAckPending)))
+		for _, name := range subjects.StepConsumerNames(step, "orders", subjects.DefaultPartitions) {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			cons, err := js.Consumer(cctx, subjects.StreamFor(step.Input), name)
+			cancel()
+			if err != nil {
+				return false, err
+			}
+			ci := cons.CachedInfo()
+			if ci.NumPending > 0 || ci.NumAckPending > 0 {
+				return false, errors.New(name + ": pending " + itoa(ci.NumPending) + ", ack pending " + itoa(uint64(ci.NumAckPending)))
+			}
 		}
 	}
 	return true, nil
