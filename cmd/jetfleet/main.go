@@ -63,6 +63,7 @@ NATS_URL sets the server for every command.`,
 			dlqCommand(),
 			ctlCommand(), queryCommand(), profileCommand(),
 			pipelineCommand(), lookupCommand(), benchCommand(),
+			passwdCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -354,4 +355,85 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	for role, pw := range b.passwords {
 		require.NotContains(t, all.String(), pw, "the password of %s leaked", role)
 	}
+}
+
+// TestListenersDefaultToLoopback: every address jetfleet listens on
+// without being told is on loopback; the ones without a default are off.
+func TestListenersDefaultToLoopback(t *testing.T) {
+	t.Parallel()
+	defaultRe := regexp.MustCompile(`\(default: "([^"]*)"\)`)
+	for _, tc := range []struct {
+		command, flag string
+		off           bool // no listener unless the flag is given
+	}{
+		{"dev", "--listen", false},
+		{"dev", "--http", false},
+		{"supervisor", "--http", false},
+		{"worker", "--http", true},
+		{"query", "--http", true},
+	} {
+		t.Run(tc.command+" "+tc.flag, func(t *testing.T) {
+			t.Parallel()
+			help, code := jf(t, nil, tc.command, "--help")
+			require.Zero(t, code, help)
+			var line string
+			for _, l := range strings.Split(help, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), tc.flag+" ") {
+					line = l
+				}
+			}
+			require.NotEmpty(t, line, "no %s in %s --help", tc.flag, tc.command)
+			m := defaultRe.FindStringSubmatch(line)
+			if tc.off {
+				require.Nil(t, m, "%s %s should be off by default: %s", tc.command, tc.flag, line)
+				return
+			}
+			require.NotNil(t, m, line)
+			host, _, err := net.SplitHostPort(m[1])
+			require.NoError(t, err)
+			require.True(t, net.ParseIP(host).IsLoopback(), "%s %s defaults to %s", tc.command, tc.flag, m[1])
+		})
+	}
+}
+
+func TestPasswdHashesForTheServer(t *testing.T) {
+	t.Parallel()
+	out, code := jf(t, nil, "passwd", "--generate")
+	require.Zero(t, code, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	require.GreaterOrEqual(t, len(lines[0]), 24)
+	require.NoError(t, bcrypt.CompareHashAndPassword([]byte(lines[1]), []byte(lines[0])))
+	cost, err := bcrypt.Cost([]byte(lines[1]))
+	require.NoError(t, err)
+	require.Equal(t, 11, cost)
+
+	_, code = jf(t, nil, "passwd", "secret-on-the-command-line")
+	require.Equal(t, 2, code, "a password as an argument would show in ps")
+}
+
+// TestQueryCommandIsReadOnly: the CLI refuses what writes, and a file
+// outside the marts stays out of reach.
+func TestQueryCommandIsReadOnly(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dataDir, "marts"), 0o750))
+	secret := filepath.Join(dataDir, "secret.csv")
+	require.NoError(t, os.WriteFile(secret, []byte("s\nsecret-value\n"), 0o600))
+	target := filepath.Join(dataDir, "marts", "written.csv")
+	for _, q := range []string{
+		"COPY (SELECT 42) TO '" + target + "'",
+		"CREATE TABLE t AS SELECT 42",
+		"ATTACH '" + filepath.Join(dataDir, "x.duckdb") + "'",
+		"INSTALL httpfs",
+		"SET enable_external_access = true",
+		"SELECT * FROM read_csv('" + secret + "')",
+		"SELECT * FROM read_parquet('" + dataDir + "/marts/../*.parquet')",
+	} {
+		out, code := jf(t, nil, "query", "--data-dir", dataDir, q)
+		require.NotZero(t, code, "%s ran:\n%s", q, out)
+		require.NotContains(t, out, "secret-value", q)
+	}
+	require.NoFileExists(t, target)
+	require.NoFileExists(t, filepath.Join(dataDir, "x.duckdb"))
 }
