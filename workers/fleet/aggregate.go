@@ -36,6 +36,7 @@ func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool
 	if err != nil {
 		return Member{}, false, err
 	}
+	agg.SetFeeder(w.Pause, w.Resume) // a data dir refusing writes pauses intake
 	return Member{
 		Name:   fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica),
 		Worker: w,
