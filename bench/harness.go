@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{
 		Time: time.Now().UTC(), Mode: cfg.Mode, Events: cfg.Events, Seed: cfg.Seed,
-		Server: cfg.NatsURL, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
+		Server: redactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
 	}
 	if cfg.Mode == ModeBulk {
 		res.BulkSize = cfg.BulkSize
@@ -212,7 +213,7 @@ func server(cfg Config, log zerolog.Logger) (connect func(name string) (*nats.Co
 		return func(name string) (*nats.Conn, error) {
 			nc, err := nats.Connect(cfg.NatsURL, nats.Name(name))
 			if err != nil {
-				return nil, fmt.Errorf("connect to %s: %w", cfg.NatsURL, err)
+				return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.NatsURL), err)
 			}
 			return nc, nil
 		}, func() {}, nil
@@ -383,4 +384,20 @@ func lastWrites(dataDir, ds string) (flushed, committed time.Time, prog marts.Pr
 		return flushed, committed, prog, fmt.Errorf("dataset %s: no mart flushed or no progress written", ds)
 	}
 	return flushed, committed, prog, nil
+}
+
+// redactURL hides user info (passwords, tokens) in server URLs, since the
+// result is written to files and shared.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			scheme := ""
+			if s := strings.Index(p, "://"); s >= 0 && s < at {
+				scheme = p[:s+3]
+			}
+			parts[i] = scheme + "[REDACTED]" + p[at:]
+		}
+	}
+	return strings.Join(parts, ",")
 }
