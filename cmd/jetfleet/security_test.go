@@ -282,6 +282,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		"transform":  start(t, b.env("transform"), "worker", "--log-format", "json", "transform"),
 		"aggregate":  start(t, b.env("aggregate"), "worker", "--log-format", "json", "--data-dir", dataDir, "aggregate"),
 		"supervisor": start(t, b.env("supervisor"), "supervisor", "--log-format", "json", "--http", ""),
+		"ingest":     start(t, b.env("ingest"), "worker", "--log-format", "json", "ingest"),
 	}
 	for name, p := range procs {
 		waitFor(t, 60*time.Second, name+" running", func() bool {
@@ -343,6 +344,15 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		out, code := jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv", "SELECT count(*) AS n FROM orders")
 		return code == 0 && out == want
 	})
+
+	// Files through the landing bucket: the publisher uploads, the ingest
+	// worker reads, publishes and deletes.
+	landed := filepath.Join(t.TempDir(), "more.ndjson")
+	require.NoError(t, os.WriteFile(landed, []byte(shopOrder("l-1", "c-1")+"\n"+shopOrder("l-2", "c-2")+"\n"), 0o600))
+	before := count(subjects.StreamClean)
+	out, code = jf(t, b.env("publisher"), "publish", "--object", "--file", landed, "jf.ingest.orders")
+	require.Zero(t, code, out)
+	waitFor(t, 60*time.Second, "the landed file in the clean stream", func() bool { return count(subjects.StreamClean) == before+2 })
 
 	var all bytes.Buffer
 	for name, p := range procs {
