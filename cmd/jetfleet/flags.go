@@ -30,6 +30,7 @@ func natsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-ca", Usage: "CA certificate `FILE` to verify the server (turns TLS on)", EnvVars: []string{"NATS_CA"}},
 		&cli.StringFlag{Name: "tls-cert", Usage: "client certificate `FILE` (with --tls-key), for servers that verify clients", EnvVars: []string{"NATS_CERT"}},
 		&cli.StringFlag{Name: "tls-key", Usage: "client private key `FILE`", EnvVars: []string{"NATS_KEY"}},
+		&cli.StringFlag{Name: "inbox-prefix", Usage: "subject prefix of reply inboxes (default _INBOX), so a server can give each user its own", EnvVars: []string{"NATS_INBOX_PREFIX"}},
 	}
 }
 
@@ -113,6 +114,9 @@ func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Opti
 	}
 	if cert, key := lookup(c, "tls-cert"), lookup(c, "tls-key"); cert != "" || key != "" {
 		opts = append(opts, nats.ClientCert(cert, key))
+	}
+	if prefix := lookup(c, "inbox-prefix"); prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
 	}
 	return opts
 }

@@ -88,6 +88,7 @@ func (b *secureBundle) env(role string) []string {
 	return []string{
 		"NATS_URL=" + b.url(), "NATS_USER=" + role, "NATS_PASSWORD=" + b.passwords[role],
 		"NATS_CA=" + b.ca, "NATS_CERT=" + b.cert, "NATS_KEY=" + b.key,
+		"NATS_INBOX_PREFIX=_INBOX_" + role,
 	}
 }
 
@@ -97,7 +98,7 @@ func (b *secureBundle) connect(t *testing.T, role string, errs chan<- error, ext
 	opts := append([]nats.Option{
 		nats.UserInfo(role, b.passwords[role]),
 		nats.RootCAs(b.ca), nats.ClientCert(b.cert, b.key),
-		nats.Timeout(5 * time.Second),
+		nats.Timeout(5 * time.Second), nats.CustomInboxPrefix("_INBOX_" + role),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errs != nil {
 				select {
@@ -246,20 +247,28 @@ func TestSecureRolesTouchOnlyTheirSubjects(t *testing.T) {
 		require.Zero(t, s.CachedInfo().State.Msgs, "stream %s", name)
 	}
 
-	t.Run("ingest cannot read the clean stage", func(t *testing.T) {
-		errs := make(chan error, 4)
-		nc, err := b.connect(t, "ingest", errs)
-		require.NoError(t, err)
-		_, err = nc.SubscribeSync(subjects.Clean("orders"))
-		require.NoError(t, err) // refused asynchronously
-		require.NoError(t, nc.Flush())
-		select {
-		case err := <-errs:
-			require.ErrorIs(t, err, nats.ErrPermissionViolation)
-		case <-time.After(10 * time.Second):
-			t.Fatal("no permission violation for a subscription to jf.clean.orders")
-		}
-	})
+	for _, tc := range []struct{ role, subject string }{
+		{"ingest", subjects.Clean("orders")},
+		{"validate", "_INBOX.>"},
+		{"validate", "_INBOX_ops.>"},
+		{"publisher", subjects.AllHeartbeats},
+	} {
+		t.Run(tc.role+" subscribes "+tc.subject, func(t *testing.T) {
+			errs := make(chan error, 4)
+			nc, err := b.connect(t, tc.role, errs)
+			require.NoError(t, err)
+			_, err = nc.SubscribeSync(tc.subject)
+			require.NoError(t, err) // refused asynchronously
+			require.NoError(t, nc.Flush())
+			select {
+			case err := <-errs:
+				require.ErrorIs(t, err, nats.ErrPermissionViolation)
+				require.Contains(t, err.Error(), tc.subject)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no permission violation for %s subscribing to %s", tc.role, tc.subject)
+			}
+		})
+	}
 }
 
 // TestSecureFleetRunsWithOneUserPerRole runs every step as its own process
@@ -353,6 +362,14 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	out, code = jf(t, b.env("publisher"), "publish", "--object", "--file", landed, "jf.ingest.orders")
 	require.Zero(t, code, out)
 	waitFor(t, 60*time.Second, "the landed file in the clean stream", func() bool { return count(subjects.StreamClean) == before+2 })
+
+	// Operators steer workers: the request goes out on jf.ctl, the answer
+	// comes back on the ops inbox (workers may answer, not publish there).
+	out, code = jf(t, b.env("ops"), "ctl", "pause", "transform")
+	require.Zero(t, code, out)
+	require.Contains(t, procs["transform"].out.String(), `"pausing"`)
+	out, code = jf(t, b.env("ops"), "ctl", "resume", "transform")
+	require.Zero(t, code, out)
 
 	var all bytes.Buffer
 	for name, p := range procs {
