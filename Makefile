@@ -47,7 +47,16 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	scripts/fuzz.sh $(or $(FUZZTIME),20s)
 
 .PHONY: bench
-bench: ## Go benchmarks (ITERATIONS=n sets -count)
+bench: build ## the bench harness, record and bulk mode, reports under bench/results (EVENTS=n, BULK_EVENTS=n)
+	./$(BIN) bench --mode record --events $(or $(EVENTS),100000) --report bench/results --json bench/results/last-record.json --log-level warn
+	./$(BIN) bench --mode bulk --events $(or $(BULK_EVENTS),1000000) --report bench/results --json bench/results/last-bulk.json --log-level warn
+
+.PHONY: bench/latency
+bench/latency: build ## open-loop latency at RATE records/s (default 5000) for DURATION (default 1m)
+	./$(BIN) bench --rate $(or $(RATE),5000) --duration $(or $(DURATION),1m) --report bench/results --log-level warn
+
+.PHONY: bench/go
+bench/go: ## Go benchmarks of the hot paths (ITERATIONS=n sets -count)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(ITERATIONS),1) ./...
 
 .PHONY: tidy

@@ -92,7 +92,12 @@ func rawHop(ctx context.Context, connect func(string) (*nats.Conn, error), msgs 
 	defer cc.Stop()
 
 	start := time.Now()
-	if _, err := publishAll(ctx, connect, raw); err != nil {
+	pub, err := newPublisher(connect, nil)
+	if err != nil {
+		return Rate{}, err
+	}
+	defer pub.close()
+	if err := pub.all(ctx, raw, func(*nats.Msg) int { return 1 }); err != nil {
 		return Rate{}, err
 	}
 	select {

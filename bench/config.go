@@ -2,10 +2,26 @@ package bench
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/workers/fleet"
 )
+
+// Progress is what a run has done so far, for a progress bar.
+type Progress struct {
+	Phase     string // "publishing" or "draining"
+	Elapsed   time.Duration
+	Target    int64 // records to publish, 0 when the run is timed
+	Duration  time.Duration
+	Published int64
+	Committed int64
+	// Lag is messages not yet handled, summed over the steps.
+	Lag uint64
+}
 
 // Mode is how records travel on the wire.
 type Mode string
@@ -22,8 +38,17 @@ const (
 // flags.
 type Config struct {
 	Mode Mode
-	// Events is how many generated orders are published. Required.
-	Events int
+	// Events is how many generated orders are published; Duration
+	// publishes for that long instead. One of them is required; with
+	// both, whichever ends first.
+	Events   int
+	Duration time.Duration
+	// Rate, when above 0, publishes open loop at this many records/s
+	// (latency runs, soak runs); 0 publishes as fast as the server takes
+	// records (throughput runs).
+	Rate float64
+	// Workers sets replicas per step ("validate": 2); default 1 each.
+	Workers map[string]int
 	// BulkSize is records per message in bulk mode. Default 100.
 	BulkSize int
 	// Seed, InvalidShare and DuplicateShare drive the order generator.
@@ -40,6 +65,16 @@ type Config struct {
 	MemoryLimit string
 	// Timeout bounds the wait for the fleet to drain. Default 10m.
 	Timeout time.Duration
+	// SampleEvery is how often the fleet's consumers and memory are
+	// sampled for per-step rates, progress and the soak report. Default
+	// 250ms (1s for runs of a minute or more).
+	SampleEvery time.Duration
+	// Progress, if set, gets every sample while the run publishes and
+	// drains (for a progress bar).
+	Progress func(Progress)
+	// CPUProfile, when set, is where a CPU profile of the fleet run (from
+	// the first publish to idle) is written.
+	CPUProfile string
 	// Version is reported in worker heartbeats.
 	Version string
 	Logger  zerolog.Logger
@@ -61,6 +96,12 @@ func (c *Config) setDefaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Minute
 	}
+	if c.SampleEvery <= 0 {
+		c.SampleEvery = 250 * time.Millisecond
+		if c.Duration >= time.Minute {
+			c.SampleEvery = time.Second
+		}
+	}
 	if c.Version == "" {
 		c.Version = "bench"
 	}
@@ -70,12 +111,22 @@ func (c *Config) validate() error {
 	switch {
 	case c.Mode != ModeRecord && c.Mode != ModeBulk:
 		return fmt.Errorf("%w: mode %q, want record or bulk", ErrInvalidConfig, c.Mode)
-	case c.Events <= 0:
-		return fmt.Errorf("%w: events %d, want > 0", ErrInvalidConfig, c.Events)
+	case c.Events < 0 || c.Duration < 0 || c.Events == 0 && c.Duration == 0:
+		return fmt.Errorf("%w: want events > 0 or a duration > 0 (events %d, duration %s)", ErrInvalidConfig, c.Events, c.Duration)
+	case c.Rate < 0:
+		return fmt.Errorf("%w: rate %g, want >= 0", ErrInvalidConfig, c.Rate)
 	case c.InvalidShare < 0 || c.DuplicateShare < 0 || c.InvalidShare+c.DuplicateShare >= 1:
 		return fmt.Errorf("%w: invalid share %g and duplicate share %g must be >= 0 and sum below 1", ErrInvalidConfig, c.InvalidShare, c.DuplicateShare)
 	case c.DataDir == "":
 		return fmt.Errorf("%w: no data dir", ErrInvalidConfig)
+	}
+	for step, n := range c.Workers {
+		switch {
+		case !slices.Contains(fleet.StepNames, step):
+			return fmt.Errorf("%w: workers: unknown step %q (steps: %s)", ErrInvalidConfig, step, strings.Join(fleet.StepNames, ", "))
+		case n < 1:
+			return fmt.Errorf("%w: workers: %s=%d, want at least 1", ErrInvalidConfig, step, n)
+		}
 	}
 	return nil
 }

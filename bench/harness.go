@@ -85,10 +85,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
-	in := generate(cfg, dataset)
-	res.Generated = in.counts
-
-	fl, err := fleet.Build(fleet.Config{Conn: fleetNC, Logger: cfg.Logger, Version: cfg.Version, Spec: spec, LoadLookups: true, DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit})
+	runTag := uint64(time.Now().UnixNano()) | 1
+	lat := newLatencyRecorder(runTag)
+	fl, err := fleet.Build(fleet.Config{
+		Conn: fleetNC, Logger: cfg.Logger, Version: cfg.Version, Spec: spec, LoadLookups: true,
+		DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit, Replicas: cfg.Workers,
+		AggregateCommitted: lat.committedBatch,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +115,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return <-treeDone
 	})
 	defer stopFleet()
+	for _, step := range stepConsumers() {
+		res.Workers = append(res.Workers, StepWorkers{Step: step.step, Replicas: max(cfg.Workers[step.step], 1)})
+	}
 
 	// Consumers exist before the clock starts, so start-up is not timed.
 	before, err := consumerInfos(ctx, js, ds.Name, true)
@@ -119,14 +125,70 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
-	cpu0, _ := usage()
-	start := time.Now()
-	pub, err := publishAll(ctx, connect, in.msgs)
+	src := newSource(cfg, ds.Name, runTag)
+	closedLoop := cfg.Rate == 0 && cfg.Duration == 0
+	var msgs []*nats.Msg
+	if closedLoop {
+		msgs = src.pregenerate(int64(cfg.Events))
+	}
+	pub, err := newPublisher(connect, lat.noteSent)
 	if err != nil {
 		return nil, err
 	}
-	res.Publish = newRate(int64(len(in.msgs)), int64(cfg.Events), pub.elapsed)
-	log.Info().Int("messages", len(in.msgs)).Dur("took", pub.elapsed).Msg("published, waiting for the marts")
+	defer pub.close()
+
+	var phase atomic.Value
+	phase.Store("publishing")
+	smp := newSampler(js, ds.Name, before, cfg.SampleEvery)
+	smp.published = pub.records.Load
+	smp.committed = lat.committedRecords
+	smp.onSample = func(s Sample) {
+		if cfg.Progress == nil {
+			return
+		}
+		p := Progress{
+			Phase: phase.Load().(string), Elapsed: time.Duration(s.At * float64(time.Second)),
+			Target: int64(cfg.Events), Duration: cfg.Duration, Published: s.Published, Committed: s.Committed,
+		}
+		for _, st := range s.Steps {
+			p.Lag += st.Lag
+		}
+		cfg.Progress(p)
+	}
+
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	defer stopProfile()
+	cpu0, _ := usage()
+	start := time.Now()
+	smp.start = start
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampling)
+		smp.run(sampleCtx)
+	}()
+	defer func() {
+		stopSampling()
+		<-sampling
+	}()
+
+	if closedLoop {
+		err = pub.all(ctx, msgs, recordsOf)
+	} else {
+		err = pub.stream(ctx, src, int64(cfg.Events), cfg.Duration, cfg.Rate)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Events = int(src.records)
+	res.Generated = src.counts
+	res.Rate = cfg.Rate
+	res.Publish = newRate(pub.messages.Load(), src.records, pub.elapsed)
+	log.Info().Int64("messages", pub.messages.Load()).Int64("records", src.records).Dur("took", pub.elapsed).Msg("published, waiting for the marts")
+	phase.Store("draining")
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, cfg.Timeout)
 	st, err := supervisor.WaitIdle(waitCtx, js, supervisor.WaitIdleOptions{
@@ -143,6 +205,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cpu1, rss := usage()
+	stopProfile()
+	stopSampling()
+	<-sampling
+	smp.sample(ctx) // the final state, after idle
+	stepDone, samples := smp.finished()
+	res.Samples = samples
 	flushed, committed, prog, err := lastWrites(cfg.DataDir, ds.Name)
 	if err != nil {
 		return nil, err
@@ -153,10 +221,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Redeliveries = redeliveries(before, after)
 	res.DeadLetters = st.DeadLetters
-	res.EndToEnd = newRate(0, int64(cfg.Events), flushed.Sub(start))
-	res.Committed = newRate(0, int64(cfg.Events), committed.Sub(start))
+	events := src.records
+	res.EndToEnd = newRate(0, events, flushed.Sub(start))
+	res.Committed = newRate(0, events, committed.Sub(start))
+	res.Latency = lat.result()
 	res.CPUSeconds = (cpu1 - cpu0).Seconds()
-	res.CPUSecondsPerMillon = res.CPUSeconds / float64(cfg.Events) * 1e6
+	res.CPUSecondsPerMillon = res.CPUSeconds / float64(events) * 1e6
 	res.PeakRSSBytes = rss
 
 	// Stop the fleet before the baselines so they get the machine alone.
@@ -175,6 +245,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Duplicates = uint64(res.Observed.Duplicate)
 	res.Mismatches = append(res.Mismatches, checkCounts(res, clean, prog)...)
+	if res.Steps, err = stepRates(ctx, js, cfg, ds.Name, start, stepDone, events, pub.duplicates, clean.records); err != nil {
+		return nil, err
+	}
 
 	cleanFile := filepath.Join(cfg.DataDir, "bench", "clean.ndjson")
 	expected, batchTook, err := batchMarts(ctx, cleanFile, clean.lines, spec, ds)
@@ -189,7 +262,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Marts = checks
 	res.Mismatches = append(res.Mismatches, mism...)
 
-	raw, err := rawHop(ctx, connect, in.msgs, int64(cfg.Events))
+	if !closedLoop {
+		// The raw hop moves the same kind of messages as fast as it can.
+		msgs = newSource(cfg, ds.Name, runTag).pregenerate(min(events, rawHopMaxRecords))
+	}
+	rawRecords := int64(0)
+	for _, m := range msgs {
+		rawRecords += int64(recordsOf(m))
+	}
+	raw, err := rawHop(ctx, connect, msgs, rawRecords)
 	if err != nil {
 		return nil, fmt.Errorf("raw hop baseline: %w", err)
 	}
@@ -248,55 +329,6 @@ func checkFresh(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	return nil
-}
-
-type published struct {
-	elapsed    time.Duration
-	duplicates int64 // acks the server marked duplicate (record mode)
-}
-
-// publishAll async-publishes msgs on a connection of its own and returns
-// once every one is acknowledged.
-func publishAll(ctx context.Context, connect func(string) (*nats.Conn, error), msgs []*nats.Msg) (published, error) {
-	nc, err := connect("jetfleet-bench-publisher")
-	if err != nil {
-		return published{}, err
-	}
-	defer nc.Close()
-	var dups, failed atomic.Int64
-	var firstErr atomic.Value
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, _ *nats.Msg, ack *jetstream.PubAck) {
-			if ack.Duplicate {
-				dups.Add(1)
-			}
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err)
-		}),
-	)
-	if err != nil {
-		return published{}, err
-	}
-	start := time.Now()
-	for _, m := range msgs {
-		// A full window blocks rather than fails: backpressure, not loss.
-		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
-			return published{}, fmt.Errorf("publish: %w", err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return published{}, context.Cause(ctx)
-	}
-	p := published{elapsed: time.Since(start), duplicates: dups.Load()}
-	if n := failed.Load(); n > 0 {
-		return p, fmt.Errorf("%d publish(es) failed, first: %v", n, firstErr.Load())
-	}
-	return p, nil
 }
 
 // stepConsumer is a durable consumer of one step and its stream.

@@ -13,14 +13,19 @@ import (
 // Result is every figure of one run; `--json FILE` writes it as is, so
 // fields are only ever added.
 type Result struct {
-	Time      time.Time `json:"time"`
-	Mode      Mode      `json:"mode"`
-	Events    int       `json:"events"`
-	BulkSize  int       `json:"bulk_size,omitempty"`
-	Seed      uint64    `json:"seed"`
-	Server    string    `json:"server"` // "embedded" or the URL
-	CPUs      int       `json:"cpus"`
-	GoVersion string    `json:"go_version"`
+	Time     time.Time `json:"time"`
+	Mode     Mode      `json:"mode"`
+	Events   int       `json:"events"`
+	BulkSize int       `json:"bulk_size,omitempty"`
+	Seed     uint64    `json:"seed"`
+	// Rate is the offered load of an open-loop run, records/s; 0 for a
+	// closed-loop (as fast as possible) run.
+	Rate float64 `json:"rate,omitempty"`
+	// Workers is replicas per step.
+	Workers   []StepWorkers `json:"workers"`
+	Server    string        `json:"server"` // "embedded" or the URL
+	CPUs      int           `json:"cpus"`
+	GoVersion string        `json:"go_version"`
 
 	// Generated is what the generator made, by kind.
 	Generated Counts `json:"generated"`
@@ -33,6 +38,13 @@ type Result struct {
 	// which excludes the marts' flush interval.
 	EndToEnd  Rate `json:"end_to_end"`
 	Committed Rate `json:"committed"`
+
+	// Steps is each step's records/s, from the first publish to the
+	// step's last ack: the slowest step bounds the pipeline.
+	Steps []StepRate `json:"steps"`
+	// Latency is first publish (or, open loop, scheduled publish) to the
+	// aggregator's commit, per record.
+	Latency Latency `json:"latency"`
 
 	DeadLetters  uint64 `json:"dead_letters"`
 	Duplicates   uint64 `json:"duplicates"`
@@ -58,9 +70,26 @@ type Result struct {
 	// FleetBatchRatio = end-to-end seconds / batch seconds.
 	FleetBatchRatio float64 `json:"fleet_batch_ratio"`
 
+	// Samples are the fleet over time: lag per step and memory.
+	Samples []Sample `json:"samples,omitempty"`
+
 	Marts      []MartCheck `json:"marts"`
 	Verified   bool        `json:"verified"`
 	Mismatches []string    `json:"mismatches,omitempty"`
+}
+
+// StepWorkers is how many replicas ran a step.
+type StepWorkers struct {
+	Step     string `json:"step"`
+	Replicas int    `json:"replicas"`
+}
+
+// StepRate is one step's share of the run.
+type StepRate struct {
+	Step string `json:"step"`
+	Rate
+	// DeadLetters is records the step dead-lettered.
+	DeadLetters uint64 `json:"dead_letters"`
 }
 
 // Counts are records by kind.
@@ -111,12 +140,27 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Mode == ModeBulk {
 		mode += fmt.Sprintf(" (%d records/message)", r.BulkSize)
 	}
-	row("scenario", "%s, %d events, seed %d, server %s, %d CPUs", mode, r.Events, r.Seed, r.Server, r.CPUs)
+	load := "closed loop"
+	if r.Rate > 0 {
+		load = fmt.Sprintf("open loop at %s records/s", num(r.Rate))
+	}
+	row("scenario", "%s, %d events, %s, seed %d, server %s, %d CPUs", mode, r.Events, load, r.Seed, r.Server, r.CPUs)
+	var ws []string
+	for _, w := range r.Workers {
+		ws = append(ws, fmt.Sprintf("%s=%d", w.Step, w.Replicas))
+	}
+	row("workers", "%s", strings.Join(ws, " "))
 	row("generated", "%d valid, %d invalid, %d duplicate", r.Generated.Valid, r.Generated.Invalid, r.Generated.Duplicate)
 	row("observed", "%d clean, %d dead letters, %d duplicates dropped", r.Observed.Valid, r.Observed.Invalid, r.Observed.Duplicate)
 	row("publish", "%s records/s  (%d messages in %.3fs)", num(r.Publish.RecordsPerSec), r.Publish.Messages, r.Publish.Seconds)
 	row("end to end", "%s records/s  (%.3fs, first publish to marts flushed)", num(r.EndToEnd.RecordsPerSec), r.EndToEnd.Seconds)
 	row("committed", "%s records/s  (%.3fs, first publish to last aggregator commit)", num(r.Committed.RecordsPerSec), r.Committed.Seconds)
+	for _, st := range r.Steps {
+		row("  step "+st.Step, "%s records/s  (%d records by %.3fs, %d dead-lettered)", num(st.RecordsPerSec), st.Records, st.Seconds, st.DeadLetters)
+	}
+	if l := r.Latency; l.Count > 0 {
+		row("latency", "p50 %s  p90 %s  p99 %s  max %s  (publish to aggregator commit, %d records)", ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.MaxMs), l.Count)
+	}
 	row("redeliveries", "%d", r.Redeliveries)
 	row("cpu", "%.2f s total, %.2f s per million records", r.CPUSeconds, r.CPUSecondsPerMillon)
 	row("peak rss", "%.1f MiB (whole process)", float64(r.PeakRSSBytes)/(1<<20))
@@ -136,6 +180,18 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("  mismatch", "%s", m)
 	}
 	return tw.Flush()
+}
+
+// ms formats milliseconds with sensible precision.
+func ms(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2fms", v)
+	case v < 1000:
+		return fmt.Sprintf("%.0fms", v)
+	default:
+		return fmt.Sprintf("%.2fs", v/1000)
+	}
 }
 
 // num formats a rate with thousands separators.

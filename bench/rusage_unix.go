@@ -3,7 +3,10 @@
 package bench
 
 import (
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -22,4 +25,18 @@ func usage() (cpu time.Duration, peakRSS int64) {
 		peakRSS *= 1024
 	}
 	return cpu, peakRSS
+}
+
+// currentRSS is the process's resident set now: /proc/self/statm where
+// there is one (Linux), else the peak so far.
+func currentRSS() int64 {
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			if pages, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				return pages * int64(os.Getpagesize())
+			}
+		}
+	}
+	_, peak := usage()
+	return peak
 }

@@ -14,8 +14,11 @@ type Dataset struct {
 	Description string
 	// Key is the field that identifies a record; duplicates of a key count
 	// once downstream.
-	Key        string
-	Schema     []Column // columns of the clean record, in order
+	Key    string
+	Schema []Column // columns of the clean record, in order
+	// Sources are the shapes records arrive in, mapped to one before
+	// validation; empty when records arrive in the dataset's shape.
+	Sources    []*Source
 	Rules      []*Rule
 	Transforms []*Transform
 	Ingest     Ingest
@@ -63,6 +66,7 @@ func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Datas
 		field{name: "description", set: func(v *yaml.Node, p string) { ds.Description = d.str(v, p) }},
 		field{name: "key", required: true, set: func(v *yaml.Node, p string) { ds.Key = d.str(v, p) }},
 		field{name: "schema", required: true, set: func(v *yaml.Node, p string) { ds.Schema = d.parseSchema(v, p) }},
+		field{name: "sources", set: func(v *yaml.Node, p string) { ds.Sources = d.parseSources(v, p) }},
 		field{name: "validate", set: func(v *yaml.Node, p string) {
 			d.list(v, p, "rules", func(i int, v *yaml.Node, p string) {
 				if r := d.parseRule(v, p); r != nil {

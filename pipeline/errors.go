@@ -18,6 +18,9 @@ var (
 	// ErrTooDeep is returned by [DecodeRecord] for values nested deeper
 	// than [MaxRecordDepth].
 	ErrTooDeep = errors.New("record is nested too deeply")
+	// ErrNoSource is returned by [Dataset.FromSource] for a record that
+	// matches none of the dataset's sources.
+	ErrNoSource = errors.New("record matches no source")
 )
 
 // Pos is where something was written: file and line (1-based).

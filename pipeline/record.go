@@ -191,3 +191,15 @@ func ExprEnv(rec Record) map[string]any {
 	}
 	return env
 }
+
+// EncodeRecord writes a record as compact JSON with sorted keys, without
+// escaping <, > and & (the output is data, not HTML).
+func EncodeRecord(rec Record) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}

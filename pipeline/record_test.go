@@ -124,3 +124,16 @@ func TestKeyString(t *testing.T) {
 	require.Equal(t, "true", pipeline.KeyString(true))
 	require.Empty(t, pipeline.KeyString(nil))
 }
+
+// BenchmarkDecodeRecord is the first thing every step does with a record.
+func BenchmarkDecodeRecord(b *testing.B) {
+	data := []byte(`{"order_id":"o-000123","customer_id":"c-0042","country":"de","currency":"EUR","amount":"123.45","items":3,"ts":"2026-11-20T10:15:00Z","note":"gift wrap"}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		rec, err := pipeline.DecodeRecord(data)
+		if err != nil || len(rec) != 8 {
+			b.Fatalf("decoded %d fields, err %v", len(rec), err)
+		}
+	}
+}

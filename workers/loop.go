@@ -43,8 +43,16 @@ func (w *Worker) newHandler() (handlerSet, error) {
 	return handlerSet{rec: h}, err
 }
 
+// pullExpiry is how long one pull request lives; heartbeats come every
+// half of it.
+const pullExpiry = 5 * time.Second
+
 func (w *Worker) openIter(cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch))
+	// A short pull expiry bounds how long a pull request the server lost
+	// or never answered (seen under heavy load) can stall the worker: the
+	// client notices the missing heartbeats after one expiry and pulls
+	// anew, instead of after the default 30s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.consumer, err)
 	}

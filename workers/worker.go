@@ -222,7 +222,9 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(4*cfg.FetchBatch))
+	// Outputs of every message the server lets the worker hold may be in
+	// flight at once.
+	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(max(4*cfg.FetchBatch, cfg.Consumer.MaxAckPending)))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -348,7 +350,10 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	defer w.stopIter()
 
-	ackQueue := make(chan *pending, w.cfg.FetchBatch*2)
+	// The queue holds every message awaiting its pub-acks: sized to what
+	// the server lets the worker hold, so the server's window, not this
+	// queue, bounds how many records are in flight.
+	ackQueue := make(chan *pending, w.cfg.Consumer.MaxAckPending)
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)

@@ -11,10 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/jetfleet/jetfleet/bench"
 	"github.com/jetfleet/jetfleet/embedded"
 	"github.com/jetfleet/jetfleet/marts/query"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -32,6 +30,7 @@ every worker of the pipeline, and serves /healthz, /readyz, /metrics, /status an
 Outside clients connect to --listen: jetfleet publish, nats pub, nats.js.
 
    jetfleet dev --demo
+   jetfleet dev --pipeline examples/market/pipeline.yaml --demo
    jetfleet dev --data-dir /tmp/jf --listen 127.0.0.1:4333 --http 127.0.0.1:8181
 
 SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and exits 0.`,
@@ -42,8 +41,8 @@ SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and 
 			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics and /status", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config file (default: the built-in nats.conf)"},
 			pipelineFlag(),
-			&cli.BoolFlag{Name: "demo", Usage: "also publish sample shop orders so data flows"},
-			&cli.Float64Flag{Name: "demo-rate", Usage: "demo orders per second", Value: 5},
+			&cli.BoolFlag{Name: "demo", Usage: "also publish sample data so data flows: shop orders, or ticks for examples/market"},
+			&cli.Float64Flag{Name: "demo-rate", Usage: "demo records per second", Value: 5},
 		}, logFlags()...),
 		Action: runDev,
 	}
@@ -141,13 +140,14 @@ func runDev(c *cli.Context) error {
 	httpSrv := serveHTTP(httpLn, mux, log)
 
 	demoDone := make(chan struct{})
-	if c.Bool("demo") && spec.Dataset("orders") == nil {
-		log.Warn().Str("pipeline", spec.Name).Msg("--demo publishes shop orders, but this pipeline has no orders dataset")
+	d, fits := pickDemo(spec)
+	if c.Bool("demo") && !fits {
+		log.Warn().Str("pipeline", spec.Name).Msg("--demo has no sample data for this pipeline (it has " + demoNames() + "); publish records yourself")
 	}
-	if c.Bool("demo") {
+	if c.Bool("demo") && fits {
 		go func() {
 			defer close(demoDone)
-			runDemo(ctx, js, c.Float64("demo-rate"), log)
+			runDemo(ctx, js, d, c.Float64("demo-rate"), log)
 		}()
 	} else {
 		close(demoDone)
@@ -188,34 +188,4 @@ func splitHostPort(addr string) (string, int, error) {
 		port = -1 // any free port
 	}
 	return host, port, nil
-}
-
-// runDemo publishes generated shop orders at rate per second until ctx ends.
-func runDemo(ctx context.Context, js jetstream.JetStream, rate float64, log zerolog.Logger) {
-	if rate <= 0 {
-		rate = 5
-	}
-	gen := bench.NewOrderGenerator(uint64(time.Now().UnixNano()), 0.05, 0.02)
-	gen.Start = time.Now().UTC().Add(-24 * time.Hour)
-	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-	defer t.Stop()
-	log = log.With().Str("component", "demo").Str("dataset", "orders").Logger()
-	log.Info().Float64("rate", rate).Msg("publishing demo orders")
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		line, _ := gen.Next()
-		m := nats.NewMsg(subjects.Ingest("orders"))
-		m.Data = line
-		m.Header.Set(subjects.HeaderMsgID, publishID(line, "order_id"))
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.PublishMsg(pctx, m)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.Warn().Err(err).Msg("demo publish")
-		}
-	}
 }

@@ -359,12 +359,19 @@ func (a *Aggregator) NewBatchHandler() (workers.BatchHandler, error) {
 // aggregator's dataset: step, dataset and batch handler. Unless set, it
 // fetches batches of 1024 and waits up to 20ms to fill one: a commit
 // costs about as much as a thousand records, so bigger batches go faster.
+// Unless set, MaxAckPending is four batches.
 func (a *Aggregator) WorkerConfig(cfg workers.Config) workers.Config {
 	if cfg.FetchBatch <= 0 {
 		cfg.FetchBatch = 1024
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 20 * time.Millisecond
+	}
+	// A batch sink holds a whole batch unacked while it commits; with
+	// room for more batches in flight the server delivers the next one
+	// meanwhile instead of waiting for the commit's acks.
+	if cfg.Consumer.MaxAckPending <= 0 {
+		cfg.Consumer.MaxAckPending = 4 * cfg.FetchBatch
 	}
 	cfg.Step = subjects.StepAggregate
 	cfg.Dataset = a.cfg.Dataset.Name
@@ -401,6 +408,9 @@ func (a *Aggregator) handleBatch(ctx context.Context, batch []workers.Record) ([
 	}
 	a.storageWorked()
 	a.meta = res.meta
+	if a.cfg.Committed != nil {
+		a.cfg.Committed(batch)
+	}
 	if a.hooks.afterCommit != nil {
 		if err := a.hooks.afterCommit(); err != nil {
 			return nil, err
@@ -498,7 +508,10 @@ func (a *Aggregator) flusher(ctx context.Context) {
 		if a.probeStorage(now) || now.Before(next) {
 			continue // a flush would fail the same way; retry with backoff
 		}
-		err := a.flushAll(ctx, false)
+		// A flush under way when Stop cancels ctx runs to its end: cancelling
+		// it mid-transaction would leave the rollback racing the final
+		// flush's BeginTx on the same connection ("multiple transactions").
+		err := a.flushAll(context.WithoutCancel(ctx), false)
 		switch {
 		case err == nil:
 			fails = 0

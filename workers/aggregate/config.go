@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
 )
 
 // Column is one column of a dataset's clean records.
@@ -65,6 +66,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// Logger gets the aggregator's log lines.
 	Logger zerolog.Logger
+	// Committed, if set, is called with each batch once it is committed
+	// to the state, before it is acked: the bench measures
+	// publish-to-commit latency with it. It must be quick.
+	Committed func(batch []workers.Record)
 }
 
 func (c *Config) setDefaults() {

@@ -24,6 +24,7 @@ func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool
 		Dataset:     DatasetConfig(ds),
 		Marts:       martsOf(cfg.Spec, ds.Name),
 		MemoryLimit: cfg.MemoryLimit,
+		Committed:   cfg.AggregateCommitted,
 		Logger:      cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", ds.Name).Logger(),
 	})
 	if err != nil {

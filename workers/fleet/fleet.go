@@ -45,6 +45,9 @@ type Config struct {
 	DataDir string
 	// MemoryLimit is each aggregator's DuckDB memory limit. Default 1GB.
 	MemoryLimit string
+	// AggregateCommitted is passed to every aggregator as
+	// aggregate.Config.Committed.
+	AggregateCommitted func(batch []workers.Record)
 }
 
 // Member is one supervised part of the fleet.

@@ -4,6 +4,11 @@
 // that fails is dead-lettered with every failed rule in its reason; bytes
 // that are not a UTF-8 JSON object are dead-lettered with what is wrong.
 //
+// A dataset with sources (records arriving in several shapes) is the one
+// exception to "unchanged": each record is first mapped to the dataset's
+// shape by its source, the rules check the mapped record, and that is what
+// is forwarded; a record no source matches is dead-lettered.
+//
 // Rules never change a record: a rule's normalisations (trim, upper) only
 // shape the value it checks. The transform step applies them for real.
 //

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// Sample is the fleet seen at one moment of a run: what each step has
+// acked and still holds, and the process's memory. A soak run's report
+// draws these over time.
+type Sample struct {
+	// At is seconds since the first publish.
+	At float64 `json:"at_s"`
+	// Published is records published so far.
+	Published int64 `json:"published"`
+	// Committed is records the aggregator has committed so far.
+	Committed int64 `json:"committed"`
+	// Steps holds, per step in pipeline order, messages acked so far (the
+	// consumer's ack floor moved over) and the step's lag: messages not
+	// yet delivered plus delivered and not yet acked.
+	Steps []StepSample `json:"steps"`
+	// RSSBytes is the process's resident set now.
+	RSSBytes int64 `json:"rss_bytes"`
+}
+
+// StepSample is one step's consumer at one moment.
+type StepSample struct {
+	Acked uint64 `json:"acked"`
+	Lag   uint64 `json:"lag"`
+}
+
+// sampler polls the step consumers while the fleet runs. Its samples
+// feed per-step rates, the progress bar and the soak report.
+type sampler struct {
+	js        jetstream.JetStream
+	dataset   string
+	start     time.Time
+	every     time.Duration
+	base      []uint64 // ack floors before the run
+	published func() int64
+	committed func() int64
+	onSample  func(Sample)
+
+	mu      sync.Mutex
+	samples []Sample
+	// done[i] is when step i's ack floor last moved: its last ack.
+	done []time.Time
+	last []uint64
+}
+
+func newSampler(js jetstream.JetStream, dataset string, before []*jetstream.ConsumerInfo, every time.Duration) *sampler {
+	s := &sampler{js: js, dataset: dataset, every: every}
+	for _, info := range before {
+		s.base = append(s.base, info.AckFloor.Stream)
+	}
+	s.done = make([]time.Time, len(before))
+	s.last = make([]uint64, len(before))
+	return s
+}
+
+// run samples until ctx is done, then once more.
+func (s *sampler) run(ctx context.Context) {
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sample(ctx)
+		}
+	}
+}
+
+func (s *sampler) sample(ctx context.Context) {
+	now := time.Now()
+	smp := Sample{At: now.Sub(s.start).Seconds(), RSSBytes: currentRSS()}
+	if s.published != nil {
+		smp.Published = s.published()
+	}
+	if s.committed != nil {
+		smp.Committed = s.committed()
+	}
+	for i, sc := range stepConsumers() {
+		c, err := s.js.Consumer(ctx, sc.stream, subjects.ConsumerName(sc.step, s.dataset))
+		if err != nil {
+			return // stopping, or a consumer gone: skip this sample
+		}
+		info := c.CachedInfo()
+		if fresh, err := c.Info(ctx); err == nil {
+			info = fresh
+		}
+		acked := info.AckFloor.Stream - min(s.base[i], info.AckFloor.Stream)
+		smp.Steps = append(smp.Steps, StepSample{Acked: acked, Lag: info.NumPending + uint64(info.NumAckPending)})
+		s.mu.Lock()
+		if acked > s.last[i] {
+			s.last[i], s.done[i] = acked, now
+		}
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.samples = append(s.samples, smp)
+	s.mu.Unlock()
+	if s.onSample != nil {
+		s.onSample(smp)
+	}
+}
+
+// finished is when each step last acked, and the samples so far.
+func (s *sampler) finished() ([]time.Time, []Sample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.done...), append([]Sample(nil), s.samples...)
+}

@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetfleet/jetfleet/subjects"
+)
+
+// source turns generated orders into the run's messages: one record per
+// message, or NDJSON chunks of BulkSize. Each message gets a traceparent
+// whose trace id names the run and the message's index, so the
+// aggregator's commit hook can tell when each one arrived.
+type source struct {
+	gen      *OrderGenerator
+	mode     Mode
+	bulkSize int
+	seed     uint64
+	runTag   uint64
+	subject  string
+	counts   Counts
+	records  int64 // generated so far
+	messages int64 // made so far
+	chunk    bytes.Buffer
+}
+
+func newSource(cfg Config, dataset string, runTag uint64) *source {
+	return &source{
+		gen:  NewOrderGenerator(cfg.Seed, cfg.InvalidShare, cfg.DuplicateShare),
+		mode: cfg.Mode, bulkSize: cfg.BulkSize, seed: cfg.Seed, runTag: runTag,
+		subject: subjects.Ingest(dataset),
+	}
+}
+
+// next makes the next message from up to limit more records (limit > 0)
+// and returns it with its record count and index.
+func (s *source) next(limit int64) (msg *nats.Msg, records int, index int64) {
+	index = s.messages
+	s.messages++
+	m := nats.NewMsg(s.subject)
+	m.Header.Set(subjects.HeaderTraceParent, traceParent(s.runTag, index))
+	if s.mode == ModeRecord {
+		line := s.order()
+		m.Data = line
+		m.Header.Set(subjects.HeaderMsgID, orderID(line))
+		return m, 1, index
+	}
+	s.chunk.Reset()
+	n := 0
+	for ; n < s.bulkSize && int64(n) < limit; n++ {
+		s.chunk.Write(s.order())
+		s.chunk.WriteByte('\n')
+	}
+	m.Data = bytes.Clone(s.chunk.Bytes())
+	m.Header.Set(subjects.HeaderRecords, strconv.Itoa(n))
+	// A chunk's id is its place in the run: a republished chunk is
+	// dropped by the server, as the wire contract wants.
+	m.Header.Set(subjects.HeaderMsgID, fmt.Sprintf("bench:%d:%d:%d", s.seed, s.bulkSize, index))
+	return m, n, index
+}
+
+func (s *source) order() []byte {
+	line, kind := s.gen.Next()
+	s.records++
+	switch kind {
+	case Valid:
+		s.counts.Valid++
+	case Invalid:
+		s.counts.Invalid++
+	case Duplicate:
+		s.counts.Duplicate++
+	}
+	return line
+}
+
+// pregenerate makes the messages of events records before the clock
+// starts, so the generator's cost is in no figure.
+func (s *source) pregenerate(events int64) []*nats.Msg {
+	var msgs []*nats.Msg
+	for s.records < events {
+		m, _, _ := s.next(events - s.records)
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// traceParent is a W3C traceparent whose trace id is the run's tag and the
+// message's index (+1: an all-zero trace id is invalid).
+func traceParent(runTag uint64, index int64) string {
+	return fmt.Sprintf("00-%016x%016x-%016x-01", runTag, uint64(index)+1, uint64(index)+1)
+}
+
+// traceIndex is the message index a traceparent of this run carries.
+func traceIndex(runTag uint64, tp string) (int64, bool) {
+	// 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
+	if len(tp) < 35 || tp[2] != '-' {
+		return 0, false
+	}
+	tag, err := strconv.ParseUint(tp[3:19], 16, 64)
+	if err != nil || tag != runTag {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(tp[19:35], 16, 64)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return int64(n - 1), true
+}
+
+// orderID is the record's order_id, as `jetfleet publish --id-field`
+// would send it, or a digest of a record too broken to have one.
+func orderID(line []byte) string {
+	var o struct {
+		OrderID string `json:"order_id"`
+	}
+	if json.Unmarshal(line, &o) == nil && o.OrderID != "" {
+		return o.OrderID
+	}
+	return subjects.HashID(string(line))
+}
