@@ -72,9 +72,9 @@ func (a *Aggregator) storageFailed(err error) error {
 	a.storeMu.Unlock()
 	if first {
 		a.log.Error().Err(err).Msg("data dir refuses writes; pausing intake and retrying with backoff")
-		if pause != nil {
-			pause()
-		}
+	}
+	if pause != nil {
+		pause() // again if someone resumed the worker meanwhile; a no-op if paused
 	}
 	return workers.RetryAfter(storageRetryMin, err)
 }
