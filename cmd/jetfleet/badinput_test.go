@@ -55,7 +55,7 @@ func TestBadInputSizesAndShapes(t *testing.T) {
 
 	out, code := jf(t, dev.env, "publish", "--file", file, "--id-field", "order_id", "jf.ingest.orders")
 	require.Zero(t, code, out)
-	require.Contains(t, out, "line 3: ", "the refused record is named by its line")
+	require.Contains(t, out, "line 3 (order_id b-3): ", "the refused record is named by its line and id")
 	require.Contains(t, out, "exceeds the server's max payload")
 	require.Contains(t, out, "published 5 records in 5 messages to jf.ingest.orders: 0 duplicates (already stored), 1 rejected lines")
 
