@@ -38,6 +38,10 @@ test/short: ## quick tests without the race detector
 test/long: ## soak, restart and cluster tests (build tag long)
 	$(GO) test -race -tags long -timeout 60m ./...
 
+.PHONY: chaos
+chaos: ## fault suite: 200,000 records, workers and server SIGKILLed, summary table (SEED=n repeats a run)
+	GO=$(GO) SEED=$(SEED) RECORDS=$(RECORDS) RATE=$(RATE) SYNC=$(SYNC) scripts/chaos.sh
+
 .PHONY: smoke
 smoke: build ## the shop demo end to end through the CLI
 	scripts/smoke.sh

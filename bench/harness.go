@@ -90,6 +90,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	fl, err := fleet.Build(fleet.Config{
 		Conn: fleetNC, Logger: cfg.Logger, Version: cfg.Version, Spec: spec, LoadLookups: true,
 		DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit, Replicas: cfg.Workers,
+		// The scenario's steps; the record alert step reads JF_CLEAN beside
+		// the aggregator and is no part of the path to the marts.
+		Steps: fleet.StepNames,
 		AggregateCommitted: lat.committedBatch,
 	})
 	if err != nil {

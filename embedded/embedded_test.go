@@ -1,9 +1,11 @@
 package embedded_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +24,9 @@ func TestNATSConfParses(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, opts.JetStream, "nats.conf must enable JetStream")
 	require.Equal(t, "127.0.0.1", opts.Host, "the dev server listens on loopback only")
+	// Chosen, not inherited: see the comment in nats.conf and docs/guarantees.md.
+	require.False(t, opts.SyncAlways)
+	require.Equal(t, 2*time.Minute, opts.SyncInterval)
 }
 
 func TestStartServesJetStream(t *testing.T) {
@@ -110,4 +115,68 @@ func TestCluster(t *testing.T) {
 	require.NoError(t, err)
 	_, err = js.Publish("r3.x", []byte("hi"))
 	require.NoError(t, err)
+}
+
+// TestStartClusterFromConfigFiles starts nodes from nats-server config
+// files alone, as `jetfleet server --config n1.conf` does: the cluster
+// block, server name and store_dir all come from the file.
+func TestStartClusterFromConfigFiles(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cluster start takes seconds")
+	}
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	const n = 3
+	routes := make([]int, n)
+	for i := range routes {
+		routes[i] = free()
+	}
+	dir := t.TempDir()
+	files := make([]string, n)
+	for i := range n {
+		conf := fmt.Sprintf(`server_name: n%d
+listen: 127.0.0.1:%d
+jetstream { store_dir: %q }
+cluster {
+  name: jfconf
+  listen: 127.0.0.1:%d
+  routes: [nats-route://127.0.0.1:%d, nats-route://127.0.0.1:%d, nats-route://127.0.0.1:%d]
+}
+`, i+1, free(), filepath.Join(dir, fmt.Sprintf("n%d", i+1)), routes[i], routes[0], routes[1], routes[2])
+		files[i] = filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
+		require.NoError(t, os.WriteFile(files[i], []byte(conf), 0o600))
+	}
+	servers := make([]*embedded.Server, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			servers[i], err = embedded.Start(embedded.Config{ConfigFile: files[i], Quiet: true, ReadyTimeout: 30 * time.Second})
+			errs <- err
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errs)
+	}
+	urls := make([]string, n)
+	for i, s := range servers {
+		t.Cleanup(s.Shutdown)
+		require.Equal(t, "jfconf", s.ClusterName())
+		require.Equal(t, filepath.Join(dir, fmt.Sprintf("n%d", i+1)), s.StoreDir())
+		urls[i] = s.ClientURL()
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := nc.JetStream()
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err = js.AddStream(&nats.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "R3 stream on the cluster: %v", err)
 }

@@ -18,7 +18,8 @@ import (
 
 // Config says how to start one embedded server.
 type Config struct {
-	// StoreDir holds the JetStream store. Required; created if missing.
+	// StoreDir holds the JetStream store; created if missing. Required
+	// unless ConfigFile sets jetstream.store_dir.
 	StoreDir string
 	// ConfigFile is a nats-server config file. Empty means the built-in
 	// nats.conf. Fields set below override the file.
@@ -41,6 +42,12 @@ type Config struct {
 	Quiet  bool
 	// SyncAlways makes JetStream fsync every write (slower, survives power loss).
 	SyncAlways bool
+	// SyncInterval is how often JetStream fsyncs in the background; 0 keeps
+	// the config's (nats-server's default is 2m).
+	SyncInterval time.Duration
+	// LameDuckDuration is how long LameDuckShutdown spreads client
+	// disconnects over; 0 keeps the config's.
+	LameDuckDuration time.Duration
 }
 
 // ClusterConfig joins a server to a cluster by routes.
@@ -101,9 +108,6 @@ func (s *Server) Shutdown() {
 func (s *Server) StoreDir() string { return s.opts.StoreDir }
 
 func options(cfg Config) (*server.Options, error) {
-	if cfg.StoreDir == "" {
-		return nil, fmt.Errorf("%w: no store directory", ErrInvalidConfig)
-	}
 	opts := &server.Options{}
 	if cfg.ConfigFile != "" {
 		if err := opts.ProcessConfigFile(cfg.ConfigFile); err != nil {
@@ -113,8 +117,23 @@ func options(cfg Config) (*server.Options, error) {
 		return nil, fmt.Errorf("%w: built-in nats.conf: %v", ErrInvalidConfig, err)
 	}
 	opts.JetStream = true
-	opts.StoreDir = absStore(cfg.StoreDir)
+	switch {
+	case cfg.StoreDir != "":
+		opts.StoreDir = absStore(cfg.StoreDir)
+	case cfg.ConfigFile == "" || opts.StoreDir == "":
+		// The built-in nats.conf's store_dir is relative to whatever the
+		// working directory is: callers say where the store goes.
+		return nil, fmt.Errorf("%w: no store directory", ErrInvalidConfig)
+	default:
+		opts.StoreDir = absStore(opts.StoreDir)
+	}
 	opts.SyncAlways = opts.SyncAlways || cfg.SyncAlways
+	if cfg.SyncInterval > 0 {
+		opts.SyncInterval = cfg.SyncInterval
+	}
+	if cfg.LameDuckDuration > 0 {
+		opts.LameDuckDuration = cfg.LameDuckDuration
+	}
 	opts.NoSigs = true // signals belong to cmd/, which drains the fleet first
 	if cfg.Host != "" {
 		opts.Host = cfg.Host

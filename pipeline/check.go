@@ -62,6 +62,7 @@ func (d *decoder) check(s *Spec) {
 			d.errs = append(d.errs, &FieldError{Pos: m.Pos, Field: "marts." + m.Name + ".dataset", Msg: "no dataset " + m.Dataset + " (datasets are " + strings.Join(s.DatasetNames(), ", ") + ")"})
 		}
 	}
+	d.checkAlerts(s)
 }
 
 func names(ls []*Lookup) string {

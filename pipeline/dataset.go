@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -22,8 +23,20 @@ type Dataset struct {
 	Rules      []*Rule
 	Transforms []*Transform
 	Ingest     Ingest
-	Pos        Pos
+	// ExternalSteps are steps of this dataset that a program outside
+	// jetfleet runs (any language, following docs/wire.md): the fleet
+	// builds no worker for them, and the steps around them run as usual.
+	ExternalSteps []string
+	Pos           Pos
 }
+
+// ExternalStepNames are the steps a dataset may leave to an outside
+// program: the record steps between two streams. Ingest has no consumer,
+// and the aggregator owns the marts' DuckDB state.
+var ExternalStepNames = []string{"validate", "transform"}
+
+// External reports whether step of this dataset runs outside jetfleet.
+func (d *Dataset) External(step string) bool { return slices.Contains(d.ExternalSteps, step) }
 
 // Column is one column of a clean record, typed as DuckDB types it.
 type Column struct {
@@ -82,7 +95,11 @@ func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Datas
 			})
 		}},
 		field{name: "ingest", set: func(v *yaml.Node, p string) { ds.Ingest = d.parseIngest(v, p) }},
+		field{name: "external_steps", set: func(v *yaml.Node, p string) { ds.ExternalSteps = d.parseExternalSteps(v, p) }},
 	)
+	if n.Kind == yaml.MappingNode {
+		d.checkExternal(ds, n, path)
+	}
 	return ds
 }
 
@@ -118,3 +135,31 @@ func (d *decoder) parseSchema(n *yaml.Node, path string) []Column {
 
 // identRE is a field or column name safe to use unquoted in SQL and expressions.
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (d *decoder) parseExternalSteps(n *yaml.Node, path string) []string {
+	var steps []string
+	d.list(n, path, "step names", func(i int, v *yaml.Node, p string) {
+		s := d.oneOf(v, p, ExternalStepNames...)
+		if s == "" {
+			return
+		}
+		if slices.Contains(steps, s) {
+			d.errorf(v, p, "step %s listed twice", s)
+			return
+		}
+		steps = append(steps, s)
+	})
+	return steps
+}
+
+// checkExternal refuses rules or transforms for a step jetfleet does not
+// run: they would silently never apply.
+func (d *decoder) checkExternal(ds *Dataset, n *yaml.Node, path string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		// A step's section has the step's name: validate:, transform:.
+		k := n.Content[i]
+		if slices.Contains(ExternalStepNames, k.Value) && ds.External(k.Value) {
+			d.errorf(k, join(path, k.Value), "step %s is in external_steps: its program outside jetfleet does this work, drop the %s section", k.Value, k.Value)
+		}
+	}
+}

@@ -25,7 +25,10 @@ type Mart struct {
 	// aggregator holds before rewriting the mart's touched partitions.
 	FlushRecords  int
 	FlushInterval time.Duration
-	Pos           Pos
+	// Generated marks a mart the file does not define itself: the
+	// anomalies mart of anomaly alert rules.
+	Generated bool
+	Pos       Pos
 }
 
 func (d *decoder) parseMart(name string, k, n *yaml.Node, path string) *Mart {

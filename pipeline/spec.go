@@ -20,9 +20,13 @@ type Spec struct {
 	// File is the path the spec was read from (or the name given to
 	// Parse); relative paths inside it resolve against its directory.
 	File     string
-	Datasets []*Dataset // in file order
-	Lookups  []*Lookup  // in file order
-	Marts    []*Mart    // in file order
+	Datasets []*Dataset   // in file order
+	Lookups  []*Lookup    // in file order
+	Marts    []*Mart      // in file order (generated anomaly marts last)
+	Alerts   []*AlertRule // in file order
+	Webhooks []*Webhook   // named targets, then inline URLs in rule order
+
+	webhookRefs []webhookRef // rule references to named webhooks, checked at the end
 }
 
 // Dataset finds a dataset by name, nil if there is none.
@@ -145,6 +149,18 @@ func (d *decoder) parseSpec(n *yaml.Node, s *Spec) {
 		d.entries(v, p, "mart", func(name string, k, v *yaml.Node, p string) {
 			d.token(k, p, "mart", name)
 			s.Marts = append(s.Marts, d.parseMart(name, k, v, p))
+		})
+	}}, field{name: "webhooks", set: func(v *yaml.Node, p string) {
+		d.entries(v, p, "webhook", func(name string, k, v *yaml.Node, p string) {
+			d.token(k, p, "webhook", name)
+			s.Webhooks = append(s.Webhooks, d.parseWebhook(name, k, v, p))
+		})
+	}}, field{name: "alerts", set: func(v *yaml.Node, p string) {
+		d.entries(v, p, "alert rule", func(name string, k, v *yaml.Node, p string) {
+			d.token(k, p, "alert rule", name)
+			if a := d.parseAlert(name, k, v, p, s); a != nil {
+				s.Alerts = append(s.Alerts, a)
+			}
 		})
 	}})
 	if nameNode != nil && s.Name != "" {

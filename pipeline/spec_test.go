@@ -41,7 +41,7 @@ func TestDefault(t *testing.T) {
 
 func TestLoadExamples(t *testing.T) {
 	t.Parallel()
-	for _, f := range []string{"../examples/shop/pipeline.yaml", "../examples/iot/pipeline.yaml"} {
+	for _, f := range []string{"../examples/shop/pipeline.yaml", "../examples/iot/pipeline.yaml", "../examples/feedback/pipeline.yaml"} {
 		t.Run(filepath.Base(filepath.Dir(f)), func(t *testing.T) {
 			t.Parallel()
 			if _, err := os.Stat(f); err != nil {
@@ -81,7 +81,7 @@ func TestParseErrors(t *testing.T) {
 		{"not yaml", "name: [", []string{"p.yaml", "not valid YAML"}},
 		{"root list", "- a", []string{"p.yaml:1:1", "want a mapping"}},
 		{"two docs", minimal + "---\nname: q\n", []string{"more than one YAML document"}},
-		{"unknown top key", minimal + "extra: 1\n", []string{"p.yaml:6:1: extra: unknown key (want one of name, description, datasets, lookups, marts)"}},
+		{"unknown top key", minimal + "extra: 1\n", []string{"p.yaml:6:1: extra: unknown key (want one of name, description, datasets, lookups, marts, webhooks, alerts)"}},
 		{"missing name", "datasets: {d: {key: id, schema: [{name: id, type: VARCHAR}]}}", []string{"p.yaml:1:1: name: missing (required)"}},
 		{"bad name", strings.Replace(minimal, "name: p", "name: a.b", 1), []string{"p.yaml:1:7: name:", "pipeline name \"a.b\""}},
 		{"bad dataset name", strings.Replace(minimal, "  d:", "  d*:", 1), []string{"p.yaml:3:3: datasets.d*"}},
@@ -127,6 +127,10 @@ func TestParseErrors(t *testing.T) {
 		{"mart no dataset", minimal + "marts: {m: {dataset: nope, sql: SELECT 1}}\n", []string{"marts.m.dataset: no dataset nope (datasets are d)"}},
 		{"mart empty sql", minimal + "marts: {m: {dataset: d, sql: ''}}\n", []string{"marts.m.sql: empty"}},
 		{"mart bad interval", minimal + "marts: {m: {dataset: d, sql: x, flush: {interval: soon}}}\n", []string{"flush.interval: got \"soon\", want a positive duration"}},
+		{"external unknown step", minimal + "    external_steps: [aggregate]\n", []string{"p.yaml:6:22: datasets.d.external_steps[0]: got \"aggregate\", want one of validate, transform"}},
+		{"external twice", minimal + "    external_steps: [transform, transform]\n", []string{"external_steps[1]: step transform listed twice"}},
+		{"external not list", minimal + "    external_steps: {transform: true}\n", []string{"datasets.d.external_steps: got a mapping, want a list of step names"}},
+		{"external with transforms", minimal + "    external_steps: [transform]\n    transform: [{trim: [id]}]\n", []string{"p.yaml:7:5: datasets.d.transform: step transform is in external_steps"}},
 		{"mart bad partition", minimal + "marts: {m: {dataset: d, sql: x, partition_by: [a-b]}}\n", []string{"\"a-b\" is not a column name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,6 +143,20 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseExternalSteps(t *testing.T) {
+	t.Parallel()
+	s, err := pipeline.Parse("p.yaml", []byte(minimal+"    external_steps: [transform]\n    validate: [{field: id, required: true}]\n"))
+	require.NoError(t, err)
+	ds := s.Dataset("d")
+	require.Equal(t, []string{"transform"}, ds.ExternalSteps)
+	require.True(t, ds.External("transform"))
+	require.False(t, ds.External("validate"))
+
+	s, err = pipeline.Parse("p.yaml", []byte(minimal))
+	require.NoError(t, err)
+	require.Empty(t, s.Dataset("d").ExternalSteps, "every step runs in jetfleet by default")
 }
 
 func TestParseReportsEveryError(t *testing.T) {

@@ -13,7 +13,7 @@ const (
 const TermReasonDeadLettered = "jf: dead-lettered: "
 
 // StageStreams are the streams a step consumes from, in pipeline order.
-var StageStreams = []string{StreamIngest, StreamValid, StreamClean}
+var StageStreams = []string{StreamIngest, StreamValid, StreamClean, StreamAlerts}
 
 // DeadLetterFilter is the subject filter for the dead letters of step on
 // dataset; an empty step or dataset matches any.

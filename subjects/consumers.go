@@ -28,7 +28,7 @@ var (
 
 // StepByName finds a built-in step.
 func StepByName(name string) (Step, bool) {
-	for _, s := range []Step{StepIngest, StepValidate, StepTransform, StepAggregate, StepAlert} {
+	for _, s := range []Step{StepIngest, StepValidate, StepTransform, StepAggregate, StepAlert, StepWebhook} {
 		if s.Name == name {
 			return s, true
 		}

@@ -93,6 +93,9 @@ var (
 	AllControl     = join(Root, string(KindControl), ">")
 	AllSupervisor  = join(Root, string(KindSup), ">")
 	SupEvents      = Supervisor("events")
+	// SupStatus is a request for the fleet status (the JSON of
+	// `jetfleet status --json`), answered by a running supervisor.
+	SupStatus = Supervisor("status")
 )
 
 // Parsed is a jetfleet subject taken apart.

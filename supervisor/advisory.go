@@ -117,7 +117,7 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 			m.Header.Set(h, v)
 		}
 	}
-	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(origID, step, 0))
+	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(origID, subjects.DeadLetterStep(step, dataset), 0))
 	m.Header.Set(subjects.HeaderOrigSubject, orig.Subject)
 	m.Header.Set(subjects.HeaderOrigStream, a.Stream)
 	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(a.StreamSeq, 10))

@@ -165,9 +165,16 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		defer wg.Done()
 		s.advisoryLoop(runCtx, advisories)
 	}()
+	svc, err := s.serveMicro()
+	if err != nil {
+		s.log.Warn().Err(err).Msg("not discoverable as a NATS micro service")
+	}
 	go func() {
 		defer close(s.stopped)
 		<-runCtx.Done()
+		if svc != nil {
+			_ = svc.Stop()
+		}
 		for _, x := range subs {
 			_ = x.Unsubscribe()
 		}

@@ -6,47 +6,38 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// ServeControl subscribes the worker to its control subjects,
-// jf.ctl.<worker> and the step-wide subjects.ControlStep(step), and
-// answers pause, resume, drain and ping requests (see
-// subjects.ControlRequest). Drain pauses the worker and replies once it
-// holds no message, so every in-flight message has been settled. The
-// returned function unsubscribes; call it before the worker stops.
+// ServeControl serves the worker's control subjects, jf.ctl.<worker> and
+// the step-wide subjects.ControlStep(step), answering pause, resume, drain
+// and ping requests (see subjects.ControlRequest). Drain pauses the worker
+// and replies once it holds no message, so every in-flight message has
+// been settled. The subjects are the endpoints of a NATS micro service
+// (see serveMicro), so `nats micro ls` and `nats micro stats` list the
+// worker. The returned function deregisters; call it before the worker stops.
 func (w *Worker) ServeControl() (unsubscribe func(), err error) {
-	nc := w.cfg.Conn
-	handle := func(m *nats.Msg) { w.control(m) }
-	own, err := nc.Subscribe(subjects.Control(w.cfg.ID), handle)
+	svc, err := w.serveMicro()
 	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", subjects.Control(w.cfg.ID), err)
+		return nil, err
 	}
-	step, err := nc.Subscribe(subjects.ControlStep(w.cfg.Step.Name), handle)
-	if err != nil {
-		_ = own.Unsubscribe()
-		return nil, fmt.Errorf("subscribe %s: %w", subjects.ControlStep(w.cfg.Step.Name), err)
-	}
-	return func() {
-		_ = own.Unsubscribe()
-		_ = step.Unsubscribe()
-	}, nil
+	return func() { _ = svc.Stop() }, nil
 }
 
 // errUnknownOp answers a control request this worker does not know.
 var errUnknownOp = errors.New("unknown control op")
 
-func (w *Worker) control(m *nats.Msg) {
+// control carries out one control request; ok is false when the
+// request is for another dataset's workers, which this one ignores.
+func (w *Worker) control(data []byte) (reply subjects.ControlReply, ok bool) {
 	var req subjects.ControlRequest
-	if err := json.Unmarshal(m.Data, &req); err != nil {
-		req.Op = string(m.Data) // a bare "pause" from the nats CLI works too
+	if err := json.Unmarshal(data, &req); err != nil {
+		req.Op = string(data) // a bare "pause" from the nats CLI works too
 	}
 	if req.Dataset != "" && req.Dataset != w.cfg.Dataset {
-		return // not addressed to this worker
+		return reply, false // not addressed to this worker
 	}
-	reply := subjects.ControlReply{Worker: w.cfg.ID, Step: w.cfg.Step.Name, Dataset: w.cfg.Dataset, Op: req.Op}
+	reply = subjects.ControlReply{Worker: w.cfg.ID, Step: w.cfg.Step.Name, Dataset: w.cfg.Dataset, Op: req.Op}
 	switch req.Op {
 	case subjects.CtlPause:
 		w.Pause()
@@ -66,11 +57,7 @@ func (w *Worker) control(m *nats.Msg) {
 	w.beat() // let the fleet see the new state now, not at the next beat
 	snap := w.Snapshot()
 	reply.State, reply.InFlight = snap.State, snap.InFlight
-	if m.Reply == "" {
-		return
-	}
-	data, _ := json.Marshal(reply)
-	_ = m.Respond(data)
+	return reply, true
 }
 
 // waitFor polls cond until it holds or DrainTimeout passes. The worker's

@@ -181,7 +181,11 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 	if !bulk {
 		for i, o := range outputs {
 			m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
-			m.Header.Set(subjects.HeaderMsgID, subjects.DeriveMsgID(inID, w.cfg.Step.Name, i))
+			id := o.MsgID
+			if id == "" {
+				id = subjects.DeriveMsgID(inID, w.cfg.Step.Name, i)
+			}
+			m.Header.Set(subjects.HeaderMsgID, id)
 			m.Header.Set(subjects.HeaderTraceParent, trace)
 			f, err := w.js.PublishMsgAsync(m, w.stall)
 			if err != nil {
@@ -194,6 +198,17 @@ func (w *Worker) publishOutputs(p *pending, inID string, inHeader nats.Header, o
 	var order []string
 	groups := map[string][][]byte{}
 	for _, o := range outputs {
+		if o.MsgID != "" {
+			m := &nats.Msg{Subject: o.Subject, Data: o.Data, Header: nats.Header{}}
+			m.Header.Set(subjects.HeaderMsgID, o.MsgID)
+			m.Header.Set(subjects.HeaderTraceParent, trace)
+			f, err := w.js.PublishMsgAsync(m, w.stall)
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", o.Subject, err)
+			}
+			p.futures = append(p.futures, f)
+			continue
+		}
 		if _, ok := groups[o.Subject]; !ok {
 			order = append(order, o.Subject)
 		}
@@ -253,7 +268,7 @@ func (w *Worker) publishDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadat
 	}
 	// The whole-message dead letter keeps index 0 in its id: a message is
 	// dead-lettered either whole or per record, never both.
-	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(inID, w.cfg.Step.Name, idx))
+	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(inID, subjects.DeadLetterStep(w.cfg.Step.Name, w.cfg.Dataset), idx))
 	m.Header.Set(subjects.HeaderOrigSubject, msg.Subject())
 	m.Header.Set(subjects.HeaderOrigStream, meta.Stream)
 	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(meta.Sequence.Stream, 10))

@@ -39,6 +39,11 @@ type Record struct {
 type Output struct {
 	Subject string
 	Data    []byte
+	// MsgID, when set, is the output's Nats-Msg-Id instead of the one
+	// derived from its position, and the output is always published as a
+	// message of its own (also in bulk mode): for outputs, such as alerts,
+	// whose id must not depend on what else the input produced.
+	MsgID string
 }
 
 // Handler processes one record. The runtime calls it from one goroutine

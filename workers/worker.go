@@ -49,6 +49,10 @@ type Config struct {
 	Consumer subjects.ConsumerOptions
 	// Streams is passed to subjects.Ensure at start-up.
 	Streams subjects.StreamOptions
+	// FilterSubjects, when set, are the subjects the consumer reads instead
+	// of the step's input subject for Dataset (a webhook deliverer reads
+	// the alerts of the rules that name its target).
+	FilterSubjects []string
 
 	// FetchBatch is how many messages one pull asks for. Default 256.
 	FetchBatch int
@@ -497,6 +501,9 @@ func (w *Worker) tryBind(ctx context.Context, ccfg jetstream.ConsumerConfig) (je
 	defer cancel()
 	if err := subjects.Ensure(ctx, w.js, w.cfg.Streams); err != nil {
 		return nil, err
+	}
+	if len(w.cfg.FilterSubjects) > 0 {
+		ccfg.FilterSubject, ccfg.FilterSubjects = "", w.cfg.FilterSubjects
 	}
 	stream := subjects.StreamFor(w.cfg.Step.Input)
 	cons, err := w.js.CreateOrUpdateConsumer(ctx, stream, ccfg)

@@ -28,6 +28,9 @@ func loadPipeline(c *cli.Context, log zerolog.Logger) (*pipeline.Spec, error) {
 	if err := fleet.CheckMarts(spec); err != nil {
 		return nil, cli.Exit(fmt.Sprintf("pipeline %s: %v", path, err), 1)
 	}
+	if err := fleet.CheckAlerts(spec); err != nil {
+		return nil, cli.Exit(fmt.Sprintf("pipeline: %v", err), 1)
+	}
 	return spec, nil
 }
 

@@ -62,6 +62,9 @@ func runPipelineCheck(c *cli.Context) error {
 	if err := fleet.CheckMarts(spec); err != nil {
 		return cli.Exit(fmt.Sprintf("%s: %v", c.Args().First(), err), 1)
 	}
+	if err := fleet.CheckAlerts(spec); err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: ok: %s\n", c.Args().First(), summary(spec))
 	return err
 }
@@ -71,6 +74,10 @@ func summary(s *pipeline.Spec) string {
 	for _, d := range s.Datasets {
 		parts = append(parts, fmt.Sprintf("%s (%d rules, %d transforms)", d.Name, len(d.Rules), len(d.Transforms)))
 	}
-	return fmt.Sprintf("pipeline %s: datasets %s; %d lookup table(s); %d mart(s)",
+	out := fmt.Sprintf("pipeline %s: datasets %s; %d lookup table(s); %d mart(s)",
 		s.Name, strings.Join(parts, ", "), len(s.Lookups), len(s.Marts))
+	if len(s.Alerts) > 0 {
+		out += fmt.Sprintf("; %d alert rule(s), %d webhook target(s)", len(s.Alerts), len(s.Webhooks))
+	}
+	return out
 }

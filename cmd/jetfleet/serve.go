@@ -23,7 +23,8 @@ func serveHTTP(ln net.Listener, handler http.Handler, log zerolog.Logger) *http.
 }
 
 // serveControl subscribes every worker of the fleet to its control
-// subjects (pause, resume, drain); the returned func unsubscribes.
+// subjects (pause, resume, drain), as the endpoints of the worker's NATS
+// micro service (nats micro ls); the returned func deregisters them.
 func serveControl(fl *fleet.Fleet) (func(), error) {
 	var unsubs []func()
 	stop := func() {

@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/subjects"
 )
 
 // smokeOrders are the eight records of the shared smoke test: 3 valid,
@@ -37,6 +40,9 @@ func TestShopThroughObjectStoreAndHTTPQuery(t *testing.T) {
 	out, code := jf(t, dev.env, "publish", "--object", "--file", file, "jf.ingest.orders")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "uploaded orders/orders.ndjson")
+	// The upload is in the object store, not yet in a stream: until the
+	// ingest step has read it, the streams look idle to --wait-idle.
+	waitFor(t, time.Minute, "the object's eight records in JF_INGEST", func() bool { return dev.count(t, subjects.StreamIngest) >= 8 })
 	out, code = jf(t, dev.env, "status", "--wait-idle", "60s")
 	require.Equal(t, 0, code, out)
 

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers/fleet"
@@ -20,9 +21,10 @@ func workerCommand() *cli.Command {
 		Name:      "worker",
 		Usage:     "run one step of the pipeline as its own process",
 		ArgsUsage: "STEP",
-		Description: `Runs the workers of one step (ingest, validate, transform, aggregate) of a pipeline
-against a NATS server. The aggregator keeps its DuckDB state and writes the marts
-under --data-dir. Run as many
+		Description: `Runs the workers of one step (ingest, validate, transform, aggregate, and alert when
+the pipeline has alert rules: record rules and webhook deliverers) of a pipeline
+against a NATS server. The aggregator keeps its DuckDB state, writes the marts
+under --data-dir and runs mart and anomaly alert rules after its flushes. Run as many
 processes of a step as you like: replicas share the step's durable consumer.
 SIGINT or SIGTERM drains in-flight work and exits 0.
 
@@ -49,7 +51,7 @@ func runWorker(c *cli.Context) error {
 	}
 	step := c.Args().First()
 	if _, ok := subjects.StepByName(step); !ok {
-		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames, ", "))
+		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNamesOf(nil), ", ")+", alert")
 	}
 	log, err := newLogger(c)
 	if err != nil {
@@ -77,7 +79,11 @@ func runWorker(c *cli.Context) error {
 	}
 	members := fl.Members
 	if len(members) == 0 {
-		return cli.Exit(fmt.Sprintf("no workers for step %s on datasets %s", step, strings.Join(c.StringSlice("dataset"), ",")), 2)
+		msg := fmt.Sprintf("no workers for step %s on datasets %s", step, strings.Join(c.StringSlice("dataset"), ","))
+		if ext := externalDatasets(spec, step); len(ext) > 0 {
+			msg += fmt.Sprintf(" (external_steps hands it to a program outside jetfleet for %s)", strings.Join(ext, ", "))
+		}
+		return cli.Exit(msg, 2)
 	}
 	if err := fl.Prepare(ctx); err != nil {
 		return cli.Exit(err.Error(), 1)
@@ -114,4 +120,15 @@ func runWorker(c *cli.Context) error {
 	}
 	_ = nc.Drain()
 	return nil
+}
+
+// externalDatasets lists the datasets of spec whose step runs outside jetfleet.
+func externalDatasets(spec *pipeline.Spec, step string) []string {
+	var out []string
+	for _, ds := range spec.Datasets {
+		if ds.External(step) {
+			out = append(out, ds.Name)
+		}
+	}
+	return out
 }

@@ -252,6 +252,9 @@ func TestAggregateCrash(t *testing.T) {
 			r = b.start(t, b.config(), hooks{})
 			waitFlushed(t, r.agg, b.dataDir, last)
 			require.Equal(t, int64(len(distinct)), r.agg.Stats().Records)
+			// Redelivered records are not duplicates: records + duplicates
+			// is what was sent, whatever came twice after the crash.
+			require.Equal(t, int64(len(stream)-len(distinct)), r.agg.Stats().Duplicates)
 			requireNoTempFiles(t, b.dataDir)
 			requireMartsEqualBatch(t, b.dataDir, distinct)
 			requireLakeEqual(t, b.dataDir, distinct)

@@ -66,6 +66,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// Logger gets the aggregator's log lines.
 	Logger zerolog.Logger
+	// FlushedFunc, if set, is called after a flush of output kind/name is
+	// committed and its manifest written (alert rules run on marts then).
+	// It must not block: the aggregator holds its flush lock.
+	FlushedFunc func(kind, name string)
 	// Committed, if set, is called with each batch once it is committed
 	// to the state, before it is acked: the bench measures
 	// publish-to-commit latency with it. It must be quick.

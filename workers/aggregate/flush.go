@@ -87,6 +87,9 @@ func (a *Aggregator) flushOutput(ctx context.Context, conn *sql.Conn, o *output)
 	if err := marts.WriteManifest(o.manifest(a.cfg.Dataset.Name, rows, partitions, now)); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
+	if a.cfg.FlushedFunc != nil && len(parts) > 0 {
+		a.cfg.FlushedFunc(o.kind, o.name)
+	}
 	if len(parts) > 0 {
 		a.log.Debug().Str(o.kind, o.name).Int("partitions", len(parts)).Int64("rows", rows).Uint64("last_seq", m.committedSeq).
 			Dur("took", time.Since(start)).Msg("flushed")

@@ -23,6 +23,7 @@ const (
 	tableOutputs = "_jf_outputs"
 	tableParts   = "_jf_parts"
 	tableStage   = "_jf_stage"
+	tableDropped = "_jf_dropped"
 	viewLake     = "_jf_lake"
 )
 
@@ -51,6 +52,10 @@ func (a *Aggregator) schemaSQL() []string {
 		fmt.Sprintf(`INSERT INTO %[1]s SELECT 0, 0, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM %[1]s)`, tableMeta),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (name VARCHAR NOT NULL, kind VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, flushed_batch BIGINT NOT NULL, last_seq UBIGINT NOT NULL, updated_at TIMESTAMPTZ, columns VARCHAR)`, tableOutputs),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (output VARCHAR NOT NULL, part VARCHAR NOT NULL, rows BIGINT NOT NULL, PRIMARY KEY (output, part))`, tableParts),
+		// Stream messages whose record was dropped as a duplicate, so a
+		// redelivery of one is not counted as a duplicate twice. As many
+		// rows as duplicates, which are few.
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_jf_key VARCHAR NOT NULL, _jf_seq UBIGINT NOT NULL, PRIMARY KEY (_jf_key, _jf_seq))`, tableDropped),
 	}
 }
 
@@ -191,7 +196,7 @@ func (a *Aggregator) decode(batch []workers.Record) ([]staged, []workers.Reject,
 		if published.IsZero() {
 			published = time.Now()
 		}
-		row = append(row, rec.Seq, int64(i), published.UTC())
+		row = append(row, rec.Seq, int64(i), published.UTC(), int64(rec.Index))
 		out = append(out, staged{index: i, row: row})
 	}
 	return out, rejected, maxSeq
@@ -225,6 +230,18 @@ func (a *Aggregator) ingest(ctx context.Context, conn *sql.Conn, rows []staged, 
 		inserted, _ = res.RowsAffected()
 	}
 	dups := int64(len(rows)) - inserted
+	if dups > 0 {
+		// A redelivered record (crash between commit and ack, or acks a
+		// killed server forgot) is not a duplicate: it is the same stream
+		// message again. Counting it would break clean + dead +
+		// duplicates = published. Only asked when something was dropped,
+		// so the common batch pays nothing.
+		redelivered, err := countRedelivered(ctx, tx, next.batch)
+		if err != nil {
+			return ingestResult{}, err
+		}
+		dups -= redelivered
+	}
 	next.records += inserted
 	next.duplicates += dups
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET batch = ?, committed_seq = ?, records = ?, duplicates = ?`, tableMeta),
@@ -237,12 +254,45 @@ func (a *Aggregator) ingest(ctx context.Context, conn *sql.Conn, rows []staged, 
 	return ingestResult{inserted: inserted, duplicates: dups, meta: next}, nil
 }
 
+// countRedelivered counts the staged records that are a stream message
+// seen before rather than a duplicate, and remembers the ones dropped as
+// duplicates for next time. A staged record is seen before when an
+// earlier batch committed its message (its key is in the records or in
+// the dropped table under the same stream sequence), or when its message
+// was fetched twice into this batch (same key, sequence and index in the
+// message; two records of one bulk message with one key are a real
+// duplicate). It runs in the ingest transaction after the insert, which
+// wrote batch.
+func countRedelivered(ctx context.Context, tx *sql.Tx, batch int64) (int64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, fmt.Sprintf(`WITH s AS (
+  SELECT _jf_key, _jf_seq, count(*) AS copies, count(DISTINCT _jf_idx) AS records FROM temp.%[1]s GROUP BY ALL
+)
+SELECT CAST(coalesce(sum(CASE
+  WHEN r._jf_batch < $1 OR d._jf_key IS NOT NULL THEN s.copies
+  WHEN r._jf_batch = $1 THEN s.copies - s.records
+  ELSE 0 END), 0) AS BIGINT)
+FROM s
+LEFT JOIN main.%[2]s r ON r._jf_key = s._jf_key AND r._jf_seq = s._jf_seq
+LEFT JOIN main.%[3]s d ON d._jf_key = s._jf_key AND d._jf_seq = s._jf_seq`, tableStage, tableRecords, tableDropped), batch).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count redelivered records: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO main.%[3]s
+SELECT DISTINCT s._jf_key, s._jf_seq FROM temp.%[1]s s
+WHERE NOT EXISTS (SELECT 1 FROM main.%[2]s r WHERE r._jf_key = s._jf_key AND r._jf_seq = s._jf_seq)
+ON CONFLICT DO NOTHING`, tableStage, tableRecords, tableDropped)); err != nil {
+		return 0, fmt.Errorf("remember dropped duplicates: %w", err)
+	}
+	return n, nil
+}
+
 func (a *Aggregator) stageSQL() string {
 	cols := make([]string, 0, len(a.cfg.Dataset.Schema))
 	for _, c := range a.cfg.Dataset.Schema {
 		cols = append(cols, ident(c.Name)+" "+c.Type)
 	}
-	return fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s (_jf_key VARCHAR, %s, _jf_seq UBIGINT, _jf_ord BIGINT, _jf_ingested TIMESTAMPTZ)`, tableStage, strings.Join(cols, ", "))
+	return fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s (_jf_key VARCHAR, %s, _jf_seq UBIGINT, _jf_ord BIGINT, _jf_ingested TIMESTAMPTZ, _jf_idx BIGINT)`, tableStage, strings.Join(cols, ", "))
 }
 
 // buildInsertSQL keeps the first record per key within the batch and

@@ -19,14 +19,22 @@ func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool
 		return Member{}, false, nil
 	}
 	cfg := f.cfg
-	agg, err := aggregate.New(aggregate.Config{
+	rules, err := f.martRules(ds)
+	if err != nil {
+		return Member{}, false, err
+	}
+	acfg := aggregate.Config{
 		DataDir:     cfg.DataDir,
 		Dataset:     DatasetConfig(ds),
 		Marts:       martsOf(cfg.Spec, ds.Name),
 		MemoryLimit: cfg.MemoryLimit,
 		Committed:   cfg.AggregateCommitted,
 		Logger:      cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", ds.Name).Logger(),
-	})
+	}
+	if rules != nil {
+		acfg.FlushedFunc = rules.Flushed
+	}
+	agg, err := aggregate.New(acfg)
 	if err != nil {
 		return Member{}, false, err
 	}
@@ -42,10 +50,13 @@ func (f *Fleet) aggregateMember(ds *pipeline.Dataset, replica int) (Member, bool
 		Name:   fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica),
 		Worker: w,
 		RunFunc: func(ctx context.Context) error {
+			f.declareConsumer(ctx, subjects.StepAggregate, ds.Name)
 			if err := agg.Start(ctx); err != nil {
 				return err
 			}
+			stopRules := runMartRules(ctx, rules)
 			runErr := w.Run(ctx)
+			defer stopRules()
 			// The final flush runs after the worker has acked its last batch.
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()

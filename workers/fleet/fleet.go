@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +46,9 @@ type Config struct {
 	DataDir string
 	// MemoryLimit is each aggregator's DuckDB memory limit. Default 1GB.
 	MemoryLimit string
+	// WebhookBackoffMin is the first retry delay of a failed webhook POST
+	// (doubling per attempt). Default: the workers' default.
+	WebhookBackoffMin time.Duration
 	// AggregateCommitted is passed to every aggregator as
 	// aggregate.Config.Committed.
 	AggregateCommitted func(batch []workers.Record)
@@ -87,8 +91,8 @@ func Build(cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("%w: no pipeline", ErrInvalidConfig)
 	}
 	for _, s := range cfg.Steps {
-		if !slices.Contains(StepNames, s) {
-			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(StepNames, ", "))
+		if !slices.Contains(stepNames(cfg.Spec), s) {
+			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(stepNames(cfg.Spec), ", "))
 		}
 	}
 	if cfg.DataDir == "" {
@@ -135,7 +139,9 @@ func Build(cfg Config) (*Fleet, error) {
 		}
 	}
 	for _, ds := range datasets {
-		if runs(subjects.StepValidate.Name) {
+		// A step in the dataset's external_steps is run by a program
+		// outside jetfleet on the same durable consumer; the fleet leaves it be.
+		if runs(subjects.StepValidate.Name) && !ds.External(subjects.StepValidate.Name) {
 			h, err := validate.New(ds)
 			if err != nil {
 				return nil, err
@@ -144,7 +150,7 @@ func Build(cfg Config) (*Fleet, error) {
 				return nil, err
 			}
 		}
-		if runs(subjects.StepTransform.Name) {
+		if runs(subjects.StepTransform.Name) && !ds.External(subjects.StepTransform.Name) {
 			var tbl transform.Tables
 			if f.tables != nil {
 				tbl = f.tables
@@ -167,6 +173,11 @@ func Build(cfg Config) (*Fleet, error) {
 					f.Members = append(f.Members, m)
 				}
 			}
+		}
+	}
+	if runs(subjects.StepAlert.Name) && len(cfg.Spec.Alerts) > 0 {
+		if err := f.alertMembers(datasets); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil
