@@ -292,6 +292,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		"aggregate":  start(t, b.env("aggregate"), "worker", "--log-format", "json", "--data-dir", dataDir, "aggregate"),
 		"supervisor": start(t, b.env("supervisor"), "supervisor", "--log-format", "json", "--http", ""),
 		"ingest":     start(t, b.env("ingest"), "worker", "--log-format", "json", "ingest"),
+		"alert":      start(t, b.env("alert"), "worker", "--log-format", "json", "alert"),
 	}
 	for name, p := range procs {
 		waitFor(t, 60*time.Second, name+" running", func() bool {
@@ -303,7 +304,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(ops)
 	require.NoError(t, err)
-	for _, c := range []struct{ stream, step string }{{subjects.StreamIngest, "validate"}, {subjects.StreamValid, "transform"}, {subjects.StreamClean, "aggregate"}} {
+	for _, c := range []struct{ stream, step string }{{subjects.StreamIngest, "validate"}, {subjects.StreamValid, "transform"}, {subjects.StreamClean, "aggregate"}, {subjects.StreamClean, "alert"}} {
 		waitFor(t, 60*time.Second, c.step+" consumer", func() bool {
 			_, err := js.Consumer(t.Context(), c.stream, subjects.ConsumerName(c.step, "orders"))
 			return err == nil
@@ -346,7 +347,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		} `json:"steps"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(statusJSON[strings.Index(statusJSON, "{"):]), &st), statusJSON)
-	require.Len(t, st.Steps, 3, "validate, transform and aggregate in the status of the ops user")
+	require.Len(t, st.Steps, 4, "validate, transform, aggregate and alert in the status of the ops user")
 
 	want := fmt.Sprintf("n\n%d\n", count(subjects.StreamClean))
 	waitFor(t, 60*time.Second, "the lake flushed: "+want, func() bool {
@@ -357,11 +358,13 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	// Files through the landing bucket: the publisher uploads, the ingest
 	// worker reads, publishes and deletes.
 	landed := filepath.Join(t.TempDir(), "more.ndjson")
-	require.NoError(t, os.WriteFile(landed, []byte(shopOrder("l-1", "c-1")+"\n"+shopOrder("l-2", "c-2")+"\n"), 0o600))
+	bigOrder := `{"order_id":"l-2","customer_id":"c-2","amount":5000,"currency":"USD","country":"US","ts":"2026-10-03T10:00:00Z"}` // fires big_order
+	require.NoError(t, os.WriteFile(landed, []byte(shopOrder("l-1", "c-1")+"\n"+bigOrder+"\n"), 0o600))
 	before := count(subjects.StreamClean)
 	out, code = jf(t, b.env("publisher"), "publish", "--object", "--file", landed, "jf.ingest.orders")
 	require.Zero(t, code, out)
 	waitFor(t, 60*time.Second, "the landed file in the clean stream", func() bool { return count(subjects.StreamClean) == before+2 })
+	waitFor(t, 60*time.Second, "the alert worker's big_order alert", func() bool { return count(subjects.StreamAlerts) >= 1 })
 
 	// Operators steer workers: the request goes out on jf.ctl, the answer
 	// comes back on the ops inbox (workers may answer, not publish there).
