@@ -46,6 +46,14 @@ chaos: ## fault suite: 200,000 records, workers and server SIGKILLed, summary ta
 smoke: build ## the shop demo end to end through the CLI
 	scripts/smoke.sh
 
+.PHONY: cluster/up
+cluster/up: build ## start a 3-node JetStream cluster on loopback (scripts/cluster/local.sh)
+	scripts/cluster/local.sh start
+
+.PHONY: cluster/down
+cluster/down: ## stop the loopback cluster (its data stays in .jetfleet/cluster)
+	scripts/cluster/local.sh stop
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	scripts/fuzz.sh $(or $(FUZZTIME),20s)

@@ -23,6 +23,23 @@ type Beat struct {
 	Counters WorkerCounters `json:"counters"`
 	LastErr  string         `json:"last_error,omitempty"`
 	Extra    map[string]any `json:"extra,omitempty"`
+	// Conn is the worker's NATS connection: which server, how often it
+	// reconnected (a cluster node died, a server restarted).
+	Conn *ConnState `json:"conn,omitempty"`
+}
+
+// ConnState is a worker's NATS connection as it last saw it.
+type ConnState struct {
+	// Status is the client's connection status (CONNECTED, RECONNECTING, ...).
+	Status string `json:"status"`
+	// URL is the server it is connected to, credentials redacted.
+	URL string `json:"url,omitempty"`
+	// Server is that server's name (the cluster node).
+	Server string `json:"server,omitempty"`
+	// Reconnects counts reconnects since the process connected.
+	Reconnects uint64 `json:"reconnects"`
+	// LastReconnect is when the worker saw its connection come back.
+	LastReconnect time.Time `json:"last_reconnect,omitzero"`
 }
 
 // WorkerCounters are cumulative since the worker started.
@@ -35,6 +52,9 @@ type WorkerCounters struct {
 	Redelivered  int64 `json:"redelivered"`   // messages received more than once
 	Crashes      int64 `json:"crashes"`       // handler panics
 	Acked        int64 `json:"acked"`         // messages acked or terminated
+	// Republished counts outputs published again because the cluster did
+	// not take them (between leaders, a lost publish).
+	Republished int64 `json:"republished"`
 }
 
 // Worker states in heartbeats.

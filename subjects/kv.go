@@ -1,6 +1,7 @@
 package subjects
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -58,4 +59,21 @@ func FleetKV(o StreamOptions) jetstream.KeyValueConfig {
 		Replicas:       o.Replicas,
 		LimitMarkerTTL: time.Minute,
 	}
+}
+
+// EnsureKV creates bucket cfg or brings an existing one up to date. With
+// o.Replicas unset (0) an existing bucket keeps its replica count: a
+// process started without a replica flag must not shrink a cluster's
+// replicated bucket to one copy.
+func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o StreamOptions) (jetstream.KeyValue, error) {
+	if o.Replicas == 0 {
+		if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+			if st, err := kv.Status(ctx); err == nil {
+				if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+					cfg.Replicas = bs.StreamInfo().Config.Replicas
+				}
+			}
+		}
+	}
+	return js.CreateOrUpdateKeyValue(ctx, cfg)
 }

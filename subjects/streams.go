@@ -22,7 +22,11 @@ const (
 
 // StreamOptions are the settings an operator may choose for the streams.
 type StreamOptions struct {
-	// Replicas is 1 on a single server and 3 on a cluster. Default 1.
+	// Replicas is 1 on a single server and 3 on a cluster. 0 creates
+	// with 1 and accepts whatever replica count existing streams and
+	// buckets have, so a process started without it joins a cluster's
+	// replicated streams; a set value that differs from an existing
+	// stream's is a conflict.
 	Replicas int
 	// MaxAge keeps stage records this long, so replay and backfill stay
 	// possible. Default 7 days.
@@ -100,16 +104,17 @@ func StreamFor(k Kind) string {
 // those are reported with ErrStreamConflict, since changing them would move
 // or drop data. Ensure is idempotent and safe to run from every process.
 func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	anyReplicas := o.Replicas == 0
 	var errs []error
 	for _, want := range Streams(o) {
-		if err := ensureStream(ctx, js, want); err != nil {
+		if err := ensureStream(ctx, js, want, anyReplicas); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, anyReplicas bool) error {
 	// Look before creating: a worker of a locked-down server may read
 	// stream info but not create streams (scripts/secure/nats.conf).
 	s, err := js.Stream(ctx, want.Name)
@@ -127,6 +132,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		return fmt.Errorf("look up stream %s: %w", want.Name, err)
 	}
 	have := s.CachedInfo().Config
+	if anyReplicas {
+		want.Replicas = have.Replicas
+	}
 	if diffs := conflicts(have, want); len(diffs) > 0 {
 		return fmt.Errorf("%w: stream %s: %s (change or delete it by hand; jetfleet will not)",
 			ErrStreamConflict, want.Name, strings.Join(diffs, "; "))

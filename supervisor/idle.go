@@ -94,7 +94,11 @@ func WaitIdle(ctx context.Context, js jetstream.JetStream, o WaitIdleOptions) (*
 	t := time.NewTicker(o.Poll)
 	defer t.Stop()
 	for {
-		st, err := Snapshot(ctx, js, o.Snapshot...)
+		// Each look has its own deadline: a request lost in a cluster
+		// leader election must not use up the whole wait.
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := Snapshot(sctx, js, o.Snapshot...)
+		cancel()
 		switch {
 		case err != nil && ctx.Err() != nil:
 		case err != nil:
@@ -127,6 +131,11 @@ func WaitIdle(ctx context.Context, js jetstream.JetStream, o WaitIdleOptions) (*
 	}
 }
 
+// sameStreams compares what the streams hold, not where their replicas
+// are (cluster details change between looks without new data).
 func sameStreams(a, b *Status) bool {
-	return slices.Equal(a.Streams, b.Streams) && a.DeadLetters == b.DeadLetters
+	held := func(x, y StreamStatus) bool {
+		return x.Name == y.Name && x.Messages == y.Messages && x.Bytes == y.Bytes && x.FirstSeq == y.FirstSeq && x.LastSeq == y.LastSeq
+	}
+	return slices.EqualFunc(a.Streams, b.Streams, held) && a.DeadLetters == b.DeadLetters
 }

@@ -13,9 +13,10 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// ensureFleetKV creates or binds the fleet bucket.
+// ensureFleetKV creates or binds the fleet bucket; without a replica
+// count an existing bucket keeps its own.
 func ensureFleetKV(ctx context.Context, js jetstream.JetStream, o subjects.StreamOptions) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, subjects.FleetKV(o))
+	kv, err := subjects.EnsureKV(ctx, js, subjects.FleetKV(o), o)
 	if err != nil {
 		return nil, fmt.Errorf("fleet bucket %s: %w", subjects.FleetBucket, err)
 	}

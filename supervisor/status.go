@@ -60,6 +60,37 @@ type StreamStatus struct {
 	Bytes    uint64 `json:"bytes"`
 	FirstSeq uint64 `json:"first_seq"`
 	LastSeq  uint64 `json:"last_seq"`
+	// Replicas is the stream's configured replica count (3 on a cluster).
+	Replicas int `json:"replicas"`
+	// Cluster says which node leads the stream and how its other replicas
+	// are doing; absent on a single server.
+	Cluster *StreamCluster `json:"cluster,omitempty"`
+}
+
+// StreamCluster is where a replicated stream lives.
+type StreamCluster struct {
+	Leader   string       `json:"leader"`
+	Replicas []StreamPeer `json:"replicas"`
+}
+
+// StreamPeer is one follower replica of a stream.
+type StreamPeer struct {
+	Name    string `json:"name"`
+	Current bool   `json:"current"`
+	Offline bool   `json:"offline"`
+	// Lag is how many operations the replica is behind the leader.
+	Lag uint64 `json:"lag"`
+	// SeenAgoSec is how long ago the leader last heard from it.
+	SeenAgoSec float64 `json:"seen_ago_s"`
+}
+
+// peerLostAfter is how long a replica that is not current may be silent
+// before status calls it down rather than catching up: a killed node is
+// marked offline by the cluster only later.
+const peerLostAfter = 10 * time.Second
+
+func (p StreamPeer) down() bool {
+	return p.Offline || (!p.Current && p.SeenAgoSec > peerLostAfter.Seconds())
 }
 
 // StepStatus is one step on one dataset: its durable consumer and the
@@ -131,6 +162,9 @@ type WorkerStatus struct {
 	// StaleAfterMS and DeadAfterMS are the thresholds applied to it.
 	StaleAfterMS int64 `json:"stale_after_ms"`
 	DeadAfterMS  int64 `json:"dead_after_ms"`
+	// Conn is the worker's NATS connection as of its last beat: server,
+	// status and reconnect count.
+	Conn *subjects.ConnState `json:"conn,omitempty"`
 }
 
 // MartStatus is one data mart, as reported by a [MartsFunc].
@@ -207,8 +241,10 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: %w", name, err)
 		}
-		ss := s.CachedInfo().State
-		st.Streams = append(st.Streams, StreamStatus{Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq})
+		info := s.CachedInfo()
+		ss := info.State
+		st.Streams = append(st.Streams, StreamStatus{Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq,
+			Replicas: info.Config.Replicas, Cluster: streamCluster(info)})
 		var steps []StepStatus
 		lister := s.ListConsumers(ctx)
 		for ci := range lister.Info() {
@@ -527,8 +563,9 @@ func judge(st *Status) {
 			s.State = "ok"
 		}
 		if stale > 0 {
-			st.Problems = append(st.Problems, fmt.Sprintf("%s: %d worker(s) stale (missed 3 heartbeats)", name, stale))
+			st.Problems = append(st.Problems, fmt.Sprintf("%s: %d worker(s) stale (missed 3 heartbeats: process hung or its NATS connection down)", name, stale))
 		}
+		st.Notes = append(st.Notes, reconnectNotes(st.Time, s.Workers)...)
 		if dead > 0 {
 			msg := fmt.Sprintf("%s: %d worker(s) died without saying goodbye", name, dead)
 			if live == 0 {
@@ -536,6 +573,13 @@ func judge(st *Status) {
 			} else {
 				st.Notes = append(st.Notes, msg+"; others carry on")
 			}
+		}
+	}
+	for _, ss := range st.Streams {
+		if p, n := streamReplicaHealth(ss); p != "" {
+			st.Problems = append(st.Problems, p)
+		} else if n != "" {
+			st.Notes = append(st.Notes, n)
 		}
 	}
 	if st.DeadLetters > 0 {
@@ -559,4 +603,69 @@ func judge(st *Status) {
 	if n := len(st.Problems) - 1; n > 0 {
 		st.Headline += fmt.Sprintf(" (+%d more)", n)
 	}
+}
+
+// reconnectWindow is how long a worker's reconnect stays a note.
+const reconnectWindow = 10 * time.Minute
+
+// reconnectNotes mention live workers that reconnected to NATS lately: a
+// server restarted or a cluster node died under them.
+func reconnectNotes(now time.Time, ws []WorkerStatus) []string {
+	var notes []string
+	for _, w := range ws {
+		c := w.Conn
+		if w.Liveness != LivenessAlive || c == nil || c.Reconnects == 0 || c.LastReconnect.IsZero() || now.Sub(c.LastReconnect) > reconnectWindow {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("worker %s (%s/%s) reconnected to NATS %s ago, now on %s (%d reconnect(s) since start)",
+			w.ID, w.Step, w.Dataset, ago(now.Sub(c.LastReconnect)), cmp.Or(c.Server, c.URL), c.Reconnects))
+	}
+	return notes
+}
+
+func streamCluster(info *jetstream.StreamInfo) *StreamCluster {
+	ci := info.Cluster
+	if ci == nil || info.Config.Replicas <= 1 {
+		return nil
+	}
+	c := &StreamCluster{Leader: ci.Leader, Replicas: []StreamPeer{}}
+	for _, p := range ci.Replicas {
+		if p == nil {
+			continue
+		}
+		c.Replicas = append(c.Replicas, StreamPeer{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, SeenAgoSec: secs(p.Active)})
+	}
+	return c
+}
+
+// streamReplicaHealth judges a replicated stream: no leader is a problem
+// (no writes); a replica down or behind is worth a note, since the stream
+// works while a majority of its replicas is up.
+func streamReplicaHealth(ss StreamStatus) (problem, note string) {
+	c := ss.Cluster
+	if c == nil {
+		return "", ""
+	}
+	if c.Leader == "" {
+		return fmt.Sprintf("stream %s has no leader (a majority of its %d replicas is down, or an election is under way)", ss.Name, ss.Replicas), ""
+	}
+	var down, behind []string
+	for _, p := range c.Replicas {
+		switch {
+		case p.down():
+			down = append(down, p.Name)
+		case !p.Current:
+			behind = append(behind, p.Name)
+		}
+	}
+	if missing := ss.Replicas - 1 - len(c.Replicas); missing > 0 {
+		down = append(down, fmt.Sprintf("%d unknown", missing))
+	}
+	switch {
+	case len(down) > 0:
+		note = fmt.Sprintf("stream %s: replica(s) %s down; %d of %d up, leader %s", ss.Name, strings.Join(down, ", "), ss.Replicas-len(down), ss.Replicas, c.Leader)
+	case len(behind) > 0:
+		note = fmt.Sprintf("stream %s: replica(s) %s not current (catching up, or down and not yet noticed); leader %s", ss.Name, strings.Join(behind, ", "), c.Leader)
+	}
+	return "", note
 }

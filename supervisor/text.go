@@ -86,6 +86,33 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 		}
 		_ = tw.Flush()
 	}
+	if clustered(st.Streams) {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "STREAM\tREPLICAS\tLEADER\tFOLLOWERS")
+		for _, s := range st.Streams {
+			leader, followers := "-", "-"
+			if c := s.Cluster; c != nil {
+				leader = c.Leader
+				var fs []string
+				for _, p := range c.Replicas {
+					state := "current"
+					switch {
+					case p.Offline:
+						state = "offline"
+					case p.down():
+						state = "not seen for " + ago(time.Duration(p.SeenAgoSec*float64(time.Second)))
+					case !p.Current:
+						state = fmt.Sprintf("behind %d", p.Lag)
+					}
+					fs = append(fs, p.Name+" ("+state+")")
+				}
+				followers = strings.Join(fs, ", ")
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.Replicas, leader, followers)
+		}
+		_ = tw.Flush()
+	}
 	if len(st.Problems) > 0 {
 		b.WriteString("\nProblems:\n")
 		for _, p := range st.Problems {
@@ -140,4 +167,15 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// clustered reports whether any stream is replicated: only then the
+// screen shows where the streams live.
+func clustered(streams []StreamStatus) bool {
+	for _, s := range streams {
+		if s.Replicas > 1 {
+			return true
+		}
+	}
+	return false
 }

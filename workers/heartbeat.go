@@ -35,11 +35,13 @@ func (w *Worker) Snapshot() subjects.Beat {
 			Redelivered:  w.stats.redelivered.Load(),
 			Crashes:      w.stats.crashes.Load(),
 			Acked:        w.stats.acked.Load(),
+			Republished:  w.stats.republished.Load(),
 		},
 	}
 	if e := w.lastErr.Load(); e != nil {
 		hb.LastErr = *e
 	}
+	hb.Conn = w.connState()
 	return hb
 }
 

@@ -43,16 +43,18 @@ func (w *Worker) newHandler() (handlerSet, error) {
 	return handlerSet{rec: h}, err
 }
 
-// pullExpiry is how long one pull request lives; heartbeats come every
-// half of it.
+// pullExpiry is the shortest life of one pull request (at least three
+// heartbeats, as the client requires).
 const pullExpiry = 5 * time.Second
 
 func (w *Worker) openIter(cons jetstream.Consumer) error {
-	// A short pull expiry bounds how long a pull request the server lost
-	// or never answered (seen under heavy load) can stall the worker: the
-	// client notices the missing heartbeats after one expiry and pulls
-	// anew, instead of after the default 30s.
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch), jetstream.PullExpiry(pullExpiry))
+	// A short pull expiry with idle heartbeats bounds how long a pull the
+	// server lost or never answered (heavy load), or one parked on a
+	// consumer leader that died with its cluster node, can stall the
+	// worker: two missed heartbeats and the client pulls anew, instead of
+	// after the default 30s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch),
+		jetstream.PullExpiry(max(pullExpiry, 3*w.cfg.PullHeartbeat)), jetstream.PullHeartbeat(w.cfg.PullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.consumer, err)
 	}

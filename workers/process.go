@@ -305,13 +305,11 @@ func (w *Worker) acker(ctx context.Context, queue <-chan *pending) {
 
 func (w *Worker) settle(ctx context.Context, p *pending) {
 	for _, f := range p.futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			w.nakAfterPublishError(p, err)
+		if err := w.await(ctx, p, f); err != nil {
+			if ctx.Err() == nil {
+				w.nakAfterPublishError(p, err)
+			} // else hard stop: redelivered later, outputs de-duplicated
 			return
-		case <-ctx.Done():
-			return // hard stop: redelivered later, outputs de-duplicated
 		}
 	}
 	var err error
@@ -325,6 +323,62 @@ func (w *Worker) settle(ctx context.Context, p *pending) {
 		return
 	}
 	w.stats.acked.Add(1)
+}
+
+// await waits until JetStream has stored one output. An output the
+// cluster did not take because it was between leaders (no response from
+// the stream, a publish lost with a dying node, a connection coming back)
+// is published again with its same message id, for up to RepublishFor,
+// while the input is kept in progress: a leader election must not use up
+// the input's deliveries and send a good record to the dead-letter stream.
+func (w *Worker) await(ctx context.Context, p *pending, f jetstream.PubAckFuture) error {
+	var (
+		deadline time.Time
+		// The first retry goes at once: most failures are old news (the
+		// connection dropped and is back) by the time the acker sees them.
+		delay time.Duration
+	)
+	for {
+		var err error
+		select {
+		case <-f.Ok():
+			return nil
+		case err = <-f.Err():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for {
+			if !transientPublishError(err) {
+				return err
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(w.cfg.RepublishFor)
+				w.log.Warn().Err(err).Uint64("seq", p.meta.Sequence.Stream).Str("trace_id", traceOf(p.msg)).Msg("output not stored (cluster election or reconnect?); publishing it again")
+			}
+			if time.Now().After(deadline) {
+				return err
+			}
+			_ = p.msg.InProgress()
+			if delay > 0 && !sleepCtx(ctx, delay) {
+				return ctx.Err()
+			}
+			delay = min(max(2*delay, 100*time.Millisecond), 2*time.Second)
+			w.stats.republished.Add(1)
+			if f, err = w.js.PublishMsgAsync(f.Msg(), w.stall); err == nil {
+				break
+			}
+		}
+	}
+}
+
+// transientPublishError tells a publish the cluster may take on a retry
+// (no stream leader yet, a lost request, a connection being re-made)
+// from one it refuses for good (limits, a bad message).
+func transientPublishError(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs)
 }
 
 // childTraceParent continues the W3C trace of the input, or starts one

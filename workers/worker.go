@@ -79,6 +79,20 @@ type Config struct {
 	// ConnectRetryMax caps the backoff between attempts to reach JetStream
 	// at start-up. Default 10s.
 	ConnectRetryMax time.Duration
+	// PullHeartbeat is how often the server confirms a waiting pull. Two
+	// missed confirmations make the worker pull again: that is how it
+	// finds a consumer whose leader died with a cluster node. Default 2s;
+	// 500ms to 30s.
+	PullHeartbeat time.Duration
+	// PublishTimeout bounds the wait for JetStream to acknowledge an
+	// output; past it the input is nak'ed and redelivered (the outputs are
+	// de-duplicated). Without it a publish lost in a leader election would
+	// stall the worker. Default 10s, at most HandlerTimeout.
+	PublishTimeout time.Duration
+	// RepublishFor is how long an output the cluster did not take (no
+	// stream leader during an election, a lost publish) is published
+	// again before the input is nak'ed. Default AckWait.
+	RepublishFor time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -124,6 +138,17 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConnectRetryMax <= 0 {
 		c.ConnectRetryMax = 10 * time.Second
+	}
+	if c.PullHeartbeat <= 0 {
+		c.PullHeartbeat = 2 * time.Second
+	}
+	c.PullHeartbeat = min(max(c.PullHeartbeat, 500*time.Millisecond), 30*time.Second) // the client's allowed range
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	c.PublishTimeout = min(c.PublishTimeout, c.HandlerTimeout)
+	if c.RepublishFor <= 0 {
+		c.RepublishFor = c.Consumer.AckWait
 	}
 }
 
@@ -195,6 +220,8 @@ type Worker struct {
 	stats   counters
 	lastErr atomic.Pointer[string]
 	state   atomic.Pointer[string]
+	// lastReconnect is when the connection last came back.
+	lastReconnect atomic.Pointer[time.Time]
 
 	maxDeliver int
 	// handlerSeconds is this worker's series of the handler latency histogram.
@@ -217,6 +244,7 @@ type Worker struct {
 
 type counters struct {
 	messages, records, outputs, deadLettered, retried, redelivered, crashes, acked atomic.Int64
+	republished                                                                    atomic.Int64
 	inFlight                                                                       atomic.Int64
 }
 
@@ -228,7 +256,8 @@ func New(cfg Config) (*Worker, error) {
 	}
 	// Outputs of every message the server lets the worker hold may be in
 	// flight at once.
-	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(max(4*cfg.FetchBatch, cfg.Consumer.MaxAckPending)))
+	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(max(4*cfg.FetchBatch, cfg.Consumer.MaxAckPending)),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -366,13 +395,19 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 
 	hbDone := make(chan struct{})
 	hbCtx, hbCancel := context.WithCancel(context.WithoutCancel(ctx))
+	connDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
 		w.heartbeats(hbCtx)
 	}()
+	go func() {
+		defer close(connDone)
+		w.watchConn(hbCtx)
+	}()
 	defer func() {
 		hbCancel()
 		<-hbDone
+		<-connDone
 		w.setState(subjects.StateStopped)
 		w.beat() // goodbye beat: the supervisor can mark the worker gone at once
 	}()
@@ -431,6 +466,10 @@ func (w *Worker) run(ctx context.Context, ready chan<- struct{}) error {
 				break
 			}
 			// Missed heartbeats and reconnects: the iterator recovers.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				w.log.Warn().Err(err).Msg("pull not confirmed by the server (consumer leader moved or connection lost); pulling again")
+				continue
+			}
 			w.log.Warn().Err(err).Msg("fetch")
 			continue
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/jetfleet/jetfleet/workers"
 )
 
 const defaultNATSURL = "nats://127.0.0.1:4222"
@@ -82,19 +84,9 @@ func lookup(c *cli.Context, name string) string {
 
 // connectOptions are shared by every connection jetfleet opens.
 func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Option {
-	opts := []nats.Option{
-		nats.Name("jetfleet " + name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.ReconnectJitter(500*time.Millisecond, time.Second),
-		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			if err != nil {
-				log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
-		}),
+	// Reconnect forever with jitter; log disconnect, reconnect and close.
+	opts := append(workers.ReconnectOptions(log),
+		nats.Name("jetfleet "+name),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := log.Warn().Err(err)
 			if sub != nil {
@@ -102,7 +94,7 @@ func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Opti
 			}
 			ev.Msg("NATS async error")
 		}),
-	}
+	)
 	if creds := lookup(c, "creds"); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}

@@ -46,6 +46,7 @@ A malformed line is published anyway (the pipeline dead-letters it) unless --str
 			&cli.Float64Flag{Name: "rate", Usage: "records per second (0: as fast as the server acks)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed line instead of publishing it"},
 			&cli.BoolFlag{Name: "object", Usage: "upload --file whole to the jf-landing object store as <dataset>/<file name>; the ingest step parses it (NDJSON, CSV, fixed-width)"},
+			&cli.IntFlag{Name: "replicas", Usage: "with --object: replicas of the jf-landing bucket if this upload creates it (3 on a cluster)", Value: 1},
 		),
 		Action: runPublish,
 	}
@@ -95,7 +96,9 @@ func runPublish(c *cli.Context) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
+	// A publish lost with a dying cluster node fails after the timeout
+	// instead of hanging; re-running the command is safe (message ids).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}
@@ -283,7 +286,9 @@ func (p *publisher) send(data []byte, id string, records int) error {
 	if records > 1 || p.bulk > 1 {
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
 	}
-	f, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
+	// A stream between leaders (a cluster node died) answers "no
+	// responders" for a few seconds: keep trying for about 15s.
+	f, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second), jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250*time.Millisecond))
 	if err != nil {
 		return publishError(p.subject, err)
 	}
@@ -496,7 +501,7 @@ func publishObject(c *cli.Context, subject string) error {
 	}
 	defer sess.Close()
 	ctx := sess.ctx
-	obs, err := ingest.OpenLanding(ctx, sess.js, 1)
+	obs, err := ingest.OpenLanding(ctx, sess.js, c.Int("replicas"))
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -27,7 +27,8 @@ messages JetStream gave up on to jf.dlq.<step>.<dataset>, and serves /metrics,
 			&cli.DurationFlag{Name: "dead-after", Usage: "a worker silent this long is dead", Value: 30 * time.Second},
 			&cli.IntFlag{Name: "stale-beats", Usage: "missed heartbeats that make a worker stale", Value: 3},
 			&cli.DurationFlag{Name: "gone-retention", Usage: "how long dead and stopped workers stay listed", Value: 10 * time.Minute},
-			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster)", Value: 1},
+			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster; unset: 1 when creating it, an existing bucket keeps its own)", Value: 1},
+			&cli.StringFlag{Name: "data-dir", Usage: "the --data-dir of an aggregator on this machine: its marts are reported to jetfleet status (and status --wait-idle waits for them)", EnvVars: []string{"JETFLEET_DATA_DIR"}},
 		),
 		Action: runSupervisor,
 	}
@@ -57,10 +58,11 @@ func runSupervisor(c *cli.Context) error {
 	defer nc.Close()
 	sup, err := supervisor.New(supervisor.Config{
 		Conn: nc, Logger: log, Version: version,
-		Streams:       subjects.StreamOptions{Replicas: c.Int("replicas")},
+		Streams:       supervisorStreams(c),
 		DeadAfter:     c.Duration("dead-after"),
 		StaleBeats:    c.Int("stale-beats"),
 		GoneRetention: c.Duration("gone-retention"),
+		MartsFunc:     supervisorMarts(c),
 	})
 	if err != nil {
 		return usagef(c, "%v", err)
@@ -93,6 +95,23 @@ func runSupervisor(c *cli.Context) error {
 	}
 	if err := sup.Stop(stopCtx); err != nil {
 		return cli.Exit(fmt.Sprintf("supervisor stop: %v", err), 1)
+	}
+	return nil
+}
+
+// supervisorStreams passes --replicas only when set, so a supervisor
+// started without it keeps a cluster's bucket at its replica count.
+func supervisorStreams(c *cli.Context) subjects.StreamOptions {
+	if !c.IsSet("replicas") {
+		return subjects.StreamOptions{}
+	}
+	return subjects.StreamOptions{Replicas: c.Int("replicas")}
+}
+
+// supervisorMarts reports the marts under --data-dir, nil without it.
+func supervisorMarts(c *cli.Context) supervisor.MartsFunc {
+	if dir := c.String("data-dir"); dir != "" {
+		return supervisor.DirMarts(dir)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 			&cli.DurationFlag{Name: "ack-wait", Usage: "redeliver a message not acked within this time (handlers get 80% of it)", Value: 30 * time.Second},
 			&cli.IntFlag{Name: "max-deliver", Usage: "deliveries of a message before it is dead-lettered", Value: 5},
 			&cli.IntFlag{Name: "max-ack-pending", Usage: "messages in flight per step and dataset, across replicas", Value: 1024},
-			&cli.IntFlag{Name: "stream-replicas", Usage: "JetStream replicas of the streams if this process creates them (3 on a cluster)", Value: 1},
+			&cli.IntFlag{Name: "stream-replicas", Usage: "JetStream replicas of the streams and buckets this process creates (3 on a cluster; unset: 1, and existing ones keep theirs)", Value: 1},
 		),
 		Action: runWorker,
 	}
@@ -71,7 +71,9 @@ func runWorker(c *cli.Context) error {
 	cfg := fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec}
 	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
 	cfg.Replicas = map[string]int{step: c.Int("replicas")}
-	cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas")}
+	if c.IsSet("stream-replicas") { // unset: join existing streams whatever their replicas
+		cfg.Streams = subjects.StreamOptions{Replicas: c.Int("stream-replicas")}
+	}
 	cfg.Consumer = subjects.ConsumerOptions{AckWait: c.Duration("ack-wait"), MaxDeliver: c.Int("max-deliver"), MaxAckPending: c.Int("max-ack-pending")}
 	fl, err := buildFleet(c, cfg)
 	if err != nil {

@@ -50,9 +50,10 @@ type cooldowns struct {
 	kv jetstream.KeyValue
 }
 
-// openAlertsKV creates or binds the alerts bucket.
+// openAlertsKV creates or binds the alerts bucket; without a replica
+// count an existing bucket keeps its own.
 func openAlertsKV(ctx context.Context, js jetstream.JetStream, streams subjects.StreamOptions) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, subjects.AlertsKV(streams))
+	kv, err := subjects.EnsureKV(ctx, js, subjects.AlertsKV(streams), streams)
 	if err != nil {
 		return nil, fmt.Errorf("alerts bucket %s: %w", subjects.AlertsBucket, err)
 	}

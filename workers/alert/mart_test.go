@@ -314,7 +314,13 @@ func TestDocsMarketRulesCompile(t *testing.T) {
 	start := strings.Index(text, "```yaml\nalerts:\n  price_move:\n    mart: bars_1m")
 	require.Positive(t, start)
 	end := strings.Index(text[start+7:], "```")
-	spec := parseSpec(t, string(market)+"\n"+text[start+8:start+7+end])
+	// The doc's rules replace the example's own (a file has one alerts
+	// section).
+	pipe := string(market)
+	if i := strings.Index(pipe, "\nalerts:\n"); i > 0 {
+		pipe = pipe[:i]
+	}
+	spec := parseSpec(t, pipe+"\n"+text[start+8:start+7+end])
 	require.Len(t, spec.Alerts, 2)
 	require.NoError(t, fleet.CheckMarts(spec))
 	require.NoError(t, fleet.CheckAlerts(spec))

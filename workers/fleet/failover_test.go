@@ -1,0 +1,613 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/bench"
+	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/fleet"
+)
+
+// TestFailover kills the cluster node that leads JF_INGEST while the shop
+// pipeline runs on a 3-node cluster with every stream and bucket at 3
+// replicas, and checks that nothing is lost, the pipeline goes on, the
+// workers reconnect and say so, and the node catches up after a restart.
+func TestFailover(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	runFailover(t, failoverCase{records: 2000})
+}
+
+type failoverCase struct {
+	records int
+	// bulk packs records into messages of this many; 0 is record mode.
+	bulk int
+}
+
+// syncBuffer collects log lines for assertions; zerolog writes from many
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// scaled stretches deadlines on slow machines (JETFLEET_TEST_SCALE=3).
+func scaled(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("JETFLEET_TEST_SCALE"), 64); err == nil && f > 0 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
+}
+
+// waitUntil polls cond until it is true or the (scaled) deadline passes.
+func waitCond(t *testing.T, total time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(scaled(total))
+	var lastErr error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			require.FailNow(t, "timed out waiting for "+what, "last error: %v", lastErr)
+		}
+		select {
+		case <-t.Context().Done():
+			require.FailNow(t, "test cancelled waiting for "+what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// connect dials the cluster the way `jetfleet worker` does, first trying
+// the URL of node first (so a worker is known to sit on the node we kill).
+func connect(t *testing.T, c *embedded.Cluster, first int, log zerolog.Logger) *nats.Conn {
+	t.Helper()
+	urls := []string{c.Servers[first].ClientURL()}
+	for i, s := range c.Servers {
+		if i != first {
+			urls = append(urls, s.ClientURL())
+		}
+	}
+	opts := append(workers.ReconnectOptions(log), nats.DontRandomize(), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func nodeIndex(t *testing.T, c *embedded.Cluster, name string) int {
+	t.Helper()
+	i := slices.IndexFunc(c.Servers, func(s *embedded.Server) bool { return s.Name() == name })
+	require.GreaterOrEqual(t, i, 0, "no node named %q", name)
+	return i
+}
+
+func runFailover(t *testing.T, fc failoverCase) {
+	logs := &syncBuffer{}
+	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	quiet := os.Getenv("NATS_LOGGING") != "debug"
+	c, err := embedded.StartCluster("jf", 3, t.TempDir(), log.With().Str("component", "cluster").Logger(), quiet)
+	require.NoError(t, err)
+	t.Cleanup(c.Shutdown)
+	ctx := t.Context()
+
+	streams := subjects.StreamOptions{Replicas: 3}
+	admin := connect(t, c, 0, log.With().Str("conn", "admin").Logger())
+	// Async publishes lost with a dying leader time out and are retried.
+	js, err := jetstream.New(admin, jetstream.WithPublishAsyncTimeout(5*time.Second))
+	require.NoError(t, err)
+	// Replicated streams need a meta leader; create them before the
+	// workers so the stream leader can be found first.
+	waitCond(t, 30*time.Second, "replicated streams", func() (bool, error) {
+		err := subjects.Ensure(ctx, js, streams)
+		return err == nil, err
+	})
+	// A process started without a replica count joins the R3 streams; one
+	// that asks for another count is told, not obeyed.
+	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{}))
+	require.ErrorIs(t, subjects.Ensure(ctx, js, subjects.StreamOptions{Replicas: 1}), subjects.ErrStreamConflict)
+	leaderName := streamLeader(t, js, subjects.StreamIngest)
+	victim := nodeIndex(t, c, leaderName)
+	other := (victim + 1) % 3
+	t.Logf("JF_INGEST leader is %s (node %d)", leaderName, victim)
+
+	// The pipeline as separate fleets, one connection each, like separate
+	// `jetfleet worker` processes: validate sits on the node that dies.
+	spec := pipeline.Default()
+	dataDir := t.TempDir()
+	steps := []struct {
+		step string
+		node int
+	}{{"validate", victim}, {"transform", other}, {"aggregate", victim}, {"ingest", other}}
+	tree := supervisor.NewTree(supervisor.TreeConfig{Logger: log})
+	for _, s := range steps {
+		slog := log.With().Str("process", s.step).Logger()
+		fl, err := fleet.Build(fleet.Config{
+			Conn: connect(t, c, s.node, slog), Logger: slog, Spec: spec,
+			Steps: []string{s.step}, Streams: streams, LoadLookups: s.step == "transform",
+			// A nak or ack lost with a dying leader comes back after AckWait.
+			Consumer: subjects.ConsumerOptions{AckWait: 10 * time.Second},
+			DataDir:  dataDir,
+		})
+		require.NoError(t, err)
+		require.NoError(t, fl.Prepare(ctx))
+		t.Cleanup(func() { _ = fl.Close(context.Background()) })
+		for _, m := range fl.Members {
+			tree.Add(m.Name, m.Run)
+		}
+	}
+	supConn := connect(t, c, victim, log.With().Str("process", "supervisor").Logger())
+	sup, err := supervisor.New(supervisor.Config{Conn: supConn, Logger: log, Streams: streams})
+	require.NoError(t, err)
+	require.NoError(t, sup.Start(ctx))
+	runCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	treeDone := make(chan error, 1)
+	go func() { treeDone <- tree.Run(runCtx) }()
+	t.Cleanup(func() {
+		stopFleet()
+		select {
+		case err := <-treeDone:
+			require.NoError(t, err)
+		case <-time.After(scaled(60 * time.Second)):
+			t.Error("fleet did not stop")
+		}
+	})
+	// The buckets are replicated too: the fleet state, the lookup table
+	// and (created by the ingest step) the landing object store.
+	// A process without a replica count (a supervisor, an alert step)
+	// binds the fleet bucket without shrinking it.
+	_, err = subjects.EnsureKV(ctx, js, subjects.FleetKV(subjects.StreamOptions{}), subjects.StreamOptions{})
+	require.NoError(t, err)
+	for _, bucket := range []string{"KV_" + subjects.FleetBucket, "KV_" + subjects.LookupBucket("fx"), "OBJ_" + subjects.LandingBucket} {
+		waitCond(t, 30*time.Second, bucket, func() (bool, error) {
+			s, err := js.Stream(ctx, bucket)
+			if err != nil {
+				return false, err
+			}
+			require.Equal(t, 3, s.CachedInfo().Config.Replicas, bucket)
+			return true, nil
+		})
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, sup.Stop(sctx))
+	})
+
+	// The input: shop orders with some invalid and duplicate ones, each
+	// with its order id as message id, as `publish --id-field` sends them.
+	gen := bench.NewOrderGenerator(7, 0.05, 0.05)
+	var msgs []*nats.Msg
+	validIDs := map[string]bool{}
+	invalid, dups := 0, 0
+	for range fc.records {
+		line, kind := gen.Next()
+		id := orderID(line)
+		switch kind {
+		case bench.Valid:
+			validIDs[id] = true
+		case bench.Invalid:
+			invalid++
+		case bench.Duplicate:
+			dups++
+		}
+		m := nats.NewMsg(subjects.Ingest("orders"))
+		m.Data = line
+		m.Header.Set(subjects.HeaderMsgID, id)
+		msgs = append(msgs, m)
+	}
+	if fc.bulk > 0 {
+		msgs = bulkMsgs(msgs, fc.bulk)
+	}
+	// Publish in the background, as a client would, through the kill.
+	pubStart := time.Now()
+	pubDone := make(chan error, 1)
+	var firstAfterKill atomic.Int64 // ns after the kill of the first publish stored then
+	var killedNs atomic.Int64
+	go func() { pubDone <- publishAll(ctx, js, msgs, &killedNs, &firstAfterKill) }()
+
+	// Kill the JF_INGEST leader while the pipeline is busy.
+	// Clean messages are records in record mode, chunks in bulk mode.
+	underway := uint64(len(validIDs) / 5)
+	if fc.bulk > 0 {
+		underway = uint64(len(msgs) / 5)
+	}
+	waitCond(t, 60*time.Second+publishTime(fc)/5, "pipeline under way", func() (bool, error) {
+		n, err := streamCount(ctx, js, subjects.StreamClean)
+		return n >= underway, err
+	})
+	cleanAtKill, err := streamCount(ctx, js, subjects.StreamClean)
+	require.NoError(t, err)
+	killedAt := time.Now()
+	killedNs.Store(killedAt.UnixNano())
+	c.Servers[victim].Shutdown()
+	t.Logf("killed %s with %d of %d clean records stored", leaderName, cleanAtKill, len(validIDs))
+
+	var resumed time.Duration
+	waitCond(t, 60*time.Second, "clean stream to grow after the kill", func() (bool, error) {
+		n, err := streamCount(ctx, js, subjects.StreamClean)
+		if n > cleanAtKill || n == uint64(len(validIDs)) {
+			resumed = time.Since(killedAt)
+			return true, nil
+		}
+		return false, err
+	})
+	select {
+	case err := <-pubDone:
+		require.NoError(t, err)
+	case <-time.After(scaled(60*time.Second + publishTime(fc))):
+		require.FailNow(t, "publisher stuck")
+	}
+	t.Logf("published %d messages in %s", len(msgs), time.Since(pubStart).Round(time.Millisecond))
+	newLeader := streamLeader(t, js, subjects.StreamIngest)
+	require.NotEqual(t, leaderName, newLeader)
+
+	// Every record accounted for: clean + dead + duplicates = published.
+	waitCond(t, 60*time.Second+publishTime(fc), "every record accounted for", func() (bool, error) {
+		clean, err := streamCount(ctx, js, subjects.StreamClean)
+		if err != nil {
+			return false, err
+		}
+		dead, err := streamCount(ctx, js, subjects.StreamDLQ)
+		if err != nil {
+			return false, err
+		}
+		if fc.bulk > 0 { // chunks: the content check below counts records
+			clean = uint64(len(validIDs))
+		}
+		if clean != uint64(len(validIDs)) || dead != uint64(invalid) {
+			return false, errors.New("clean " + itoa(clean) + "/" + itoa(uint64(len(validIDs))) + ", dead " + itoa(dead) + "/" + itoa(uint64(invalid)))
+		}
+		return consumersDone(ctx, js)
+	})
+	done := time.Since(killedAt)
+	wctx, cancel := context.WithTimeout(ctx, scaled(60*time.Second))
+	defer cancel()
+	_, err = supervisor.WaitIdle(wctx, js, supervisor.WaitIdleOptions{Snapshot: []supervisor.SnapshotOption{supervisor.WithMarts(supervisor.DirMarts(dataDir))}})
+	require.NoError(t, err, "status --wait-idle on a cluster")
+	t.Logf("MEASURED: node %s killed; first publish stored %s after the kill; clean stream grew again after %s; all %d records accounted for %s after the kill (new JF_INGEST leader %s)",
+		leaderName, time.Duration(firstAfterKill.Load()).Round(time.Millisecond), resumed.Round(time.Millisecond), fc.records, done.Round(time.Millisecond), newLeader)
+
+	ingest, err := streamCount(ctx, js, subjects.StreamIngest)
+	require.NoError(t, err)
+	if fc.bulk == 0 {
+		require.Equal(t, uint64(len(validIDs)+invalid), ingest, "one message per distinct record id")
+	}
+	require.Equal(t, fc.records, len(validIDs)+invalid+dups, "clean + dead + duplicates = published")
+	clean := cleanOrderIDs(t, js)
+	cleanRecords := 0
+	for id, n := range clean {
+		require.True(t, validIDs[id], "order %s in the clean stream is not a valid one", id)
+		if fc.bulk == 0 {
+			require.Equal(t, 1, n, "order %s: record ids make every hop exactly once", id)
+		}
+		cleanRecords += n
+	}
+	require.Len(t, clean, len(validIDs), "every valid order reached the clean stream")
+	if fc.bulk > 0 {
+		// Bulk chunks have their own ids: a duplicate record in another
+		// chunk passes the server; the aggregator drops it by key.
+		require.Equal(t, len(validIDs)+dups, cleanRecords)
+	}
+	// The lake holds each valid order once: the marts are exact.
+	waitCond(t, 60*time.Second, "lake rows = distinct valid orders", func() (bool, error) {
+		outs, err := supervisor.DirMarts(dataDir)(ctx)
+		if err != nil {
+			return false, err
+		}
+		lake := slices.IndexFunc(outs, func(m supervisor.MartStatus) bool { return m.Name == "lake:orders" })
+		if lake < 0 {
+			return false, errors.New("lake:orders not written")
+		}
+		if outs[lake].Rows != int64(len(validIDs)) {
+			return false, fmt.Errorf("lake has %d rows, want %d (last seq %d, unflushed %d)", outs[lake].Rows, len(validIDs), outs[lake].LastSeq, outs[lake].Unflushed)
+		}
+		return true, nil
+	})
+
+	// The workers on the dead node logged the disconnect and the reconnect.
+	out := logs.String()
+	require.Contains(t, out, "disconnected from NATS; reconnecting")
+	require.Contains(t, out, "reconnected to NATS")
+	require.Contains(t, out, "lost NATS connection; the client reconnects on its own")
+	require.Contains(t, out, "NATS connection back")
+
+	// Status reports the reconnect, from the workers' heartbeats, and the
+	// replica that is down.
+	var screen bytes.Buffer
+	waitCond(t, 30*time.Second, "status to show the reconnect", func() (bool, error) {
+		st, err := supervisor.Snapshot(ctx, js)
+		if err != nil {
+			return false, err
+		}
+		found := false
+		for _, s := range st.Steps {
+			for _, w := range s.Workers {
+				if w.Step == "validate" && w.Liveness == supervisor.LivenessAlive && w.Conn != nil && w.Conn.Reconnects >= 1 && w.Conn.Server != leaderName {
+					found = true
+				}
+			}
+		}
+		if !found {
+			return false, errors.New("no live validate worker with a reconnect yet")
+		}
+		screen.Reset()
+		require.NoError(t, supervisor.RenderText(&screen, st, supervisor.TextOptions{}))
+		// A node shut down is offline at once; one that vanished is down
+		// once its followers have not heard from it for a while.
+		if !strings.Contains(screen.String(), "stream JF_INGEST: replica(s) "+leaderName+" down; 2 of 3 up") {
+			return false, errors.New("JF_INGEST replica not reported down yet")
+		}
+		return true, nil
+	})
+	t.Logf("status after the kill:\n%s", screen.String())
+	require.Contains(t, screen.String(), "reconnected to NATS")
+	require.Contains(t, screen.String(), "stream JF_INGEST: replica(s) "+leaderName+" down; 2 of 3 up")
+	require.Regexp(t, `JF_INGEST\s+3\s+`+newLeader, screen.String())
+
+	// The node comes back and catches up with the streams it replicates.
+	cleanMsgs, err := streamCount(ctx, js, subjects.StreamClean)
+	require.NoError(t, err)
+	require.NoError(t, c.Restart(victim))
+	waitCond(t, 60*time.Second, "the restarted node to catch up", func() (bool, error) {
+		return nodeCaughtUp(c.Servers[victim], map[string]uint64{
+			subjects.StreamIngest: ingest,
+			subjects.StreamClean:  cleanMsgs,
+			subjects.StreamDLQ:    uint64(invalid),
+		})
+	})
+	for _, name := range []string{subjects.StreamIngest, subjects.StreamValid, subjects.StreamClean} {
+		waitCond(t, 30*time.Second, name+" replicas current", func() (bool, error) {
+			return replicasCurrent(ctx, js, name)
+		})
+	}
+	waitCond(t, 30*time.Second, "status without a replica down", func() (bool, error) {
+		st, err := supervisor.Snapshot(ctx, js)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range st.Notes {
+			if strings.Contains(n, "down;") || strings.Contains(n, "not current") {
+				return false, errors.New(n)
+			}
+		}
+		return true, nil
+	})
+}
+
+// publishTime is a generous bound on publishing and processing fc's
+// records on a slow machine: 20ms a record.
+func publishTime(fc failoverCase) time.Duration {
+	return time.Duration(fc.records) * 20 * time.Millisecond
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func orderID(line []byte) string {
+	var o struct {
+		OrderID string `json:"order_id"`
+	}
+	if json.Unmarshal(line, &o) == nil && o.OrderID != "" {
+		return o.OrderID
+	}
+	return subjects.HashID(string(line))
+}
+
+// bulkMsgs packs record messages into bulk messages of n records.
+func bulkMsgs(recs []*nats.Msg, n int) []*nats.Msg {
+	var out []*nats.Msg
+	for i := 0; i < len(recs); i += n {
+		chunk := recs[i:min(i+n, len(recs))]
+		var body [][]byte
+		for _, r := range chunk {
+			body = append(body, r.Data)
+		}
+		m := nats.NewMsg(recs[i].Subject)
+		m.Data = workers.JoinBulk(body)
+		m.Header.Set(subjects.HeaderRecords, itoa(uint64(len(chunk))))
+		m.Header.Set(subjects.HeaderMsgID, "chunk-"+itoa(uint64(i)))
+		out = append(out, m)
+	}
+	return out
+}
+
+// publishAll publishes msgs asynchronously in windows, and republishes
+// each message whose publish failed (a leader election, a lost
+// connection) until it is stored: the message id makes a retry of a
+// stored message a duplicate, not a copy. It notes how long after
+// killedNs (once set) the first publish was stored.
+func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, killedNs, firstAfterKill *atomic.Int64) error {
+	const window = 100
+	for start := 0; start < len(msgs); start += window {
+		todo := msgs[start:min(start+window, len(msgs))]
+		deadline := time.Now().Add(scaled(60 * time.Second))
+		for len(todo) > 0 {
+			var failed []*nats.Msg
+			var lastErr error
+			futures := make([]jetstream.PubAckFuture, 0, len(todo))
+			for _, m := range todo {
+				f, err := js.PublishMsgAsync(m)
+				if err != nil {
+					failed, lastErr = append(failed, m), err
+					continue
+				}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+					if k := killedNs.Load(); k > 0 && firstAfterKill.Load() == 0 {
+						firstAfterKill.Store(time.Now().UnixNano() - k)
+					}
+				case err := <-f.Err():
+					failed, lastErr = append(failed, f.Msg()), err
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if len(failed) > 0 && time.Now().After(deadline) {
+				return fmt.Errorf("publish %d messages: %w", len(failed), lastErr)
+			}
+			todo = failed
+		}
+	}
+	return nil
+}
+
+func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
+	t.Helper()
+	var leader string
+	waitCond(t, 30*time.Second, name+" leader", func() (bool, error) {
+		s, err := js.Stream(t.Context(), name)
+		if err != nil {
+			return false, err
+		}
+		ci := s.CachedInfo().Cluster
+		if ci == nil || ci.Leader == "" {
+			return false, errors.New("no leader")
+		}
+		leader = ci.Leader
+		return true, nil
+	})
+	return leader
+}
+
+func streamCount(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return s.CachedInfo().State.Msgs, nil
+}
+
+// consumersDone reports whether every jetfleet consumer has delivered
+// and settled everything.
+func consumersDone(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	for _, step := range []subjects.Step{subjects.StepValidate, subjects.StepTransform, subjects.StepAggregate} {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		cons, err := js.Consumer(cctx, subjects.StreamFor(step.Input), subjects.ConsumerName(step.Name, "orders"))
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		ci := cons.CachedInfo()
+		if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			return false, errors.New(step.Name + ": pending " + itoa(ci.NumPending) + ", ack pending " + itoa(uint64(ci.NumAckPending)))
+		}
+	}
+	return true, nil
+}
+
+// cleanOrderIDs reads the whole clean stream and counts its records
+// per order id.
+func cleanOrderIDs(t *testing.T, js jetstream.JetStream) map[string]int {
+	t.Helper()
+	ctx := t.Context()
+	cons, err := js.OrderedConsumer(ctx, subjects.StreamClean, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	n, err := streamCount(ctx, js, subjects.StreamClean)
+	require.NoError(t, err)
+	ids := map[string]int{}
+	deadline := time.Now().Add(scaled(2 * time.Minute))
+	for read := uint64(0); read < n; {
+		require.True(t, time.Now().Before(deadline), "clean stream read stalled at %d of %d messages", read, n)
+		// The ordered consumer resumes where it was after an error (it is
+		// re-created after the kill), so a failed fetch is just tried again.
+		batch, err := cons.Fetch(int(min(n-read, 500)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			time.Sleep(100 * time.Millisecond) // polling a consumer being re-created; nothing to wait on
+			continue
+		}
+		for m := range batch.Messages() {
+			read++
+			for _, rec := range bytes.Split(bytes.TrimSpace(m.Data()), []byte("\n")) {
+				ids[orderID(rec)]++
+			}
+		}
+	}
+	return ids
+}
+
+// nodeCaughtUp reports whether srv's own copy of each stream holds want
+// messages.
+func nodeCaughtUp(srv *embedded.Server, want map[string]uint64) (bool, error) {
+	jsz, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return false, err
+	}
+	have := map[string]uint64{}
+	for _, a := range jsz.AccountDetails {
+		for _, s := range a.Streams {
+			have[s.Name] = s.State.Msgs
+		}
+	}
+	for name, n := range want {
+		if have[name] != n {
+			return false, errors.New(srv.Name() + " " + name + ": " + itoa(have[name]) + " of " + itoa(n))
+		}
+	}
+	return true, nil
+}
+
+// replicasCurrent reports whether every replica of a stream is online
+// and current.
+func replicasCurrent(ctx context.Context, js jetstream.JetStream, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	ci := s.CachedInfo().Cluster
+	if ci == nil || ci.Leader == "" || len(ci.Replicas) != 2 {
+		return false, errors.New(name + ": replicas not all known")
+	}
+	for _, r := range ci.Replicas {
+		if r.Offline || !r.Current {
+			return false, errors.New(name + ": replica " + r.Name + " not current")
+		}
+	}
+	return true, nil
+}
