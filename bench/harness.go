@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
@@ -423,16 +423,4 @@ func lastWrites(dataDir, ds string) (flushed, committed time.Time, prog marts.Pr
 
 // redactURL hides user info (passwords, tokens) in server URLs, since the
 // result is written to files and shared.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			scheme := ""
-			if s := strings.Index(p, "://"); s >= 0 && s < at {
-				scheme = p[:s+3]
-			}
-			parts[i] = scheme + "[REDACTED]" + p[at:]
-		}
-	}
-	return strings.Join(parts, ",")
-}
+func redactURL(urls string) string { return workers.RedactURL(urls) }

@@ -176,19 +176,7 @@ func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn
 }
 
 // redact hides passwords and tokens in URLs before they reach a log.
-func redact(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if s := strings.Index(p, "://"); s >= 0 && s < at {
-				parts[i] = p[:s+3] + "[REDACTED]" + p[at:]
-			} else {
-				parts[i] = "[REDACTED]" + p[at:]
-			}
-		}
-	}
-	return strings.Join(parts, ",")
-}
+func redact(urls string) string { return workers.RedactURL(urls) }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM (graceful
 // drain); a second signal exits at once.
