@@ -19,6 +19,7 @@ import (
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
@@ -54,7 +55,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{
 		Time: time.Now().UTC(), Mode: cfg.Mode, Events: cfg.Events, Seed: cfg.Seed,
-		Server: cfg.NatsURL, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
+		Server: redactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
 	}
 	if cfg.Mode == ModeBulk {
 		res.BulkSize = cfg.BulkSize
@@ -296,7 +297,7 @@ func server(cfg Config, log zerolog.Logger) (connect func(name string) (*nats.Co
 		return func(name string) (*nats.Conn, error) {
 			nc, err := nats.Connect(cfg.NatsURL, nats.Name(name))
 			if err != nil {
-				return nil, fmt.Errorf("connect to %s: %w", cfg.NatsURL, err)
+				return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.NatsURL), err)
 			}
 			return nc, nil
 		}, func() {}, nil
@@ -453,3 +454,7 @@ func lastWrites(dataDir, ds string) (flushed, committed time.Time, prog marts.Pr
 	}
 	return flushed, committed, prog, nil
 }
+
+// redactURL hides user info (passwords, tokens) in server URLs, since the
+// result is written to files and shared.
+func redactURL(urls string) string { return workers.RedactURL(urls) }

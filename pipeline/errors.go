@@ -15,6 +15,9 @@ var (
 	ErrMalformed = errors.New("record is not valid JSON")
 	// ErrInvalidUTF8 is returned by [DecodeRecord] for bytes that are not UTF-8.
 	ErrInvalidUTF8 = errors.New("record is not valid UTF-8")
+	// ErrTooDeep is returned by [DecodeRecord] for values nested deeper
+	// than [MaxRecordDepth].
+	ErrTooDeep = errors.New("record is nested too deeply")
 	// ErrNoSource is returned by [Dataset.FromSource] for a record that
 	// matches none of the dataset's sources.
 	ErrNoSource = errors.New("record matches no source")

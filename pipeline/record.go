@@ -26,6 +26,9 @@ func DecodeRecord(data []byte) (Record, error) {
 	if len(trimmed) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
+	if at := tooDeepAt(trimmed, MaxRecordDepth); at >= 0 {
+		return nil, fmt.Errorf("%w: more than %d levels of objects and arrays at offset %d", ErrTooDeep, MaxRecordDepth, at)
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.UseNumber()
 	var v any
@@ -40,6 +43,41 @@ func DecodeRecord(data []byte) (Record, error) {
 		return nil, fmt.Errorf("%w: got %s", ErrNotObject, jsonKind(v))
 	}
 	return rec, nil
+}
+
+// MaxRecordDepth bounds the nesting of objects and arrays in a record. A
+// data record needs a handful of levels; deeper ones are hostile or broken
+// and would cost every later step (transform, DuckDB) time and stack.
+const MaxRecordDepth = 64
+
+// tooDeepAt is the offset of the first bracket past max levels, or -1. It
+// skips strings, so brackets inside them do not count; it runs before the
+// JSON decoder, which would otherwise build the whole tree first.
+func tooDeepAt(data []byte, max int) int {
+	depth, inString, escaped := 0, false, false
+	for i, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return i
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return -1
 }
 
 func jsonErr(err error) string {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,11 @@ func TestDecodeRecord(t *testing.T) {
 		{"null", `null`, pipeline.ErrNotObject, "got null"},
 		{"number", `42`, pipeline.ErrNotObject, "got a number"},
 		{"bad utf8", "{\"a\":\"\xff\"}", pipeline.ErrInvalidUTF8, "offset 6"},
+		{"64 levels", `{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}`, nil, ""},
+		{"65 levels", `{"a":` + strings.Repeat("[", 64) + strings.Repeat("]", 64) + `}`, pipeline.ErrTooDeep, "more than 64 levels of objects and arrays at offset 68"},
+		{"100000 levels", strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000), pipeline.ErrTooDeep, "at offset 320"},
+		{"100000 open brackets", strings.Repeat("[", 100000), pipeline.ErrTooDeep, "more than 64"},
+		{"brackets in strings", `{"a":"` + strings.Repeat(`[{\"`, 1000) + `"}`, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

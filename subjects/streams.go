@@ -136,14 +136,19 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error 
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, anyReplicas, anyPartitions bool) error {
-	_, err := js.CreateStream(ctx, want)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %s: %w", want.Name, err)
-	}
+	// Look before creating: a worker of a locked-down server may read
+	// stream info but not create streams (scripts/secure/nats.conf).
 	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, want)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", want.Name, err)
+		}
+		s, err = js.Stream(ctx, want.Name) // created concurrently by another process
+	}
 	if err != nil {
 		return fmt.Errorf("look up stream %s: %w", want.Name, err)
 	}
@@ -158,7 +163,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		return fmt.Errorf("%w: stream %s: %s (change or delete it by hand; jetfleet will not)",
 			ErrStreamConflict, want.Name, strings.Join(diffs, "; "))
 	}
-	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.MaxMsgSize == want.MaxMsgSize {
+	// The server reports an unset MaxMsgSize as -1: the same as our 0.
+	sameMaxMsg := have.MaxMsgSize == want.MaxMsgSize || (have.MaxMsgSize <= 0 && want.MaxMsgSize <= 0)
+	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && sameMaxMsg {
 		return nil
 	}
 	upd := have

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ published record is accounted for (verified: yes).`,
 			&cli.Float64Flag{Name: "rate", Usage: "offered load in records/s, open loop (0: as fast as possible)"},
 			&cli.StringSliceFlag{Name: "workers", Usage: "replicas of a step, `STEP=N` (validate, transform); repeatable"},
 			&cli.StringFlag{Name: "report", Usage: "write a markdown report and its pictures into this `DIR` (e.g. bench/results)"},
+			&cli.StringFlag{Name: "generate", Usage: "only write --events generated orders as NDJSON to `FILE` (- for stdout), for jetfleet publish or other tools, and exit"},
 			&cli.IntFlag{Name: "bulk-size", Usage: "records per message in bulk mode", Value: 100},
 			&cli.Uint64Flag{Name: "seed", Usage: "generator seed", Value: 1},
 			&cli.Float64Flag{Name: "invalid", Usage: "share of invalid orders", Value: 0.05},
@@ -62,6 +64,9 @@ published record is accounted for (verified: yes).`,
 func runBench(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef(c, "unexpected argument %q", c.Args().First())
+	}
+	if path := c.String("generate"); path != "" {
+		return generateOrders(c, path)
 	}
 	log, err := newLogger(c)
 	if err != nil {
@@ -188,4 +193,33 @@ func (b *benchProgress) clear() {
 		fmt.Fprint(b.w, "\r\033[K")
 		b.drawn = false
 	}
+}
+
+// generateOrders writes the generator's orders, the same a run with the
+// same flags publishes, as NDJSON.
+func generateOrders(c *cli.Context, path string) error {
+	events := c.Int("events")
+	if events <= 0 {
+		events = 100000
+	}
+	out := c.App.Writer
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("bench: --generate: %v", err), 1)
+		}
+		defer f.Close()
+		out = f
+	}
+	w := bufio.NewWriter(out)
+	gen := bench.NewOrderGenerator(c.Uint64("seed"), c.Float64("invalid"), c.Float64("duplicates"))
+	for range events {
+		line, _ := gen.Next()
+		w.Write(line)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		return cli.Exit(fmt.Sprintf("bench: --generate: %v", err), 1)
+	}
+	return nil
 }

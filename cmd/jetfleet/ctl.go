@@ -6,7 +6,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/jetfleet/jetfleet/subjects"
@@ -64,7 +63,7 @@ func runCtl(c *cli.Context, op string) error {
 	}
 	defer nc.Close()
 
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox() // honours --inbox-prefix
 	replies, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)

@@ -27,6 +27,12 @@ func natsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "nats", Aliases: []string{"s"}, Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"NATS_URL"}, Value: defaultNATSURL},
 		&cli.StringFlag{Name: "creds", Usage: "NATS credentials file (user JWT and seed)", EnvVars: []string{"NATS_CREDS"}},
+		&cli.StringFlag{Name: "user", Usage: "NATS user name (with --password)", EnvVars: []string{"NATS_USER"}},
+		&cli.StringFlag{Name: "password", Usage: "NATS password (prefer the NATS_PASSWORD env var: flags show in ps)", EnvVars: []string{"NATS_PASSWORD"}},
+		&cli.StringFlag{Name: "tls-ca", Usage: "CA certificate `FILE` to verify the server (turns TLS on)", EnvVars: []string{"NATS_CA"}},
+		&cli.StringFlag{Name: "tls-cert", Usage: "client certificate `FILE` (with --tls-key), for servers that verify clients", EnvVars: []string{"NATS_CERT"}},
+		&cli.StringFlag{Name: "tls-key", Usage: "client private key `FILE`", EnvVars: []string{"NATS_KEY"}},
+		&cli.StringFlag{Name: "inbox-prefix", Usage: "subject prefix of reply inboxes (default _INBOX), so a server can give each user its own", EnvVars: []string{"NATS_INBOX_PREFIX"}},
 	}
 }
 
@@ -92,17 +98,46 @@ func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Opti
 	if creds := lookup(c, "creds"); creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
+	if user := lookup(c, "user"); user != "" {
+		opts = append(opts, nats.UserInfo(user, lookup(c, "password")))
+	}
+	if ca := lookup(c, "tls-ca"); ca != "" {
+		opts = append(opts, nats.RootCAs(ca))
+	}
+	if cert, key := lookup(c, "tls-cert"), lookup(c, "tls-key"); cert != "" || key != "" {
+		opts = append(opts, nats.ClientCert(cert, key))
+	}
+	if prefix := lookup(c, "inbox-prefix"); prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
+	}
 	return opts
+}
+
+// checkConnFlags fails early, with the flag's name, on connection flags
+// that cannot work; nats.go would report them without saying which.
+func checkConnFlags(c *cli.Context) error {
+	for _, name := range []string{"creds", "tls-ca", "tls-cert", "tls-key"} {
+		if f := lookup(c, name); f != "" {
+			if _, err := os.Stat(f); err != nil {
+				return cli.Exit(fmt.Sprintf("--%s: %v", name, err), 1)
+			}
+		}
+	}
+	if (lookup(c, "tls-cert") == "") != (lookup(c, "tls-key") == "") {
+		return usagef(c, "--tls-cert and --tls-key go together")
+	}
+	if lookup(c, "password") != "" && lookup(c, "user") == "" {
+		return usagef(c, "--password needs --user")
+	}
+	return nil
 }
 
 // connectOnce connects for a one-shot command: a few quick attempts, then
 // a clear error, since a person is waiting for the answer.
 func connectOnce(ctx context.Context, c *cli.Context, name string, log zerolog.Logger) (*nats.Conn, error) {
 	url := lookup(c, "nats")
-	if creds := lookup(c, "creds"); creds != "" {
-		if _, err := os.Stat(creds); err != nil {
-			return nil, cli.Exit(fmt.Sprintf("credentials file: %v", err), 1)
-		}
+	if err := checkConnFlags(c); err != nil {
+		return nil, err
 	}
 	opts := append(connectOptions(c, name, log), nats.Timeout(2*time.Second))
 	var lastErr error
@@ -126,6 +161,9 @@ func connectOnce(ctx context.Context, c *cli.Context, name string, log zerolog.L
 // so a worker may start before its server.
 func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn, error) {
 	url := lookup(c, "nats")
+	if err := checkConnFlags(c); err != nil {
+		return nil, err
+	}
 	opts := append(connectOptions(c, name, log), nats.RetryOnFailedConnect(true))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -138,19 +176,7 @@ func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn
 }
 
 // redact hides passwords and tokens in URLs before they reach a log.
-func redact(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if s := strings.Index(p, "://"); s >= 0 && s < at {
-				parts[i] = p[:s+3] + "[REDACTED]" + p[at:]
-			} else {
-				parts[i] = "[REDACTED]" + p[at:]
-			}
-		}
-	}
-	return strings.Join(parts, ",")
-}
+func redact(urls string) string { return workers.RedactURL(urls) }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM (graceful
 // drain); a second signal exits at once.

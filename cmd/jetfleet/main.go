@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -15,6 +17,10 @@ import (
 var version = "dev"
 
 func main() {
+	// A write past a file size limit (ulimit -f) then fails with EFBIG,
+	// which the aggregator reports and waits out, instead of killing the
+	// process with SIGXFSZ.
+	signal.Ignore(syscall.SIGXFSZ)
 	os.Exit(run(os.Args))
 }
 
@@ -65,6 +71,7 @@ NATS_URL sets the server for every command.`,
 			pipelineCommand(), lookupCommand(), benchCommand(),
 			alertsCommand(),
 			serverCommand(),
+			passwdCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {

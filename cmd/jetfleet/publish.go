@@ -210,10 +210,14 @@ func (p *publisher) run(ctx context.Context, next func() ([]byte, int, error)) e
 			p.stats.mu.Lock()
 			p.stats.rejected++
 			p.stats.mu.Unlock()
-			if p.strict {
-				return fmt.Errorf("line %d: %d bytes exceeds the server's max payload (%d)", line, len(rec), p.maxPayload)
+			where := fmt.Sprintf("line %d", line)
+			if p.idField != "" {
+				where += fmt.Sprintf(" (%s %.40s)", p.idField, recordID(rec, p.idField))
 			}
-			fmt.Fprintf(os.Stderr, "jetfleet: line %d: %d bytes exceeds the server's max payload (%d); skipped\n", line, len(rec), p.maxPayload)
+			if p.strict {
+				return fmt.Errorf("%s: %d bytes exceeds the server's max payload (%d)", where, len(rec), p.maxPayload)
+			}
+			fmt.Fprintf(os.Stderr, "jetfleet: %s: %d bytes exceeds the server's max payload (%d); skipped\n", where, len(rec), p.maxPayload)
 			continue
 		}
 		if p.interval > 0 {

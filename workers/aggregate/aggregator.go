@@ -44,6 +44,13 @@ type Aggregator struct {
 	pendMu sync.Mutex
 	kick   chan struct{}
 
+	// The data dir refusing writes (storage.go).
+	storeMu               sync.Mutex
+	pauseFeed, resumeFeed func()
+	storeErr              error
+	storeFails            int
+	storeNext             time.Time
+
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
 	done    chan struct{} // flusher goroutine finished
@@ -399,8 +406,12 @@ func (a *Aggregator) handleBatch(ctx context.Context, batch []workers.Record) ([
 		if m, rerr := readMeta(context.WithoutCancel(ctx), a.ingestConn); rerr == nil {
 			a.meta = m
 		}
+		if isStorageErr(err) {
+			return nil, a.storageFailed(err)
+		}
 		return nil, err
 	}
+	a.storageWorked()
 	a.meta = res.meta
 	if a.cfg.Committed != nil {
 		a.cfg.Committed(batch)
@@ -496,6 +507,7 @@ func (a *Aggregator) flusher(ctx context.Context) {
 	tick = max(tick, 5*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	fails, next := 0, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -503,11 +515,22 @@ func (a *Aggregator) flusher(ctx context.Context) {
 		case <-t.C:
 		case <-a.kick:
 		}
+		now := time.Now()
+		if a.probeStorage(now) || now.Before(next) {
+			continue // a flush would fail the same way; retry with backoff
+		}
 		// A flush under way when Stop cancels ctx runs to its end: cancelling
 		// it mid-transaction would leave the rollback racing the final
 		// flush's BeginTx on the same connection ("multiple transactions").
-		if err := a.flushAll(context.WithoutCancel(ctx), false); err != nil && ctx.Err() == nil {
-			a.log.Error().Err(err).Msg("flush failed; retrying")
+		err := a.flushAll(context.WithoutCancel(ctx), false)
+		switch {
+		case err == nil:
+			fails = 0
+		case ctx.Err() == nil:
+			fails++
+			delay := backoff(storageRetryMin, storageRetryMax, fails)
+			next = now.Add(delay)
+			a.log.Error().Err(err).Dur("retry_in", delay).Msg("flush failed; the state keeps the records, retrying")
 		}
 	}
 }

@@ -12,4 +12,8 @@ var (
 	ErrStopped = errors.New("aggregate: stopped")
 	// ErrNotStarted is returned by calls that need a started aggregator.
 	ErrNotStarted = errors.New("aggregate: not started")
+	// ErrDataDirUnwritable is returned for a batch the state could not
+	// commit because the data dir refused the write (full, read-only, a
+	// file size limit, an I/O error); the batch stays in the stream.
+	ErrDataDirUnwritable = errors.New("aggregate: data dir refuses writes")
 )

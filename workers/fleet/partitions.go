@@ -198,6 +198,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	if err != nil {
 		return err
 	}
+	agg.SetFeeder(w.Pause, w.Resume) // a data dir refusing writes pauses intake
 	s.declareConsumer(ctx, p)
 	if err := agg.Start(ctx); err != nil {
 		return fmt.Errorf("partition %d: %w", p, err)
