@@ -63,20 +63,27 @@ func TestAggregatorWaitsOutAFullDataDir(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
+	// The aggregator's partition consumers: acked is the highest ack floor
+	// (with nothing pending anywhere, every record up to it is acked).
 	consumer := func() (acked, pending, ackPending uint64) {
-		c, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.ConsumerName("aggregate", "orders"))
-		if err != nil {
-			return 0, 0, 0
+		for _, name := range subjects.StepConsumerNames(subjects.StepAggregate, "orders", subjects.DefaultPartitions) {
+			c, err := js.Consumer(t.Context(), subjects.StreamClean, name)
+			if err != nil {
+				return 0, 1, 0
+			}
+			ci := c.CachedInfo()
+			acked = max(acked, ci.AckFloor.Stream)
+			pending += ci.NumPending
+			ackPending += uint64(ci.NumAckPending)
 		}
-		ci := c.CachedInfo()
-		return ci.AckFloor.Stream, ci.NumPending, uint64(ci.NumAckPending)
+		return acked, pending, ackPending
 	}
 	idleAt := func(n uint64) func() bool {
 		return func() bool { a, p, ap := consumer(); return a == n && p == 0 && ap == 0 }
 	}
 
 	waitFor(t, 60*time.Second, "the aggregate consumer", func() bool {
-		_, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.ConsumerName("aggregate", "orders"))
+		_, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.PartitionConsumerName("aggregate", "orders", subjects.DefaultPartitions-1))
 		return err == nil
 	})
 	publish(0, 500)

@@ -306,7 +306,8 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	require.NoError(t, err)
 	for _, c := range []struct{ stream, step string }{{subjects.StreamIngest, "validate"}, {subjects.StreamValid, "transform"}, {subjects.StreamClean, "aggregate"}, {subjects.StreamClean, "alert"}} {
 		waitFor(t, 60*time.Second, c.step+" consumer", func() bool {
-			_, err := js.Consumer(t.Context(), c.stream, subjects.ConsumerName(c.step, "orders"))
+			step, _ := subjects.StepByName(c.step)
+			_, err := js.Consumer(t.Context(), c.stream, subjects.StepConsumerNames(step, "orders", subjects.DefaultPartitions)[0])
 			return err == nil
 		})
 	}
