@@ -324,13 +324,20 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	}
 	// status --wait-idle needs mart reports, which only a supervisor that
 	// shares the aggregator's data dir makes (dev); watch the consumer.
-	aggregated := func() bool {
-		c, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.ConsumerName("aggregate", "orders"))
-		if err != nil {
-			return false
+	aggregated := func() bool { // every partition consumer of the aggregator
+		var delivered uint64
+		for _, name := range subjects.StepConsumerNames(subjects.StepAggregate, "orders", subjects.DefaultPartitions) {
+			c, err := js.Consumer(t.Context(), subjects.StreamClean, name)
+			if err != nil {
+				return false
+			}
+			ci := c.CachedInfo()
+			if ci.NumAckPending > 0 || ci.NumPending > 0 {
+				return false
+			}
+			delivered = max(delivered, ci.Delivered.Stream)
 		}
-		ci := c.CachedInfo()
-		return count(subjects.StreamClean) > 0 && ci.Delivered.Stream == count(subjects.StreamClean) && ci.NumAckPending == 0 && ci.NumPending == 0
+		return count(subjects.StreamClean) > 0 && delivered == count(subjects.StreamClean)
 	}
 	waitFor(t, 60*time.Second, "the aggregator to commit every clean record", func() bool {
 		return count(subjects.StreamIngest) == count(subjects.StreamClean)+count(subjects.StreamDLQ) && aggregated()
