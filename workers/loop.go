@@ -130,9 +130,17 @@ func (w *Worker) dispatch(ctx context.Context, h handlerSet, first jetstream.Msg
 	if h.batch == nil {
 		return w.process(ctx, h.rec, first, ackQueue)
 	}
+	// The batch closes when full or BatchWait after its first message,
+	// whichever comes first: a steady trickle must not hold records back
+	// until a whole batch has gathered.
 	msgs := []jetstream.Msg{first}
+	deadline := time.Now().Add(w.cfg.BatchWait)
 	for len(msgs) < w.cfg.FetchBatch {
-		m, err := it.Next(jetstream.NextMaxWait(w.cfg.BatchWait))
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		m, err := it.Next(jetstream.NextMaxWait(wait))
 		if err != nil {
 			break
 		}

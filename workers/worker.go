@@ -34,8 +34,9 @@ type Config struct {
 	NewHandlerFunc func() (Handler, error)
 	// NewBatchHandlerFunc builds a batch handler, for sinks.
 	NewBatchHandlerFunc func() (BatchHandler, error)
-	// BatchWait is how long a batch handler's worker waits for more
-	// messages to fill a batch once it holds one. Default 5ms.
+	// BatchWait is how long a batch handler's worker gathers messages into
+	// a batch once it holds one: the batch goes to the handler when full
+	// (FetchBatch) or BatchWait after its first message. Default 5ms.
 	BatchWait time.Duration
 	// ID names this worker in heartbeats and logs. Default: host and a
 	// random suffix.

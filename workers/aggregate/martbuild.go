@@ -269,7 +269,12 @@ func (b *MartBuilder) closeMem() {
 func (b *MartBuilder) syncLake(ctx context.Context, stamps map[string]fileStamp) (*sql.Conn, error) {
 	ds := b.cfg.Dataset
 	if b.mem == nil {
-		settings := map[string]string{"memory_limit": b.agg.cfg.MemoryLimit}
+		// The copy of the lake grows with the dataset: past the memory
+		// limit DuckDB spills it here instead of failing the build.
+		settings := map[string]string{
+			"memory_limit":   b.agg.cfg.MemoryLimit,
+			"temp_directory": filepath.Join(b.cfg.DataDir, "state", "."+ds.Name+".builder.tmp"),
+		}
 		if b.cfg.Threads > 0 {
 			settings["threads"] = fmt.Sprint(b.cfg.Threads)
 		}
