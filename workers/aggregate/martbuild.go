@@ -69,11 +69,9 @@ type MartBuilder struct {
 
 	buildMu sync.Mutex
 	lastSig string
-	// mem holds the lake's records between builds, so that a build reads
-	// only the lake files that are new or were rewritten since the last
-	// one; folded says which files it holds, as they were when read.
-	mem    *sql.DB
-	folded map[string]fileStamp
+	// mem is the builder's DuckDB, kept between builds; it holds no data,
+	// only a view over the lake files.
+	mem *sql.DB
 
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
@@ -259,18 +257,17 @@ func (b *MartBuilder) lakeFiles(progress []marts.PartitionProgress) ([]string, m
 func (b *MartBuilder) closeMem() {
 	if b.mem != nil {
 		_ = b.mem.Close()
-		b.mem, b.folded = nil, nil
+		b.mem = nil
 	}
 }
 
-// syncLake brings the in-memory copy of the lake up to the files listed:
-// rows of files gone or rewritten out, rows of new or rewritten files in.
-// The dataset's name is a view over it with the schema's columns.
+// syncLake points the view named after the dataset at the lake files
+// listed, with the schema's columns. Builds read the files where they are:
+// DuckDB streams them within its memory limit, so the builder's memory
+// does not grow with the dataset (a copy of the lake would).
 func (b *MartBuilder) syncLake(ctx context.Context, stamps map[string]fileStamp) (*sql.Conn, error) {
 	ds := b.cfg.Dataset
 	if b.mem == nil {
-		// The copy of the lake grows with the dataset: past the memory
-		// limit DuckDB spills it here instead of failing the build.
 		settings := map[string]string{
 			"memory_limit":   b.agg.cfg.MemoryLimit,
 			"temp_directory": filepath.Join(b.cfg.DataDir, "state", "."+ds.Name+".builder.tmp"),
@@ -282,56 +279,32 @@ func (b *MartBuilder) syncLake(ctx context.Context, stamps map[string]fileStamp)
 		if err != nil {
 			return nil, err
 		}
-		cols := make([]string, len(ds.Schema))
-		names := make([]string, len(ds.Schema))
-		for i, c := range ds.Schema {
-			cols[i] = ident(c.Name) + " " + c.Type
-			names[i] = ident(c.Name)
-		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE _jf_lake_rows (%s, _jf_file VARCHAR NOT NULL)", strings.Join(cols, ", "))); err != nil {
-			db.Close()
-			return nil, err
-		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM _jf_lake_rows", ident(ds.Name), strings.Join(names, ", "))); err != nil {
-			db.Close()
-			return nil, err
-		}
-		b.mem, b.folded = db, map[string]fileStamp{}
+		b.mem = db
 	}
 	conn, err := b.mem.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sel := make([]string, len(ds.Schema))
+	cols := make([]string, len(ds.Schema))
 	for i, c := range ds.Schema {
-		sel[i] = fmt.Sprintf("CAST(%s AS %s)", ident(c.Name), c.Type)
-	}
-	for f, st := range b.folded {
-		if cur, ok := stamps[f]; ok && cur == st {
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, "DELETE FROM _jf_lake_rows WHERE _jf_file = ?", f); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		delete(b.folded, f)
-	}
-	var fresh []string
-	for f := range stamps {
-		if _, ok := b.folded[f]; !ok {
-			fresh = append(fresh, literal(f))
+		if len(stamps) == 0 {
+			cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, ident(c.Name))
+		} else {
+			cols[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", ident(c.Name), c.Type, ident(c.Name))
 		}
 	}
-	if len(fresh) > 0 {
-		q := fmt.Sprintf("INSERT INTO _jf_lake_rows SELECT %s, _jf_file FROM read_parquet([%s], union_by_name = true, hive_partitioning = false, filename = '_jf_file')",
-			strings.Join(sel, ", "), strings.Join(fresh, ", "))
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			conn.Close()
-			return nil, err
+	from := " WHERE false" // no lake yet: an empty relation of the right shape
+	if len(stamps) > 0 {
+		files := make([]string, 0, len(stamps))
+		for f := range stamps {
+			files = append(files, literal(f))
 		}
-		for f, st := range stamps {
-			b.folded[f] = st
-		}
+		sort.Strings(files)
+		from = fmt.Sprintf(" FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)", strings.Join(files, ", "))
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s%s", ident(ds.Name), strings.Join(cols, ", "), from)); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	return conn, nil
 }
