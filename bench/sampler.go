@@ -118,10 +118,8 @@ func (s *sampler) sample(ctx context.Context) {
 		if err != nil {
 			return // stopping, or a consumer gone: skip this sample
 		}
+		// Looking the consumer up fetched its info: no second request.
 		info := c.CachedInfo()
-		if fresh, err := c.Info(ctx); err == nil {
-			info = fresh
-		}
 		floor := sc.floor(info)
 		smp.Steps[sc.step].Acked += floor - min(sc.base, floor)
 		smp.Steps[sc.step].Lag += info.NumPending + uint64(info.NumAckPending)
