@@ -25,11 +25,15 @@ var (
 	StepTransform = Step{Name: "transform", Input: KindValid, Output: KindClean}
 	StepAggregate = Step{Name: "aggregate", Input: KindClean}
 	StepAlert     = Step{Name: "alert", Input: KindClean, Output: KindAlert}
+	// StepRekey gives clean records published without a key token
+	// (jf.clean.<dataset>) their token; aggregator processes run it. It is
+	// the only consumer of the bare subject.
+	StepRekey = Step{Name: "rekey", Input: KindClean, Output: KindClean}
 )
 
 // StepByName finds a built-in step.
 func StepByName(name string) (Step, bool) {
-	for _, s := range []Step{StepIngest, StepValidate, StepTransform, StepAggregate, StepAlert, StepWebhook} {
+	for _, s := range []Step{StepIngest, StepValidate, StepTransform, StepAggregate, StepAlert, StepWebhook, StepRekey} {
 		if s.Name == name {
 			return s, true
 		}
@@ -116,9 +120,11 @@ func Consumer(step Step, dataset string, o ConsumerOptions) (jetstream.ConsumerC
 		MaxWaiting:    512,
 		Metadata:      map[string]string{MetaStep: step.Name, MetaDataset: dataset},
 	}
-	if step.Input == KindClean {
-		// Every partition, and records published without a key token.
-		cfg.FilterSubject, cfg.FilterSubjects = "", CleanFilters(dataset)
+	if step.Input == KindClean && step != StepRekey {
+		// Every partition. Records published without a key token are the
+		// rekey step's (its filter is the bare subject), which publishes
+		// them again with their token.
+		cfg.FilterSubject = join(Clean(dataset), ">")
 	}
 	return cfg, nil
 }

@@ -69,21 +69,17 @@ func CleanPartition(dataset string, p int, keyToken string) string {
 }
 
 // CleanFilters are the filter subjects of a consumer of every clean record
-// of dataset: partitioned (jf.clean.<ds>.>) and published without a key
-// token (jf.clean.<ds>).
+// of dataset: the partitioned subjects, jf.clean.<ds>.>. A record
+// published without a key token (jf.clean.<ds>) reaches them once the
+// rekey step has published it again with its token. One filter, because
+// nats-server serves consumers with several filter subjects far slower.
 func CleanFilters(dataset string) []string {
-	return []string{Clean(dataset), join(Clean(dataset), ">")}
+	return []string{join(Clean(dataset), ">")}
 }
 
 // PartitionFilters are the filter subjects of partition p of dataset.
-// Partition 0 also takes records published without a key token, so none
-// is left without an aggregator.
 func PartitionFilters(dataset string, p int) []string {
-	f := []string{join(Clean(dataset), strconv.Itoa(p), ">")}
-	if p == 0 {
-		f = append(f, Clean(dataset))
-	}
-	return f
+	return []string{join(Clean(dataset), strconv.Itoa(p), ">")}
 }
 
 // cleanTransform is JF_CLEAN's subject transform for n partitions:
@@ -152,8 +148,7 @@ func PartitionConsumer(step Step, dataset string, p, n int, o ConsumerOptions) (
 	}
 	cfg.Durable = PartitionConsumerName(step.Name, dataset, p)
 	cfg.Description = fmt.Sprintf("jetfleet %s step for dataset %s, partition %d of %d", step.Name, dataset, p, n)
-	cfg.FilterSubject = ""
-	cfg.FilterSubjects = PartitionFilters(dataset, p)
+	cfg.FilterSubject = PartitionFilters(dataset, p)[0]
 	cfg.Metadata[MetaPartition] = strconv.Itoa(p)
 	return cfg, nil
 }

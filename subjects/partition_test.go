@@ -42,8 +42,8 @@ func TestCleanTransformMatchesPartitionOf(t *testing.T) {
 	}
 	require.Len(t, seen, n, "200 keys reach every partition")
 
-	// Without a key token a record is stored as published; partition 0's
-	// consumer and the whole-dataset consumer both take it.
+	// Without a key token a record is stored as published, for the rekey
+	// step to publish again with its token.
 	ack, err := js.Publish(ctx, subjects.Clean("orders"), []byte(`{}`))
 	require.NoError(t, err)
 	m, err := s.GetMsg(ctx, ack.Sequence)
@@ -61,10 +61,14 @@ func TestCleanTransformMatchesPartitionOf(t *testing.T) {
 		require.NoError(t, err)
 		sum += count(cfg)
 	}
-	require.Equal(t, uint64(keys+1), sum, "the partitions divide every record between them")
+	require.Equal(t, uint64(keys), sum, "the partitions divide every keyed record between them")
 	all, err := subjects.Consumer(subjects.StepAlert, "orders", subjects.ConsumerOptions{})
 	require.NoError(t, err)
-	require.Equal(t, uint64(keys+1), count(all), "a whole-dataset consumer sees every record")
+	require.Equal(t, uint64(keys), count(all), "a whole-dataset consumer sees every keyed record")
+	rekey, err := subjects.Consumer(subjects.StepRekey, "orders", subjects.ConsumerOptions{})
+	require.NoError(t, err)
+	require.Equal(t, subjects.Clean("orders"), rekey.FilterSubject)
+	require.Equal(t, uint64(1), count(rekey), "the record without a key token is the rekey step's alone")
 }
 
 func TestEnsureRefusesNewPartitionCount(t *testing.T) {
@@ -133,12 +137,17 @@ func TestPartitionConsumer(t *testing.T) {
 	require.Equal(t, []string{"aggregate", "orders"}, []string{step, ds}, "advisories name the partition consumer")
 	_, ds, _ = subjects.ParseConsumerName("validate_orders_p3")
 	require.Equal(t, "orders_p3", ds, "only clean-stage steps are partitioned")
-	require.Equal(t, []string{"jf.clean.orders.3.>"}, cfg.FilterSubjects)
+	require.Equal(t, "jf.clean.orders.3.>", cfg.FilterSubject)
+	require.Empty(t, cfg.FilterSubjects, "one filter: the server's fast path")
 	require.Equal(t, "3", cfg.Metadata[subjects.MetaPartition])
 	require.Equal(t, "orders", cfg.Metadata[subjects.MetaDataset])
 	cfg, err = subjects.PartitionConsumer(subjects.StepAggregate, "orders", 0, 8, subjects.ConsumerOptions{})
 	require.NoError(t, err)
-	require.Equal(t, []string{"jf.clean.orders.0.>", "jf.clean.orders"}, cfg.FilterSubjects)
+	require.Equal(t, "jf.clean.orders.0.>", cfg.FilterSubject)
+	require.Empty(t, cfg.FilterSubjects)
+	step, ds, ok = subjects.ParseConsumerName(subjects.ConsumerName(subjects.StepRekey.Name, "orders"))
+	require.True(t, ok)
+	require.Equal(t, []string{"rekey", "orders"}, []string{step, ds})
 	_, err = subjects.PartitionConsumer(subjects.StepAggregate, "orders", 8, 8, subjects.ConsumerOptions{})
 	require.ErrorIs(t, err, subjects.ErrInvalidPartition)
 	_, err = subjects.PartitionConsumer(subjects.StepValidate, "orders", 0, 8, subjects.ConsumerOptions{})

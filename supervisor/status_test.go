@@ -158,7 +158,8 @@ func TestWaitIdleWaitsForMarts(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
-	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.Clean(dataset))))
+	// Clean records carry a key token: the aggregate consumer reads jf.clean.<ds>.>.
+	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
 	var consumed, flushed atomic.Uint64
 	sink := workers.HandlerFunc(func(_ context.Context, rec workers.Record) ([]workers.Output, error) {
 		for {
@@ -187,7 +188,7 @@ func TestWaitIdleWaitsForMarts(t *testing.T) {
 	o := opts
 	o.ProgressFunc = func(_ *supervisor.Status, busy string) { lastBusy.Store(busy) }
 	checkFor(t, 5*time.Second, func() error {
-		if b.streamMsgs(t, subjects.StreamClean, subjects.Clean(dataset)) != 50 || consumed.Load() < 50 {
+		if b.streamMsgs(t, subjects.StreamClean, subjects.Clean(dataset)+".>") != 50 || consumed.Load() < 50 {
 			return errors.New("not all through yet")
 		}
 		return nil
@@ -204,7 +205,7 @@ func TestWaitIdleWaitsForMarts(t *testing.T) {
 		require.Zero(t, s.Pending, s.Consumer)
 		require.Zero(t, s.AckPending, s.Consumer)
 	}
-	require.Equal(t, uint64(50), b.streamMsgs(t, subjects.StreamClean, subjects.Clean(dataset)))
+	require.Equal(t, uint64(50), b.streamMsgs(t, subjects.StreamClean, subjects.Clean(dataset)+".>"))
 }
 
 // A pending consumer keeps WaitIdle waiting and names it, in pipeline order.

@@ -567,7 +567,11 @@ func (w *Worker) tryBind(ctx context.Context, ccfg jetstream.ConsumerConfig) (je
 	if err := subjects.Ensure(ctx, w.js, w.cfg.Streams); err != nil {
 		return nil, err
 	}
-	if len(w.cfg.FilterSubjects) > 0 {
+	switch len(w.cfg.FilterSubjects) {
+	case 0:
+	case 1: // the server's single-filter path is the fast one
+		ccfg.FilterSubject, ccfg.FilterSubjects = w.cfg.FilterSubjects[0], nil
+	default:
 		ccfg.FilterSubject, ccfg.FilterSubjects = "", w.cfg.FilterSubjects
 	}
 	stream := subjects.StreamFor(w.cfg.Step.Input)

@@ -167,7 +167,7 @@ func TestAlertWorkerReplicaProcesses(t *testing.T) {
 	const n = 600 // ten minutes of ticks, all above the threshold
 	for s := range n {
 		data := fmt.Sprintf(`{"id":"t-%d","sym":"AAA","price":150,"ts":"%s"}`, s, t0.Add(time.Duration(s)*time.Second).Format(time.RFC3339))
-		_, err := js.PublishAsync(subjects.Clean("ticks"), []byte(data), jetstream.WithMsgID(fmt.Sprint("t-", s)), jetstream.WithStallWait(30*time.Second))
+		_, err := js.PublishAsync(subjects.CleanKey("ticks", subjects.KeyToken(fmt.Sprint("t-", s))), []byte(data), jetstream.WithMsgID(fmt.Sprint("t-", s)), jetstream.WithStallWait(30*time.Second))
 		require.NoError(t, err)
 	}
 	<-js.PublishAsyncComplete()

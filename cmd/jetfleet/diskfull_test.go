@@ -56,7 +56,9 @@ func TestAggregatorWaitsOutAFullDataDir(t *testing.T) {
 			usd := float64(i%50) + 0.25
 			wantUSD += usd
 			rec := fmt.Sprintf(`{"order_id":"d-%d","customer_id":"c-%d","amount":%g,"currency":"USD","amount_usd":%g,"country":"US","ts":"2026-10-0%dT10:00:00Z"}`, i, i%20, usd, usd, 1+i%3)
-			m := nats.NewMsg(subjects.Clean("orders"))
+			// With its key token, as transform publishes it: stream
+			// sequences then count records one to one.
+			m := nats.NewMsg(subjects.CleanKey("orders", subjects.KeyToken(fmt.Sprintf("d-%d", i))))
 			m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("d-%d", i))
 			m.Data = []byte(rec)
 			_, err := js.PublishMsg(t.Context(), m)

@@ -237,9 +237,24 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	out2, code = jf(t, dev.env, "status", "--wait-idle", "90s")
 	require.Equal(t, 0, code, out2)
 
-	// Every valid record is in JF_CLEAN exactly once: 60 records, 1 bulk
-	// message of 3, and redo-1 once.
-	require.Equal(t, uint64(60+1+1), dev.count(t, subjects.StreamClean))
+	// Every valid record is in JF_CLEAN exactly once as the JavaScript
+	// step published it (without a key token): 60 records, 1 bulk message
+	// of 3, and redo-1 once; and once more with its key token, from rekey.
+	clean, err := dev.js.Stream(t.Context(), subjects.StreamClean)
+	require.NoError(t, err)
+	info, err := clean.Info(t.Context(), jetstream.WithSubjectFilter(subjects.Clean("feedback")+".>"))
+	require.NoError(t, err)
+	var keyed uint64
+	for _, n := range info.State.Subjects {
+		keyed += n
+	}
+	info, err = clean.Info(t.Context(), jetstream.WithSubjectFilter(subjects.Clean("feedback")))
+	require.NoError(t, err)
+	bare := info.State.Subjects[subjects.Clean("feedback")]
+	require.Equal(t, uint64(60+1+1), bare)
+	require.GreaterOrEqual(t, keyed, uint64(60+1+1))
+	require.LessOrEqual(t, keyed, uint64(60+3+1), "the bulk message split by partition at most")
+	require.Equal(t, bare+keyed, dev.count(t, subjects.StreamClean))
 
 	// The marts hold the JavaScript step's output next to Go's validation.
 	out2, code = jf(t, nil, "query", "--data-dir", dataDir, "--format", "json", "SELECT feedback_id, sentiment, channel, strftime(timezone('UTC', ts), '%H') AS hour FROM feedback ORDER BY feedback_id")
@@ -354,7 +369,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	// A transient failure: JF_CLEAN refuses the output (too big), so the
 	// step naks with backoff, and on the last delivery dead-letters the
 	// whole message and terminates it.
-	clean, err := dev.js.Stream(t.Context(), subjects.StreamClean)
+	clean, err = dev.js.Stream(t.Context(), subjects.StreamClean)
 	require.NoError(t, err)
 	ccfg := clean.CachedInfo().Config
 	ccfg.MaxMsgSize = 64

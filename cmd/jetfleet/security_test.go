@@ -355,7 +355,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		} `json:"steps"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(statusJSON[strings.Index(statusJSON, "{"):]), &st), statusJSON)
-	require.Len(t, st.Steps, 4, "validate, transform, aggregate and alert in the status of the ops user")
+	require.Len(t, st.Steps, 5, "validate, transform, aggregate, alert and rekey (in the aggregate process) in the status of the ops user")
 
 	want := fmt.Sprintf("n\n%d\n", count(subjects.StreamClean))
 	waitFor(t, 60*time.Second, "the lake flushed: "+want, func() bool {

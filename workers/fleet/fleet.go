@@ -184,6 +184,15 @@ func Build(cfg Config) (*Fleet, error) {
 			}
 		}
 		if runs(subjects.StepAggregate.Name) {
+			// Records published without a key token get it here and come
+			// back to the partitions: the aggregator's intake, run beside it.
+			rk, err := transform.NewRekey(ds, cfg.Streams.PartitionCount())
+			if err != nil {
+				return nil, err
+			}
+			if err := f.addWorkers(subjects.StepRekey, ds.Name, func() (workers.Handler, error) { return rk, nil }); err != nil {
+				return nil, err
+			}
 			replicas := max(cfg.Replicas[subjects.StepAggregate.Name], 1)
 			for i := range replicas {
 				m, ok, err := f.aggregateMember(ds, i+1, replicas)
