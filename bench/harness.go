@@ -55,6 +55,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res := &Result{
 		Time: time.Now().UTC(), Mode: cfg.Mode, Events: cfg.Events, Seed: cfg.Seed,
+		DurationSeconds: cfg.Duration.Seconds(), MemoryLimit: cfg.MemoryLimit,
 		Server: redactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
 	}
 	if cfg.Mode == ModeBulk {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // WriteReport writes a markdown report of r into dir, with an SVG
@@ -52,8 +53,14 @@ func (r *Result) WriteReport(dir string) (string, error) {
 		}
 		fmt.Fprintf(&md, "## Memory and lag over time\n\n![memory and lag](%s)\n\n", name)
 		first, last := flatness(r.Samples)
-		fmt.Fprintf(&md, "Resident memory: median %.1f MiB in the first half of the run, %.1f MiB in the second. ", first.rssMiB, last.rssMiB)
-		fmt.Fprintf(&md, "Lag (messages waiting or in flight, all steps): max %d in the first half, %d in the second.\n\n", first.maxLag, last.maxLag)
+		fmt.Fprintf(&md, "| | first half | second half |\n|---|---|---|\n")
+		fmt.Fprintf(&md, "| resident memory, median | %.1f MiB | %.1f MiB |\n", first.rssMiB, last.rssMiB)
+		fmt.Fprintf(&md, "| of it Go (workers, embedded server), median | %.1f MiB | %.1f MiB |\n", first.goMiB, last.goMiB)
+		fmt.Fprintf(&md, "| resident memory, trend | %+.1f MiB/min | %+.1f MiB/min |\n", first.rssSlope, last.rssSlope)
+		fmt.Fprintf(&md, "| lag (waiting or in flight, all steps), max | %d | %d |\n", first.maxLag, last.maxLag)
+		fmt.Fprintf(&md, "| lag, trend | %+.0f messages/min | %+.0f messages/min |\n\n", first.lagSlope, last.lagSlope)
+		md.WriteString("Trend: least-squares slope over the half's samples; flat memory and lag have a second-half trend near zero. " +
+			"DuckDB's memory is native (resident minus Go) and bounded by `--memory-limit`.\n\n")
 	}
 	md.WriteString("Reproduce: `jetfleet bench " + r.command() + "`\n")
 	path := filepath.Join(dir, base+".md")
@@ -62,6 +69,12 @@ func (r *Result) WriteReport(dir string) (string, error) {
 
 func (r *Result) command() string {
 	args := []string{"--mode " + string(r.Mode), fmt.Sprintf("--events %d", r.Events), fmt.Sprintf("--seed %d", r.Seed)}
+	if r.DurationSeconds > 0 {
+		args[1] = "--duration " + time.Duration(r.DurationSeconds*float64(time.Second)).String()
+	}
+	if r.MemoryLimit != "" && r.MemoryLimit != "1GB" {
+		args = append(args, "--memory-limit "+r.MemoryLimit)
+	}
 	if r.Mode == ModeBulk {
 		args = append(args, fmt.Sprintf("--bulk-size %d", r.BulkSize))
 	}
@@ -77,8 +90,9 @@ func (r *Result) command() string {
 }
 
 type half struct {
-	rssMiB float64
-	maxLag uint64
+	rssMiB, goMiB      float64
+	rssSlope, lagSlope float64 // per minute
+	maxLag             uint64
 }
 
 // flatness summarises the two halves of a run's samples: memory and lag
@@ -87,19 +101,42 @@ func flatness(samples []Sample) (first, second half) {
 	mid := len(samples) / 2
 	sum := func(ss []Sample) half {
 		var h half
+		at := make([]float64, 0, len(ss))
 		rss := make([]float64, 0, len(ss))
+		goMem := make([]float64, 0, len(ss))
+		lags := make([]float64, 0, len(ss))
 		for _, s := range ss {
+			at = append(at, s.At/60)
 			rss = append(rss, float64(s.RSSBytes)/(1<<20))
+			goMem = append(goMem, float64(s.GoBytes)/(1<<20))
 			var lag uint64
 			for _, st := range s.Steps {
 				lag += st.Lag
 			}
+			lags = append(lags, float64(lag))
 			h.maxLag = max(h.maxLag, lag)
 		}
-		h.rssMiB = median(rss)
+		h.rssMiB, h.goMiB = median(rss), median(goMem)
+		h.rssSlope, h.lagSlope = slope(at, rss), slope(at, lags)
 		return h
 	}
 	return sum(samples[:mid]), sum(samples[mid:])
+}
+
+// slope is the least-squares slope of y over x; 0 for fewer than two
+// distinct x.
+func slope(x, y []float64) float64 {
+	n := float64(len(x))
+	var sx, sy, sxx, sxy float64
+	for i := range x {
+		sx, sy = sx+x[i], sy+y[i]
+		sxx, sxy = sxx+x[i]*x[i], sxy+x[i]*y[i]
+	}
+	d := n*sxx - sx*sx
+	if n < 2 || d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
 }
 
 func median(v []float64) float64 {
@@ -179,15 +216,17 @@ func timelineSVG(samples []Sample) []byte {
 	}
 	x := func(at float64) float64 { return padL + at/math.Max(end, 1e-9)*plotW }
 	y := func(v, peak float64) float64 { return padT + plotH - v/math.Max(peak, 1)*plotH }
-	var rss, lag strings.Builder
+	var rss, goMem, lag strings.Builder
 	for i, s := range samples {
 		fmt.Fprintf(&rss, "%.1f,%.1f ", x(s.At), y(float64(s.RSSBytes), peakRSS))
+		fmt.Fprintf(&goMem, "%.1f,%.1f ", x(s.At), y(float64(s.GoBytes), peakRSS))
 		fmt.Fprintf(&lag, "%.1f,%.1f ", x(s.At), y(float64(lags[i]), float64(peakLag)))
 	}
 	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", rss.String(), barColor)
+	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.5" stroke-dasharray="5,3"/>`+"\n", goMem.String(), barColor)
 	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.5"/>`+"\n", lag.String(), lineColor)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" %s fill="%s">resident memory (peak %.0f MiB)</text>`+"\n", padL, padT-10, svgFont, barColor, peakRSS/(1<<20))
-	fmt.Fprintf(&b, `<text x="%d" y="%d" %s fill="%s">lag, messages (peak %d)</text>`+"\n", padL+260, padT-10, svgFont, lineColor, peakLag)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" %s fill="%s">resident memory (peak %.0f MiB; dashed: of it Go)</text>`+"\n", padL, padT-10, svgFont, barColor, peakRSS/(1<<20))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" %s fill="%s">lag, messages (peak %d)</text>`+"\n", padL+360, padT-10, svgFont, lineColor, peakLag)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" %s text-anchor="end">%.0fs</text>`+"\n", padL+plotW, padT+plotH+16, svgFont, end)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" %s>0s</text>`+"\n", padL, padT+plotH+16, svgFont)
 	axes(&b, "peak", "0")

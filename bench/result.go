@@ -21,6 +21,11 @@ type Result struct {
 	// Rate is the offered load of an open-loop run, records/s; 0 for a
 	// closed-loop (as fast as possible) run.
 	Rate float64 `json:"rate,omitempty"`
+	// DurationSeconds is the publishing time asked for (--duration), 0
+	// when the run published a number of events.
+	DurationSeconds float64 `json:"duration_s,omitempty"`
+	// MemoryLimit is each aggregator replica's DuckDB memory limit.
+	MemoryLimit string `json:"memory_limit,omitempty"`
 	// Workers is replicas per step.
 	Workers   []StepWorkers `json:"workers"`
 	Server    string        `json:"server"` // "embedded" or the URL

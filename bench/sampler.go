@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -26,6 +27,10 @@ type Sample struct {
 	Steps []StepSample `json:"steps"`
 	// RSSBytes is the process's resident set now.
 	RSSBytes int64 `json:"rss_bytes"`
+	// GoBytes is the part of it the Go runtime holds (heap, stacks and
+	// runtime structures, less what it returned to the OS): the workers
+	// and, embedded, nats-server. The rest is native, mostly DuckDB.
+	GoBytes int64 `json:"go_bytes"`
 }
 
 // StepSample is one step's consumer at one moment.
@@ -105,7 +110,7 @@ func (s *sampler) run(ctx context.Context) {
 
 func (s *sampler) sample(ctx context.Context) {
 	now := time.Now()
-	smp := Sample{At: now.Sub(s.start).Seconds(), RSSBytes: currentRSS()}
+	smp := Sample{At: now.Sub(s.start).Seconds(), RSSBytes: currentRSS(), GoBytes: goMemory()}
 	if s.published != nil {
 		smp.Published = s.published()
 	}
@@ -144,4 +149,17 @@ func (s *sampler) finished() ([]time.Time, []Sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Time(nil), s.done...), append([]Sample(nil), s.samples...)
+}
+
+var goMemoryMetrics = []metrics.Sample{
+	{Name: "/memory/classes/total:bytes"},
+	{Name: "/memory/classes/heap/released:bytes"},
+}
+
+// goMemory is the memory the Go runtime has mapped and not released.
+func goMemory() int64 {
+	ms := make([]metrics.Sample, len(goMemoryMetrics))
+	copy(ms, goMemoryMetrics)
+	metrics.Read(ms)
+	return int64(ms[0].Value.Uint64() - ms[1].Value.Uint64())
 }

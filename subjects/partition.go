@@ -28,13 +28,21 @@ const DefaultPartitions = 8
 // consumer and a DuckDB state per dataset.
 const MaxPartitions = 1024
 
-// KeyToken is the subject token of a record key: 16 hex digits of its
-// FNV-1a 64-bit hash. The same key always gives the same token, so it
-// always lands in the same partition.
+// KeyBuckets is how many distinct key tokens there are. The server keeps
+// state per distinct subject of a stream for as long as the stream keeps
+// its messages, so a token per key would grow nats-server's memory with
+// every key ever seen; keys hashed into a fixed set of buckets keep the
+// clean stage at KeyBuckets subjects per dataset. It is part of the wire
+// contract: changing it moves keys between partitions.
+const KeyBuckets = 4096
+
+// KeyToken is the subject token of a record key: its bucket, the FNV-1a
+// 64-bit hash of the key modulo KeyBuckets, as 3 hex digits. The same key
+// always gives the same token, so it always lands in the same partition.
 func KeyToken(key string) string {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(key))
-	return fmt.Sprintf("%016x", h.Sum64())
+	return fmt.Sprintf("%03x", h.Sum64()%KeyBuckets)
 }
 
 // CleanKey is the subject a record of dataset with the given key token is

@@ -146,3 +146,24 @@ func TestPartitionConsumer(t *testing.T) {
 	require.Equal(t, []string{"validate_orders"}, subjects.StepConsumerNames(subjects.StepValidate, "orders", 3))
 	require.Equal(t, []string{"aggregate_orders_p0", "aggregate_orders_p1", "aggregate_orders_p2"}, subjects.StepConsumerNames(subjects.StepAggregate, "orders", 3))
 }
+
+// Key tokens are buckets: however many keys, the clean stage has at most
+// KeyBuckets subjects per dataset (the server keeps state per subject),
+// and the buckets still spread keys evenly over the partitions.
+func TestKeyTokensAreBoundedBuckets(t *testing.T) {
+	t.Parallel()
+	const keys = 200_000
+	tokens := map[string]bool{}
+	perPartition := make([]int, subjects.DefaultPartitions)
+	for i := range keys {
+		tok := subjects.KeyToken(fmt.Sprintf("order-%d", i))
+		require.NoError(t, subjects.ValidateToken("key token", tok))
+		require.Len(t, tok, 3)
+		tokens[tok] = true
+		perPartition[subjects.PartitionOf(tok, subjects.DefaultPartitions)]++
+	}
+	require.Equal(t, subjects.KeyBuckets, len(tokens), "200k keys fill every bucket and no more")
+	for p, n := range perPartition {
+		require.InDelta(t, keys/subjects.DefaultPartitions, n, keys/subjects.DefaultPartitions/10, "partition %d within 10%% of an even share", p)
+	}
+}

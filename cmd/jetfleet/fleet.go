@@ -45,5 +45,5 @@ func dataDirFlag() cli.Flag {
 }
 
 func memoryLimitFlag() cli.Flag {
-	return &cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory limit of each aggregator", Value: "1GB"}
+	return &cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory of each aggregator replica: half for its mart builder, half shared by its partitions' states", Value: "1GB"}
 }

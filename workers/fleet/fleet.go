@@ -44,7 +44,9 @@ type Config struct {
 	// DataDir holds the aggregators' DuckDB state, marts and lake.
 	// Default .jetfleet.
 	DataDir string
-	// MemoryLimit is each aggregator's DuckDB memory limit. Default 1GB.
+	// MemoryLimit is each aggregator replica's DuckDB memory limit,
+	// divided between its mart builder (half) and its partitions' states.
+	// Default 1GB.
 	MemoryLimit string
 	// AggregatePartitions is the set of clean-stage partitions ("0-3,6")
 	// this process's aggregators own; empty means all of them. Ignored when

@@ -33,6 +33,8 @@ type partitionSet struct {
 	log     zerolog.Logger
 	builder *aggregate.MartBuilder
 	rules   *alert.MartRules // alert rules on the marts, nil if none
+	// partitionMemory is each owned partition's DuckDB memory limit.
+	partitionMemory string
 
 	mu      sync.Mutex
 	running map[int]*partitionRunner
@@ -73,9 +75,13 @@ func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Me
 	if s.rules, err = f.martRules(ds); err != nil {
 		return Member{}, err
 	}
+	builderMemory, err := s.divideMemory()
+	if err != nil {
+		return Member{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	bcfg := aggregate.MartBuilderConfig{
 		DataDir: cfg.DataDir, Dataset: DatasetConfig(ds), Marts: martsOf(cfg.Spec, ds.Name),
-		Partitions: n, MemoryLimit: cfg.MemoryLimit, Logger: cfg.Logger,
+		Partitions: n, MemoryLimit: builderMemory, Logger: cfg.Logger,
 	}
 	if s.rules != nil {
 		bcfg.FlushedFunc = s.rules.Flushed // the marts are written by the builder
@@ -84,6 +90,33 @@ func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Me
 		return Member{}, err
 	}
 	return Member{Name: fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica), RunFunc: s.run}, nil
+}
+
+// divideMemory splits the replica's DuckDB memory limit between its
+// DuckDB instances, each of which has a buffer pool of its own: the mart
+// builder gets half, the partitions it may own share the other half (all
+// N when claiming, since its share changes as replicas come and go). So
+// the replica stays within --memory-limit however many partitions it
+// runs. It sets the partitions' limit and returns the builder's.
+func (s *partitionSet) divideMemory() (string, error) {
+	limit := s.f.cfg.MemoryLimit
+	if limit == "" {
+		limit = "1GB"
+	}
+	owned := len(s.static)
+	if s.claim {
+		owned = s.n
+	}
+	var err error
+	if s.partitionMemory, err = aggregate.ShareMemoryLimit(limit, 2*max(owned, 1)); err != nil {
+		return "", err
+	}
+	builder, err := aggregate.ShareMemoryLimit(limit, 2)
+	if err != nil {
+		return "", err
+	}
+	s.log.Debug().Str("builder", builder).Str("partition", s.partitionMemory).Int("partitions", owned).Msg("DuckDB memory divided")
+	return builder, nil
 }
 
 func (s *partitionSet) run(ctx context.Context) error {
@@ -175,7 +208,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	agg, err := aggregate.New(aggregate.Config{
 		DataDir:     cfg.DataDir,
 		Dataset:     DatasetConfig(s.ds),
-		MemoryLimit: cfg.MemoryLimit,
+		MemoryLimit: s.partitionMemory,
 		Threads:     1, // one of many states in the process; a partition's batches are small
 		// A lake flush writes (and fsyncs) a file per date it touches; with
 		// a flush per partition, flushing as often as one aggregator would
