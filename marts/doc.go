@@ -6,6 +6,7 @@
 //
 //	<data-dir>/state/<dataset>.duckdb              aggregator state (DuckDB, locked while the aggregator runs)
 //	<data-dir>/state/<dataset>.progress.json       last stream sequence committed to that state
+//	<data-dir>/state/<dataset>.marts.duckdb        mart builder state of a partitioned dataset (docs/scale-out.md)
 //	<data-dir>/marts/<mart>/_manifest.json         rows, partitions, last flush, last sequence folded in
 //	<data-dir>/marts/<mart>/day=2026-10-01/data.parquet   a partitioned mart (Hive style)
 //	<data-dir>/marts/<mart>/data.parquet                  an unpartitioned mart

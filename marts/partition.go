@@ -21,6 +21,13 @@ func PartitionStateFile(dataDir, dataset string, p int) string {
 	return filepath.Join(dataDir, StateDir, dataset+".p"+strconv.Itoa(p)+".duckdb")
 }
 
+// MartBuilderStateFile is the DuckDB state of dataset's mart builder: the
+// lake's rows and which lake files they came from, so a build reads only
+// the files that are new since the last one.
+func MartBuilderStateFile(dataDir, dataset string) string {
+	return filepath.Join(dataDir, StateDir, dataset+".marts.duckdb")
+}
+
 // PartitionProgressFile is where partition p's aggregator records its
 // progress. Its name does not end in .progress.json: ReadProgress lists
 // datasets, and the mart builder writes the dataset's progress.

@@ -67,7 +67,8 @@ type Aggregator struct {
 
 // hooks let tests stop the aggregator at the points a crash matters.
 type hooks struct {
-	// afterCommit runs after a batch is committed, before it is acked.
+	// afterCommit runs after a batch is committed, before it is acked (a
+	// mart builder's: after its batch of lake files, before the flushes).
 	afterCommit func() error
 	// beforeRename runs after a Parquet file is written aside and synced.
 	beforeRename func(output, target string) error
@@ -201,8 +202,10 @@ func (a *Aggregator) open(ctx context.Context) error {
 	if err := execAll(ctx, conn, a.viewSQL()...); err != nil {
 		return fmt.Errorf("state views: %w", err)
 	}
-	if err := execAll(ctx, conn, a.stageSQL()); err != nil {
-		return fmt.Errorf("stage table: %w", err)
+	if !a.cfg.builder { // a builder's rows come from lake files, not messages
+		if err := execAll(ctx, conn, a.stageSQL()); err != nil {
+			return fmt.Errorf("stage table: %w", err)
+		}
 	}
 	if a.meta, err = readMeta(ctx, conn); err != nil {
 		return fmt.Errorf("read state: %w", err)
@@ -259,6 +262,9 @@ func (a *Aggregator) openOutput(ctx context.Context, o *output) error {
 	}
 	if o.flushedBatch < a.meta.batch || o.lastSeq < a.meta.committedSeq {
 		o.pendingSince = time.Now().Add(-o.flushAfter) // due at once
+	}
+	if a.cfg.builder {
+		return nil // its build flushes every output next, manifests included
 	}
 	var rows int64
 	var partitions int
@@ -430,6 +436,9 @@ func (a *Aggregator) handleBatch(ctx context.Context, batch []workers.Record) ([
 }
 
 func (a *Aggregator) writeProgress() {
+	if a.cfg.builder {
+		return // the builder writes the dataset's from the partitions'
+	}
 	if a.cfg.Partition != nil {
 		a.writePartitionProgress(func(p *marts.PartitionProgress) {
 			p.CommittedSeq, p.Records, p.Duplicates = a.meta.committedSeq, a.meta.records, a.meta.duplicates

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/workers"
 )
 
@@ -100,4 +101,75 @@ func BenchmarkFlush(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/float64(touched), "ms/partition")
 		})
 	}
+}
+
+// dayBatch makes n records with keys from first on, all on day (days
+// after 2026-10-01), over 5 countries and 5000 customers.
+func dayBatch(first, n, day int, seq uint64) []workers.Record {
+	batch := benchBatch(first, n, 1, seq)
+	shift := time.Duration(day) * 24 * time.Hour
+	for i := range batch {
+		k := first + i
+		ts := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Add(shift + time.Duration(k%86400)*time.Second)
+		batch[i].Data = fmt.Appendf(nil, `{"order_id":"o-%d","customer_id":"c-%d","amount":%d.5,"currency":"USD","amount_usd":%d.5,"country":"%s","ts":"%s"}`,
+			k, k%5000, k%300, k%300, []string{"US", "DE", "GB", "FR", "JP"}[k%5], ts.Format(time.RFC3339))
+		batch[i].Published = ts
+	}
+	return batch
+}
+
+// BenchmarkMartBuildIncremental measures a mart build of a partitioned
+// dataset after one new lake file (100 records of one day), over a lake
+// of 200 files (200k records over 30 days) that two partitions wrote: a
+// build's cost should follow the new file, not the lake.
+func BenchmarkMartBuildIncremental(b *testing.B) {
+	const files, perFile, days = 200, 1000, 30
+	dataDir := b.TempDir()
+	ctx := context.Background()
+	parts := make([]*Aggregator, 2)
+	for p := range parts {
+		agg, err := New(Config{
+			DataDir: dataDir, Dataset: shopDataset(), MemoryLimit: "256MB", Threads: 1,
+			FlushRecords: 1 << 40, FlushInterval: time.Hour, Logger: zerolog.Nop(), Partition: &Partition{Index: p},
+		})
+		require.NoError(b, err)
+		require.NoError(b, agg.Start(ctx))
+		b.Cleanup(agg.crash)
+		parts[p] = agg
+	}
+	seq := uint64(0)
+	add := func(p, first, n, day int) {
+		seq++
+		_, err := parts[p].handleBatch(ctx, dayBatch(first, n, day, seq))
+		require.NoError(b, err)
+		require.NoError(b, parts[p].Flush(ctx))
+	}
+	for i := range files {
+		add(i%2, i*perFile, perFile, i%days)
+	}
+	mb, err := NewMartBuilder(MartBuilderConfig{
+		DataDir: dataDir, Dataset: shopDataset(), Marts: shopMarts(), Partitions: len(parts),
+		MemoryLimit: "1GB", Logger: zerolog.Nop(),
+	})
+	require.NoError(b, err)
+	require.NoError(b, mb.Build(ctx))
+	next := files * perFile
+	for b.Loop() {
+		b.StopTimer()
+		add(0, next, 100, 5)
+		next += 100
+		b.StartTimer()
+		if err := mb.Build(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for name, rows := range map[string]int64{"daily_sales": days * 5, "customer_ltv": 5000} {
+		m, err := marts.ReadManifest(marts.MartPath(dataDir, name))
+		require.NoError(b, err)
+		require.Equal(b, rows, m.Rows, name)
+	}
+	lake, err := marts.ReadManifest(marts.LakePath(dataDir, "orders"))
+	require.NoError(b, err)
+	require.Equal(b, int64(next), lake.Rows)
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/build")
 }

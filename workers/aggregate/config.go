@@ -78,6 +78,16 @@ type Config struct {
 	// to the state, before it is acked: the bench measures
 	// publish-to-commit latency with it. It must be quick.
 	Committed func(batch []workers.Record)
+
+	// builder makes the aggregator the state of a [MartBuilder]
+	// (martbuild.go): its records are the lake's rows, fed a batch of lake
+	// files at a time, so its marts are flushed incrementally as an
+	// unpartitioned aggregator's are. Its state is
+	// state/<dataset>.marts.duckdb; it has no lake output, no progress
+	// file, and no index on the key: keys are unique across the
+	// partitions already, and an index over every key would grow the
+	// builder's memory with the dataset.
+	builder bool
 }
 
 func (c *Config) setDefaults() {
@@ -119,6 +129,9 @@ func (c *Config) validate() error {
 	}
 	if c.Partition != nil && (c.NoLake || c.Partition.Index < 0 || c.Partition.Index >= subjects.MaxPartitions) {
 		return fmt.Errorf("%w: partition %d of dataset %s: a partition needs the lake (marts are built from it)", ErrInvalidConfig, c.Partition.Index, c.Dataset.Name)
+	}
+	if c.builder && (!c.NoLake || c.Partition != nil) {
+		return fmt.Errorf("%w: a mart builder's state has no lake and no partition", ErrInvalidConfig)
 	}
 	if !isSafeSetting(c.MemoryLimit) {
 		return fmt.Errorf("%w: memory limit %q", ErrInvalidConfig, c.MemoryLimit)

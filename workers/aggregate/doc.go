@@ -33,4 +33,12 @@
 //
 // Flushes run in the background every Mart.FlushRecords records or
 // Mart.FlushInterval after the first unflushed record, whichever is first.
+//
+// # Partitioned datasets
+//
+// With Config.Partition an aggregator owns one key partition and writes
+// only its lake files; a [MartBuilder] keeps the marts from the lake. Its
+// state (state/<dataset>.marts.duckdb) is an aggregator's fed with lake
+// files, so a build reads only new files and its flushes rewrite only the
+// mart partitions they touch (docs/scale-out.md).
 package aggregate

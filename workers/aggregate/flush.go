@@ -112,17 +112,21 @@ func countParts(ctx context.Context, tx *sql.Tx, o *output) (rows int64, partiti
 // compute materializes o's rows to write into the temp table _jf_out and
 // returns the partitions they fall in. A mart gets every row of each
 // partition that records of batches (since, upto] touch; the lake gets
-// just those records.
+// just those records. From batch 0 (a new or restarted mart) a mart is
+// computed whole, and its partitions on disk that have no rows any more
+// are emptied.
 func (a *Aggregator) compute(ctx context.Context, tx *sql.Tx, o *output, since, upto int64) ([]part, error) {
 	pending := a.pendingViewSQL(since, upto)
 	drop := a.dropPendingViewSQL()
 	cols := identList(o.partitionBy)
+	whole := since == 0 && !o.appendOnly
 	var stmts []string
 	switch {
 	case o.appendOnly:
 		stmts = append(pending, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE _jf_out AS %s`, o.sql))
 		stmts = append(stmts, drop...)
-	case len(o.partitionBy) == 0:
+	case len(o.partitionBy) == 0 || whole:
+		// Every partition is touched: no need to find which.
 		stmts = []string{fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE _jf_out AS %s`, o.sql)}
 	default:
 		stmts = append(pending, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE _jf_touched AS SELECT DISTINCT %s FROM (%s) _jf_m`, cols, o.sql))
@@ -141,7 +145,7 @@ func (a *Aggregator) compute(ctx context.Context, tx *sql.Tx, o *output, since, 
 	}
 
 	var touched [][]*string
-	if !o.appendOnly {
+	if !o.appendOnly && !whole {
 		var err error
 		if touched, err = partitionValues(ctx, tx, o.partitionBy, "_jf_touched", false); err != nil {
 			return nil, err
@@ -179,7 +183,41 @@ func (a *Aggregator) compute(ctx context.Context, tx *sql.Tx, o *output, since, 
 			parts = append(parts, part{dir: dir, values: vals}) // emptied: remove its file
 		}
 	}
+	if whole {
+		onDisk, err := partitionFiles(o.dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, dir := range onDisk {
+			if _, ok := rowsOf[dir]; !ok {
+				parts = append(parts, part{dir: dir}) // no rows any more: removed
+			}
+		}
+	}
 	return parts, nil
+}
+
+// partitionFiles lists the data files of a mart's partitions, relative to
+// its directory.
+func partitionFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == marts.DataFile && path != filepath.Join(dir, marts.DataFile) {
+			rel, err := filepath.Rel(dir, path)
+			if err != nil {
+				return err
+			}
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return out, err
 }
 
 // partitionValues lists the distinct partition values of table as text,

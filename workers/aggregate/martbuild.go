@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/marts"
@@ -32,46 +34,70 @@ type MartBuilderConfig struct {
 	Marts   []Mart
 	// Partitions is the clean stage's partition count. Required.
 	Partitions int
-	// MemoryLimit and Threads of the DuckDB a build runs in. Default 1GB
-	// and DuckDB's thread count.
+	// MemoryLimit and Threads of the builder's DuckDB state. Default 1GB
+	// and DuckDB's thread count. The state spills to disk beyond the
+	// limit, so the builder's memory stays within it however large the
+	// lake grows.
 	MemoryLimit string
 	Threads     int
 	// Interval is the least time between two builds; cues in between are
 	// folded into the next one. Default 1s. A build that took long waits
 	// twice its time before the next, so builds take at most a third of
-	// the time whatever the lake's size.
+	// the time.
 	Interval time.Duration
-	// FlushedFunc, if set, is called after a build replaced mart name (kind
-	// marts.KindMart) or described the lake (marts.KindLake), as
-	// Config.FlushedFunc is after an aggregator's flush. It must not block.
+	// FlushedFunc, if set, is called after a build rewrote partitions of
+	// mart name (kind marts.KindMart) or ingested new lake files
+	// (marts.KindLake), as Config.FlushedFunc is after an aggregator's
+	// flush. It must not block.
 	FlushedFunc func(kind, name string)
 	Logger      zerolog.Logger
 }
 
-// MartBuilder builds a partitioned dataset's marts from the union of its
-// partitions' lake files. A mart aggregates across keys, so no partition
-// can compute it alone; the lake holds exactly the de-duplicated records
-// of every partition (each partition's aggregator writes its own files),
-// so a mart computed over all of them equals one aggregator's.
+// MartBuilder builds a partitioned dataset's marts from its partitions'
+// lake files. A mart aggregates across keys, so no partition can compute
+// it alone; the lake holds exactly the de-duplicated records of every
+// partition (each partition's aggregator writes its own files), so a mart
+// computed over all of them equals one aggregator's.
 //
-// A build holds an exclusive flock on marts/.<dataset>.build.lock, so
-// builders of several processes sharing the data dir take turns and each
-// build sees every lake file renamed into place before it started. A
-// build replaces each mart partition atomically (write aside, rename) and
-// removes partitions that no longer have rows, then writes the manifests
-// and the dataset's progress file. Its methods are safe for concurrent
-// use.
+// The builder has a DuckDB state of its own, state/<dataset>.marts.duckdb:
+// the lake's rows, the lake files they came from (path, size, mtime), and
+// the marts' flush positions. It is an unpartitioned aggregator's state
+// fed with lake files instead of messages. A build lists the lake and
+// ingests, as one new batch in one transaction, the files that are new or
+// were rewritten (a partition's flush redone after a crash rewrites its
+// file with a superset of its rows); then it flushes each mart the way the
+// aggregator does: only the mart partitions that the batch's rows touch
+// are recomputed and rewritten (an unpartitioned mart whole), and a mart
+// whose SQL changed starts over. A build's cost follows the new files, not
+// the lake. Like the aggregator's, a recompute does not reach a mart
+// partition the new rows do not fall in (a window crossing midnight).
+// When lake files the state holds have disappeared, their rows are dropped
+// and every mart is recomputed whole, removing partitions that have no rows
+// any more. A data dir without the state (an older builder's) is read
+// whole into it on the first build.
+//
+// A build holds an exclusive flock on marts/.<dataset>.build.lock and has
+// the state open only while it holds it, so builders of several processes
+// sharing the data dir take turns on the one state (DuckDB lets one
+// process open a file), and each build sees every lake file renamed into
+// place before it started. A mart partition is replaced atomically (write
+// aside, rename) and the state records a flush only after its files are in
+// place, so the next build finishes one that crashed. Each build then
+// writes the lake's manifest and the dataset's progress file. Its methods
+// are safe for concurrent use.
 type MartBuilder struct {
-	cfg  MartBuilderConfig
-	log  zerolog.Logger
-	agg  *Aggregator // the outputs and file writing of a plain aggregator
+	cfg MartBuilderConfig
+	log zerolog.Logger
+	// agg is the builder's state: an aggregator whose batches are lake
+	// files, opened for each build.
+	agg *Aggregator
+	// lake describes the lake in its manifest; the partitions write the
+	// files, the builder the manifest.
+	lake *output
 	kick chan struct{}
 
 	buildMu sync.Mutex
 	lastSig string
-	// mem is the builder's DuckDB, kept between builds; it holds no data,
-	// only a view over the lake files.
-	mem *sql.DB
 
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
@@ -89,17 +115,20 @@ func NewMartBuilder(cfg MartBuilderConfig) (*MartBuilder, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
+	log := cfg.Logger.With().Str("role", "mart-builder").Logger()
 	agg, err := New(Config{
-		DataDir: cfg.DataDir, Dataset: cfg.Dataset, Marts: cfg.Marts,
-		MemoryLimit: cfg.MemoryLimit, Threads: cfg.Threads, Logger: cfg.Logger,
+		DataDir: cfg.DataDir, Dataset: cfg.Dataset, Marts: cfg.Marts, NoLake: true,
+		MemoryLimit: cfg.MemoryLimit, Threads: cfg.Threads, Logger: log,
+		FlushedFunc: cfg.FlushedFunc, builder: true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &MartBuilder{
 		cfg:     cfg,
-		log:     cfg.Logger.With().Str("step", subjects.StepAggregate.Name).Str("dataset", cfg.Dataset.Name).Str("role", "mart-builder").Logger(),
+		log:     agg.log,
 		agg:     agg,
+		lake:    lakeOutput(cfg.DataDir, cfg.Dataset),
 		kick:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}, nil
@@ -168,9 +197,6 @@ func (b *MartBuilder) Stop(ctx context.Context) error {
 		cancel(ErrStopped)
 		<-done
 		b.stopErr = b.Build(ctx)
-		b.buildMu.Lock()
-		b.closeMem()
-		b.buildMu.Unlock()
 	})
 	select {
 	case <-b.stopped:
@@ -183,7 +209,7 @@ func (b *MartBuilder) Stop(ctx context.Context) error {
 // Stopped is closed once Stop has finished.
 func (b *MartBuilder) Stopped() <-chan struct{} { return b.stopped }
 
-// Build builds every mart of the dataset from the lake now, unless the
+// Build brings every mart of the dataset up to the lake now, unless the
 // lake and the partitions' progress are what the last build saw.
 func (b *MartBuilder) Build(ctx context.Context) error {
 	b.buildMu.Lock()
@@ -204,7 +230,7 @@ func (b *MartBuilder) Build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	files, stamps, sig, err := b.lakeFiles(progress)
+	files, sig, err := b.listLake(progress)
 	if err != nil {
 		return err
 	}
@@ -212,127 +238,100 @@ func (b *MartBuilder) Build(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	if err := b.build(ctx, progress, files, stamps); err != nil {
-		b.closeMem() // start over from the whole lake next time
-		return err
+	st, err := b.build(ctx, progress, files)
+	if err != nil {
+		return fmt.Errorf("build marts of %s: %w", ds, err)
 	}
 	b.lastSig = sig
-	b.log.Debug().Int("lake_files", len(files)).Dur("took", time.Since(start)).Msg("marts built from the lake")
+	b.log.Debug().Int("lake_files", len(files)).Int("new_files", st.added).Int("rewritten_files", st.changed).
+		Int("gone_files", st.gone).Int64("batch", st.batch).Dur("took", time.Since(start)).Msg("marts built from the lake")
 	return nil
 }
 
-// fileStamp tells a rewritten lake file (a flush redone after a crash
-// replaces its file) from the one read before.
-type fileStamp struct {
-	size    int64
-	modTime int64
+// lakeFile is a lake file as listed: its path relative to the lake
+// directory (slash separated), and the stamp that tells a rewritten file
+// (a flush redone after a crash replaces its file) from the one read
+// before.
+type lakeFile struct {
+	path          string
+	size, modTime int64
 }
 
-// lakeFiles lists the partitions' lake files with their stamps, and a
+// listLake lists the partitions' lake files with their stamps, and a
 // signature of them and of the progress.
-func (b *MartBuilder) lakeFiles(progress []marts.PartitionProgress) ([]string, map[string]fileStamp, string, error) {
+func (b *MartBuilder) listLake(progress []marts.PartitionProgress) ([]lakeFile, string, error) {
 	dir := marts.LakePath(b.cfg.DataDir, b.cfg.Dataset.Name)
-	files, err := filepath.Glob(filepath.Join(dir, "*", "data-p*.parquet"))
+	paths, err := filepath.Glob(filepath.Join(dir, "*", "data-p*.parquet"))
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
-	sort.Strings(files)
-	stamps := make(map[string]fileStamp, len(files))
+	sort.Strings(paths)
+	files := make([]lakeFile, 0, len(paths))
 	h := sha256.New()
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return nil, nil, "", err
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the glob: gone
 		}
-		st := fileStamp{size: fi.Size(), modTime: fi.ModTime().UnixNano()}
-		stamps[f] = st
-		fmt.Fprintf(h, "%s %d %d\n", f, st.size, st.modTime)
+		if err != nil {
+			return nil, "", err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return nil, "", err
+		}
+		f := lakeFile{path: filepath.ToSlash(rel), size: fi.Size(), modTime: fi.ModTime().UnixNano()}
+		files = append(files, f)
+		fmt.Fprintf(h, "%s %d %d\n", f.path, f.size, f.modTime)
 	}
 	for _, p := range progress {
 		fmt.Fprintf(h, "%d %d %d %d %d\n", p.Partition, p.CommittedSeq, p.LakeSeq, p.Records, p.Duplicates)
 	}
-	return files, stamps, hex.EncodeToString(h.Sum(nil)), nil
+	return files, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (b *MartBuilder) closeMem() {
-	if b.mem != nil {
-		_ = b.mem.Close()
-		b.mem = nil
-	}
+// buildStats is what a build found in the lake.
+type buildStats struct {
+	// batch is the state's batch the new and rewritten files were
+	// ingested as, 0 when there were none.
+	batch                int64
+	added, changed, gone int
+	rows                 int64 // rows of the lake
 }
 
-// syncLake points the view named after the dataset at the lake files
-// listed, with the schema's columns. Builds read the files where they are:
-// DuckDB streams them within its memory limit, so the builder's memory
-// does not grow with the dataset (a copy of the lake would).
-func (b *MartBuilder) syncLake(ctx context.Context, stamps map[string]fileStamp) (*sql.Conn, error) {
-	ds := b.cfg.Dataset
-	if b.mem == nil {
-		settings := map[string]string{
-			"memory_limit":   b.agg.cfg.MemoryLimit,
-			"temp_directory": filepath.Join(b.cfg.DataDir, "state", "."+ds.Name+".builder.tmp"),
-		}
-		if b.cfg.Threads > 0 {
-			settings["threads"] = fmt.Sprint(b.cfg.Threads)
-		}
-		db, err := openDuckDB("", settings)
-		if err != nil {
-			return nil, err
-		}
-		b.mem = db
+// build opens the state, ingests what is new in the lake, flushes every
+// mart, writes the lake's manifest and the dataset's progress, and closes
+// the state.
+func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgress, files []lakeFile) (st buildStats, err error) {
+	a := b.agg
+	if err := a.open(ctx); err != nil {
+		return st, errors.Join(fmt.Errorf("open %s: %w", a.stateFile(), err), a.closeDB())
 	}
-	conn, err := b.mem.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cols := make([]string, len(ds.Schema))
-	for i, c := range ds.Schema {
-		if len(stamps) == 0 {
-			cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, ident(c.Name))
-		} else {
-			cols[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", ident(c.Name), c.Type, ident(c.Name))
-		}
-	}
-	from := " WHERE false" // no lake yet: an empty relation of the right shape
-	if len(stamps) > 0 {
-		files := make([]string, 0, len(stamps))
-		for f := range stamps {
-			files = append(files, literal(f))
-		}
-		sort.Strings(files)
-		from = fmt.Sprintf(" FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)", strings.Join(files, ", "))
-	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s%s", ident(ds.Name), strings.Join(cols, ", "), from)); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
-
-func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgress, files []string, stamps map[string]fileStamp) error {
-	conn, err := b.syncLake(ctx, stamps)
-	if err != nil {
-		return fmt.Errorf("read the lake of %s: %w", b.cfg.Dataset.Name, err)
-	}
-	defer conn.Close()
+	// Closing checkpoints the state and gives it up for the builder that
+	// takes the flock next.
+	defer func() { err = errors.Join(err, a.closeDB()) }()
 	folded, committed := marts.FoldedSeq(progress)
-	now := time.Now().UTC()
+	if st, err = b.ingest(ctx, files, folded); err != nil {
+		return st, fmt.Errorf("ingest lake files: %w", err)
+	}
+	if a.hooks.afterCommit != nil {
+		if err := a.hooks.afterCommit(); err != nil {
+			return st, err
+		}
+	}
 	var errs []error
-	for _, o := range b.agg.outputs {
-		o.lastSeq = folded
-		var err error
-		if o.kind == marts.KindLake {
-			err = b.lakeManifest(ctx, conn, o, files, now)
-		} else {
-			err = b.buildMart(ctx, conn, o, now)
-		}
-		if err != nil {
+	for _, o := range a.outputs {
+		// Also when nothing is new: a flush that crashed is finished, and
+		// the manifest gets the partitions' new folded sequence.
+		if err := a.flushOutput(ctx, a.flushConn, o); err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", o.kind, o.name, err))
-			continue
 		}
-		if b.cfg.FlushedFunc != nil {
-			b.cfg.FlushedFunc(o.kind, o.name)
-		}
+	}
+	now := time.Now().UTC()
+	if err := b.lakeManifest(files, st.rows, folded, now); err != nil {
+		errs = append(errs, fmt.Errorf("lake manifest: %w", err))
+	} else if st.batch > 0 && b.cfg.FlushedFunc != nil {
+		b.cfg.FlushedFunc(marts.KindLake, b.cfg.Dataset.Name)
 	}
 	p := marts.Progress{Dataset: b.cfg.Dataset.Name, CommittedSeq: committed, UpdatedAt: now}
 	for _, pp := range progress {
@@ -340,113 +339,196 @@ func (b *MartBuilder) build(ctx context.Context, progress []marts.PartitionProgr
 		p.Duplicates += pp.Duplicates
 	}
 	errs = append(errs, marts.WriteProgress(b.cfg.DataDir, p))
-	return errors.Join(errs...)
+	return st, errors.Join(errs...)
 }
 
-func (b *MartBuilder) buildMart(ctx context.Context, conn *sql.Conn, o *output, now time.Time) error {
-	cols, err := describe(ctx, conn, o.sql)
+// ingestChunk is how many lake files one INSERT reads: the first build of
+// a large lake reads it in several statements of one transaction.
+const ingestChunk = 1000
+
+// ingest compares the listing with the files the state holds and, if
+// files are new, rewritten or gone, commits one batch: rows of rewritten
+// and gone files deleted, rows of new and rewritten files inserted with
+// the new batch number, the files recorded. A rewritten file holds a
+// superset of its old rows, so the mart partitions its new rows touch
+// cover those of its old rows; the rows of a gone file touch nothing
+// anymore, so its batch sends every mart back to batch 0: a recompute of
+// the whole mart. The meta's committed sequence is the partitions' folded
+// one, which flushes write into the manifests.
+func (b *MartBuilder) ingest(ctx context.Context, files []lakeFile, folded uint64) (buildStats, error) {
+	a := b.agg
+	conn := a.ingestConn
+	var st buildStats
+	if err := execAll(ctx, conn, `CREATE OR REPLACE TEMP TABLE _jf_listing (path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL)`); err != nil {
+		return st, err
+	}
+	if err := appendListing(conn, files); err != nil {
+		return st, err
+	}
+	if err := execAll(ctx, conn,
+		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE _jf_new AS SELECT l.path, l.size, l.mtime_ns, f.id AS old_id
+FROM temp._jf_listing l LEFT JOIN main.%s f ON f.path = l.path
+WHERE f.id IS NULL OR f.size <> l.size OR f.mtime_ns <> l.mtime_ns`, tableFiles),
+		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE _jf_gone AS SELECT f.id FROM main.%s f
+WHERE NOT EXISTS (SELECT 1 FROM temp._jf_listing l WHERE l.path = f.path)`, tableFiles),
+	); err != nil {
+		return st, err
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT
+  (SELECT count(*) FROM temp._jf_new WHERE old_id IS NULL),
+  (SELECT count(*) FROM temp._jf_new WHERE old_id IS NOT NULL),
+  (SELECT count(*) FROM temp._jf_gone)`).Scan(&st.added, &st.changed, &st.gone); err != nil {
+		return st, err
+	}
+	m, err := readMeta(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadMart, err)
+		return st, err
 	}
-	if err := checkPartitionColumns(o.name, cols, o.partitionBy); err != nil {
-		return err
+	st.rows = m.records
+	if st.added+st.changed+st.gone == 0 {
+		if m.committedSeq != folded {
+			_, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET committed_seq = ?`, tableMeta), folded)
+			return st, err
+		}
+		return st, nil
 	}
-	o.columns = cols
-	if err := removeTemp(o.dir, marts.TempPrefix); err != nil { // builders take turns
-		return err
+	var paths []string
+	rows, err := conn.QueryContext(ctx, `SELECT path FROM temp._jf_new ORDER BY path`)
+	if err != nil {
+		return st, err
 	}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return st, err
+		}
+		paths = append(paths, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, err
+	}
+
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return st, err
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only but for temp tables
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE _jf_out AS %s`, o.sql)); err != nil {
-		return err
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	next := m.batch + 1
+	var lastID int64
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT coalesce(max(id), 0) FROM %s`, tableFiles)).Scan(&lastID); err != nil {
+		return st, err
 	}
-	var parts []part
-	if len(o.partitionBy) == 0 {
-		var n int64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM _jf_out`).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			// No rows: no file (writeParts would remove the mart's directory).
-			if err := os.Remove(filepath.Join(o.dir, marts.DataFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		} else {
-			parts = []part{{dir: marts.DataFile, rows: n}}
-		}
-	} else {
-		counted, err := partitionValues(ctx, tx, o.partitionBy, "_jf_out", true)
-		if err != nil {
-			return err
-		}
-		keep := map[string]bool{}
-		for _, vals := range counted {
-			var rows int64
-			fmt.Sscan(*vals[len(vals)-1], &rows)
-			vals = vals[:len(vals)-1]
-			dir := filepath.ToSlash(filepath.Join(marts.PartitionDir(o.partitionBy, vals), marts.DataFile))
-			keep[dir] = true
-			parts = append(parts, part{dir: dir, values: vals, rows: rows})
-		}
-		stale, err := partitionFiles(o.dir)
-		if err != nil {
-			return err
-		}
-		for _, dir := range stale {
-			if !keep[dir] {
-				parts = append(parts, part{dir: dir}) // no rows any more: removed
-			}
+	stmts := []stmtArgs{}
+	if st.changed+st.gone > 0 {
+		old := `SELECT old_id FROM temp._jf_new WHERE old_id IS NOT NULL UNION ALL SELECT id FROM temp._jf_gone`
+		stmts = append(stmts,
+			stmtArgs{fmt.Sprintf(`DELETE FROM main.%s WHERE _jf_file IN (%s)`, tableRecords, old), nil},
+			stmtArgs{fmt.Sprintf(`DELETE FROM main.%s WHERE id IN (%s)`, tableFiles, old), nil})
+	}
+	stmts = append(stmts, stmtArgs{fmt.Sprintf(`INSERT INTO main.%s SELECT ? + row_number() OVER (ORDER BY path), path, size, mtime_ns, ? FROM temp._jf_new`, tableFiles), []any{lastID, next}})
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s.q, s.args...); err != nil {
+			return st, fmt.Errorf("%s: %w", firstLine(s.q), err)
 		}
 	}
-	if err := os.MkdirAll(o.dir, 0o755); err != nil {
-		return err
-	}
-	if err := b.agg.writeParts(ctx, tx, o, parts); err != nil {
-		return err
-	}
-	var rows int64
-	dirs := 0
-	for _, p := range parts {
-		if p.rows > 0 {
-			rows += p.rows
-			dirs++
+	for i := 0; i < len(paths); i += ingestChunk {
+		if err := b.insertRows(ctx, tx, paths[i:min(i+ingestChunk, len(paths))], next); err != nil {
+			return st, err
 		}
 	}
-	return marts.WriteManifest(o.manifest(b.cfg.Dataset.Name, rows, dirs, now))
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM main.%s`, tableRecords)).Scan(&st.rows); err != nil {
+		return st, err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET batch = ?, committed_seq = ?, records = ?`, tableMeta), next, folded, st.rows); err != nil {
+		return st, fmt.Errorf("update meta: %w", err)
+	}
+	if st.gone > 0 {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET flushed_batch = 0 WHERE kind = ?`, tableOutputs), marts.KindMart); err != nil {
+			return st, fmt.Errorf("start marts over: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return st, fmt.Errorf("commit: %w", err)
+	}
+	st.batch = next
+	if st.gone > 0 {
+		for _, o := range a.outputs {
+			o.flushedBatch = 0
+		}
+		b.log.Info().Int("gone_files", st.gone).Msg("lake files disappeared; recomputing every mart whole")
+	}
+	return st, nil
 }
 
-// partitionFiles lists the data files of a mart's partitions, relative to
-// its directory.
-func partitionFiles(dir string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+// appendListing loads the listed lake files into the temp table
+// _jf_listing.
+func appendListing(conn *sql.Conn, files []lakeFile) error {
+	if len(files) == 0 {
+		return nil
+	}
+	err := conn.Raw(func(dc any) error {
+		app, err := duckdb.NewAppender(dc.(*duckdb.Conn), "temp", "main", "_jf_listing")
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && d.Name() == marts.DataFile && path != filepath.Join(dir, marts.DataFile) {
-			rel, err := filepath.Rel(dir, path)
-			if err != nil {
+		for _, f := range files {
+			if err := app.AppendRow(f.path, f.size, f.modTime); err != nil {
+				app.Close()
 				return err
 			}
-			out = append(out, filepath.ToSlash(rel))
 		}
-		return nil
+		return app.Close()
 	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	if err != nil {
+		return fmt.Errorf("list lake files: %w", err)
 	}
-	return out, err
+	return nil
+}
+
+// insertRows inserts the rows of lake files paths (recorded in _jf_files
+// with batch) with the schema's types. A schema column none of the files
+// has (added to the pipeline since they were written) is NULL.
+func (b *MartBuilder) insertRows(ctx context.Context, tx *sql.Tx, paths []string, batch int64) error {
+	dir := marts.LakePath(b.cfg.DataDir, b.cfg.Dataset.Name) + string(filepath.Separator)
+	lits := make([]string, len(paths))
+	for i, p := range paths {
+		lits[i] = literal(dir + filepath.FromSlash(p))
+	}
+	src := fmt.Sprintf(`read_parquet([%s], union_by_name = true, hive_partitioning = false, filename = '_jf_filename')`, strings.Join(lits, ", "))
+	have, err := describe(ctx, tx, "SELECT * FROM "+src)
+	if err != nil {
+		return err
+	}
+	inFiles := map[string]bool{}
+	for _, c := range have {
+		inFiles[strings.ToLower(c.Name)] = true
+	}
+	names := make([]string, 0, len(b.cfg.Dataset.Schema))
+	exprs := make([]string, 0, len(b.cfg.Dataset.Schema))
+	for _, c := range b.cfg.Dataset.Schema {
+		names = append(names, ident(c.Name))
+		if inFiles[strings.ToLower(c.Name)] {
+			exprs = append(exprs, fmt.Sprintf("CAST(r.%s AS %s)", ident(c.Name), c.Type))
+		} else {
+			exprs = append(exprs, fmt.Sprintf("CAST(NULL AS %s)", c.Type))
+		}
+	}
+	q := fmt.Sprintf(`INSERT INTO main.%s (%s, _jf_batch, _jf_file)
+SELECT %s, $1, f.id FROM %s r
+JOIN (SELECT id, $2 || path AS abs FROM main.%s WHERE batch = $1) f ON f.abs = r._jf_filename`,
+		tableRecords, strings.Join(names, ", "), strings.Join(exprs, ", "), src, tableFiles)
+	if _, err := tx.ExecContext(ctx, q, batch, filepath.ToSlash(dir)); err != nil {
+		return fmt.Errorf("read lake files: %w", err)
+	}
+	return nil
 }
 
 // lakeManifest describes the lake the partitions wrote.
-func (b *MartBuilder) lakeManifest(ctx context.Context, conn *sql.Conn, o *output, files []string, now time.Time) error {
-	var rows int64
-	if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM %s", ident(b.cfg.Dataset.Name))).Scan(&rows); err != nil {
-		return err
-	}
+func (b *MartBuilder) lakeManifest(files []lakeFile, rows int64, folded uint64, now time.Time) error {
+	o := b.lake
+	o.lastSeq = folded
 	cols := make([]marts.Column, 0, len(b.cfg.Dataset.Schema)+1)
 	for _, c := range b.cfg.Dataset.Schema {
 		cols = append(cols, marts.Column{Name: c.Name, Type: c.Type})
@@ -454,7 +536,7 @@ func (b *MartBuilder) lakeManifest(ctx context.Context, conn *sql.Conn, o *outpu
 	o.columns = append(cols, marts.Column{Name: o.partitionBy[0], Type: "DATE"})
 	dirs := map[string]bool{}
 	for _, f := range files {
-		dirs[filepath.Dir(f)] = true
+		dirs[path.Dir(f.path)] = true
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err

@@ -48,13 +48,7 @@ func (a *Aggregator) buildOutputs() []*output {
 		outs = append(outs, o)
 	}
 	if !a.cfg.NoLake {
-		sql, part := lakeSQL(a.cfg.Dataset)
-		o := &output{
-			name: a.cfg.Dataset.Name, kind: marts.KindLake, sql: sql, partitionBy: []string{part},
-			appendOnly: true, dir: marts.LakePath(a.cfg.DataDir, a.cfg.Dataset.Name),
-		}
-		o.fingerprint = fingerprint(o.kind, o.sql, part)
-		outs = append(outs, o)
+		outs = append(outs, lakeOutput(a.cfg.DataDir, a.cfg.Dataset))
 	}
 	for _, o := range outs {
 		if o.flushEvery <= 0 {
@@ -65,6 +59,18 @@ func (a *Aggregator) buildOutputs() []*output {
 		}
 	}
 	return outs
+}
+
+// lakeOutput is the dataset's lake: its records, a file per flush and
+// date, append only.
+func lakeOutput(dataDir string, ds DatasetConfig) *output {
+	sql, part := lakeSQL(ds)
+	o := &output{
+		name: ds.Name, kind: marts.KindLake, sql: sql, partitionBy: []string{part},
+		appendOnly: true, dir: marts.LakePath(dataDir, ds.Name),
+	}
+	o.fingerprint = fingerprint(o.kind, o.sql, part)
+	return o
 }
 
 // lakeSQL selects the schema columns and the event date: the UTC date of

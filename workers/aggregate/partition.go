@@ -19,6 +19,9 @@ type Partition struct {
 }
 
 func (a *Aggregator) stateFile() string {
+	if a.cfg.builder {
+		return marts.MartBuilderStateFile(a.cfg.DataDir, a.cfg.Dataset.Name)
+	}
 	if p := a.cfg.Partition; p != nil {
 		return marts.PartitionStateFile(a.cfg.DataDir, a.cfg.Dataset.Name, p.Index)
 	}

@@ -25,6 +25,9 @@ const (
 	tableStage   = "_jf_stage"
 	tableDropped = "_jf_dropped"
 	viewLake     = "_jf_lake"
+	// tableFiles lists the lake files a mart builder's state holds the
+	// rows of (martbuild.go).
+	tableFiles = "_jf_files"
 )
 
 // meta is the state's commit counter: every committed batch gets the next
@@ -45,9 +48,14 @@ func (a *Aggregator) schemaSQL() []string {
 		cols = append(cols, ident(c.Name)+" "+c.Type)
 		names = append(names, ident(c.Name))
 	}
-	return []string{
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_jf_key VARCHAR PRIMARY KEY, %s, _jf_batch BIGINT NOT NULL, _jf_seq UBIGINT NOT NULL, _jf_ingested TIMESTAMPTZ NOT NULL)`,
-			tableRecords, strings.Join(cols, ", ")),
+	records := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_jf_key VARCHAR PRIMARY KEY, %s, _jf_batch BIGINT NOT NULL, _jf_seq UBIGINT NOT NULL, _jf_ingested TIMESTAMPTZ NOT NULL)`,
+		tableRecords, strings.Join(cols, ", "))
+	if a.cfg.builder {
+		// The lake's rows and the lake file (_jf_files.id) each came from.
+		records = fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s, _jf_batch BIGINT NOT NULL, _jf_file BIGINT NOT NULL)`, tableRecords, strings.Join(cols, ", "))
+	}
+	stmts := []string{
+		records,
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (batch BIGINT NOT NULL, committed_seq UBIGINT NOT NULL, records BIGINT NOT NULL, duplicates BIGINT NOT NULL)`, tableMeta),
 		fmt.Sprintf(`INSERT INTO %[1]s SELECT 0, 0, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM %[1]s)`, tableMeta),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (name VARCHAR NOT NULL, kind VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, flushed_batch BIGINT NOT NULL, last_seq UBIGINT NOT NULL, updated_at TIMESTAMPTZ, columns VARCHAR)`, tableOutputs),
@@ -57,6 +65,13 @@ func (a *Aggregator) schemaSQL() []string {
 		// rows as duplicates, which are few.
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (_jf_key VARCHAR NOT NULL, _jf_seq UBIGINT NOT NULL, PRIMARY KEY (_jf_key, _jf_seq))`, tableDropped),
 	}
+	if a.cfg.builder {
+		// The lake files ingested: path relative to the lake, stamp, and
+		// the batch that read them. No index: it is joined with the
+		// listing once per build.
+		stmts[len(stmts)-1] = fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (id BIGINT NOT NULL, path VARCHAR NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, batch BIGINT NOT NULL)`, tableFiles)
+	}
+	return stmts
 }
 
 func (a *Aggregator) viewSQL() []string {
@@ -65,10 +80,11 @@ func (a *Aggregator) viewSQL() []string {
 		names = append(names, ident(c.Name))
 	}
 	cols := strings.Join(names, ", ")
-	return []string{
-		fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s FROM main.%s`, ident(a.cfg.Dataset.Name), cols, tableRecords),
-		fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s, _jf_ingested FROM main.%s`, viewLake, cols, tableRecords),
+	stmts := []string{fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s FROM main.%s`, ident(a.cfg.Dataset.Name), cols, tableRecords)}
+	if a.cfg.builder {
+		return stmts // no lake output, no ingest time
 	}
+	return append(stmts, fmt.Sprintf(`CREATE OR REPLACE VIEW main.%s AS SELECT %s, _jf_ingested FROM main.%s`, viewLake, cols, tableRecords))
 }
 
 // pendingViewSQL shadows the dataset's views, on one connection, with
@@ -80,10 +96,11 @@ func (a *Aggregator) pendingViewSQL(since, upto int64) []string {
 	}
 	cols := strings.Join(names, ", ")
 	where := fmt.Sprintf("_jf_batch > %d AND _jf_batch <= %d", since, upto)
-	return []string{
-		fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW %s AS SELECT %s FROM main.%s WHERE %s`, ident(a.cfg.Dataset.Name), cols, tableRecords, where),
-		fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW %s AS SELECT %s, _jf_ingested FROM main.%s WHERE %s`, viewLake, cols, tableRecords, where),
+	stmts := []string{fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW %s AS SELECT %s FROM main.%s WHERE %s`, ident(a.cfg.Dataset.Name), cols, tableRecords, where)}
+	if a.cfg.builder {
+		return stmts
 	}
+	return append(stmts, fmt.Sprintf(`CREATE OR REPLACE TEMP VIEW %s AS SELECT %s, _jf_ingested FROM main.%s WHERE %s`, viewLake, cols, tableRecords, where))
 }
 
 func (a *Aggregator) dropPendingViewSQL() []string {
@@ -96,7 +113,9 @@ func (a *Aggregator) dropPendingViewSQL() []string {
 // migrate adds schema columns the state table lacks (a column added to
 // the pipeline file) and refuses a changed column type.
 func (a *Aggregator) migrate(ctx context.Context, conn *sql.Conn) error {
-	rows, err := conn.QueryContext(ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?`, tableRecords)
+	// pragma_table_info, not information_schema: a mart builder opens its
+	// state for every build, and the latter takes tens of milliseconds.
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf(`SELECT name, type FROM pragma_table_info('main.%s')`, tableRecords))
 	if err != nil {
 		return err
 	}
