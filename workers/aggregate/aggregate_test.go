@@ -102,7 +102,9 @@ func (r *running) kill(t *testing.T) {
 func (b *testBundle) publish(t *testing.T, stream [][]byte) uint64 {
 	t.Helper()
 	var last uint64
-	subject := subjects.Clean("orders")
+	// One key token for all: the stream files them in one partition, which
+	// the test's whole-dataset consumer reads like any other.
+	subject := subjects.CleanKey("orders", subjects.KeyToken("orders"))
 	half := len(stream) / 2
 	for i := 0; i < len(stream); {
 		msg := nats.NewMsg(subject)
@@ -250,6 +252,13 @@ func TestAggregateCrash(t *testing.T) {
 			r.kill(t)
 
 			r = b.start(t, b.config(), hooks{})
+			// Messages the killed worker held come back only after their
+			// nak backoff or AckWait, possibly after the last sequence was
+			// committed: wait for every record to be accounted for.
+			require.Eventually(t, func() bool {
+				st := r.agg.Stats()
+				return st.Records+st.Duplicates >= int64(len(stream))
+			}, 90*time.Second, 20*time.Millisecond, "every record stored or counted as a duplicate")
 			waitFlushed(t, r.agg, b.dataDir, last)
 			require.Equal(t, int64(len(distinct)), r.agg.Stats().Records)
 			// Redelivered records are not duplicates: records + duplicates

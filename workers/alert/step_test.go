@@ -76,7 +76,7 @@ func TestRecordRuleFiresOncePerCooldownWindow(t *testing.T) {
 				if bulk {
 					lines = append(lines, data)
 					if len(lines) == 10 {
-						m := &nats.Msg{Subject: subjects.Clean("ticks"), Data: workers.JoinBulk(lines), Header: nats.Header{}}
+						m := &nats.Msg{Subject: subjects.CleanKey("ticks", subjects.KeyToken("ticks")), Data: workers.JoinBulk(lines), Header: nats.Header{}}
 						m.Header.Set(subjects.HeaderRecords, "10")
 						m.Header.Set(subjects.HeaderMsgID, "bulk-"+id)
 						_, err := js.PublishMsg(t.Context(), m)
@@ -85,7 +85,7 @@ func TestRecordRuleFiresOncePerCooldownWindow(t *testing.T) {
 					}
 					continue
 				}
-				_, err := js.Publish(t.Context(), subjects.Clean("ticks"), data, jetstream.WithMsgID(id))
+				_, err := js.Publish(t.Context(), subjects.CleanKey("ticks", subjects.KeyToken("ticks")), data, jetstream.WithMsgID(id))
 				require.NoError(t, err)
 			}
 		}
@@ -153,7 +153,7 @@ func TestCooldownHoldsAcrossReplicas(t *testing.T) {
 	const n = 400
 	for s := range n {
 		id, data := tick(s, "AAA", s, true)
-		_, err := js.Publish(t.Context(), subjects.Clean("ticks"), data, jetstream.WithMsgID(id))
+		_, err := js.Publish(t.Context(), subjects.CleanKey("ticks", subjects.KeyToken("ticks")), data, jetstream.WithMsgID(id))
 		require.NoError(t, err)
 	}
 	eventually(t, "stream handled", func() bool { return consumerDone(t, js, subjects.StreamClean, "alert_ticks") })
