@@ -30,7 +30,10 @@ func TestMarketDemo(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	dev := startDev(t, dataDir, "--pipeline", marketPipeline, "--demo", "--demo-rate", "100")
-	require.Contains(t, dev.proc.out.String(), "publishing demo market ticks from two feeds")
+	// The demo publisher starts beside the fleet, and says so after ready.
+	waitFor(t, 30*time.Second, "the demo publisher", func() bool {
+		return strings.Contains(dev.proc.out.String(), "publishing demo market ticks from two feeds")
+	})
 
 	// One query over HTTP: rows of both marts, full indicators, both feeds.
 	q := url.Values{"format": {"json"}, "q": {`SELECT
