@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -114,7 +115,7 @@ func (w *Webhook) Handle(ctx context.Context, rec workers.Record) ([]workers.Out
 		return nil, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		err := fmt.Errorf("webhook answered %d: %s", code, bytes.TrimSpace(body))
-		if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return nil, workers.RetryAfter(d, err)
 		}
 		return nil, err
@@ -123,13 +124,22 @@ func (w *Webhook) Handle(ctx context.Context, rec workers.Record) ([]workers.Out
 	}
 }
 
-// retryAfter reads a Retry-After header in seconds, capped at 5 minutes.
-func retryAfter(v string) (time.Duration, bool) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
+// retryAfter reads a Retry-After header, delay-seconds or an HTTP date
+// (RFC 9110 allows both), as a wait from now capped at 5 minutes; a date
+// already past means retry at once.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	const most = 5 * time.Minute
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return min(time.Duration(n)*time.Second, most), true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
 		return 0, false
 	}
-	return min(time.Duration(n)*time.Second, 5*time.Minute), true
+	return min(max(at.Sub(now), 0), most), true
 }
 
 // WebhookSubjects are the alert subjects a target receives: those of the
