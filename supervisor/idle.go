@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,11 +13,15 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// Busy says why the fleet is not idle, "" if it is: a consumer with
+// Busy says why the fleet is not idle, "" if it is: an object in the
+// landing bucket not yet ingested, a consumer with
 // messages pending or in flight (checked in pipeline order: ingest-stage
 // consumers first, then valid, then clean), or a mart that has not
 // flushed what its aggregate consumer delivered.
 func (s *Status) Busy() string {
+	if l := s.Landing; l != nil && l.Waiting > 0 {
+		return fmt.Sprintf("landing: %d object(s) waiting to be ingested (%s)", l.Waiting, strings.Join(l.Names, ", "))
+	}
 	for _, stream := range subjects.StageStreams {
 		for _, st := range s.Steps {
 			if st.Stream != stream {

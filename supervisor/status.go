@@ -35,6 +35,19 @@ type Status struct {
 	Marts []MartStatus `json:"marts"`
 	// DeadLetters is the number of messages in JF_DLQ: the sum of steps[].dlq.
 	DeadLetters uint64 `json:"dead_letters"`
+	// Landing is the jf-landing object store, when it exists: files
+	// uploaded for the ingest step and not yet ingested.
+	Landing *LandingStatus `json:"landing,omitempty"`
+}
+
+// LandingStatus counts objects in the landing bucket not yet moved to
+// done/ or failed/ by the ingest step.
+type LandingStatus struct {
+	Waiting int `json:"waiting"`
+	// Names are the first few waiting objects.
+	Names []string `json:"names,omitempty"`
+	// Error is why the bucket could not be listed (e.g. permissions).
+	Error string `json:"error,omitempty"`
 }
 
 // SupervisorStatus says whether a supervisor is running. Without one,
@@ -281,6 +294,7 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 	if err := addDeadLetters(ctx, js, st); err != nil {
 		return nil, err
 	}
+	addLanding(ctx, js, st)
 
 	kv, err := openFleetKV(ctx, js)
 	if err != nil {
@@ -677,4 +691,36 @@ func streamReplicaHealth(ss StreamStatus) (problem, note string) {
 		note = fmt.Sprintf("stream %s: replica(s) %s not current (catching up, or down and not yet noticed); leader %s", ss.Name, strings.Join(behind, ", "), c.Leader)
 	}
 	return "", note
+}
+
+// addLanding counts the landing bucket's objects still waiting for the
+// ingest step. A bucket that cannot be listed is reported, not fatal: the
+// rest of the status still holds.
+func addLanding(ctx context.Context, js jetstream.JetStream, st *Status) {
+	obs, err := js.ObjectStore(ctx, subjects.LandingBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return
+	}
+	if err != nil {
+		st.Landing = &LandingStatus{Error: err.Error()}
+		return
+	}
+	st.Landing = &LandingStatus{}
+	infos, err := obs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return
+	}
+	if err != nil {
+		st.Landing.Error = err.Error()
+		return
+	}
+	for _, info := range infos {
+		if info.Deleted || strings.HasPrefix(info.Name, subjects.LandingDone) || strings.HasPrefix(info.Name, subjects.LandingFailed) {
+			continue
+		}
+		st.Landing.Waiting++
+		if len(st.Landing.Names) < 5 {
+			st.Landing.Names = append(st.Landing.Names, info.Name)
+		}
+	}
 }

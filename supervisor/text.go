@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jetfleet/jetfleet/subjects"
 )
 
 // TextOptions tune [RenderText].
@@ -45,6 +47,13 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 		fmt.Fprintln(tw, "(no steps)")
 	}
 	_ = tw.Flush()
+	if l := st.Landing; l != nil && (l.Waiting > 0 || l.Error != "") {
+		if l.Error != "" {
+			fmt.Fprintf(&b, "landing bucket %s: not listed: %s\n", subjects.LandingBucket, l.Error)
+		} else {
+			fmt.Fprintf(&b, "landing bucket %s: %d object(s) waiting to be ingested: %s\n", subjects.LandingBucket, l.Waiting, strings.Join(l.Names, ", "))
+		}
+	}
 
 	if len(workers) > 0 {
 		b.WriteString("\n")

@@ -26,8 +26,9 @@ workers, lag (pending), in flight, redelivered and dead letters, then the marts.
   jetfleet status                 the screen once
   jetfleet status --watch         refresh in place every --interval
   jetfleet status --json          the same as a stable JSON document (docs/status.md)
-  jetfleet status --wait-idle 60s block until every consumer is drained and nothing is in
-                                  flight (and the marts flushed); exit 1 naming what is busy on timeout`,
+  jetfleet status --wait-idle 60s block until no uploaded file waits, every consumer is drained,
+                                  nothing is in flight and the marts flushed; exit 1 naming what
+                                  is busy on timeout`,
 		Flags: commonFlags(
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
 			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "refresh the screen in place until interrupted"},
