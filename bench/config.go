@@ -75,6 +75,10 @@ type Config struct {
 	// CPUProfile, when set, is where a CPU profile of the fleet run (from
 	// the first publish to idle) is written.
 	CPUProfile string
+	// MemProfile, when set, is where a Go heap profile is written when
+	// publishing ends: what the workers and the embedded server hold
+	// under the load.
+	MemProfile string
 	// Version is reported in worker heartbeats.
 	Version string
 	Logger  zerolog.Logger

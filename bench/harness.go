@@ -193,6 +193,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Publish = newRate(pub.messages.Load(), src.records, pub.elapsed)
 	log.Info().Int64("messages", pub.messages.Load()).Int64("records", src.records).Dur("took", pub.elapsed).Msg("published, waiting for the marts")
 	phase.Store("draining")
+	// The heap as publishing ends: what the load made the workers and
+	// the embedded server hold.
+	if err := writeHeapProfile(cfg.MemProfile); err != nil {
+		return nil, err
+	}
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, cfg.Timeout)
 	st, err := supervisor.WaitIdle(waitCtx, js, supervisor.WaitIdleOptions{

@@ -44,9 +44,13 @@ type Order struct {
 type OrderGenerator struct {
 	// InvalidShare and DuplicateShare are fractions in [0,1).
 	InvalidShare, DuplicateShare float64
-	// Start is the event time of the first order; orders advance by about
-	// a minute each, with some arriving late (up to two days back).
+	// Start is the event time of the first order; orders advance by Step
+	// each, with some arriving late (up to two days back).
 	Start time.Time
+	// Step is the event time between two orders. Default a minute, so a
+	// short run spans many days (many mart partitions); an open-loop run
+	// uses 1/rate, so event time follows the clock as in a live shop.
+	Step time.Duration
 	// Customers bounds distinct customer ids. Default 1000.
 	Customers int
 
@@ -60,6 +64,7 @@ func NewOrderGenerator(seed uint64, invalidShare, duplicateShare float64) *Order
 	return &OrderGenerator{
 		InvalidShare: invalidShare, DuplicateShare: duplicateShare,
 		Start:     time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC),
+		Step:      time.Minute,
 		Customers: 1000,
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
@@ -94,7 +99,7 @@ func (g *OrderGenerator) Next() ([]byte, Kind) {
 }
 
 func (g *OrderGenerator) order() Order {
-	ts := g.Start.Add(time.Duration(g.n) * time.Minute)
+	ts := g.Start.Add(time.Duration(g.n) * g.Step)
 	if g.rng.IntN(20) == 0 { // a late record for an old partition
 		ts = ts.Add(-time.Duration(g.rng.IntN(48)) * time.Hour)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,8 +30,14 @@ type source struct {
 }
 
 func newSource(cfg Config, dataset string, runTag uint64) *source {
+	gen := NewOrderGenerator(cfg.Seed, cfg.InvalidShare, cfg.DuplicateShare)
+	if cfg.Rate > 0 {
+		// A soak is a steady state: event time moves at the offered rate,
+		// so the lake and the marts grow in rows, not in days.
+		gen.Step = time.Duration(float64(time.Second) / cfg.Rate)
+	}
 	return &source{
-		gen:  NewOrderGenerator(cfg.Seed, cfg.InvalidShare, cfg.DuplicateShare),
+		gen:  gen,
 		mode: cfg.Mode, bulkSize: cfg.BulkSize, seed: cfg.Seed, runTag: runTag,
 		subject: subjects.Ingest(dataset),
 	}

@@ -56,6 +56,7 @@ published record is accounted for (verified: yes).`,
 			&cli.StringFlag{Name: "json", Usage: "also write every figure to this file as JSON"},
 			&cli.DurationFlag{Name: "timeout", Usage: "bound on the wait for the fleet to drain", Value: 10 * time.Minute},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the fleet run (publish to idle) to this file (go tool pprof)"},
+			&cli.StringFlag{Name: "memprofile", Usage: "write a Go heap profile, taken when publishing ends, to this file (go tool pprof); DuckDB's memory is not in it"},
 		}, logFlags()...),
 		Action: runBench,
 	}
@@ -113,6 +114,7 @@ func runBench(c *cli.Context) error {
 		Version:        version,
 		Logger:         log,
 		CPUProfile:     c.String("cpuprofile"),
+		MemProfile:     c.String("memprofile"),
 	})
 	if errors.Is(err, bench.ErrInvalidConfig) {
 		return usagef(c, "%v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -82,6 +83,10 @@ func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Me
 	bcfg := aggregate.MartBuilderConfig{
 		DataDir: cfg.DataDir, Dataset: DatasetConfig(ds), Marts: martsOf(cfg.Spec, ds.Name),
 		Partitions: n, MemoryLimit: builderMemory, Logger: cfg.Logger,
+		// Half the cores: a build is a burst of DuckDB work beside the
+		// pipeline, and with every core it starves the steps (lag spikes
+		// of thousands of messages in a soak on 2 cores).
+		Threads: max(1, runtime.NumCPU()/2),
 	}
 	if s.rules != nil {
 		bcfg.FlushedFunc = s.rules.Flushed // the marts are written by the builder
