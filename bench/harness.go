@@ -146,6 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	smp := newSampler(js, ds.Name, before, cfg.SampleEvery)
 	smp.published = pub.records.Load
 	smp.committed = lat.committedRecords
+	smp.duckdb = fl.DuckDBMemory
 	smp.onSample = func(s Sample) {
 		if cfg.Progress == nil {
 			return

@@ -31,6 +31,9 @@ type Sample struct {
 	// runtime structures, less what it returned to the OS): the workers
 	// and, embedded, nats-server. The rest is native, mostly DuckDB.
 	GoBytes int64 `json:"go_bytes"`
+	// DuckDBBytes is what the aggregators' DuckDB states account for
+	// (duckdb_memory()): native memory beyond it is the allocator's.
+	DuckDBBytes int64 `json:"duckdb_bytes"`
 }
 
 // StepSample is one step's consumer at one moment.
@@ -49,6 +52,7 @@ type sampler struct {
 	consumers []sampledConsumer
 	published func() int64
 	committed func() int64
+	duckdb    func(context.Context) int64
 	onSample  func(Sample)
 
 	mu      sync.Mutex
@@ -116,6 +120,9 @@ func (s *sampler) sample(ctx context.Context) {
 	}
 	if s.committed != nil {
 		smp.Committed = s.committed()
+	}
+	if s.duckdb != nil {
+		smp.DuckDBBytes = s.duckdb(ctx)
 	}
 	smp.Steps = make([]StepSample, len(s.last))
 	for _, sc := range s.consumers {

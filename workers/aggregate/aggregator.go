@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,6 +33,9 @@ type Aggregator struct {
 	outputs   []*output
 
 	db *sql.DB
+	// openDB is db for readers outside the aggregator's own goroutines
+	// (DuckDBMemory); nil once closing.
+	openDB atomic.Pointer[sql.DB]
 
 	ingestMu   sync.Mutex
 	ingestConn *sql.Conn
@@ -186,6 +190,7 @@ func (a *Aggregator) open(ctx context.Context) error {
 		return err
 	}
 	a.db = db
+	a.openDB.Store(db)
 	if a.ingestConn, err = db.Conn(ctx); err != nil {
 		return err
 	}
@@ -339,6 +344,7 @@ func checkPartitionColumns(mart string, cols []marts.Column, partitionBy []strin
 }
 
 func (a *Aggregator) closeDB() error {
+	a.openDB.Store(nil)
 	var errs []error
 	a.ingestMu.Lock()
 	if a.ingestConn != nil {

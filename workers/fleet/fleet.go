@@ -89,6 +89,29 @@ type Fleet struct {
 	cfg     Config
 	Members []Member
 	tables  *transform.KVTables
+	sets    []*partitionSet
+}
+
+// DuckDBMemory sums what DuckDB accounts for in the aggregator states
+// this fleet has open (see aggregate.Aggregator.DuckDBMemory): with the
+// process's resident memory and the Go runtime's, it tells where memory
+// goes.
+func (f *Fleet) DuckDBMemory(ctx context.Context) int64 {
+	var total int64
+	for _, s := range f.sets {
+		s.mu.Lock()
+		runners := make([]*partitionRunner, 0, len(s.running))
+		for _, r := range s.running {
+			runners = append(runners, r)
+		}
+		s.mu.Unlock()
+		for _, r := range runners {
+			if n, err := r.agg.DuckDBMemory(ctx); err == nil {
+				total += n
+			}
+		}
+	}
+	return total
 }
 
 // StepNames lists the steps a fleet runs, in pipeline order.

@@ -94,6 +94,7 @@ func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Me
 	if s.builder, err = aggregate.NewMartBuilder(bcfg); err != nil {
 		return Member{}, err
 	}
+	f.sets = append(f.sets, s)
 	return Member{Name: fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica), RunFunc: s.run}, nil
 }
 
