@@ -99,13 +99,7 @@ type Fleet struct {
 func (f *Fleet) DuckDBMemory(ctx context.Context) int64 {
 	var total int64
 	for _, s := range f.sets {
-		s.mu.Lock()
-		runners := make([]*partitionRunner, 0, len(s.running))
-		for _, r := range s.running {
-			runners = append(runners, r)
-		}
-		s.mu.Unlock()
-		for _, r := range runners {
+		for _, r := range s.runners() {
 			if n, err := r.agg.DuckDBMemory(ctx); err == nil {
 				total += n
 			}

@@ -176,12 +176,7 @@ func (s *partitionSet) startPartitions(ctx context.Context, ps []int) error {
 // waitOnce waits for ctx (stop), a tick, or a partition worker that
 // stopped on its own (stop with its error: the tree restarts the member).
 func (s *partitionSet) waitOnce(ctx context.Context, tick <-chan time.Time) (bool, error) {
-	s.mu.Lock()
-	runners := make([]*partitionRunner, 0, len(s.running))
-	for _, r := range s.running {
-		runners = append(runners, r)
-	}
-	s.mu.Unlock()
+	runners := s.runners()
 	failed := make(chan *partitionRunner, len(runners))
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -294,6 +289,17 @@ func (s *partitionSet) stopPartition(ctx context.Context, p int) error {
 		s.log.Warn().Err(err).Int("partition", p).Msg("partition stopped with an error")
 	}
 	return err
+}
+
+// runners are the partitions running now.
+func (s *partitionSet) runners() []*partitionRunner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runners := make([]*partitionRunner, 0, len(s.running))
+	for _, r := range s.running {
+		runners = append(runners, r)
+	}
+	return runners
 }
 
 func (s *partitionSet) owned() []int {
