@@ -56,11 +56,7 @@ type PartitionProgress struct {
 
 // WritePartitionProgress records p for the mart builder.
 func WritePartitionProgress(dataDir string, p PartitionProgress) error {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(PartitionProgressFile(dataDir, p.Dataset, p.Partition), append(b, '\n'), false)
+	return writeMirror(PartitionProgressFile(dataDir, p.Dataset, p.Partition), p)
 }
 
 // ReadPartitionProgress reads the progress of partitions 0..n-1 of

@@ -26,11 +26,17 @@ type Progress struct {
 // WriteProgress records p for outside readers. It is a mirror of the
 // state, rewritten after each commit, so it is not fsynced.
 func WriteProgress(dataDir string, p Progress) error {
-	b, err := json.Marshal(p)
+	return writeMirror(ProgressFile(dataDir, p.Dataset), p)
+}
+
+// writeMirror writes v as one line of JSON to path atomically, without
+// fsync: progress files mirror a state that is durable on its own.
+func writeMirror(path string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(ProgressFile(dataDir, p.Dataset), append(b, '\n'), false)
+	return WriteFileAtomic(path, append(b, '\n'), false)
 }
 
 // ReadProgress reads every dataset's progress file under dataDir.
