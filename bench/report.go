@@ -55,14 +55,27 @@ func (r *Result) WriteReport(dir string) (string, error) {
 		first, last := flatness(r.Samples)
 		fmt.Fprintf(&md, "| | first half | second half |\n|---|---|---|\n")
 		fmt.Fprintf(&md, "| resident memory, median | %.1f MiB | %.1f MiB |\n", first.rssMiB, last.rssMiB)
+		if last.fileMiB > 0 {
+			fmt.Fprintf(&md, "| of it mapped files (the binary), median | %.1f MiB | %.1f MiB |\n", first.fileMiB, last.fileMiB)
+		}
 		fmt.Fprintf(&md, "| of it Go (workers, embedded server), median | %.1f MiB | %.1f MiB |\n", first.goMiB, last.goMiB)
-		fmt.Fprintf(&md, "| of it accounted by DuckDB (aggregator states), median | %.1f MiB | %.1f MiB |\n", first.duckMiB, last.duckMiB)
+		if last.duckResidentMiB > 0 {
+			fmt.Fprintf(&md, "| of it DuckDB's allocator (resident pages), median | %.1f MiB | %.1f MiB |\n", first.duckResidentMiB, last.duckResidentMiB)
+			fmt.Fprintf(&md, "| of that allocated by DuckDB, median | %.1f MiB | %.1f MiB |\n", first.duckAllocMiB, last.duckAllocMiB)
+		}
+		fmt.Fprintf(&md, "| of that accounted by DuckDB (aggregator states' buffers), median | %.1f MiB | %.1f MiB |\n", first.duckMiB, last.duckMiB)
+		if last.mallocInUseMiB > 0 {
+			fmt.Fprintf(&md, "| of it the C heap (malloc) in use, median | %.1f MiB | %.1f MiB |\n", first.mallocInUseMiB, last.mallocInUseMiB)
+			fmt.Fprintf(&md, "| the C heap's free lists (not all resident), median | %.1f MiB | %.1f MiB |\n", first.mallocFreeMiB, last.mallocFreeMiB)
+		}
 		fmt.Fprintf(&md, "| resident memory, trend | %+.1f MiB/min | %+.1f MiB/min |\n", first.rssSlope, last.rssSlope)
 		fmt.Fprintf(&md, "| lag (waiting or in flight, all steps), max | %d | %d |\n", first.maxLag, last.maxLag)
 		fmt.Fprintf(&md, "| lag, trend | %+.0f messages/min | %+.0f messages/min |\n\n", first.lagSlope, last.lagSlope)
 		md.WriteString("Trend: least-squares slope over the half's samples; flat memory and lag have a second-half trend near zero. " +
-			"DuckDB's memory is native: what its states account for is bounded by `--memory-limit`; " +
-			"native memory beyond that (resident minus Go minus DuckDB's) is held by the allocator or outside DuckDB's accounting.\n\n")
+			"Resident memory is the binary's mapped pages, Go's (workers and the embedded server), DuckDB's allocator " +
+			"(its states' buffers, bounded by `--memory-limit`, plus what its operators allocate and freed pages not yet returned) " +
+			"and the libc's malloc heap (DuckDB's C++ objects, such as its indexes' bookkeeping). " +
+			"The malloc free lists count chunks whose pages may have been returned already: they need not be resident.\n\n")
 	}
 	md.WriteString("Reproduce: `jetfleet bench " + r.command() + "`\n")
 	path := filepath.Join(dir, base+".md")
@@ -94,6 +107,11 @@ func (r *Result) command() string {
 type half struct {
 	rssMiB, goMiB      float64
 	duckMiB            float64
+	duckAllocMiB       float64
+	duckResidentMiB    float64
+	mallocInUseMiB     float64
+	mallocFreeMiB      float64
+	fileMiB            float64
 	rssSlope, lagSlope float64 // per minute
 	maxLag             uint64
 }
@@ -108,12 +126,22 @@ func flatness(samples []Sample) (first, second half) {
 		rss := make([]float64, 0, len(ss))
 		goMem := make([]float64, 0, len(ss))
 		duck := make([]float64, 0, len(ss))
+		duckAlloc := make([]float64, 0, len(ss))
+		duckResident := make([]float64, 0, len(ss))
+		mallocInUse := make([]float64, 0, len(ss))
+		mallocFree := make([]float64, 0, len(ss))
+		file := make([]float64, 0, len(ss))
 		lags := make([]float64, 0, len(ss))
 		for _, s := range ss {
 			at = append(at, s.At/60)
 			rss = append(rss, float64(s.RSSBytes)/(1<<20))
 			goMem = append(goMem, float64(s.GoBytes)/(1<<20))
 			duck = append(duck, float64(s.DuckDBBytes)/(1<<20))
+			duckAlloc = append(duckAlloc, float64(s.DuckDBAllocatedBytes)/(1<<20))
+			duckResident = append(duckResident, float64(s.DuckDBResidentBytes)/(1<<20))
+			mallocInUse = append(mallocInUse, float64(s.MallocInUseBytes)/(1<<20))
+			mallocFree = append(mallocFree, float64(s.MallocFreeBytes)/(1<<20))
+			file = append(file, float64(s.FileBytes)/(1<<20))
 			var lag uint64
 			for _, st := range s.Steps {
 				lag += st.Lag
@@ -122,6 +150,9 @@ func flatness(samples []Sample) (first, second half) {
 			h.maxLag = max(h.maxLag, lag)
 		}
 		h.rssMiB, h.goMiB, h.duckMiB = median(rss), median(goMem), median(duck)
+		h.duckAllocMiB, h.duckResidentMiB = median(duckAlloc), median(duckResident)
+		h.mallocInUseMiB, h.mallocFreeMiB = median(mallocInUse), median(mallocFree)
+		h.fileMiB = median(file)
 		h.rssSlope, h.lagSlope = slope(at, rss), slope(at, lags)
 		return h
 	}

@@ -8,4 +8,4 @@ import "time"
 func usage() (cpu time.Duration, peakRSS int64) { return 0, 0 }
 
 // currentRSS is not measured where getrusage is missing.
-func currentRSS() int64 { return 0 }
+func currentRSS() (rss, file int64) { return 0, 0 }

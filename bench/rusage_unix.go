@@ -27,16 +27,20 @@ func usage() (cpu time.Duration, peakRSS int64) {
 	return cpu, peakRSS
 }
 
-// currentRSS is the process's resident set now: /proc/self/statm where
-// there is one (Linux), else the peak so far.
-func currentRSS() int64 {
+// currentRSS is the process's resident set now, and the part of it that
+// maps files (the binary's pages, mostly): /proc/self/statm where there is
+// one (Linux), else the peak so far and 0.
+func currentRSS() (rss, file int64) {
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			if pages, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				return pages * int64(os.Getpagesize())
+		if f := strings.Fields(string(b)); len(f) > 2 {
+			resident, err1 := strconv.ParseInt(f[1], 10, 64)
+			shared, err2 := strconv.ParseInt(f[2], 10, 64)
+			if err1 == nil && err2 == nil {
+				page := int64(os.Getpagesize())
+				return resident * page, shared * page
 			}
 		}
 	}
 	_, peak := usage()
-	return peak
+	return peak, 0
 }

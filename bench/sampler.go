@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetfleet/jetfleet/internal/nativemem"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -25,8 +26,11 @@ type Sample struct {
 	// consumer's ack floor moved over) and the step's lag: messages not
 	// yet delivered plus delivered and not yet acked.
 	Steps []StepSample `json:"steps"`
-	// RSSBytes is the process's resident set now.
-	RSSBytes int64 `json:"rss_bytes"`
+	// RSSBytes is the process's resident set now; FileBytes the part of it
+	// that maps files (the binary's code and data, which the OS can drop
+	// and read again), the rest being anonymous memory.
+	RSSBytes  int64 `json:"rss_bytes"`
+	FileBytes int64 `json:"file_bytes,omitempty"`
 	// GoBytes is the part of it the Go runtime holds (heap, stacks and
 	// runtime structures, less what it returned to the OS): the workers
 	// and, embedded, nats-server. The rest is native, mostly DuckDB.
@@ -34,6 +38,20 @@ type Sample struct {
 	// DuckDBBytes is what the aggregators' DuckDB states account for
 	// (duckdb_memory()): native memory beyond it is the allocator's.
 	DuckDBBytes int64 `json:"duckdb_bytes"`
+	// DuckDBAllocatedBytes is what every DuckDB in the process has
+	// allocated from its allocator (jemalloc), buffer-managed or not: the
+	// states, the mart builder's, queries' operators. DuckDBResidentBytes
+	// is that allocator's resident pages: allocated plus fragmentation and
+	// freed pages not yet returned to the OS. Both are 0 where DuckDB is
+	// built without jemalloc.
+	DuckDBAllocatedBytes int64 `json:"duckdb_allocated_bytes,omitempty"`
+	DuckDBResidentBytes  int64 `json:"duckdb_resident_bytes,omitempty"`
+	// MallocInUseBytes and MallocFreeBytes are the libc's malloc heap
+	// (glibc): C and C++ allocations outside DuckDB's allocator (DuckDB's
+	// containers, catalog and strings among them), and what its free lists
+	// keep. 0 where the libc does not report them.
+	MallocInUseBytes int64 `json:"malloc_in_use_bytes,omitempty"`
+	MallocFreeBytes  int64 `json:"malloc_free_bytes,omitempty"`
 }
 
 // StepSample is one step's consumer at one moment.
@@ -114,7 +132,11 @@ func (s *sampler) run(ctx context.Context) {
 
 func (s *sampler) sample(ctx context.Context) {
 	now := time.Now()
-	smp := Sample{At: now.Sub(s.start).Seconds(), RSSBytes: currentRSS(), GoBytes: goMemory()}
+	smp := Sample{At: now.Sub(s.start).Seconds(), GoBytes: goMemory()}
+	smp.RSSBytes, smp.FileBytes = currentRSS()
+	native := nativemem.Read()
+	smp.DuckDBAllocatedBytes, smp.DuckDBResidentBytes = native.DuckDBAllocated, native.DuckDBResident
+	smp.MallocInUseBytes, smp.MallocFreeBytes = native.LibcInUse, native.LibcFree
 	if s.published != nil {
 		smp.Published = s.published()
 	}
