@@ -60,6 +60,11 @@ type Config struct {
 	MemoryLimit string
 	// Threads is DuckDB's thread count. Default: DuckDB's (all cores).
 	Threads int
+	// RecycleCommits is how many batches the state commits (plus a random
+	// half of it) before the aggregator closes and reopens it, to give
+	// back memory DuckDB keeps per commit (see defaultRecycleCommits).
+	// Default 1000; negative: never.
+	RecycleCommits int
 	// FlushRecords and FlushInterval are the defaults of the marts' flush
 	// policy, and the lake's policy. Default 50000 records, 1s.
 	FlushRecords  int
@@ -91,6 +96,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.RecycleCommits == 0 {
+		c.RecycleCommits = defaultRecycleCommits
+	}
 	if c.MemoryLimit == "" {
 		c.MemoryLimit = "1GB"
 	}
