@@ -53,7 +53,22 @@ func (w *Worker) openIter(cons jetstream.Consumer) error {
 	// consumer leader that died with its cluster node, can stall the
 	// worker: two missed heartbeats and the client pulls anew, instead of
 	// after the default 30s.
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.FetchBatch),
+	//
+	// The client buffers a pull's messages in a channel as large as one
+	// pull, and drops what does not fit as a slow consumer. After missed
+	// heartbeats it pulls anew while the server may still answer the old
+	// pull (a CPU-starved process misses them), so pulls of FetchBatch
+	// overflowed it: the dropped messages then held the consumer's ack
+	// window until their AckWait ran out, and a 1,500 records/s soak fell
+	// to half that rate for good after a minute of starvation. The server
+	// never has more than the consumer's MaxAckPending messages out, so a
+	// buffer that large cannot overflow; batches are still cut at
+	// FetchBatch by the loop.
+	pull := w.cfg.FetchBatch
+	if info := cons.CachedInfo(); info != nil {
+		pull = max(pull, info.Config.MaxAckPending)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(pull),
 		jetstream.PullExpiry(max(pullExpiry, 3*w.cfg.PullHeartbeat)), jetstream.PullHeartbeat(w.cfg.PullHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.consumer, err)
