@@ -43,7 +43,7 @@ type Aggregator struct {
 	ingestConn *sql.Conn
 	meta       meta
 	// commitsSinceOpen counts batches committed since the state was
-	// opened: see recycle.
+	// opened; at recycleAfter the flusher recycles it.
 	commitsSinceOpen atomic.Int64
 	recycleAfter     atomic.Int64
 
@@ -272,8 +272,8 @@ func (a *Aggregator) recycleDue() bool {
 // recycle closes the state's database and opens it again. It holds both
 // connections' locks, so no batch or flush runs in between; everything
 // the aggregator keeps in memory (meta, flush positions) stays valid, as
-// the state holds nothing uncommitted. A failure leaves the state closed:
-// batches fail with ErrNotStarted (the runtime naks them) until a later
+// the state holds nothing uncommitted. A failure leaves the state closed
+// and the flusher pauses intake, as for a full disk, until a later
 // recycle opens it.
 func (a *Aggregator) recycle(ctx context.Context) error {
 	a.ingestMu.Lock()
@@ -293,8 +293,8 @@ func (a *Aggregator) recycle(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("stage table: %w", err), a.closeConns())
 		}
 	}
-	// Closing freed the state's heap; give it back now rather than let
-	// the allocators keep it (a few milliseconds).
+	// Closing freed the state's heap: give it back to the OS now, once per
+	// recycle, rather than leave it to the allocators.
 	if err := nativemem.Release(); err != nil {
 		a.log.Warn().Err(err).Msg("return freed memory to the OS")
 	}
