@@ -122,38 +122,34 @@ func flatness(samples []Sample) (first, second half) {
 	mid := len(samples) / 2
 	sum := func(ss []Sample) half {
 		var h half
-		at := make([]float64, 0, len(ss))
-		rss := make([]float64, 0, len(ss))
-		goMem := make([]float64, 0, len(ss))
-		duck := make([]float64, 0, len(ss))
-		duckAlloc := make([]float64, 0, len(ss))
-		duckResident := make([]float64, 0, len(ss))
-		mallocInUse := make([]float64, 0, len(ss))
-		mallocFree := make([]float64, 0, len(ss))
-		file := make([]float64, 0, len(ss))
-		lags := make([]float64, 0, len(ss))
-		for _, s := range ss {
-			at = append(at, s.At/60)
-			rss = append(rss, float64(s.RSSBytes)/(1<<20))
-			goMem = append(goMem, float64(s.GoBytes)/(1<<20))
-			duck = append(duck, float64(s.DuckDBBytes)/(1<<20))
-			duckAlloc = append(duckAlloc, float64(s.DuckDBAllocatedBytes)/(1<<20))
-			duckResident = append(duckResident, float64(s.DuckDBResidentBytes)/(1<<20))
-			mallocInUse = append(mallocInUse, float64(s.MallocInUseBytes)/(1<<20))
-			mallocFree = append(mallocFree, float64(s.MallocFreeBytes)/(1<<20))
-			file = append(file, float64(s.FileBytes)/(1<<20))
+		// mib is one memory figure of every sample, in MiB.
+		mib := func(bytes func(Sample) int64) []float64 {
+			out := make([]float64, len(ss))
+			for i, s := range ss {
+				out[i] = float64(bytes(s)) / (1 << 20)
+			}
+			return out
+		}
+		at := make([]float64, len(ss))
+		lags := make([]float64, len(ss))
+		for i, s := range ss {
+			at[i] = s.At / 60
 			var lag uint64
 			for _, st := range s.Steps {
 				lag += st.Lag
 			}
-			lags = append(lags, float64(lag))
+			lags[i] = float64(lag)
 			h.maxLag = max(h.maxLag, lag)
 		}
-		h.rssMiB, h.goMiB, h.duckMiB = median(rss), median(goMem), median(duck)
-		h.duckAllocMiB, h.duckResidentMiB = median(duckAlloc), median(duckResident)
-		h.mallocInUseMiB, h.mallocFreeMiB = median(mallocInUse), median(mallocFree)
-		h.fileMiB = median(file)
-		h.rssSlope, h.lagSlope = slope(at, rss), slope(at, lags)
+		rss := mib(func(s Sample) int64 { return s.RSSBytes })
+		h.rssMiB, h.rssSlope, h.lagSlope = median(rss), slope(at, rss), slope(at, lags)
+		h.goMiB = median(mib(func(s Sample) int64 { return s.GoBytes }))
+		h.duckMiB = median(mib(func(s Sample) int64 { return s.DuckDBBytes }))
+		h.duckAllocMiB = median(mib(func(s Sample) int64 { return s.DuckDBAllocatedBytes }))
+		h.duckResidentMiB = median(mib(func(s Sample) int64 { return s.DuckDBResidentBytes }))
+		h.mallocInUseMiB = median(mib(func(s Sample) int64 { return s.MallocInUseBytes }))
+		h.mallocFreeMiB = median(mib(func(s Sample) int64 { return s.MallocFreeBytes }))
+		h.fileMiB = median(mib(func(s Sample) int64 { return s.FileBytes }))
 		return h
 	}
 	return sum(samples[:mid]), sum(samples[mid:])
