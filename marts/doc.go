@@ -4,14 +4,15 @@
 //
 // # Layout
 //
-//	<data-dir>/state/<dataset>.duckdb              aggregator state (DuckDB, locked while the aggregator runs)
-//	<data-dir>/state/<dataset>.progress.json       last stream sequence committed to that state
-//	<data-dir>/state/<dataset>.marts.duckdb        mart builder state of a partitioned dataset (docs/scale-out.md)
+//	<data-dir>/state/<dataset>.progress.json       what the aggregator committed and folded into the marts
+//	<data-dir>/state/<dataset>/p<k>/               key partition k: journal segments, keys, partition.json
+//	<data-dir>/state/<dataset>/builder/            the mart builder's checkpoint (partial aggregates)
 //	<data-dir>/marts/<mart>/_manifest.json         rows, partitions, last flush, last sequence folded in
 //	<data-dir>/marts/<mart>/day=2026-10-01/data.parquet   a partitioned mart (Hive style)
 //	<data-dir>/marts/<mart>/data.parquet                  an unpartitioned mart
 //	<data-dir>/lake/<dataset>/_manifest.json
-//	<data-dir>/lake/<dataset>/date=2026-10-01/data-*.parquet  clean records, append only
+//	<data-dir>/lake/<dataset>/_log/<owner>/<n>.json       one entry per lake flush: the files it added
+//	<data-dir>/lake/<dataset>/date=2026-10-01/data-<owner>-<n>-<i>.parquet  clean records, written whole, never changed
 //
 // Partition columns live in the directory names, not in the files (the Hive
 // convention); a manifest records their types, so readers need not guess.

@@ -18,15 +18,16 @@ const (
 	TempPrefix = ".tmp-"
 )
 
-// StateFile is the DuckDB state file of dataset's aggregator.
-func StateFile(dataDir, dataset string) string {
-	return filepath.Join(dataDir, StateDir, dataset+".duckdb")
-}
-
-// ProgressFile is where dataset's aggregator records its last committed
-// stream sequence.
+// ProgressFile is where dataset's aggregator mirrors what it committed
+// and folded into the marts, for status and --wait-idle.
 func ProgressFile(dataDir, dataset string) string {
 	return filepath.Join(dataDir, StateDir, dataset+".progress.json")
+}
+
+// DatasetStateDir holds the aggregate step's state of dataset: a directory
+// per key partition (journal, keys, progress) and the mart builder's.
+func DatasetStateDir(dataDir, dataset string) string {
+	return filepath.Join(dataDir, StateDir, dataset)
 }
 
 // MartPath is the directory of mart.
@@ -35,13 +36,25 @@ func MartPath(dataDir, mart string) string { return filepath.Join(dataDir, Marts
 // LakePath is the directory of dataset's clean-record lake.
 func LakePath(dataDir, dataset string) string { return filepath.Join(dataDir, LakeDir, dataset) }
 
+// LakeLogDir holds the lake's log: one JSON entry per lake flush, listing
+// the files it added (the lake's manifest of files).
+func LakeLogDir(dataDir, dataset string) string {
+	return filepath.Join(LakePath(dataDir, dataset), LakeLogName)
+}
+
+// LakeLogName is the lake log's directory name; it holds no Parquet, so
+// Hive readers of the lake pass it by.
+const LakeLogName = "_log"
+
 // HiveDefault is the directory value of a NULL partition value.
 const HiveDefault = "__HIVE_DEFAULT_PARTITION__"
 
 // PartitionDir is the relative directory of one partition, "" for an
 // unpartitioned table: col=value segments joined by '/'. values are the
-// partition values as text; nil means NULL. Characters that would break a
-// path or the col=value syntax are percent-escaped as Hive does.
+// partition values as text; nil means NULL. Values are escaped as DuckDB
+// writes Hive partitions (PARTITION_BY): every byte but letters, digits
+// and "-_.~" percent-encoded, so the directories DuckDB writes and the
+// ones jetfleet names are the same.
 func PartitionDir(cols []string, values []*string) string {
 	parts := make([]string, len(cols))
 	for i, c := range cols {
@@ -55,20 +68,17 @@ func PartitionDir(cols []string, values []*string) string {
 }
 
 func escapeValue(s string) string {
-	if s == "" {
-		return HiveDefault
-	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c == 0x7f || strings.IndexByte(`"#%'*/:=?\{[]^`, c) >= 0 {
-			const hex = "0123456789ABCDEF"
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
 			continue
 		}
-		b.WriteByte(c)
+		const hex = "0123456789ABCDEF"
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
 	}
 	return b.String()
 }

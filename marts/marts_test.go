@@ -21,8 +21,10 @@ func TestPartitionDir(t *testing.T) {
 		{[]string{"day"}, []*string{ptr("2026-10-01")}, "day=2026-10-01"},
 		{[]string{"day", "country"}, []*string{ptr("2026-10-01"), ptr("US")}, "day=2026-10-01/country=US"},
 		{[]string{"country"}, []*string{nil}, "country=__HIVE_DEFAULT_PARTITION__"},
-		{[]string{"country"}, []*string{ptr("")}, "country=__HIVE_DEFAULT_PARTITION__"},
+		{[]string{"country"}, []*string{ptr("")}, "country="},
 		{[]string{"path"}, []*string{ptr("a/b=c%d")}, "path=a%2Fb%3Dc%25d"},
+		{[]string{"ts"}, []*string{ptr("2026-10-01 10:00:00")}, "ts=2026-10-01%2010%3A00%3A00"},
+		{[]string{"s"}, []*string{ptr("ü€ x.y~z")}, "s=%C3%BC%E2%82%AC%20x.y~z"},
 	} {
 		require.Equal(t, tc.want, marts.PartitionDir(tc.cols, tc.vals))
 	}

@@ -11,52 +11,63 @@ import (
 	"time"
 )
 
-// A dataset whose clean stage is partitioned by key (docs/scale-out.md)
-// has one aggregator state per partition; each writes its records to the
-// lake, and the marts are built from the union of the lake's partition
-// files.
+// A dataset's clean stage is partitioned by key (docs/scale-out.md): each
+// key partition has one owner at a time, which de-duplicates its keys,
+// journals what it commits and flushes it to the lake. Its state lives in
+// its own directory, so a partition moves between replicas that share the
+// data dir.
 
-// PartitionStateFile is the DuckDB state of partition p of dataset.
-func PartitionStateFile(dataDir, dataset string, p int) string {
-	return filepath.Join(dataDir, StateDir, dataset+".p"+strconv.Itoa(p)+".duckdb")
+// PartitionStateDir is partition p's directory under dataset's state.
+func PartitionStateDir(dataDir, dataset string, p int) string {
+	return filepath.Join(DatasetStateDir(dataDir, dataset), "p"+strconv.Itoa(p))
 }
 
-// MartBuilderStateFile is the DuckDB state of dataset's mart builder: the
-// lake's rows and which lake files they came from, so a build reads only
-// the files that are new since the last one.
-func MartBuilderStateFile(dataDir, dataset string) string {
-	return filepath.Join(dataDir, StateDir, dataset+".marts.duckdb")
-}
-
-// PartitionProgressFile is where partition p's aggregator records its
-// progress. Its name does not end in .progress.json: ReadProgress lists
-// datasets, and the mart builder writes the dataset's progress.
+// PartitionProgressFile is partition p's progress and flush state.
 func PartitionProgressFile(dataDir, dataset string, p int) string {
-	return filepath.Join(dataDir, StateDir, dataset+".p"+strconv.Itoa(p)+".partition.json")
+	return filepath.Join(PartitionStateDir(dataDir, dataset, p), "partition.json")
 }
 
-// LakeFilePrefix starts the names of partition p's lake files, so that
-// partitions never write the same file.
-func LakeFilePrefix(p int) string { return "data-p" + strconv.Itoa(p) + "-" }
-
-// PartitionProgress is what one partition's aggregator has committed to
-// its state and written to the lake.
+// PartitionProgress is what one partition committed and flushed to the
+// lake. Its owner rewrites it after commits (a mirror, not synced) and at
+// each step of a lake flush (synced: LakeSegment and Flush are what a
+// restart resumes from).
 type PartitionProgress struct {
 	Dataset   string `json:"dataset"`
 	Partition int    `json:"partition"`
-	// CommittedSeq is the highest stream sequence committed to the state.
+	// CommittedSeq is the highest stream sequence committed.
 	CommittedSeq uint64 `json:"committed_seq"`
-	Records      int64  `json:"records"`
-	Duplicates   int64  `json:"duplicates"`
-	// LakeSeq is the highest sequence whose records are in the lake: every
+	// Records are the distinct records committed; Duplicates were dropped.
+	Records    int64 `json:"records"`
+	Duplicates int64 `json:"duplicates"`
+	// LakeSeq is the committed sequence the lake has caught up with: every
 	// record committed up to it is in a lake file.
-	LakeSeq   uint64    `json:"lake_seq"`
-	UpdatedAt time.Time `json:"updated_at"`
+	LakeSeq uint64 `json:"lake_seq"`
+	// LakeSegment is the last journal segment the lake holds.
+	LakeSegment uint64 `json:"lake_segment"`
+	// Flush is the lake flush under way, nil when none: a restart finds
+	// out from the lake's log whether it committed.
+	Flush     *LakeFlush `json:"flush,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// WritePartitionProgress records p for the mart builder.
-func WritePartitionProgress(dataDir string, p PartitionProgress) error {
-	return writeMirror(PartitionProgressFile(dataDir, p.Dataset, p.Partition), p)
+// LakeFlush names a lake flush: entry N of its owner's lake log, holding
+// the partition's journal segments up to LastSegment.
+type LakeFlush struct {
+	Owner       string `json:"owner"`
+	N           uint64 `json:"n"`
+	LastSegment uint64 `json:"last_segment"`
+	// Seq is the partition's committed sequence when the flush took its
+	// segments: the LakeSeq it reaches.
+	Seq uint64 `json:"seq"`
+}
+
+// WritePartitionProgress writes p atomically; durable fsyncs it.
+func WritePartitionProgress(dataDir string, p PartitionProgress, durable bool) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(PartitionProgressFile(dataDir, p.Dataset, p.Partition), append(b, '\n'), durable)
 }
 
 // ReadPartitionProgress reads the progress of partitions 0..n-1 of
@@ -64,40 +75,51 @@ func WritePartitionProgress(dataDir string, p PartitionProgress) error {
 func ReadPartitionProgress(dataDir, dataset string, n int) ([]PartitionProgress, error) {
 	out := make([]PartitionProgress, n)
 	for p := range n {
-		out[p] = PartitionProgress{Dataset: dataset, Partition: p}
-		path := PartitionProgressFile(dataDir, dataset, p)
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		pp, err := ReadOnePartitionProgress(dataDir, dataset, p)
 		if err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(b, &out[p]); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBadManifest, path, err)
-		}
+		out[p] = pp
 	}
 	return out, nil
 }
 
-// FoldedSeq is the sequence up to which the lake holds every committed
-// record of the partitions: the highest committed sequence when every
-// partition's lake has caught up with its state, else the lowest lake
-// sequence of a partition that has not. Marts built from the lake carry
-// it as their LastSeq.
-func FoldedSeq(ps []PartitionProgress) (folded, committed uint64) {
+// ReadOnePartitionProgress reads partition p's progress, zero if it has
+// none yet.
+func ReadOnePartitionProgress(dataDir, dataset string, p int) (PartitionProgress, error) {
+	out := PartitionProgress{Dataset: dataset, Partition: p}
+	path := PartitionProgressFile(dataDir, dataset, p)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return out, fmt.Errorf("%w: %s: %v", ErrBadManifest, path, err)
+	}
+	return out, nil
+}
+
+// FoldedSeq is the sequence up to which the marts hold every committed
+// record of the partitions, given what each partition committed and what
+// of it the marts have folded in (folded[p], by partition): the highest
+// committed sequence when every partition is folded up to its committed
+// one, else the lowest folded sequence of one that is not.
+func FoldedSeq(ps []PartitionProgress, folded map[int]uint64) (marts, committed uint64) {
 	behind := false
 	for _, p := range ps {
 		committed = max(committed, p.CommittedSeq)
-		if p.LakeSeq < p.CommittedSeq {
-			if !behind || p.LakeSeq < folded {
-				folded = p.LakeSeq
+		if f := folded[p.Partition]; f < p.CommittedSeq {
+			if !behind || f < marts {
+				marts = f
 			}
 			behind = true
 		}
 	}
 	if !behind {
-		folded = committed
+		marts = committed
 	}
-	return folded, committed
+	return marts, committed
 }

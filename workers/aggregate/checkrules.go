@@ -60,13 +60,11 @@ func CheckMartQueries(datasets []DatasetConfig, ms []Mart, queries []MartQuery) 
 		}
 	}
 	for _, ds := range datasets {
-		q, _ := lakeSQL(ds)
-		q = strings.Replace(q, viewLake, ident(ds.Name), 1)
-		q = strings.Replace(q, "_jf_ingested", "current_timestamp", 1)
-		cols, err := describe(ctx, src, q)
-		if err != nil {
-			return nil, fmt.Errorf("%w: lake %s: %w", ErrInvalidConfig, ds.Name, err)
+		cols := make([]marts.Column, 0, len(ds.Schema)+1)
+		for _, c := range ds.Schema {
+			cols = append(cols, marts.Column{Name: c.Name, Type: c.Type})
 		}
+		cols = append(cols, marts.Column{Name: lakeDateColumn(ds), Type: "DATE"})
 		name := ds.Name
 		if names[strings.ToLower(name)] {
 			name += "_lake"

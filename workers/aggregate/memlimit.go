@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -47,16 +46,3 @@ func ShareMemoryLimit(limit string, shares int) (string, error) {
 	return strconv.FormatInt(max(share, minShare)>>10, 10) + "KiB", nil
 }
 
-// DuckDBMemory is the memory DuckDB accounts for in the aggregator's
-// state (buffer pool, indexes, hash tables: duckdb_memory()), 0 when the
-// state is not open. Memory of the process beyond it is the Go runtime's
-// or the allocator's.
-func (a *Aggregator) DuckDBMemory(ctx context.Context) (int64, error) {
-	db := a.openDB.Load()
-	if db == nil {
-		return 0, nil
-	}
-	var n int64
-	err := db.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(memory_usage_bytes), 0) AS BIGINT) FROM duckdb_memory()`).Scan(&n)
-	return n, err
-}

@@ -1,76 +1,431 @@
 package aggregate
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/jetfleet/jetfleet/marts"
+	"github.com/jetfleet/jetfleet/workers"
 )
 
-// Partition makes an [Aggregator] the owner of one key partition of its
-// dataset. Its state is state/<dataset>.p<index>.duckdb, its lake files
-// are named data-p<index>-*.parquet, and instead of manifests it writes
-// state/<dataset>.p<index>.partition.json, which a [MartBuilder] reads.
-type Partition struct {
-	Index int
-	// LakeFlushedFunc, if set, is called after the partition's lake got
-	// new records (and once at start): the mart builder's cue. It must
-	// not block.
-	LakeFlushedFunc func()
+// partition is the intake of one key partition of the clean stage: it
+// de-duplicates the partition's keys and journals the new records until
+// the lake holds them. A key always reaches the same partition, so its
+// de-duplication is global. Its state (journal, keys, progress) lives in
+// its own directory, so it can move between replicas sharing a data dir.
+type partition struct {
+	in  *Intake
+	p   int
+	dir string
+	log zerolog.Logger
+
+	// encMu serializes the encoder and the line buffer; one worker feeds a
+	// partition, so it is never contended in practice.
+	encMu sync.Mutex
+	enc   *canonEncoder
+	lines []byte
+	cands []candidate
+
+	mu       sync.Mutex // the state below; held by a commit and by the lake flusher's steps
+	keys     *keySet
+	dups     map[keyEntry]struct{}
+	keyFile  *keyFile
+	dupFile  *keyFile
+	unlock   func()
+	newKeys  []keyEntry // committed since the key files were last appended to
+	newDups  []keyEntry
+	j        *journal
+	pending  int64 // records in journal segments not in the lake
+	maxLine  int   // the longest journal line written or read: DuckDB's JSON reader must hold one
+	prog     marts.PartitionProgress
+	progAt   time.Time // last progress mirror write
+	batchNew map[keyHash]position
+	batchDup map[keyEntry]struct{}
+	out      []byte
+	closed   bool
 }
 
-func (a *Aggregator) stateFile() string {
-	if a.cfg.builder {
-		return marts.MartBuilderStateFile(a.cfg.DataDir, a.cfg.Dataset.Name)
-	}
-	if p := a.cfg.Partition; p != nil {
-		return marts.PartitionStateFile(a.cfg.DataDir, a.cfg.Dataset.Name, p.Index)
-	}
-	return marts.StateFile(a.cfg.DataDir, a.cfg.Dataset.Name)
+// candidate is a decoded record of a batch: its key, position and line.
+type candidate struct {
+	h          keyHash
+	pos        position
+	start, end int
 }
 
-func (a *Aggregator) lakeFilePrefix() string {
-	if p := a.cfg.Partition; p != nil {
-		return marts.LakeFilePrefix(p.Index)
-	}
-	return "data-"
-}
+const (
+	keysFileName = "keys.bin"
+	dupsFileName = "duplicates.bin"
+)
 
-// tempPrefix starts the names of the temp files o's flushes leave behind
-// after a crash; a partition's lake shares its directory with the other
-// partitions, so only its own are its to remove.
-func (a *Aggregator) tempPrefix(o *output) string {
-	if a.cfg.Partition != nil && o.kind == marts.KindLake {
-		return marts.TempPrefix + a.lakeFilePrefix()
+// openPartition recovers partition p's state: it finishes or undoes a lake
+// flush a crash interrupted, loads the keys, re-reads the journal segments
+// the lake does not hold yet (cutting off a torn tail), and opens a new
+// segment for commits.
+func (in *Intake) openPartition(p int) (_ *partition, err error) {
+	dir := marts.PartitionStateDir(in.cfg.DataDir, in.cfg.Dataset.Name, p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
 	}
-	return marts.TempPrefix
-}
-
-// writeManifest publishes o's flushed state: its manifest, or for a
-// partition (which has only its lake) its progress file and the builder's
-// cue.
-func (a *Aggregator) writeManifest(o *output, rows int64, partitions int, updated time.Time) error {
-	p := a.cfg.Partition
-	if p == nil {
-		return marts.WriteManifest(o.manifest(a.cfg.Dataset.Name, rows, partitions, updated))
-	}
-	err := a.writePartitionProgress(func(pp *marts.PartitionProgress) { pp.LakeSeq = o.lastSeq })
-	if p.LakeFlushedFunc != nil {
-		p.LakeFlushedFunc()
-	}
-	return err
-}
-
-// writePartitionProgress applies set to the partition's progress and
-// writes it; the ingest and flush sides each set their own fields.
-func (a *Aggregator) writePartitionProgress(set func(*marts.PartitionProgress)) error {
-	a.progMu.Lock()
-	defer a.progMu.Unlock()
-	a.prog.Dataset, a.prog.Partition = a.cfg.Dataset.Name, a.cfg.Partition.Index
-	set(&a.prog)
-	a.prog.UpdatedAt = time.Now().UTC()
-	err := marts.WritePartitionProgress(a.cfg.DataDir, a.prog)
+	enc, err := in.newEncoder()
 	if err != nil {
-		a.log.Warn().Err(err).Msg("write partition progress file")
+		return nil, err
 	}
-	return err
+	pt := &partition{
+		in: in, p: p, dir: dir, enc: enc,
+		log:      in.log.With().Int("partition", p).Logger(),
+		keys:     newKeySet(),
+		dups:     map[keyEntry]struct{}{},
+		batchNew: map[keyHash]position{},
+		batchDup: map[keyEntry]struct{}{},
+	}
+	defer func() {
+		if err != nil {
+			pt.closeFiles()
+		}
+	}()
+	// One owner at a time: a replica that lost the partition's lease holds
+	// the lock until it has flushed and closed it.
+	if pt.unlock, err = tryLockFile(filepath.Join(dir, "lock")); err != nil {
+		return nil, fmt.Errorf("partition %d of %s: %w", p, in.cfg.Dataset.Name, err)
+	}
+	if pt.prog, err = marts.ReadOnePartitionProgress(in.cfg.DataDir, in.cfg.Dataset.Name, p); err != nil {
+		return nil, err
+	}
+	if f := pt.prog.Flush; f != nil {
+		if err := in.resolveFlush(pt, *f); err != nil {
+			return nil, fmt.Errorf("partition %d: resume lake flush %s/%d: %w", p, f.Owner, f.N, err)
+		}
+	}
+	committed := pt.prog.CommittedSeq
+	note := func(e keyEntry) { committed = max(committed, e.pos.seq) }
+	if pt.keyFile, err = openKeyFile(filepath.Join(dir, keysFileName), func(e keyEntry) { pt.keys.Add(e); note(e) }); err != nil {
+		return nil, err
+	}
+	if pt.dupFile, err = openKeyFile(filepath.Join(dir, dupsFileName), func(e keyEntry) { pt.dups[e] = struct{}{}; note(e) }); err != nil {
+		return nil, err
+	}
+	segs, err := segments(dir)
+	if err != nil {
+		return nil, err
+	}
+	next := pt.prog.LakeSegment + 1
+	var flushed []string
+	for _, s := range segs {
+		path := segmentPath(dir, s)
+		inLake := s <= pt.prog.LakeSegment
+		err := scanSegment(path, func(l journalLine) {
+			pt.maxLine = max(pt.maxLine, l.size)
+			e := keyEntry{h: l.h, pos: l.pos}
+			note(e)
+			if l.dup {
+				pt.dups[e] = struct{}{}
+				pt.newDups = append(pt.newDups, e)
+				return
+			}
+			pt.keys.Add(e)
+			pt.newKeys = append(pt.newKeys, e)
+			if !inLake {
+				pt.pending++
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", p, err)
+		}
+		if inLake {
+			// The lake holds it, but a crash came before its keys were
+			// kept and it was deleted.
+			flushed = append(flushed, path)
+			continue
+		}
+		next = s + 1
+	}
+	if len(flushed) > 0 {
+		if err := pt.persistKeys(); err != nil {
+			return nil, err
+		}
+		for _, path := range flushed {
+			if err := os.Remove(path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if pt.j, err = openJournal(dir, next, true); err != nil {
+		return nil, err
+	}
+	pt.prog.Dataset, pt.prog.Partition = in.cfg.Dataset.Name, p
+	pt.prog.CommittedSeq = committed
+	pt.prog.Records, pt.prog.Duplicates = int64(pt.keys.Len()), int64(len(pt.dups))
+	if pt.pending == 0 && pt.prog.Flush == nil {
+		pt.prog.LakeSeq = committed
+	}
+	if err := pt.writeProgress(true); err != nil {
+		return nil, err
+	}
+	pt.log.Debug().Int("keys", pt.keys.Len()).Int64("pending", pt.pending).Uint64("committed_seq", committed).Msg("partition opened")
+	return pt, nil
+}
+
+func (pt *partition) writeProgress(durable bool) error {
+	pt.prog.UpdatedAt = time.Now().UTC()
+	pt.progAt = time.Now()
+	return marts.WritePartitionProgress(pt.in.cfg.DataDir, pt.prog, durable)
+}
+
+// progressEvery bounds how often commits rewrite the progress mirror; the
+// lake flusher writes it too, and status reads it.
+const progressEvery = 100 * time.Millisecond
+
+// commit de-duplicates a batch and journals its new records; its nil error
+// (and so the runtime's acks) comes only after the journal is synced.
+func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
+	pt.encMu.Lock()
+	defer pt.encMu.Unlock()
+	rejects := pt.encode(batch)
+
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if pt.closed {
+		return nil, ErrNotStarted
+	}
+	clear(pt.batchNew)
+	clear(pt.batchDup)
+	out := pt.out[:0]
+	var inserted, dups int64
+	var maxSeq uint64
+	for _, r := range batch {
+		maxSeq = max(maxSeq, r.Seq)
+	}
+	for _, c := range pt.cands {
+		first, seen := pt.keys.Get(c.h)
+		if !seen {
+			first, seen = pt.batchNew[c.h]
+		}
+		switch {
+		case !seen:
+			pt.batchNew[c.h] = c.pos
+			out = append(out, pt.lines[c.start:c.end]...)
+			pt.maxLine = max(pt.maxLine, c.end-c.start)
+			inserted++
+		case first == c.pos:
+			// The message that committed the key, again (redelivered after
+			// a crash, or acks a killed server forgot): not a duplicate.
+		default:
+			e := keyEntry{h: c.h, pos: c.pos}
+			_, known := pt.dups[e]
+			if _, inBatch := pt.batchDup[e]; known || inBatch {
+				continue // a duplicate counted before, redelivered
+			}
+			pt.batchDup[e] = struct{}{}
+			out = appendDupLine(out, c.h, c.pos)
+			dups++
+		}
+	}
+	pt.out = out
+	if err := pt.j.Append(out); err != nil {
+		return nil, err
+	}
+	for h, pos := range pt.batchNew {
+		e := keyEntry{h: h, pos: pos}
+		pt.keys.Add(e)
+		pt.newKeys = append(pt.newKeys, e)
+	}
+	for e := range pt.batchDup {
+		pt.dups[e] = struct{}{}
+		pt.newDups = append(pt.newDups, e)
+	}
+	pt.pending += inserted
+	pt.prog.CommittedSeq = max(pt.prog.CommittedSeq, maxSeq)
+	pt.prog.Records += inserted
+	pt.prog.Duplicates += dups
+	if pt.pending == 0 && pt.prog.Flush == nil {
+		pt.prog.LakeSeq = pt.prog.CommittedSeq // nothing of it waits for the lake
+	}
+	if time.Since(pt.progAt) >= progressEvery {
+		if err := pt.writeProgress(false); err != nil {
+			pt.log.Warn().Err(err).Msg("write progress mirror")
+		}
+	}
+	return rejects, nil
+}
+
+// encode turns each record into its journal line in pt.lines, noting the
+// candidates in pt.cands; records that cannot be stored are rejected.
+func (pt *partition) encode(batch []workers.Record) []workers.Reject {
+	var rejects []workers.Reject
+	lines := pt.lines[:0]
+	cands := pt.cands[:0]
+	now := time.Now().UnixMicro()
+	for i, r := range batch {
+		start := len(lines)
+		at := now
+		if !r.Published.IsZero() {
+			at = r.Published.UnixMicro()
+		}
+		pos := position{seq: r.Seq, idx: uint32(r.Index)}
+		lines = appendRecordPrefix(lines, keyHash{}, pos, at)
+		out, key, err := pt.enc.Encode(lines, r.Data)
+		if err != nil {
+			lines = lines[:start]
+			rejects = append(rejects, workers.Reject{Index: i, Err: err})
+			continue
+		}
+		lines = append(out, '\n')
+		h := hashKey(key)
+		h.putHex(lines[start+len(lineHash):])
+		cands = append(cands, candidate{h: h, pos: pos, start: start, end: len(lines)})
+	}
+	pt.lines, pt.cands = lines, cands
+	return rejects
+}
+
+// flushSegments is what a lake flush takes of a partition.
+type flushSegments struct {
+	pt    *partition
+	paths []string
+	last  uint64
+	seq   uint64
+	rows  int64
+	// maxLine bounds the segments' lines.
+	maxLine int
+}
+
+// beginFlush closes the journal's current segment and records that lake
+// flush n of owner takes every segment not in the lake yet. It returns
+// nothing to flush (nil) when there is none.
+func (pt *partition) beginFlush(owner string, n uint64) (*flushSegments, error) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if pt.closed {
+		return nil, nil
+	}
+	last, err := pt.j.Rotate()
+	if err != nil {
+		return nil, fmt.Errorf("partition %d: rotate journal: %w", pt.p, err)
+	}
+	if last <= pt.prog.LakeSegment {
+		return nil, nil
+	}
+	segs, err := segments(pt.dir)
+	if err != nil {
+		return nil, err
+	}
+	fs := &flushSegments{pt: pt, last: last, seq: pt.prog.CommittedSeq, rows: pt.pending, maxLine: pt.maxLine}
+	for _, s := range segs {
+		if s > pt.prog.LakeSegment && s <= last {
+			fs.paths = append(fs.paths, segmentPath(pt.dir, s))
+		}
+	}
+	if len(fs.paths) == 0 {
+		return nil, nil
+	}
+	pt.prog.Flush = &marts.LakeFlush{Owner: owner, N: n, LastSegment: last, Seq: fs.seq}
+	if err := pt.writeProgress(true); err != nil {
+		pt.prog.Flush = nil
+		return nil, err
+	}
+	return fs, nil
+}
+
+// completeFlush notes that the lake holds the flushed segments: the keys
+// committed so far go to the key files (they outlive the segments), then
+// the progress moves past the segments, which are deleted.
+func (pt *partition) completeFlush(fs *flushSegments) error {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if err := pt.persistKeys(); err != nil {
+		return err
+	}
+	pt.prog.LakeSegment = fs.last
+	pt.prog.LakeSeq = max(pt.prog.LakeSeq, fs.seq)
+	pt.prog.Flush = nil
+	pt.pending -= fs.rows
+	if pt.pending == 0 {
+		pt.prog.LakeSeq = pt.prog.CommittedSeq
+	}
+	if err := pt.writeProgress(true); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range fs.paths {
+		errs = append(errs, os.Remove(p))
+	}
+	return errors.Join(errs...)
+}
+
+// abortFlush forgets a flush that failed before it committed; its
+// segments wait for the next one.
+func (pt *partition) abortFlush() error {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	pt.prog.Flush = nil
+	return pt.writeProgress(true)
+}
+
+func (pt *partition) persistKeys() error {
+	if err := pt.keyFile.Append(pt.newKeys, true); err != nil {
+		return err
+	}
+	pt.newKeys = pt.newKeys[:0]
+	if err := pt.dupFile.Append(pt.newDups, true); err != nil {
+		return err
+	}
+	pt.newDups = pt.newDups[:0]
+	return nil
+}
+
+func (pt *partition) pendingAtLeast(n int64) bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.pending >= n
+}
+
+// stats are the partition's counters.
+func (pt *partition) stats() marts.PartitionProgress {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.prog
+}
+
+func (pt *partition) keyBytes() int64 {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.keys.Bytes()
+}
+
+// close ends intake: later commits fail, the progress mirror is written.
+// The journal's segments stay for the next owner when the lake does not
+// hold them yet.
+func (pt *partition) close() error {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if pt.closed {
+		return nil
+	}
+	pt.closed = true
+	err := pt.writeProgress(true)
+	return errors.Join(err, pt.closeFiles())
+}
+
+func (pt *partition) closeFiles() error {
+	var errs []error
+	if pt.j != nil {
+		errs = append(errs, pt.j.Close())
+	}
+	if pt.keyFile != nil {
+		errs = append(errs, pt.keyFile.Close())
+	}
+	if pt.dupFile != nil {
+		errs = append(errs, pt.dupFile.Close())
+	}
+	if pt.unlock != nil {
+		pt.unlock()
+		pt.unlock = nil
+	}
+	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -66,4 +67,14 @@ func firstLine(s string) string {
 		s = s[:120] + "..."
 	}
 	return s
+}
+
+// mkdirAll creates each directory with its parents.
+func mkdirAll(dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,10 +15,10 @@ import (
 
 // When the data dir refuses writes, every batch would fail and burn one
 // of its messages' deliveries until they are dead-lettered, though
-// nothing is wrong with them. So the aggregator pauses the worker that
-// feeds it (a paused worker holds no messages: they wait in the stream
-// without being delivered), probes the data dir with backoff, and resumes
-// the worker once a write works again.
+// nothing is wrong with them. So the intake pauses the workers that feed
+// it (a paused worker holds no messages: they wait in the stream without
+// being delivered), probes the data dir with backoff, and resumes the
+// workers once a write works again.
 
 const (
 	storageProbeSize = 1 << 20 // a write the size of a commit or two
@@ -26,20 +26,12 @@ const (
 	storageRetryMax  = 30 * time.Second
 )
 
-// SetFeeder gives the aggregator the pause and resume of the worker that
-// feeds it (workers.Worker.Pause and Resume). Call it before Start.
-func (a *Aggregator) SetFeeder(pause, resume func()) {
-	a.storeMu.Lock()
-	defer a.storeMu.Unlock()
-	a.pauseFeed, a.resumeFeed = pause, resume
-}
-
-// StorageError is the write error the aggregator is waiting out, nil
-// while the data dir takes writes.
-func (a *Aggregator) StorageError() error {
-	a.storeMu.Lock()
-	defer a.storeMu.Unlock()
-	return a.storeErr
+// storageState is the outage being waited out, if any.
+type storageState struct {
+	mu    sync.Mutex
+	err   error
+	fails int
+	next  time.Time
 }
 
 // isStorageErr reports whether err is the disk refusing a write rather
@@ -59,58 +51,85 @@ func isStorageErr(err error) bool {
 	return false
 }
 
-// storageFailed pauses intake after a commit failed on a write; it returns
-// the error for the runtime, which naks the batch and reports it.
-func (a *Aggregator) storageFailed(err error) error {
+// StorageError is the write error the intake is waiting out, nil while
+// the data dir takes writes.
+func (in *Intake) StorageError() error {
+	in.storage.mu.Lock()
+	defer in.storage.mu.Unlock()
+	return in.storage.err
+}
+
+func (in *Intake) eachFeeder(f func(feeder)) {
+	in.mu.Lock()
+	fs := make([]feeder, 0, len(in.feeders))
+	for _, fd := range in.feeders {
+		fs = append(fs, fd)
+	}
+	in.mu.Unlock()
+	for _, fd := range fs {
+		f(fd)
+	}
+}
+
+// storageFailed pauses intake after a write failed; it returns the error
+// for the runtime, which naks the batch and reports it.
+func (in *Intake) storageFailed(err error) error {
 	err = fmt.Errorf("%w (records stay in the stream until it works again): %w", ErrDataDirUnwritable, err)
-	a.storeMu.Lock()
-	first := a.storeErr == nil
-	a.storeErr = err
-	a.storeFails++
-	a.storeNext = time.Now().Add(backoff(storageRetryMin, storageRetryMax, a.storeFails))
-	pause := a.pauseFeed
-	a.storeMu.Unlock()
+	st := &in.storage
+	st.mu.Lock()
+	first := st.err == nil
+	st.err = err
+	st.fails++
+	st.next = time.Now().Add(backoff(storageRetryMin, storageRetryMax, st.fails))
+	st.mu.Unlock()
 	if first {
-		a.log.Error().Err(err).Msg("data dir refuses writes; pausing intake and retrying with backoff")
+		in.log.Error().Err(err).Msg("data dir refuses writes; pausing intake and retrying with backoff")
 	}
-	if pause != nil {
-		pause() // again if someone resumed the worker meanwhile; a no-op if paused
-	}
+	// Again if someone resumed a worker meanwhile; a no-op if paused.
+	in.eachFeeder(func(fd feeder) {
+		if fd.pause != nil {
+			fd.pause()
+		}
+	})
 	return workers.RetryAfter(storageRetryMin, err)
 }
 
 // storageWorked notes a committed batch: the outage, if any, is over.
-func (a *Aggregator) storageWorked() {
-	a.storeMu.Lock()
-	a.storeFails = 0
-	a.storeMu.Unlock()
+func (in *Intake) storageWorked() {
+	in.storage.mu.Lock()
+	in.storage.fails = 0
+	in.storage.mu.Unlock()
 }
 
 // probeStorage runs on the flusher's ticks while intake is paused: one
-// probe write when the backoff allows, and the worker resumed when it
+// probe write when the backoff allows, and the workers resumed when it
 // works. It reports whether the data dir is (still) refusing writes.
-func (a *Aggregator) probeStorage(now time.Time) bool {
-	a.storeMu.Lock()
-	down, due := a.storeErr != nil, now.After(a.storeNext)
-	a.storeMu.Unlock()
+func (in *Intake) probeStorage(now time.Time) bool {
+	st := &in.storage
+	st.mu.Lock()
+	down, due := st.err != nil, now.After(st.next)
+	st.mu.Unlock()
 	if !down || !due {
 		return down
 	}
-	err := probeWrite(filepath.Dir(marts.StateFile(a.cfg.DataDir, a.cfg.Dataset.Name)))
-	a.storeMu.Lock()
-	defer a.storeMu.Unlock()
+	err := probeWrite(marts.DatasetStateDir(in.cfg.DataDir, in.cfg.Dataset.Name))
+	st.mu.Lock()
 	if err != nil {
-		a.storeFails++
-		delay := backoff(storageRetryMin, storageRetryMax, a.storeFails)
-		a.storeNext = now.Add(delay)
-		a.log.Warn().Err(err).Dur("retry_in", delay).Msg("data dir still refuses writes")
+		st.fails++
+		delay := backoff(storageRetryMin, storageRetryMax, st.fails)
+		st.next = now.Add(delay)
+		st.mu.Unlock()
+		in.log.Warn().Err(err).Dur("retry_in", delay).Msg("data dir still refuses writes")
 		return true
 	}
-	a.log.Info().Msg("data dir takes writes again; resuming intake")
-	a.storeErr = nil
-	if a.resumeFeed != nil {
-		a.resumeFeed()
-	}
+	st.err = nil
+	st.mu.Unlock()
+	in.log.Info().Msg("data dir takes writes again; resuming intake")
+	in.eachFeeder(func(fd feeder) {
+		if fd.resume != nil {
+			fd.resume()
+		}
+	})
 	return false
 }
 
