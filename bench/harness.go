@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	smp := newSampler(js, ds.Name, before, cfg.SampleEvery)
 	smp.published = pub.records.Load
 	smp.committed = lat.committedRecords
-	smp.duckdb = fl.DuckDBMemory
+	smp.duckdb = func(ctx context.Context) int64 { n, _ := fl.AggregateMemory(ctx); return n }
 	smp.onSample = func(s Sample) {
 		if cfg.Progress == nil {
 			return

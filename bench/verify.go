@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
 	"reflect"
 	"time"
 
@@ -154,4 +155,24 @@ func sameValue(a, b any) bool {
 		return ok && x.Equal(y)
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// ExpectedMarts computes ds's marts as one batch DuckDB job over the clean
+// records in JF_CLEAN (de-duplicated on the dataset's key), in dir: the
+// marts a fleet that consumed the same stream must equal. It returns the
+// distinct records too.
+func ExpectedMarts(ctx context.Context, js jetstream.JetStream, spec *pipeline.Spec, ds *pipeline.Dataset, dir string) (map[string][][]any, int, error) {
+	clean, err := readClean(ctx, js, ds)
+	if err != nil {
+		return nil, 0, err
+	}
+	expected, _, err := batchMarts(ctx, filepath.Join(dir, "clean.ndjson"), clean.lines, spec, ds)
+	return expected, clean.distinct, err
+}
+
+// CompareMarts reads ds's marts under dataDir and says how each differs
+// from expected (nothing when they are equal).
+func CompareMarts(ctx context.Context, dataDir string, spec *pipeline.Spec, ds string, expected map[string][][]any) ([]string, error) {
+	_, mism, err := compareMarts(ctx, dataDir, spec, ds, expected)
+	return mism, err
 }

@@ -22,16 +22,14 @@ import (
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
-	"github.com/jetfleet/jetfleet/workers/aggregate"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
 // TestAggregateReplicasProduceTheSameMarts runs the shop pipeline's clean
 // stream through aggregators of different shapes, each from the start of
-// the stream into its own data dir, and requires the same marts from all:
+// the stream into its own data dir, and requires from all of them the
+// marts one batch DuckDB job computes over the stream's distinct records:
 //
-//   - the reference: one unpartitioned aggregator (one state, marts from it);
 //   - one `jetfleet worker aggregate` process owning every partition;
 //   - two processes claiming partitions through leases;
 //   - three processes claiming partitions, one of them SIGKILLed mid-run:
@@ -92,8 +90,8 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 
 	began := time.Now()
 	t.Logf("input ready: %d clean messages", lastSeq)
-	ref := referenceMarts(t, nc, spec, ds, lastSeq, log)
-	t.Logf("reference done after %s", time.Since(began))
+	expected, distinct, err := bench.ExpectedMarts(ctx, js, spec, ds, t.TempDir())
+	require.NoError(t, err)
 
 	aggregators := func(n int, kill bool) string {
 		dataDir := t.TempDir()
@@ -165,13 +163,12 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 	}{{"one process", 1, false}, {"two processes", 2, false}, {"three processes, one killed", 3, true}} {
 		dataDir := aggregators(run.n, run.kill)
 		t.Logf("%s done after %s", run.name, time.Since(began))
-		for _, m := range spec.Marts {
-			got := queryMart(t, dataDir, m.Name)
-			requireSameRows(t, ref[m.Name], got, run.name+": mart "+m.Name)
-		}
+		mism, err := bench.CompareMarts(ctx, dataDir, spec, ds.Name, expected)
+		require.NoError(t, err)
+		require.Empty(t, mism, run.name)
 		lake, err := marts.ReadManifest(marts.LakePath(dataDir, "orders"))
 		require.NoError(t, err)
-		require.Equal(t, ref["lake"][1][0], strconv.FormatInt(lake.Rows, 10), "%s: lake rows", run.name)
+		require.Equal(t, int64(distinct), lake.Rows, "%s: lake rows", run.name)
 	}
 }
 
@@ -197,37 +194,6 @@ func delivered(ctx context.Context, js jetstream.JetStream) uint64 {
 		}
 	}
 	return sum
-}
-
-// referenceMarts runs one unpartitioned aggregator over the whole clean
-// stream and returns its marts' rows (and, as "lake", its record count).
-func referenceMarts(t *testing.T, nc *nats.Conn, spec *pipeline.Spec, ds *pipeline.Dataset, lastSeq uint64, log zerolog.Logger) map[string][][]string {
-	t.Helper()
-	dataDir := t.TempDir()
-	var ms []aggregate.Mart
-	for _, m := range spec.Marts {
-		ms = append(ms, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy})
-	}
-	agg, err := aggregate.New(aggregate.Config{DataDir: dataDir, Dataset: fleet.DatasetConfig(ds), Marts: ms, MemoryLimit: "256MB", Logger: log})
-	require.NoError(t, err)
-	require.NoError(t, agg.Start(t.Context()))
-	w, err := workers.New(agg.WorkerConfig(workers.Config{Conn: nc, Logger: log}))
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	waitFor(t, 4*time.Minute, "reference aggregator", func() bool {
-		s := agg.Stats()
-		return s.CommittedSeq >= lastSeq
-	})
-	stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	require.NoError(t, w.Stop(stopCtx))
-	require.NoError(t, agg.Stop(stopCtx))
-	out := map[string][][]string{}
-	for _, m := range spec.Marts {
-		out[m.Name] = queryMart(t, dataDir, m.Name)
-	}
-	out["lake"] = [][]string{{"rows"}, {strconv.FormatInt(agg.Stats().Records, 10)}}
-	return out
 }
 
 func queryMart(t *testing.T, dataDir, mart string) [][]string {

@@ -1,16 +1,13 @@
 package main_test
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/aggregate"
+	"github.com/jetfleet/jetfleet/workers/aggregate/aggregatetest"
 )
 
 // smokeDataDir folds the smoke test's clean records (three orders and a
@@ -18,41 +15,23 @@ import (
 func smokeDataDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	agg, err := aggregate.New(aggregate.Config{
-		DataDir: dir,
-		Dataset: aggregate.DatasetConfig{Name: "orders", Key: "order_id", Schema: []aggregate.Column{
-			{Name: "order_id", Type: "VARCHAR"}, {Name: "customer_id", Type: "VARCHAR"}, {Name: "amount", Type: "DOUBLE"},
-			{Name: "currency", Type: "VARCHAR"}, {Name: "amount_usd", Type: "DOUBLE"}, {Name: "country", Type: "VARCHAR"},
-			{Name: "ts", Type: "TIMESTAMPTZ"}, {Name: "email_hash", Type: "VARCHAR"},
-		}},
-		Marts: []aggregate.Mart{
-			{Name: "daily_sales", Dataset: "orders", PartitionBy: []string{"day"}, SQL: `SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, country,
+	ds := aggregate.DatasetConfig{Name: "orders", Key: "order_id", Schema: []aggregate.Column{
+		{Name: "order_id", Type: "VARCHAR"}, {Name: "customer_id", Type: "VARCHAR"}, {Name: "amount", Type: "DOUBLE"},
+		{Name: "currency", Type: "VARCHAR"}, {Name: "amount_usd", Type: "DOUBLE"}, {Name: "country", Type: "VARCHAR"},
+		{Name: "ts", Type: "TIMESTAMPTZ"}, {Name: "email_hash", Type: "VARCHAR"},
+	}}
+	ms := []aggregate.Mart{
+		{Name: "daily_sales", Dataset: "orders", PartitionBy: []string{"day"}, SQL: `SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, country,
   count(*) AS orders, sum(amount_usd) AS revenue_usd, sum(amount_usd) / count(*) AS aov_usd FROM orders GROUP BY 1, 2`},
-			{Name: "customer_ltv", Dataset: "orders", SQL: `SELECT customer_id, count(*) AS orders, sum(amount_usd) AS revenue_usd,
+		{Name: "customer_ltv", Dataset: "orders", SQL: `SELECT customer_id, count(*) AS orders, sum(amount_usd) AS revenue_usd,
   min(ts) AS first_order, max(ts) AS last_order FROM orders GROUP BY customer_id`},
-		},
-		MemoryLimit: "256MB",
-		Logger:      zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	require.NoError(t, agg.Start(ctx))
-	h, err := agg.NewBatchHandler()
-	require.NoError(t, err)
-	var batch []workers.Record
-	for i, rec := range []string{
-		`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"USD","amount_usd":10,"country":"US","ts":"2026-10-01T10:00:00Z"}`,
-		`{"order_id":"s-2","customer_id":"c-1","amount":20,"currency":"EUR","amount_usd":21.6,"country":"DE","ts":"2026-10-02T01:30:00Z"}`,
-		`{"order_id":"s-3","customer_id":"c-2","amount":5.5,"currency":"GBP","amount_usd":6.985,"country":"GB","ts":"2026-10-02T07:00:00Z","email_hash":"ab12"}`,
-		`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"USD","amount_usd":10,"country":"US","ts":"2026-10-01T10:00:00Z"}`,
-	} {
-		batch = append(batch, workers.Record{Data: []byte(rec), Seq: uint64(i + 1), Published: time.Now()})
 	}
-	rejected, err := h.HandleBatch(ctx, batch)
-	require.NoError(t, err)
-	require.Empty(t, rejected)
-	require.NoError(t, agg.Stop(ctx)) // flushes
+	aggregatetest.Fold(t, dir, ds, ms,
+		[]byte(`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"USD","amount_usd":10,"country":"US","ts":"2026-10-01T10:00:00Z"}`),
+		[]byte(`{"order_id":"s-2","customer_id":"c-1","amount":20,"currency":"EUR","amount_usd":21.6,"country":"DE","ts":"2026-10-02T01:30:00Z"}`),
+		[]byte(`{"order_id":"s-3","customer_id":"c-2","amount":5.5,"currency":"GBP","amount_usd":6.985,"country":"GB","ts":"2026-10-02T07:00:00Z","email_hash":"ab12"}`),
+		[]byte(`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"USD","amount_usd":10,"country":"US","ts":"2026-10-01T10:00:00Z"}`),
+	)
 	return dir
 }
 

@@ -213,7 +213,7 @@ func (e *Engine) Query(ctx context.Context, q string) (*Result, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	return collect(rows)
+	return Collect(rows)
 }
 
 // Profile summarizes a mart or dataset: per column its type, min, max,

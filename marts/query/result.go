@@ -29,7 +29,10 @@ type Result struct {
 	Rows    [][]any
 }
 
-func collect(rows *sql.Rows) (*Result, error) {
+// Collect reads rows into a Result (and closes them), so results of
+// queries run elsewhere (the mart builder's mart rules) print alike.
+func Collect(rows *sql.Rows) (*Result, error) {
+	defer rows.Close()
 	types, err := rows.ColumnTypes()
 	if err != nil {
 		return nil, err

@@ -219,3 +219,7 @@ func TestIntakeAndBuilderSmoke(t *testing.T) {
 	require.Equal(t, int64(len(distinct)), st.Records)
 	require.Equal(t, int64(len(stream)-len(distinct)), st.Duplicates)
 }
+
+func testLog(t *testing.T) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+}

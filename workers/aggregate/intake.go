@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,10 +73,15 @@ func (c *IntakeConfig) validate() error {
 	return nil
 }
 
-// newOwner is a random owner id, usable as a file name and a subject token.
-func newOwner() string {
+// newOwner is a random owner id.
+func newOwner() string { return NewOwner("o") }
+
+// NewOwner is a new owner id for an intake's run: prefix (a worker id, so
+// files tell where they came from) and a random suffix, usable as a file
+// name and a subject token.
+func NewOwner(prefix string) string {
 	id := nuid.Next()
-	return "o" + id[len(id)-10:]
+	return prefix + "-" + strings.ToLower(id[len(id)-6:])
 }
 
 // Intake is the aggregate step's intake of one dataset in one process: for
@@ -104,6 +110,18 @@ type Intake struct {
 	kick     chan struct{}
 
 	storage storageState
+	hooks   intakeHooks
+}
+
+// intakeHooks let tests stop a lake flush where a crash matters; an error
+// from one leaves everything as a killed process would.
+type intakeHooks struct {
+	// beforeEntry runs once the flush's files are in place, before its
+	// log entry commits it.
+	beforeEntry func() error
+	// afterEntry runs once the entry is written, before the partitions
+	// note it.
+	afterEntry func() error
 }
 
 type feeder struct{ pause, resume func() }
@@ -213,6 +231,23 @@ func (in *Intake) ClosePartition(ctx context.Context, p int) error {
 		return err
 	}
 	return errors.Join(err, pt.close())
+}
+
+// crash leaves the intake as a killed process would: nothing flushed or
+// noted, the partitions' files closed and their locks let go. For tests.
+func (in *Intake) crash() {
+	_ = in.Service.Stop(context.Background())
+	in.flushMu.Lock()
+	defer in.flushMu.Unlock()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for p, pt := range in.parts {
+		pt.mu.Lock()
+		pt.closed = true
+		_ = pt.closeFiles()
+		pt.mu.Unlock()
+		delete(in.parts, p)
+	}
 }
 
 // Kick asks for a lake flush soon.

@@ -63,6 +63,11 @@ func (in *Intake) flushLocked(ctx context.Context) (err error) {
 	}
 	start := time.Now()
 	entry, table, err := in.writeLake(ctx, n, taken)
+	if err == nil && in.hooks.beforeEntry != nil {
+		if err := in.hooks.beforeEntry(); err != nil {
+			return err // as if killed: no cleanup, no note
+		}
+	}
 	if err == nil {
 		err = writeLakeEntry(in.cfg.DataDir, in.cfg.Dataset.Name, entry)
 	}
@@ -73,6 +78,12 @@ func (in *Intake) flushLocked(ctx context.Context) (err error) {
 		return fmt.Errorf("lake flush %d: %w", n, err)
 	}
 	in.nextN++
+	if in.hooks.afterEntry != nil {
+		if err := in.hooks.afterEntry(); err != nil {
+			in.dropTable(table)
+			return err
+		}
+	}
 	var errs []error
 	for _, fs := range taken {
 		// Committed: a failure here is finished by the partition's next open.
@@ -132,6 +143,9 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 	lake := marts.LakePath(in.cfg.DataDir, ds.Name)
 	tmp := flushTempDir(in.cfg.DataDir, ds.Name, in.cfg.Owner, n)
 	if err := os.RemoveAll(tmp); err != nil {
+		return e, table, err
+	}
+	if err := os.MkdirAll(lake, 0o755); err != nil {
 		return e, table, err
 	}
 	if e.Rows > 0 {

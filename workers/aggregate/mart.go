@@ -230,6 +230,9 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(ms.dir, 0o755); err != nil {
+		return nil, err
+	}
 	defer os.RemoveAll(tmp)
 	if len(ms.partitionBy) == 0 {
 		var n int64

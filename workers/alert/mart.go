@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,19 +40,21 @@ type MartRulesConfig struct {
 	NowFunc func() time.Time
 }
 
-// MartRules runs mart and anomaly rules after their mart's flushes. The
-// aggregator tells it of a flush with [MartRules.Flushed]; it also
-// evaluates every rule when it starts, so a flush whose alerts a crash
-// interrupted is evaluated again. A rule is evaluated once per flush of
-// its mart: the flush it last evaluated is kept in the alerts bucket.
+// MartRules runs mart and anomaly rules after their mart's writes. The
+// mart builder runs each rule's SQL on the connection that just wrote the
+// mart ([MartRules.MartFlushed], at every write and when the builder takes
+// over the build, so a write whose alerts a crash interrupted is evaluated
+// again); Run publishes the alerts, with cooldowns, in the background. A
+// rule is evaluated once per write of its mart: the write it last
+// evaluated is kept in the alerts bucket.
 type MartRules struct {
 	cfg   MartRulesConfig
 	rules []*pipeline.AlertRule
 	log   zerolog.Logger
 
-	mu    sync.Mutex
-	dirty map[string]bool // marts flushed since their rules last ran
-	kick  chan struct{}
+	mu      sync.Mutex
+	pending map[string]evaluation // by rule: the latest rows not yet published
+	kick    chan struct{}
 
 	// Owned by Run's goroutine.
 	kv   jetstream.KeyValue
@@ -68,13 +71,12 @@ func NewMartRules(cfg MartRulesConfig) (*MartRules, error) {
 		cfg.NowFunc = time.Now
 	}
 	m := &MartRules{
-		cfg: cfg, dirty: map[string]bool{}, kick: make(chan struct{}, 1), seen: map[string]map[string]bool{},
+		cfg: cfg, pending: map[string]evaluation{}, kick: make(chan struct{}, 1), seen: map[string]map[string]bool{},
 		log: cfg.Logger.With().Str("step", subjects.StepAlert.Name).Str("dataset", cfg.Dataset).Logger(),
 	}
 	for _, a := range cfg.Spec.Alerts {
 		if (a.Kind == pipeline.AlertMart || a.Kind == pipeline.AlertAnomaly) && a.Dataset == cfg.Dataset {
 			m.rules = append(m.rules, a)
-			m.dirty[a.Mart] = true // evaluated once at start
 		}
 	}
 	return m, nil
@@ -83,23 +85,54 @@ func NewMartRules(cfg MartRulesConfig) (*MartRules, error) {
 // Rules is how many rules the evaluator runs.
 func (m *MartRules) Rules() int { return len(m.rules) }
 
-// Flushed tells the evaluator that the output kind/name was flushed. It
-// never blocks, so the aggregator may call it while it holds its locks.
-func (m *MartRules) Flushed(kind, name string) {
-	if kind != marts.KindMart {
-		return
+// Querier runs SQL: the mart builder's connection.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// evaluation is a rule's rows from one write of its mart.
+type evaluation struct {
+	rule *pipeline.AlertRule
+	man  marts.Manifest
+	rows []row
+}
+
+// MartFlushed runs the SQL of the rules of the mart man describes on q,
+// where the marts and lakes are views by their names, and queues the rows
+// for Run to publish. A rule whose SQL fails is logged; the next write
+// runs it again. It never waits on NATS.
+func (m *MartRules) MartFlushed(ctx context.Context, q Querier, man marts.Manifest) {
+	queued := false
+	for _, rule := range m.rules {
+		if rule.Mart != man.Name {
+			continue
+		}
+		rows, err := m.rows(ctx, func(ctx context.Context, sql string) (*query.Result, error) {
+			r, err := q.QueryContext(ctx, sql)
+			if err != nil {
+				return nil, err
+			}
+			return query.Collect(r)
+		}, rule.SQL)
+		if err != nil {
+			m.log.Warn().Str("rule", rule.Name).Str("error", firstLine(err.Error())).Msg("mart rule failed; the next write of its mart runs it again")
+			continue
+		}
+		m.mu.Lock()
+		m.pending[rule.Name] = evaluation{rule: rule, man: man, rows: rows}
+		m.mu.Unlock()
+		queued = true
 	}
-	m.mu.Lock()
-	m.dirty[name] = true
-	m.mu.Unlock()
-	select {
-	case m.kick <- struct{}{}:
-	default:
+	if queued {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Run evaluates rules as their marts are flushed until ctx is cancelled.
-// A failed evaluation is retried with backoff; it returns nil on cancel.
+// Run publishes the alerts of evaluated rules until ctx is cancelled. A
+// failed publish is retried with backoff; it returns nil on cancel.
 func (m *MartRules) Run(ctx context.Context) error {
 	if len(m.rules) == 0 {
 		<-ctx.Done()
@@ -119,7 +152,7 @@ func (m *MartRules) Run(ctx context.Context) error {
 			}
 		}
 		if m.kv != nil {
-			if err := m.evaluateDirty(ctx); err != nil {
+			if err := m.publishPending(ctx); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -129,45 +162,36 @@ func (m *MartRules) Run(ctx context.Context) error {
 				failures = 0
 			}
 		}
-		wait := time.Minute // re-check now and then: cheap when nothing changed
+		var retry <-chan time.Time
 		if failures > 0 || m.kv == nil {
-			wait = min(time.Duration(1<<min(failures, 6))*250*time.Millisecond, 15*time.Second)
+			t := time.NewTimer(min(time.Duration(1<<min(failures, 6))*250*time.Millisecond, 15*time.Second))
+			defer t.Stop()
+			retry = t.C
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
 		case <-m.kick:
-		case <-t.C:
-			if failures == 0 {
-				m.markAll()
-			}
+		case <-retry:
 		}
-		t.Stop()
 	}
 }
 
-func (m *MartRules) markAll() {
+// publishPending publishes the queued evaluations; a failed one stays
+// queued unless a newer one of its rule replaced it.
+func (m *MartRules) publishPending(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, a := range m.rules {
-		m.dirty[a.Mart] = true
-	}
-}
-
-// evaluateDirty runs the rules of every mart flushed since they last ran.
-func (m *MartRules) evaluateDirty(ctx context.Context) error {
-	m.mu.Lock()
-	dirty := m.dirty
-	m.dirty = map[string]bool{}
+	pending := m.pending
+	m.pending = map[string]evaluation{}
 	m.mu.Unlock()
 	var errs []error
-	for mart := range dirty {
-		if err := m.evaluateMart(ctx, mart); err != nil {
+	for name, ev := range pending {
+		if err := m.apply(ctx, ev); err != nil {
 			errs = append(errs, err)
 			m.mu.Lock()
-			m.dirty[mart] = true // try again
+			if _, newer := m.pending[name]; !newer {
+				m.pending[name] = ev
+			}
 			m.mu.Unlock()
 		}
 	}
@@ -205,7 +229,7 @@ type evalMark struct {
 func (m *MartRules) evaluateMart(ctx context.Context, mart string) error {
 	man, err := marts.ReadManifest(marts.MartPath(m.cfg.DataDir, mart))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // not flushed yet
+		return nil // not written yet
 	}
 	if err != nil {
 		return err
@@ -221,31 +245,43 @@ func (m *MartRules) evaluateMart(ctx context.Context, mart string) error {
 		if rule.Mart != mart {
 			continue
 		}
-		mark := evalMark{LastSeq: man.LastSeq, UpdatedAt: man.UpdatedAt.UTC()}
-		if e, err := m.kv.Get(ctx, subjects.KeyEval(rule.Name)); err == nil {
-			var last evalMark
-			if json.Unmarshal(e.Value(), &last) == nil && last.LastSeq == mark.LastSeq && last.UpdatedAt.Equal(mark.UpdatedAt) {
-				continue // this flush was evaluated
-			}
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("rule %s: %w", rule.Name, err)
-		}
 		if eng == nil {
 			if eng, err = query.Open(ctx, query.Config{DataDir: m.cfg.DataDir, MemoryLimit: "256MB"}); err != nil {
 				return fmt.Errorf("mart rules of %s: %w", mart, err)
 			}
 		}
-		if err := m.evaluate(ctx, eng, rule, man); err != nil {
-			// DuckDB errors can carry a stack trace; the first line says it.
+		rows, err := m.rows(ctx, eng.Query, rule.SQL)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("rule %s: %s", rule.Name, firstLine(err.Error())))
 			continue
 		}
-		val, _ := json.Marshal(mark)
-		if _, err := m.kv.Put(ctx, subjects.KeyEval(rule.Name), val); err != nil {
-			errs = append(errs, fmt.Errorf("rule %s: note evaluation: %w", rule.Name, err))
-		}
+		errs = append(errs, m.apply(ctx, evaluation{rule: rule, man: man, rows: rows}))
 	}
 	return errors.Join(errs...)
+}
+
+// apply publishes an evaluation's alerts unless this write of the mart was
+// evaluated before, and notes it.
+func (m *MartRules) apply(ctx context.Context, ev evaluation) error {
+	rule, man := ev.rule, ev.man
+	mark := evalMark{LastSeq: man.LastSeq, UpdatedAt: man.UpdatedAt.UTC()}
+	if e, err := m.kv.Get(ctx, subjects.KeyEval(rule.Name)); err == nil {
+		var last evalMark
+		if json.Unmarshal(e.Value(), &last) == nil && last.LastSeq == mark.LastSeq && last.UpdatedAt.Equal(mark.UpdatedAt) {
+			return nil // this write was evaluated
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("rule %s: %w", rule.Name, err)
+	}
+	if err := m.evaluate(ctx, rule, man, ev.rows); err != nil {
+		// DuckDB errors can carry a stack trace; the first line says it.
+		return fmt.Errorf("rule %s: %s", rule.Name, firstLine(err.Error()))
+	}
+	val, _ := json.Marshal(mark)
+	if _, err := m.kv.Put(ctx, subjects.KeyEval(rule.Name), val); err != nil {
+		return fmt.Errorf("rule %s: note evaluation: %w", rule.Name, err)
+	}
+	return nil
 }
 
 // row is one mart row: as JSON (for the alert) and as expression variables.
@@ -254,8 +290,8 @@ type row struct {
 	env map[string]any
 }
 
-func (m *MartRules) rows(ctx context.Context, eng *query.Engine, q string) ([]row, error) {
-	res, err := eng.Query(ctx, q)
+func (m *MartRules) rows(ctx context.Context, run func(context.Context, string) (*query.Result, error), q string) ([]row, error) {
+	res, err := run(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -278,11 +314,7 @@ func (m *MartRules) rows(ctx context.Context, eng *query.Engine, q string) ([]ro
 	return out, nil
 }
 
-func (m *MartRules) evaluate(ctx context.Context, eng *query.Engine, rule *pipeline.AlertRule, man marts.Manifest) error {
-	rows, err := m.rows(ctx, eng, rule.SQL)
-	if err != nil {
-		return err
-	}
+func (m *MartRules) evaluate(ctx context.Context, rule *pipeline.AlertRule, man marts.Manifest, rows []row) error {
 	if rule.Kind == pipeline.AlertAnomaly {
 		return m.anomalies(ctx, rule, man, rows)
 	}

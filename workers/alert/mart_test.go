@@ -20,6 +20,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/aggregate"
+	"github.com/jetfleet/jetfleet/workers/aggregate/aggregatetest"
 	"github.com/jetfleet/jetfleet/workers/alert"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
@@ -55,7 +56,7 @@ alerts:
 `
 
 type martBundle struct {
-	agg   *aggregate.Aggregator
+	flush func()
 	h     workers.BatchHandler
 	rules *alert.MartRules
 	dir   string
@@ -77,17 +78,8 @@ func setupMarts(t *testing.T, seed uint64) (*martBundle, *pipeline.Spec) {
 	}
 	b := &martBundle{dir: t.TempDir(), rng: rand.New(rand.NewPCG(seed, 2)), js: js}
 	log := zerolog.New(zerolog.NewTestWriter(t))
+	b.h, b.flush = startAggregate(t, b.dir, fleet.DatasetConfig(ds), ms)
 	var err error
-	b.agg, err = aggregate.New(aggregate.Config{DataDir: b.dir, Dataset: fleet.DatasetConfig(ds), Marts: ms, NoLake: true, MemoryLimit: "256MB", Logger: log})
-	require.NoError(t, err)
-	require.NoError(t, b.agg.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, b.agg.Stop(ctx))
-	})
-	b.h, err = b.agg.NewBatchHandler()
-	require.NoError(t, err)
 	b.rules, err = alert.NewMartRules(alert.MartRulesConfig{JS: js, Spec: spec, Dataset: "readings", DataDir: b.dir, Logger: log})
 	require.NoError(t, err)
 	require.Equal(t, 3, b.rules.Rules())
@@ -115,7 +107,7 @@ func (b *martBundle) feed(t *testing.T, from, to int, spike map[string]int) {
 	rejected, err := b.h.HandleBatch(t.Context(), batch)
 	require.NoError(t, err)
 	require.Empty(t, rejected)
-	require.NoError(t, b.agg.Flush(t.Context()))
+	b.flush()
 	for _, m := range []string{"anomalies", "sensor_stats"} {
 		require.NoError(t, b.rules.EvaluateMart(t.Context(), m))
 	}
@@ -191,16 +183,7 @@ func TestShopRevenueDropRule(t *testing.T) {
 	}
 	dir := t.TempDir()
 	log := zerolog.New(zerolog.NewTestWriter(t))
-	agg, err := aggregate.New(aggregate.Config{DataDir: dir, Dataset: fleet.DatasetConfig(ds), Marts: ms, NoLake: true, MemoryLimit: "256MB", Logger: log})
-	require.NoError(t, err)
-	require.NoError(t, agg.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, agg.Stop(ctx))
-	})
-	h, err := agg.NewBatchHandler()
-	require.NoError(t, err)
+	h, flush := startAggregate(t, dir, fleet.DatasetConfig(ds), ms)
 	var batch []workers.Record
 	add := func(day int, country string, usd float64) {
 		n := len(batch) + 1
@@ -213,9 +196,9 @@ func TestShopRevenueDropRule(t *testing.T) {
 	add(1, "DE", 100)
 	add(2, "DE", 90) // down 10%
 	add(3, "US", 5)  // day 3 is still going: not complete
-	_, err = h.HandleBatch(t.Context(), batch)
+	_, err := h.HandleBatch(t.Context(), batch)
 	require.NoError(t, err)
-	require.NoError(t, agg.Flush(t.Context()))
+	flush()
 	rules, err := alert.NewMartRules(alert.MartRulesConfig{JS: js, Spec: spec, Dataset: "orders", DataDir: dir, Logger: log})
 	require.NoError(t, err)
 	require.NoError(t, rules.EvaluateMart(t.Context(), "daily_sales"))
@@ -261,16 +244,7 @@ datasets:
 	}
 	dir := t.TempDir()
 	log := zerolog.New(zerolog.NewTestWriter(t))
-	agg, err := aggregate.New(aggregate.Config{DataDir: dir, Dataset: fleet.DatasetConfig(spec.Dataset("ticks")), Marts: ms, NoLake: true, MemoryLimit: "256MB", Logger: log})
-	require.NoError(t, err)
-	require.NoError(t, agg.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, agg.Stop(ctx))
-	})
-	h, err := agg.NewBatchHandler()
-	require.NoError(t, err)
+	h, flush := startAggregate(t, dir, fleet.DatasetConfig(spec.Dataset("ticks")), ms)
 	t0 := time.Date(2026, 10, 1, 9, 30, 0, 0, time.UTC)
 	var batch []workers.Record
 	for i, p := range []float64{100, 101, 103, 106, 104} { // ACME: +6% within the minute
@@ -286,7 +260,7 @@ datasets:
 	}
 	_, err = h.HandleBatch(t.Context(), batch)
 	require.NoError(t, err)
-	require.NoError(t, agg.Flush(t.Context()))
+	flush()
 	rules, err := alert.NewMartRules(alert.MartRulesConfig{JS: js, Spec: spec, Dataset: "ticks", DataDir: dir, Logger: log})
 	require.NoError(t, err)
 	for _, m := range []string{"price_minute", "anomalies"} {
@@ -324,4 +298,22 @@ func TestDocsMarketRulesCompile(t *testing.T) {
 	require.Len(t, spec.Alerts, 2)
 	require.NoError(t, fleet.CheckMarts(spec))
 	require.NoError(t, fleet.CheckAlerts(spec))
+}
+
+// startAggregate runs the aggregate step of ds: records go in through the
+// handler; flush moves them to the lake and writes the marts.
+func startAggregate(t *testing.T, dir string, ds aggregate.DatasetConfig, ms []aggregate.Mart) (workers.BatchHandler, func()) {
+	t.Helper()
+	s := aggregatetest.Start(t, dir, ds, ms)
+	return stepHandler{s}, s.Flush
+}
+
+type stepHandler struct{ s *aggregatetest.Step }
+
+func (h stepHandler) HandleBatch(_ context.Context, batch []workers.Record) ([]workers.Reject, error) {
+	records := make([][]byte, len(batch))
+	for i, r := range batch {
+		records[i] = r.Data
+	}
+	return h.s.Commit(records...), nil
 }

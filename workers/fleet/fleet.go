@@ -62,8 +62,8 @@ type Config struct {
 	// WebhookBackoffMin is the first retry delay of a failed webhook POST
 	// (doubling per attempt). Default: the workers' default.
 	WebhookBackoffMin time.Duration
-	// AggregateCommitted is passed to every aggregator as
-	// aggregate.Config.Committed.
+	// AggregateCommitted is passed to every aggregator's intake as
+	// aggregate.IntakeConfig.CommittedFunc.
 	AggregateCommitted func(batch []workers.Record)
 }
 
@@ -92,20 +92,25 @@ type Fleet struct {
 	sets    []*partitionSet
 }
 
-// DuckDBMemory sums what DuckDB accounts for in the aggregator states
-// this fleet has open (see aggregate.Aggregator.DuckDBMemory): with the
-// process's resident memory and the Go runtime's, it tells where memory
-// goes.
-func (f *Fleet) DuckDBMemory(ctx context.Context) int64 {
-	var total int64
+// AggregateMemory is what the fleet's aggregators hold beside the Go
+// heap: what DuckDB accounts for in their engines (duckdb_memory()), and
+// their key sets. With the process's resident memory and the Go
+// runtime's, it tells where memory goes.
+func (f *Fleet) AggregateMemory(ctx context.Context) (duckdb, keys int64) {
 	for _, s := range f.sets {
-		for _, r := range s.runners() {
-			if n, err := r.agg.DuckDBMemory(ctx); err == nil {
-				total += n
+		s.mu.Lock()
+		eng, in := s.engine, s.intake
+		s.mu.Unlock()
+		if eng != nil {
+			if n, err := eng.Memory(ctx); err == nil {
+				duckdb += n
 			}
 		}
+		if in != nil {
+			keys += in.Stats().KeyBytes
+		}
 	}
-	return total
+	return duckdb, keys
 }
 
 // StepNames lists the steps a fleet runs, in pipeline order.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -19,37 +21,33 @@ import (
 	"github.com/jetfleet/jetfleet/workers/alert"
 )
 
-// partitionSet is one aggregator replica of a dataset: it runs an
-// aggregator and a worker for each partition it owns, and a mart builder
-// that builds the dataset's marts from every partition's lake. It owns a
-// fixed set of partitions, or (claim mode) claims a fair share through
-// leases in the partition bucket. See docs/scale-out.md.
+// partitionSet is one aggregator replica of a dataset: one DuckDB engine,
+// an intake that de-duplicates and journals the records of the partitions
+// it owns and flushes them to the lake, a worker per owned partition, and
+// a mart builder that keeps the dataset's marts from the lake (one replica
+// builds at a time). It owns a fixed set of partitions, or (claim mode)
+// claims a fair share through leases in the partition bucket. See
+// docs/scale-out.md.
 type partitionSet struct {
-	f       *Fleet
-	ds      *pipeline.Dataset
-	n       int
-	static  []int // owned partitions unless claiming
-	claim   bool
-	owner   string
-	log     zerolog.Logger
-	builder *aggregate.MartBuilder
-	rules   *alert.MartRules // alert rules on the marts, nil if none
-	// partitionMemory is each owned partition's DuckDB memory limit.
-	partitionMemory string
+	f      *Fleet
+	ds     *pipeline.Dataset
+	n      int
+	static []int // owned partitions unless claiming
+	claim  bool
+	owner  string
+	log    zerolog.Logger
+	rules  *alert.MartRules // alert rules on the marts, nil if none
 
 	mu      sync.Mutex
+	intake  *aggregate.Intake // of the current run
+	engine  *aggregate.Engine
 	running map[int]*partitionRunner
 }
 
-// partitionFlushInterval is how long a partition's new records wait for
-// their lake flush (and so for the marts) at most.
-const partitionFlushInterval = 5 * time.Second
-
-// partitionRunner is one owned partition: its aggregator and worker.
+// partitionRunner is one owned partition's worker.
 type partitionRunner struct {
-	p   int
-	agg *aggregate.Aggregator
-	w   *workers.Worker
+	p int
+	w *workers.Worker
 	// stopControl ends the worker's control service (its NATS micro
 	// service); partition workers come and go, so the set serves it.
 	stopControl func()
@@ -72,64 +70,69 @@ func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Me
 			}
 		}
 	}
-	var err error
-	if s.rules, err = f.martRules(ds); err != nil {
-		return Member{}, err
-	}
-	builderMemory, err := s.divideMemory()
-	if err != nil {
+	if _, err := aggregate.ParseMemoryLimit(s.memoryLimit()); err != nil {
 		return Member{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	bcfg := aggregate.MartBuilderConfig{
-		DataDir: cfg.DataDir, Dataset: DatasetConfig(ds), Marts: martsOf(cfg.Spec, ds.Name),
-		Partitions: n, MemoryLimit: builderMemory, Logger: cfg.Logger,
-		// Half the cores: a build is a burst of DuckDB work beside the
-		// pipeline, and with every core it starves the steps (lag spikes
-		// of thousands of messages in a soak on 2 cores).
-		Threads: max(1, runtime.NumCPU()/2),
-	}
-	if s.rules != nil {
-		bcfg.FlushedFunc = s.rules.Flushed // the marts are written by the builder
-	}
-	if s.builder, err = aggregate.NewMartBuilder(bcfg); err != nil {
+	var err error
+	if s.rules, err = f.martRules(ds); err != nil {
 		return Member{}, err
 	}
 	f.sets = append(f.sets, s)
 	return Member{Name: fmt.Sprintf("%s/%s#%d", subjects.StepAggregate.Name, ds.Name, replica), RunFunc: s.run}, nil
 }
 
-// divideMemory splits the replica's DuckDB memory limit between its
-// DuckDB instances, each of which has a buffer pool of its own: the mart
-// builder gets half, the partitions it may own share the other half (all
-// N when claiming, since its share changes as replicas come and go). So
-// the replica stays within --memory-limit however many partitions it
-// runs. It sets the partitions' limit and returns the builder's.
-func (s *partitionSet) divideMemory() (string, error) {
-	limit := s.f.cfg.MemoryLimit
-	if limit == "" {
-		limit = "1GB"
+func (s *partitionSet) memoryLimit() string {
+	if s.f.cfg.MemoryLimit == "" {
+		return "1GB"
 	}
-	owned := len(s.static)
-	if s.claim {
-		owned = s.n
-	}
-	var err error
-	if s.partitionMemory, err = aggregate.ShareMemoryLimit(limit, 2*max(owned, 1)); err != nil {
-		return "", err
-	}
-	builder, err := aggregate.ShareMemoryLimit(limit, 2)
-	if err != nil {
-		return "", err
-	}
-	s.log.Debug().Str("builder", builder).Str("partition", s.partitionMemory).Int("partitions", owned).Msg("DuckDB memory divided")
-	return builder, nil
+	return s.f.cfg.MemoryLimit
 }
 
-func (s *partitionSet) run(ctx context.Context) error {
-	if err := s.builder.Start(ctx); err != nil {
+// run is one run of the replica: everything it builds is new, so the tree
+// can restart it after a failure.
+func (s *partitionSet) run(ctx context.Context) (err error) {
+	cfg := s.f.cfg
+	ds := DatasetConfig(s.ds)
+	owner := aggregate.NewOwner(s.owner)
+	eng, err := aggregate.OpenEngine(aggregate.EngineConfig{
+		MemoryLimit: s.memoryLimit(),
+		// Half the cores: a lake flush or mart build is a burst of DuckDB
+		// work beside the pipeline, and with every core it starves the
+		// steps.
+		Threads: max(1, runtime.NumCPU()/2),
+		TempDir: filepath.Join(marts.DatasetStateDir(cfg.DataDir, ds.Name), ".duckdb-"+owner),
+	})
+	if err != nil {
 		return err
 	}
-	s.builder.Kick() // marts behind the lake after a crash are rebuilt at once
+	defer func() { err = errors.Join(err, eng.Close()) }()
+	bcfg := aggregate.MartBuilderConfig{
+		Engine: eng, DataDir: cfg.DataDir, Dataset: ds, Marts: martsOf(cfg.Spec, ds.Name), Logger: cfg.Logger,
+	}
+	if s.rules != nil {
+		// Rules run on the connection that wrote the mart.
+		bcfg.FlushedFunc = func(ctx context.Context, q aggregate.Querier, m marts.Manifest) { s.rules.MartFlushed(ctx, q, m) }
+	}
+	builder, err := aggregate.NewMartBuilder(bcfg)
+	if err != nil {
+		return err
+	}
+	intake, err := aggregate.NewIntake(aggregate.IntakeConfig{
+		Engine: eng, DataDir: cfg.DataDir, Dataset: ds, Owner: owner, Builder: builder,
+		CommittedFunc: cfg.AggregateCommitted, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.intake, s.engine = intake, eng
+	s.mu.Unlock()
+	if err := builder.Start(ctx); err != nil {
+		return err
+	}
+	if err := intake.Start(ctx); err != nil {
+		return errors.Join(err, builder.Stop(context.WithoutCancel(ctx)))
+	}
 	stopRules := runMartRules(ctx, s.rules)
 	defer stopRules() // after the last build
 	var runErr error
@@ -141,8 +144,9 @@ func (s *partitionSet) run(ctx context.Context) error {
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
 	stopErr := s.stopAll(stopCtx)
-	// The last build runs after every owned partition's final flush.
-	return errors.Join(runErr, stopErr, s.builder.Stop(stopCtx))
+	// The intake's final lake flush comes after every worker drained, the
+	// last build after it.
+	return errors.Join(runErr, stopErr, intake.Stop(stopCtx), builder.Stop(stopCtx))
 }
 
 func (s *partitionSet) staticLoop(ctx context.Context) error {
@@ -206,41 +210,26 @@ func (s *partitionSet) waitOnce(ctx context.Context, tick <-chan time.Time) (boo
 // startPartition opens partition p's state and starts consuming it.
 func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	cfg := s.f.cfg
-	agg, err := aggregate.New(aggregate.Config{
-		DataDir:     cfg.DataDir,
-		Dataset:     DatasetConfig(s.ds),
-		MemoryLimit: s.partitionMemory,
-		Threads:     1, // one of many states in the process; a partition's batches are small
-		// A lake flush writes (and fsyncs) a file per date it touches; with
-		// a flush per partition, flushing as often as one aggregator would
-		// multiplies the files and fsyncs by the partitions. The final
-		// flush on stop is not delayed.
-		FlushInterval: partitionFlushInterval,
-		Logger:        s.log.With().Int("partition", p).Logger(),
-		Partition:     &aggregate.Partition{Index: p, LakeFlushedFunc: s.builder.Kick},
-		Committed:     cfg.AggregateCommitted,
-	})
-	if err != nil {
-		return err
-	}
-	wcfg := agg.WorkerConfig(workers.Config{
+	s.mu.Lock()
+	intake := s.intake
+	s.mu.Unlock()
+	wcfg := intake.WorkerConfig(workers.Config{
 		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version,
 		Consumer: cfg.Consumer, Streams: cfg.Streams,
-	})
-	wcfg.Partition, wcfg.Partitions = p, s.n
+	}, p, s.n)
 	w, err := workers.New(wcfg)
 	if err != nil {
 		return err
 	}
-	agg.SetFeeder(w.Pause, w.Resume) // a data dir refusing writes pauses intake
 	s.declareConsumer(ctx, p)
-	if err := agg.Start(ctx); err != nil {
+	if err := intake.OpenPartition(ctx, p); err != nil {
 		return fmt.Errorf("partition %d: %w", p, err)
 	}
+	intake.SetFeeder(p, w.Pause, w.Resume) // a data dir refusing writes pauses intake
 	if err := w.Start(ctx); err != nil {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		return errors.Join(fmt.Errorf("partition %d: %w", p, err), agg.Stop(stopCtx))
+		return errors.Join(fmt.Errorf("partition %d: %w", p, err), intake.ClosePartition(stopCtx, p))
 	}
 	stopControl, err := w.ServeControl()
 	if err != nil {
@@ -248,7 +237,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 		stopControl = func() {}
 	}
 	s.mu.Lock()
-	s.running[p] = &partitionRunner{p: p, agg: agg, w: w, stopControl: stopControl}
+	s.running[p] = &partitionRunner{p: p, w: w, stopControl: stopControl}
 	s.mu.Unlock()
 	return nil
 }
@@ -274,16 +263,18 @@ func (s *partitionSet) declareConsumer(ctx context.Context, p int) {
 	_, _ = js.CreateOrUpdateConsumer(cctx, subjects.StreamClean, ccfg)
 }
 
-// stopPartition drains p's worker, then flushes and closes its state.
+// stopPartition drains p's worker, then flushes its journal to the lake
+// and closes its state, so another replica may open it.
 func (s *partitionSet) stopPartition(ctx context.Context, p int) error {
 	s.mu.Lock()
 	r := s.running[p]
 	delete(s.running, p)
+	intake := s.intake
 	s.mu.Unlock()
 	if r == nil {
 		return nil
 	}
-	err := errors.Join(r.w.Stop(ctx), r.agg.Stop(ctx))
+	err := errors.Join(r.w.Stop(ctx), intake.ClosePartition(ctx, p))
 	r.stopControl()
 	if err != nil {
 		s.log.Warn().Err(err).Int("partition", p).Msg("partition stopped with an error")
