@@ -45,4 +45,3 @@ func ShareMemoryLimit(limit string, shares int) (string, error) {
 	share := total / int64(max(shares, 1))
 	return strconv.FormatInt(max(share, minShare)>>10, 10) + "KiB", nil
 }
-
