@@ -198,9 +198,9 @@ func (b *MartBuilder) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the background builds and, if this builder holds the build,
-// folds in what the lake's log holds, writes every mart with pending
-// records, checkpoints and lets the lock go. Stop the intake first, so the
+// Stop ends the background builds and, if this builder holds the build
+// (or can take it), folds in what the lake's log holds, writes every mart
+// with pending records, checkpoints and lets the lock go. Stop the intake first, so the
 // marts end with its last flush.
 func (b *MartBuilder) Stop(ctx context.Context) error {
 	if err := b.Service.Stop(ctx); err != nil {
@@ -209,7 +209,11 @@ func (b *MartBuilder) Stop(ctx context.Context) error {
 	b.buildMu.Lock()
 	defer b.buildMu.Unlock()
 	if b.unlock == nil {
-		return nil
+		// It never took the build: take it now if no one holds it, so a
+		// short run's last flushes reach the marts.
+		if locked, err := b.acquire(ctx); err != nil || !locked {
+			return err
+		}
 	}
 	err := b.build(ctx, true)
 	if err == nil {
@@ -371,10 +375,10 @@ func (b *MartBuilder) restore(ctx context.Context) error {
 		switch {
 		case !ok:
 			b.log.Info().Str("mart", ms.name).Msg("new mart: computing it from the lake")
-			ms.whole = true
+			ms.rebuild = true
 		case mc.Fingerprint != ms.fingerprint:
 			b.log.Info().Str("mart", ms.name).Msg("mart definition changed: recomputing it from the lake")
-			ms.whole = true
+			ms.rebuild = true
 		default:
 			keep[ms] = true
 			ms.parts, ms.updatedAt, ms.lastSeq = mc.Parts, mc.UpdatedAt, mc.LastSeq
@@ -388,19 +392,11 @@ func (b *MartBuilder) restore(ctx context.Context) error {
 			return err
 		}
 	}
-	b.cp, b.saved, b.savedAt = cp, cp, time.Now()
-	// The log after the checkpoint is folded into the kept marts; the
-	// others are computed from the whole lake afterwards.
-	if err := b.catchUp(ctx); err != nil {
-		return err
-	}
-	for _, ms := range b.marts {
-		if ms.whole {
-			if err := b.recomputeWhole(ctx, ms); err != nil {
-				return err
-			}
-		}
-	}
+	b.saved, b.savedAt = cp, time.Now()
+	b.cp = cp
+	b.cp.Processed, b.cp.Folded, b.cp.Dates = maps(cp.Processed), maps(cp.Folded), slices.Clone(cp.Dates)
+	// The log after the checkpoint is folded into the kept marts at the
+	// next build; the others are computed from the whole lake after it.
 	b.log.Info().Int("lake_files", b.lakeFileCount(ctx)).Int64("lake_rows", b.cp.LakeRows).Dur("took", time.Since(start)).Msg("mart builder took over the build")
 	// Rules see every written mart once more: a write whose alerts a crash
 	// interrupted is evaluated again (a rule evaluates each write once).
@@ -409,7 +405,7 @@ func (b *MartBuilder) restore(ctx context.Context) error {
 			return err
 		}
 		for _, ms := range b.marts {
-			if !ms.whole && len(ms.parts) > 0 {
+			if !ms.rebuild && !ms.whole && len(ms.parts) > 0 {
 				f(ctx, b.conn, ms.manifest(b.cfg.Dataset.Name))
 			}
 		}
@@ -461,6 +457,13 @@ func (b *MartBuilder) prepareMart(ctx context.Context, ms *martState) error {
 func (b *MartBuilder) build(ctx context.Context, final bool) error {
 	if err := b.catchUp(ctx); err != nil {
 		return err
+	}
+	for _, ms := range b.marts {
+		if ms.rebuild {
+			if err := b.recomputeWhole(ctx, ms); err != nil {
+				return err
+			}
+		}
 	}
 	now := time.Now()
 	folded, _ := marts.FoldedSeq(b.progress, b.foldedByPartition())
@@ -516,7 +519,10 @@ func (b *MartBuilder) catchUp(ctx context.Context) error {
 		}
 	}
 	b.progress = progress
-	return b.writeProgress(progress)
+	if err := b.writeProgress(progress); err != nil {
+		b.log.Warn().Err(err).Msg("write the dataset's progress mirror")
+	}
+	return nil
 }
 
 // fold folds lake flushes' rows into every mart.
@@ -552,8 +558,8 @@ func (b *MartBuilder) fold(ctx context.Context, entries []lakeEntry) error {
 		}
 		now := time.Now()
 		for _, ms := range b.marts {
-			if ms.whole {
-				continue // computed whole from the lake after this
+			if ms.rebuild {
+				continue // computed from the whole lake after this
 			}
 			if err := b.foldMart(ctx, ms); err != nil {
 				return err
@@ -617,20 +623,19 @@ func groupMatch(groups []string, a, b string) string {
 	return strings.Join(conds, " AND ")
 }
 
-// recomputeWhole computes a new or changed mart from the whole lake; its
-// next write replaces every partition.
+// recomputeWhole computes a new or changed mart from the whole lake (once
+// the log is folded in); its next write replaces every partition.
 func (b *MartBuilder) recomputeWhole(ctx context.Context, ms *martState) error {
-	ms.whole = true
+	if ms.plan != nil {
+		if err := b.bindWholeLake(ctx); err != nil {
+			return err
+		}
+		if err := execAll(ctx, b.conn, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS %s", ms.partials, ms.plan.PartialSQL)); err != nil {
+			return fmt.Errorf("mart %s: compute from the lake: %w", ms.name, err)
+		}
+	}
+	ms.rebuild, ms.whole = false, true
 	ms.pendingRecords, ms.pendingSince = 0, time.Time{}
-	if ms.plan == nil {
-		return nil // its write computes it from the lake
-	}
-	if err := b.bindWholeLake(ctx); err != nil {
-		return err
-	}
-	if err := execAll(ctx, b.conn, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS %s", ms.partials, ms.plan.PartialSQL)); err != nil {
-		return fmt.Errorf("mart %s: compute from the lake: %w", ms.name, err)
-	}
 	return nil
 }
 
@@ -793,6 +798,11 @@ func (b *MartBuilder) writeProgress(progress []marts.PartitionProgress) error {
 func (b *MartBuilder) checkpoint(ctx context.Context) error {
 	folded, _ := marts.FoldedSeq(b.progress, b.foldedByPartition())
 	for _, ms := range b.marts {
+		if ms.rebuild {
+			if err := b.recomputeWhole(ctx, ms); err != nil {
+				return err
+			}
+		}
 		if !ms.pendingSince.IsZero() || ms.whole {
 			if err := b.writeMart(ctx, ms, folded); err != nil {
 				return err

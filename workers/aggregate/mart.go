@@ -47,6 +47,9 @@ type martState struct {
 	pendingRecords int64
 	pendingSince   time.Time
 	whole          bool
+	// rebuild: its partial aggregates (or, recomputed, its partitions) are
+	// to be computed from the whole lake before the next write.
+	rebuild bool
 }
 
 func newMartState(dataDir string, m Mart, every int64, after time.Duration, i int) *martState {
@@ -74,7 +77,7 @@ func fingerprint(parts ...string) string {
 }
 
 func (ms *martState) due(now time.Time) bool {
-	if ms.whole {
+	if ms.whole || ms.rebuild {
 		return true
 	}
 	if ms.pendingSince.IsZero() {

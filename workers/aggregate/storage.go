@@ -79,8 +79,12 @@ func (in *Intake) storageFailed(err error) error {
 	st.mu.Lock()
 	first := st.err == nil
 	st.err = err
-	st.fails++
-	st.next = time.Now().Add(backoff(storageRetryMin, storageRetryMax, st.fails))
+	if first {
+		// Later failures of the other partitions' batches are the same
+		// outage; only the probes back off further.
+		st.fails = 1
+		st.next = time.Now().Add(storageRetryMin)
+	}
 	st.mu.Unlock()
 	if first {
 		in.log.Error().Err(err).Msg("data dir refuses writes; pausing intake and retrying with backoff")
