@@ -593,7 +593,11 @@ func (b *MartBuilder) foldMart(ctx context.Context, ms *martState) error {
 			ms.touched, strings.Join(textColumns(ms.partitionBy), ", "), ms.sql))
 	}
 	p := ms.plan
-	same := groupMatch(p.GroupColumns, "_jf_d", "_jf_p")
+	groups := make([]string, len(p.Groups))
+	for i, g := range p.Groups {
+		groups[i] = g.Column
+	}
+	same := groupMatch(groups, "_jf_d", "_jf_p")
 	stmts := []string{
 		fmt.Sprintf("CREATE OR REPLACE TEMP TABLE _jf_delta AS %s", p.PartialSQL),
 		fmt.Sprintf("CREATE OR REPLACE TEMP TABLE _jf_merged AS %s", p.MergeSQL(fmt.Sprintf(
