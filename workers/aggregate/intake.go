@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -111,6 +112,8 @@ type Intake struct {
 
 	storage storageState
 	hooks   intakeHooks
+	// lastCommit is when a batch last committed (unix ns).
+	lastCommit atomic.Int64
 }
 
 // intakeHooks let tests stop a lake flush where a crash matters; an error
@@ -154,6 +157,9 @@ func (in *Intake) Owner() string { return in.cfg.Owner }
 
 // Start flushes the lake in the background.
 func (in *Intake) Start(ctx context.Context) error {
+	if err := checkOldState(in.cfg.DataDir, in.cfg.Dataset.Name); err != nil {
+		return err
+	}
 	runCtx, err := in.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: intake of %s: %w", ErrInvalidConfig, in.cfg.Dataset.Name, err)
@@ -286,24 +292,37 @@ func (in *Intake) pending() int64 {
 	return n
 }
 
-// flusher flushes the lake every FlushInterval, or sooner once
-// FlushRecords are pending; a flush that failed is retried with backoff.
+// idleFlush is how long after the last commit what is pending goes to the
+// lake, whatever FlushInterval says: the end of a burst reaches the marts
+// at once.
+const idleFlush = 100 * time.Millisecond
+
+// flusher flushes the lake every FlushInterval, sooner once FlushRecords
+// are pending or the intake has been idle for idleFlush; a flush that
+// failed is retried with backoff.
 func (in *Intake) flusher(ctx context.Context) {
-	t := time.NewTicker(in.cfg.FlushInterval)
+	t := time.NewTicker(min(in.cfg.FlushInterval, idleFlush/2))
 	defer t.Stop()
 	fails := 0
-	var next time.Time
+	var next, last time.Time
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-in.kick:
+			kicked = true
 		}
 		now := time.Now()
 		if in.probeStorage(now) || now.Before(next) {
 			continue
 		}
+		idle := now.Sub(time.Unix(0, in.lastCommit.Load())) >= idleFlush && in.pending() > 0
+		if !kicked && !idle && now.Sub(last) < in.cfg.FlushInterval {
+			continue
+		}
+		last = now
 		err := in.Flush(context.WithoutCancel(ctx))
 		if err == nil {
 			fails = 0
@@ -408,6 +427,7 @@ func (h batchHandler) HandleBatch(_ context.Context, batch []workers.Record) ([]
 		return nil, err
 	}
 	in.storageWorked()
+	in.lastCommit.Store(time.Now().UnixNano())
 	if in.cfg.CommittedFunc != nil {
 		in.cfg.CommittedFunc(batch)
 	}

@@ -221,3 +221,15 @@ func TestPartitionHasOneOwner(t *testing.T) {
 	other.commit(2, rec(orderJSON("a", "2026-10-02"), 9, 0))
 	require.Equal(t, int64(1), other.in.Stats().Duplicates)
 }
+
+func TestIntakeRefusesAnOldDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "state"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "state", "orders.p3.duckdb"), []byte("x"), 0o644))
+	b := newIntake(t, dir)
+	err := b.in.Start(t.Context())
+	require.ErrorIs(t, err, ErrOldState)
+	require.ErrorContains(t, err, "orders.p3.duckdb")
+	require.ErrorContains(t, err, "docs/scale-out.md")
+}

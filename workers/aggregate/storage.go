@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -157,4 +158,20 @@ func backoff(minD, maxD time.Duration, attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, maxD)
+}
+
+// ErrOldState is returned when a data dir holds a dataset's aggregate
+// state as an earlier jetfleet kept it (DuckDB files per partition).
+var ErrOldState = errors.New("aggregate: the data dir holds state of an earlier jetfleet")
+
+// checkOldState refuses a data dir whose aggregate state for dataset is in
+// the layout of jetfleet before 2026-12: its records are in DuckDB files
+// this version does not read.
+func checkOldState(dataDir, dataset string) error {
+	pattern := filepath.Join(dataDir, marts.StateDir, dataset) + "*.duckdb"
+	old, err := filepath.Glob(pattern)
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %s (and %d more): see \"Upgrading a data dir\" in docs/scale-out.md", ErrOldState, old[0], len(old)-1)
 }
