@@ -77,7 +77,11 @@ const benchPartitions = 8
 
 func openAggregateBench(tb testing.TB, dataDir string) *aggregateBench {
 	tb.Helper()
+	// JETFLEET_LOG_LEVEL=debug shows each flush and write with its time.
 	log := zerolog.Nop()
+	if lvl, err := zerolog.ParseLevel(os.Getenv("JETFLEET_LOG_LEVEL")); err == nil && lvl != zerolog.NoLevel {
+		log = zerolog.New(os.Stderr).Level(lvl)
+	}
 	eng, err := OpenEngine(EngineConfig{MemoryLimit: "1GB", Threads: 1, TempDir: filepath.Join(dataDir, "duck")})
 	if err != nil {
 		tb.Fatal(err)
