@@ -87,7 +87,7 @@ func validateDataset(d DatasetConfig) error {
 			return fmt.Errorf("%w: dataset %s: column %s twice", ErrInvalidConfig, d.Name, col.Name)
 		}
 		seen[strings.ToLower(col.Name)] = true
-		if _, err := converterFor(col.Type); err != nil {
+		if _, err := canonColumn(col); err != nil {
 			return fmt.Errorf("%w: dataset %s: column %s: %w", ErrInvalidConfig, d.Name, col.Name, err)
 		}
 	}

@@ -275,7 +275,7 @@ func lakeDateColumn(ds DatasetConfig) string {
 func lakeDateExpr(ds DatasetConfig) string {
 	ingest := "CAST(make_timestamp(_jf_at) AS DATE)"
 	for _, c := range ds.Schema {
-		switch baseType(c.Type) {
+		switch canonBaseType(c.Type) {
 		case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "DATETIME", "TIMESTAMP_US", "DATE":
 			return fmt.Sprintf("coalesce(CAST(%s AS DATE), %s)", ident(c.Name), ingest)
 		}

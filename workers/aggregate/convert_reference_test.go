@@ -1,5 +1,8 @@
 package aggregate
 
+// The converters the aggregate step used before canonical.go: the
+// canonical encoder is tested to store exactly what they did.
+
 import (
 	"bytes"
 	"encoding/json"
@@ -239,3 +242,5 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
