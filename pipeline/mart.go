@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,9 @@ const (
 	DefaultFlushRecords  = 10000
 	DefaultFlushInterval = 2 * time.Second
 )
+
+// MartCompressions are the Parquet codecs a mart's files can use.
+var MartCompressions = []string{"snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed"}
 
 // Mart is a DuckDB SQL query over a dataset's clean records, materialised
 // as Parquet. Its SQL is checked by the aggregator, which has DuckDB.
@@ -25,6 +29,9 @@ type Mart struct {
 	// aggregator holds before rewriting the mart's touched partitions.
 	FlushRecords  int
 	FlushInterval time.Duration
+	// Compression is the Parquet codec of the mart's files, one of
+	// MartCompressions; "" is the aggregator's default (snappy).
+	Compression string
 	// Generated marks a mart the file does not define itself: the
 	// anomalies mart of anomaly alert rules.
 	Generated bool
@@ -47,6 +54,12 @@ func (d *decoder) parseMart(name string, k, n *yaml.Node, path string) *Mart {
 				if !identRE.MatchString(c) {
 					d.errorf(v, p, "%q is not a column name (letters, digits and _)", c)
 				}
+			}
+		}},
+		field{name: "compression", set: func(v *yaml.Node, p string) {
+			m.Compression = strings.ToLower(d.str(v, p))
+			if !slices.Contains(MartCompressions, m.Compression) {
+				d.errorf(v, p, "%q is not a Parquet codec jetfleet writes (%s)", m.Compression, strings.Join(MartCompressions, ", "))
 			}
 		}},
 		field{name: "flush", set: func(v *yaml.Node, p string) {

@@ -110,7 +110,7 @@ func (a *aggregateBench) commit(tb testing.TB, n int) {
 	perPart := make([][]workers.Record, a.parts)
 	for _, l := range a.lines {
 		a.seq++
-		h := hashKey(l[14:bytesIndex(l[14:], '"')+14])
+		h := hashKey(l[14 : bytesIndex(l[14:], '"')+14])
 		p := int(h.lo % uint64(a.parts))
 		perPart[p] = append(perPart[p], workers.Record{Data: l, Seq: a.seq, Published: time.Now()})
 	}

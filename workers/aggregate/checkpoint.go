@@ -31,11 +31,12 @@ type builderCheckpoint struct {
 	// entries up to it may be gone from the log.
 	Processed map[string]uint64 `json:"processed"`
 	// Folded is, per key partition, the committed sequence the marts hold.
-	Folded   map[string]uint64         `json:"folded"`
-	LakeRows int64                     `json:"lake_rows"`
-	Dates    []string                  `json:"dates"`
-	Marts    map[string]martCheckpoint `json:"marts"`
-	At       time.Time                 `json:"at"`
+	Folded   map[string]uint64 `json:"folded"`
+	LakeRows int64             `json:"lake_rows"`
+	// Months are the lake's partition directories.
+	Months []string                  `json:"months"`
+	Marts  map[string]martCheckpoint `json:"marts"`
+	At     time.Time                 `json:"at"`
 }
 
 type martCheckpoint struct {

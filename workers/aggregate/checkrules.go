@@ -64,7 +64,7 @@ func CheckMartQueries(datasets []DatasetConfig, ms []Mart, queries []MartQuery) 
 		for _, c := range ds.Schema {
 			cols = append(cols, marts.Column{Name: c.Name, Type: c.Type})
 		}
-		cols = append(cols, marts.Column{Name: lakeDateColumn(ds), Type: "DATE"})
+		cols = append(cols, marts.Column{Name: lakeDateColumn(ds), Type: "DATE"}, marts.Column{Name: lakeMonthColumn(ds), Type: "VARCHAR"})
 		name := ds.Name
 		if names[strings.ToLower(name)] {
 			name += "_lake"

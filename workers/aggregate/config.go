@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ type Mart struct {
 	// the first of them did. Defaults from MartBuilderConfig.
 	FlushRecords  int
 	FlushInterval time.Duration
+	// Compression is the Parquet codec of its files (see Compressions);
+	// default MartBuilderConfig.Compression.
+	Compression string
 }
 
 // validateMarts checks the marts of ds among ms (others are ignored).
@@ -60,6 +64,9 @@ func validateMarts(ds string, ms []Mart) error {
 		}
 		if first := strings.ToUpper(firstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
 			return fmt.Errorf("%w: mart %s: SQL must be a SELECT, not %s", ErrInvalidConfig, m.Name, first)
+		}
+		if m.Compression != "" && !slices.Contains(Compressions, strings.ToLower(m.Compression)) {
+			return fmt.Errorf("%w: mart %s: compression %q (use %s)", ErrInvalidConfig, m.Name, m.Compression, strings.Join(Compressions, ", "))
 		}
 	}
 	return nil

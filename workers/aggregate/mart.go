@@ -31,6 +31,7 @@ type martState struct {
 	columns     []marts.Column
 	flushEvery  int64
 	flushAfter  time.Duration
+	compression string
 
 	plan     *incrPlan // nil: recompute from the lake
 	partials string    // the plan's table of partial aggregates
@@ -50,6 +51,8 @@ type martState struct {
 	// rebuild: its partial aggregates (or, recomputed, its partitions) are
 	// to be computed from the whole lake before the next write.
 	rebuild bool
+	// dirtyDirs hold renames not synced yet.
+	dirtyDirs map[string]bool
 }
 
 func newMartState(dataDir string, m Mart, every int64, after time.Duration, i int) *martState {
@@ -57,7 +60,7 @@ func newMartState(dataDir string, m Mart, every int64, after time.Duration, i in
 	ms := &martState{
 		name: m.Name, sql: q, partitionBy: m.PartitionBy, dir: marts.MartPath(dataDir, m.Name),
 		fingerprint: fingerprint("mart", q, strings.Join(m.PartitionBy, ",")),
-		flushEvery:  int64(m.FlushRecords), flushAfter: m.FlushInterval,
+		flushEvery:  int64(m.FlushRecords), flushAfter: m.FlushInterval, compression: strings.ToLower(m.Compression),
 		partials: ident(fmt.Sprintf("_jf_partials_%d", i)),
 		touched:  ident(fmt.Sprintf("_jf_touched_%d", i)),
 		parts:    map[string]int64{},
@@ -249,7 +252,7 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY %s TO %s (FORMAT parquet, COMPRESSION %s)`, out, literal(file), compression)); err != nil {
 			return nil, fmt.Errorf("mart %s: write: %w", ms.name, err)
 		}
-		if err := replaceFile(file, filepath.Join(ms.dir, marts.DataFile)); err != nil {
+		if err := ms.replaceFile(file, filepath.Join(ms.dir, marts.DataFile)); err != nil {
 			return nil, err
 		}
 		written[marts.DataFile] = n
@@ -275,12 +278,12 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 		if _, err := os.Stat(src); err != nil {
 			return nil, fmt.Errorf("mart %s: partition %s not where DuckDB should have written it: %w", ms.name, dir, err)
 		}
-		if err := replaceFile(src, filepath.Join(ms.dir, dir, marts.DataFile)); err != nil {
+		if err := ms.replaceFile(src, filepath.Join(ms.dir, dir, marts.DataFile)); err != nil {
 			return nil, err
 		}
 		written[filepath.ToSlash(filepath.Join(dir, marts.DataFile))] = n
 	}
-	return written, marts.SyncDir(ms.dir)
+	return written, nil
 }
 
 func textColumns(cols []string) []string {
@@ -292,7 +295,10 @@ func textColumns(cols []string) []string {
 }
 
 // replaceFile syncs src and renames it over dst, atomically for readers.
-func replaceFile(src, dst string) error {
+// The rename is made durable later (syncDirs): marts are derived, and a
+// rename an OS crash lost is redone by the builder's replay from its
+// checkpoint, which syncs the directories before it is written.
+func (ms *martState) replaceFile(src, dst string) error {
 	if err := syncFile(src); err != nil {
 		return err
 	}
@@ -303,7 +309,22 @@ func replaceFile(src, dst string) error {
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
-	return marts.SyncDir(dir)
+	if ms.dirtyDirs == nil {
+		ms.dirtyDirs = map[string]bool{}
+	}
+	ms.dirtyDirs[dir] = true
+	return nil
+}
+
+// syncDirs makes the renames since the last call durable.
+func (ms *martState) syncDirs() error {
+	for dir := range ms.dirtyDirs {
+		if err := marts.SyncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		delete(ms.dirtyDirs, dir)
+	}
+	return nil
 }
 
 // removePartition deletes a partition's file, and its directories once

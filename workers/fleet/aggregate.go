@@ -16,7 +16,7 @@ func martsOf(spec *pipeline.Spec, dataset string) []aggregate.Mart {
 	var out []aggregate.Mart
 	for _, m := range spec.Marts {
 		if m.Dataset == dataset {
-			out = append(out, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy, FlushRecords: m.FlushRecords, FlushInterval: m.FlushInterval})
+			out = append(out, aggregate.Mart{Name: m.Name, Dataset: m.Dataset, SQL: m.SQL, PartitionBy: m.PartitionBy, FlushRecords: m.FlushRecords, FlushInterval: m.FlushInterval, Compression: m.Compression})
 		}
 	}
 	return out
