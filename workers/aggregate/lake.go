@@ -133,13 +133,10 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 	table := flushTable(in.cfg.Owner, n)
 	ds := in.cfg.Dataset
 	dateCol, monthCol := lakeDateColumn(ds), lakeMonthColumn(ds)
-	t0 := time.Now()
-	defer func() { in.log.Debug().Dur("total", time.Since(t0)).Msg("TIMING writeLake") }()
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TABLE %[1]s AS SELECT *, strftime(%[2]s, '%%Y-%%m') AS %[3]s FROM (SELECT %[4]s, %[5]s AS %[2]s FROM %[6]s WHERE _jf_dup IS NULL)`,
 		table, ident(dateCol), ident(monthCol), schemaColumns(ds), lakeDateExpr(ds), journalScan(ds, paths, maxLine))); err != nil {
 		return e, table, fmt.Errorf("read journals: %w", err)
 	}
-	in.log.Debug().Dur("t", time.Since(t0)).Msg("TIMING read_json")
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&e.Rows); err != nil {
 		return e, table, err
 	}
@@ -157,7 +154,6 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 			return e, table, fmt.Errorf("write lake files: %w", err)
 		}
 	}
-	in.log.Debug().Dur("t", time.Since(t0)).Msg("TIMING copy")
 	files, err := placeFiles(tmp, lake, func(i int) string { return lakeFileName(in.cfg.Owner, n, i) })
 	if err != nil {
 		return e, table, err

@@ -30,18 +30,3 @@ func ParseMemoryLimit(s string) (int64, error) {
 	return int64(n * unit), nil
 }
 
-// minShare is the least memory a DuckDB of the process gets: below it a
-// partition's state cannot hold its batches.
-const minShare = 32 << 20
-
-// ShareMemoryLimit divides a process's DuckDB memory limit between shares
-// DuckDB instances (each has its own buffer pool, so N instances at the
-// full limit could use N times it). Each gets at least 32 MiB.
-func ShareMemoryLimit(limit string, shares int) (string, error) {
-	total, err := ParseMemoryLimit(limit)
-	if err != nil {
-		return "", err
-	}
-	share := total / int64(max(shares, 1))
-	return strconv.FormatInt(max(share, minShare)>>10, 10) + "KiB", nil
-}

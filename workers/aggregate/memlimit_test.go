@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,27 +22,22 @@ func TestParseMemoryLimit(t *testing.T) {
 	}
 }
 
-func TestShareMemoryLimit(t *testing.T) {
+// The engine runs with the limit, threads and spill directory it is given,
+// and removes the directory when it closes.
+func TestEngineSettings(t *testing.T) {
 	t.Parallel()
-	got, err := ShareMemoryLimit("1GiB", 4)
+	tmp := filepath.Join(t.TempDir(), "spill")
+	eng, err := OpenEngine(EngineConfig{MemoryLimit: "1GiB", Threads: 1, TempDir: tmp})
 	require.NoError(t, err)
-	require.Equal(t, "262144KiB", got)
-	got, err = ShareMemoryLimit("64MB", 16) // 4 MB each: raised to the floor
-	require.NoError(t, err)
-	require.Equal(t, "32768KiB", got)
-	_, err = ShareMemoryLimit("lots", 2)
+	var limit, dir string
+	var threads int
+	require.NoError(t, eng.db.QueryRow(`SELECT current_setting('memory_limit'), current_setting('temp_directory'), current_setting('threads')`).Scan(&limit, &dir, &threads))
+	require.Equal(t, "1.0 GiB", limit)
+	require.Equal(t, tmp, dir)
+	require.Equal(t, 1, threads)
+	require.DirExists(t, tmp)
+	require.NoError(t, eng.Close())
+	require.NoDirExists(t, tmp)
+	_, err = OpenEngine(EngineConfig{MemoryLimit: "1GB'; ATTACH", TempDir: tmp})
 	require.ErrorIs(t, err, ErrInvalidConfig)
-}
-
-// DuckDB takes the share as written and reports the same limit.
-func TestShareMemoryLimitIsDuckDBs(t *testing.T) {
-	t.Parallel()
-	share, err := ShareMemoryLimit("1GiB", 4)
-	require.NoError(t, err)
-	db, err := openDuckDB("", map[string]string{"memory_limit": share})
-	require.NoError(t, err)
-	defer db.Close()
-	var got string
-	require.NoError(t, db.QueryRow(`SELECT current_setting('memory_limit')`).Scan(&got))
-	require.Equal(t, "256.0 MiB", got)
 }

@@ -45,6 +45,7 @@ type partition struct {
 	maxLine  int   // the longest journal line written or read: DuckDB's JSON reader must hold one
 	prog     marts.PartitionProgress
 	progAt   time.Time // last progress mirror write
+	stale    bool      // the mirror lags a commit
 	batchNew map[keyHash]position
 	batchDup map[keyEntry]struct{}
 	out      []byte
@@ -174,6 +175,7 @@ func (in *Intake) openPartition(p int) (_ *partition, err error) {
 func (pt *partition) writeProgress(durable bool) error {
 	pt.prog.UpdatedAt = time.Now().UTC()
 	pt.progAt = time.Now()
+	pt.stale = false
 	return marts.WritePartitionProgress(pt.in.cfg.DataDir, pt.prog, durable)
 }
 
@@ -246,6 +248,7 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 	if pt.pending == 0 && pt.prog.Flush == nil {
 		pt.prog.LakeSeq = pt.prog.CommittedSeq // nothing of it waits for the lake
 	}
+	pt.stale = true
 	if time.Since(pt.progAt) >= progressEvery {
 		if err := pt.writeProgress(false); err != nil {
 			pt.log.Warn().Err(err).Msg("write progress mirror")
@@ -309,6 +312,11 @@ func (pt *partition) beginFlush(owner string, n uint64) (*flushSegments, error) 
 		return nil, fmt.Errorf("partition %d: rotate journal: %w", pt.p, err)
 	}
 	if last <= pt.prog.LakeSegment {
+		// Nothing for the lake; the mirror still tells the builder and
+		// status what the last commits (duplicates, redeliveries) reached.
+		if pt.stale {
+			return nil, pt.writeProgress(false)
+		}
 		return nil, nil
 	}
 	segs, err := segments(pt.dir)
