@@ -45,5 +45,5 @@ func dataDirFlag() cli.Flag {
 }
 
 func memoryLimitFlag() cli.Flag {
-	return &cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory of each aggregator replica: half for its mart builder, half shared by its partitions' states", Value: "1GB"}
+	return &cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory of each aggregator replica (one engine for its lake flushes and mart builds; key sets are beside it, about 45 bytes per distinct key)", Value: "1GB"}
 }

@@ -691,7 +691,7 @@ func (b *MartBuilder) writeMart(ctx context.Context, ms *martState, folded uint6
 		return fmt.Errorf("mart %s: %w", ms.name, err)
 	}
 	defer func() { _, _ = b.conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+out) }()
-	tmp := filepath.Join(ms.dir, marts.TempPrefix+"write")
+	tmp := filepath.Join(tempDir(b.cfg.DataDir, b.cfg.Dataset.Name), "mart-"+ms.name)
 	written, err := writeMartFiles(ctx, b.conn, ms, out, ms.compression, tmp)
 	if err != nil {
 		return err

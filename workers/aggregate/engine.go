@@ -3,8 +3,10 @@ package aggregate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -25,8 +27,9 @@ type EngineConfig struct {
 // journals, the lake and the builder's checkpoint do. Safe for concurrent
 // use.
 type Engine struct {
-	cfg EngineConfig
-	db  *sql.DB
+	cfg    EngineConfig
+	db     *sql.DB
+	unlock func()
 }
 
 // OpenEngine opens the database.
@@ -43,6 +46,11 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 	if err := os.MkdirAll(cfg.TempDir, 0o700); err != nil {
 		return nil, err
 	}
+	// Held while the engine runs, so RemoveStaleTempDirs knows it is in use.
+	unlock, err := tryLockFile(filepath.Join(cfg.TempDir, ".lock"))
+	if err != nil {
+		return nil, err
+	}
 	settings := map[string]string{
 		"memory_limit":   cfg.MemoryLimit,
 		"temp_directory": cfg.TempDir,
@@ -55,9 +63,30 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	db, err := openDuckDB("", settings)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
-	return &Engine{cfg: cfg, db: db}, nil
+	return &Engine{cfg: cfg, db: db, unlock: unlock}, nil
+}
+
+// RemoveStaleTempDirs removes the temp dirs in parent whose names start
+// with prefix and that no engine holds: what engines of killed processes
+// left behind.
+func RemoveStaleTempDirs(parent, prefix string) error {
+	dirs, err := filepath.Glob(filepath.Join(parent, prefix+"*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range dirs {
+		unlock, err := tryLockFile(filepath.Join(d, ".lock"))
+		if err != nil {
+			continue // in use, or not ours
+		}
+		errs = append(errs, os.RemoveAll(d))
+		unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // conn is a connection of its own: temp objects are per connection.
@@ -77,5 +106,6 @@ func (e *Engine) Close() error {
 	if rerr := os.RemoveAll(e.cfg.TempDir); err == nil {
 		err = rerr
 	}
+	e.unlock()
 	return err
 }

@@ -145,7 +145,7 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 	if err := os.RemoveAll(tmp); err != nil {
 		return e, table, err
 	}
-	if err := os.MkdirAll(lake, 0o755); err != nil {
+	if err := mkdirAll(lake, filepath.Dir(tmp)); err != nil {
 		return e, table, err
 	}
 	if e.Rows > 0 {

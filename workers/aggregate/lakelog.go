@@ -154,8 +154,16 @@ func removeFlushFiles(dataDir, dataset, owner string, n uint64) error {
 	return errors.Join(errs...)
 }
 
+// Files are written under the dataset's state directory and renamed into
+// the lake or a mart: DuckDB's ** glob goes into hidden directories, so a
+// temp directory inside them would show half-written files to readers.
+
 func flushTempDir(dataDir, dataset, owner string, n uint64) string {
-	return filepath.Join(marts.LakePath(dataDir, dataset), marts.TempPrefix+owner+"-"+strconv.FormatUint(n, 10))
+	return filepath.Join(tempDir(dataDir, dataset), "lake-"+owner+"-"+strconv.FormatUint(n, 10))
+}
+
+func tempDir(dataDir, dataset string) string {
+	return filepath.Join(marts.DatasetStateDir(dataDir, dataset), "tmp")
 }
 
 // partitionDirs lists the key partitions that have a state directory.

@@ -236,7 +236,7 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(ms.dir, 0o755); err != nil {
+	if err := mkdirAll(ms.dir, filepath.Dir(tmp)); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -36,6 +37,12 @@ func TestEngineSettings(t *testing.T) {
 	require.Equal(t, tmp, dir)
 	require.Equal(t, 1, threads)
 	require.DirExists(t, tmp)
+	// A temp dir in use stays; one a killed process left goes.
+	stale := filepath.Join(filepath.Dir(tmp), "spill-stale")
+	require.NoError(t, os.MkdirAll(stale, 0o755))
+	require.NoError(t, RemoveStaleTempDirs(filepath.Dir(tmp), "spill"))
+	require.DirExists(t, tmp)
+	require.NoDirExists(t, stale)
 	require.NoError(t, eng.Close())
 	require.NoDirExists(t, tmp)
 	_, err = OpenEngine(EngineConfig{MemoryLimit: "1GB'; ATTACH", TempDir: tmp})

@@ -94,13 +94,17 @@ func (s *partitionSet) run(ctx context.Context) (err error) {
 	cfg := s.f.cfg
 	ds := DatasetConfig(s.ds)
 	owner := aggregate.NewOwner(s.owner)
+	stateDir := marts.DatasetStateDir(cfg.DataDir, ds.Name)
+	if err := aggregate.RemoveStaleTempDirs(stateDir, ".duckdb-"); err != nil {
+		s.log.Warn().Err(err).Msg("remove temp dirs of earlier runs")
+	}
 	eng, err := aggregate.OpenEngine(aggregate.EngineConfig{
 		MemoryLimit: s.memoryLimit(),
 		// Half the cores: a lake flush or mart build is a burst of DuckDB
 		// work beside the pipeline, and with every core it starves the
 		// steps.
 		Threads: max(1, runtime.NumCPU()/2),
-		TempDir: filepath.Join(marts.DatasetStateDir(cfg.DataDir, ds.Name), ".duckdb-"+owner),
+		TempDir: filepath.Join(stateDir, ".duckdb-"+owner),
 	})
 	if err != nil {
 		return err
