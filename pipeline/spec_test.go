@@ -127,6 +127,7 @@ func TestParseErrors(t *testing.T) {
 		{"mart no dataset", minimal + "marts: {m: {dataset: nope, sql: SELECT 1}}\n", []string{"marts.m.dataset: no dataset nope (datasets are d)"}},
 		{"mart empty sql", minimal + "marts: {m: {dataset: d, sql: ''}}\n", []string{"marts.m.sql: empty"}},
 		{"mart bad interval", minimal + "marts: {m: {dataset: d, sql: x, flush: {interval: soon}}}\n", []string{"flush.interval: got \"soon\", want a positive duration"}},
+		{"mart bad compression", minimal + "marts: {m: {dataset: d, sql: x, compression: rar}}\n", []string{"p.yaml:6:46: marts.m.compression: \"rar\" is not a Parquet codec jetfleet writes (snappy, zstd"}},
 		{"external unknown step", minimal + "    external_steps: [aggregate]\n", []string{"p.yaml:6:22: datasets.d.external_steps[0]: got \"aggregate\", want one of validate, transform"}},
 		{"external twice", minimal + "    external_steps: [transform, transform]\n", []string{"external_steps[1]: step transform listed twice"}},
 		{"external not list", minimal + "    external_steps: {transform: true}\n", []string{"datasets.d.external_steps: got a mapping, want a list of step names"}},
