@@ -62,7 +62,7 @@ func TestQueryCommand(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "customer_ltv,mart,2,1,")
 	require.Contains(t, out, "daily_sales,mart,3,2,")
-	require.Contains(t, out, "orders,lake,3,2,")
+	require.Contains(t, out, "orders,lake,3,1,") // one month
 
 	out, code = jf(t, nil, "query", "--data-dir", dir, "DELETE FROM daily_sales")
 	require.Equal(t, 1, code, out)
@@ -80,7 +80,9 @@ func TestProfileCommand(t *testing.T) {
 	out, code := jf(t, nil, "profile", "--data-dir", dir, "--format", "csv", "orders")
 	require.Equal(t, 0, code, out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 10) // header, 8 schema columns, date
+	require.Len(t, lines, 11) // header, 8 schema columns, date, month
+	require.True(t, strings.HasPrefix(lines[9], "date,DATE,2026-10-01,2026-10-02,"), lines[9])
+	require.True(t, strings.HasPrefix(lines[10], "month,VARCHAR,2026-10,2026-10,1,"), lines[10])
 	require.True(t, strings.HasPrefix(lines[0], "column_name,column_type,min,max,approx_unique"), lines[0])
 	require.True(t, strings.HasPrefix(lines[8], "email_hash,VARCHAR,ab12,ab12,1,"), lines[8])
 	require.True(t, strings.HasSuffix(lines[8], ",3,66.67"), lines[8]) // 2 of 3 NULL

@@ -557,23 +557,24 @@ func (b *MartBuilder) fold(ctx context.Context, entries []lakeEntry) error {
 			_, _ = b.conn.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+t)
 		}
 	}()
-	if len(sources) > 0 {
-		if err := b.bindDataset(ctx, strings.Join(sources, " UNION ALL BY NAME ")); err != nil {
-			return err
-		}
-		now := time.Now()
-		for _, ms := range b.marts {
-			if ms.rebuild {
-				continue // computed from the whole lake after this
-			}
-			if err := b.foldMart(ctx, ms); err != nil {
-				return err
-			}
+	// One transaction: a fold that fails half-way leaves no mart with the
+	// rows folded in, so the retry folds them once.
+	if err := execAll(ctx, b.conn, "BEGIN TRANSACTION"); err != nil {
+		return err
+	}
+	err := b.foldAll(ctx, sources, files)
+	if err == nil {
+		err = execAll(ctx, b.conn, "COMMIT")
+	}
+	if err != nil {
+		_, _ = b.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	now := time.Now()
+	for _, ms := range b.marts {
+		if !ms.rebuild && len(sources) > 0 {
 			ms.note(rows, now)
 		}
-	}
-	if err := b.addLakeFiles(ctx, files); err != nil {
-		return err
 	}
 	for _, e := range entries {
 		b.cp.Processed[e.Owner] = max(b.cp.Processed[e.Owner], e.N)
@@ -584,6 +585,25 @@ func (b *MartBuilder) fold(ctx context.Context, entries []lakeEntry) error {
 	}
 	b.log.Debug().Int("flushes", len(entries)).Int64("rows", rows).Dur("took", time.Since(start)).Msg("lake flushes folded into the marts")
 	return nil
+}
+
+// foldAll folds sources (the rows of lake flushes) into every mart and
+// records the flushes' files.
+func (b *MartBuilder) foldAll(ctx context.Context, sources, files []string) error {
+	if len(sources) > 0 {
+		if err := b.bindDataset(ctx, strings.Join(sources, " UNION ALL BY NAME ")); err != nil {
+			return err
+		}
+		for _, ms := range b.marts {
+			if ms.rebuild {
+				continue // computed from the whole lake after this
+			}
+			if err := b.foldMart(ctx, ms); err != nil {
+				return err
+			}
+		}
+	}
+	return b.addLakeFiles(ctx, files)
 }
 
 // foldMart folds the rows bound to the dataset's name into ms: an

@@ -131,6 +131,9 @@ func (b *MartBuilder) saveCheckpoint(ctx context.Context, conn *sql.Conn, cp bui
 	var errs []error
 	for owner, n := range cp.Processed {
 		errs = append(errs, removeLakeEntries(b.cfg.DataDir, ds, owner, prev.Processed[owner]+1, n))
+		// An owner's directory goes once empty (a run that ended); a run
+		// still flushing makes it again for its next entry.
+		_ = os.Remove(filepath.Dir(lakeEntryPath(b.cfg.DataDir, ds, owner, 1)))
 	}
 	return errors.Join(errs...)
 }

@@ -229,6 +229,7 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 		}
 	}
 	pt.out = out
+	defer pt.shrink()
 	if err := pt.j.Append(out); err != nil {
 		return nil, err
 	}
@@ -255,6 +256,19 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 		}
 	}
 	return rejects, nil
+}
+
+// maxKeptBuffer bounds the line buffers a partition keeps between batches:
+// one batch of records near the max payload must not pin its size.
+const maxKeptBuffer = 64 << 20
+
+func (pt *partition) shrink() {
+	if cap(pt.lines) > maxKeptBuffer {
+		pt.lines = nil
+	}
+	if cap(pt.out) > maxKeptBuffer {
+		pt.out = nil
+	}
 }
 
 // encode turns each record into its journal line in pt.lines, noting the
