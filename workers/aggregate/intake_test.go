@@ -148,7 +148,7 @@ func TestIntakeSurvivesCrashes(t *testing.T) {
 			if tc.hooks().beforeEntry != nil || tc.hooks().afterEntry != nil {
 				require.ErrorIs(t, b.in.Flush(t.Context()), errCrash)
 			}
-			b.commit(0, rec(orderJSON("d", "2026-10-03"), 4, 0))
+			b.commit(0, rec(orderJSON("d", "2026-10-03"), 4, 0), rec(orderJSON("b", "2026-10-09"), 9, 0)) // b again: a duplicate
 			b.in.crash()
 
 			// A new run (another owner) takes over both partitions.
@@ -156,24 +156,30 @@ func TestIntakeSurvivesCrashes(t *testing.T) {
 			defer b2.stop()
 			st := b2.in.Stats()
 			require.Equal(t, int64(4), st.Records, "keys recovered")
-			// Redeliveries of everything: nothing new, nothing duplicate.
-			b2.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0), rec(orderJSON("b", "2026-10-02"), 2, 0), rec(orderJSON("d", "2026-10-03"), 4, 0))
+			require.Equal(t, int64(1), st.Duplicates, "duplicates recovered")
+			// Redeliveries of everything: nothing new, no duplicate counted
+			// again.
+			b2.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0), rec(orderJSON("b", "2026-10-02"), 2, 0), rec(orderJSON("d", "2026-10-03"), 4, 0),
+				rec(orderJSON("b", "2026-10-09"), 9, 0))
 			b2.commit(3, rec(orderJSON("c", "2026-10-01"), 3, 0))
 			// A duplicate of a key committed before the crash counts.
 			b2.commit(0, rec(orderJSON("a", "2026-10-05"), 5, 0))
 			st = b2.in.Stats()
 			require.Equal(t, int64(4), st.Records)
-			require.Equal(t, int64(1), st.Duplicates)
+			require.Equal(t, int64(2), st.Duplicates)
 			require.NoError(t, b2.in.Flush(t.Context()))
 			require.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1, "d": 1}, lakeRows(t, dir))
 			// The journals are gone once the lake holds them.
 			for _, p := range []int{0, 3} {
-				segs, err := segments(marts.PartitionStateDir(dir, "orders", p))
+				pdir := marts.PartitionStateDir(dir, "orders", p)
+				segs, err := segments(pdir)
 				require.NoError(t, err)
 				for _, s := range segs {
-					fi, err := os.Stat(segmentPath(marts.PartitionStateDir(dir, "orders", p), s))
-					require.NoError(t, err)
-					require.Zero(t, fi.Size(), "segment %d of partition %d", s, p)
+					for _, path := range []string{segmentPath(pdir, s), segmentKeysPath(pdir, s)} {
+						fi, err := os.Stat(path)
+						require.NoError(t, err)
+						require.Zero(t, fi.Size(), "%s", path)
+					}
 				}
 			}
 		})
@@ -186,13 +192,22 @@ func TestIntakeCutsATornJournalTail(t *testing.T) {
 	b := newIntake(t, dir, 0)
 	b.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0))
 	b.in.crash()
-	// A crash mid-write: half a line after the committed one.
+	// A crash mid-write: the next batch's key entry is in, its line half
+	// written.
 	pdir := marts.PartitionStateDir(dir, "orders", 0)
 	segs, err := segments(pdir)
 	require.NoError(t, err)
-	f, err := os.OpenFile(segmentPath(pdir, segs[len(segs)-1]), os.O_APPEND|os.O_WRONLY, 0)
+	last := segs[len(segs)-1]
+	k, err := os.OpenFile(segmentKeysPath(pdir, last), os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
-	_, err = f.WriteString(`{"_jf_h":"00112233445566778899aabbccddeeff","_jf_seq":2,"_jf_idx":0,"_jf_at":1,"order_id":"b","cust`)
+	entry := make([]byte, keyEntrySize)
+	journalEntry{keyEntry: keyEntry{h: hashKey([]byte("b")), pos: position{seq: 2}}}.put(entry)
+	_, err = k.Write(entry)
+	require.NoError(t, err)
+	require.NoError(t, k.Close())
+	f, err := os.OpenFile(segmentPath(pdir, last), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(`{"_jf_at":1,"order_id":"b","cust`)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 

@@ -1,8 +1,7 @@
 package aggregate
 
 import (
-	"bufio"
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,32 +15,43 @@ import (
 
 // A partition's journal holds the records it committed that are not in the
 // lake yet, as NDJSON segments that DuckDB reads straight into a lake flush
-// (read_json). A batch is committed once its lines are written and synced;
-// the runtime acks its messages after that. A lake flush takes the closed
+// (read_json). A batch is committed once it is written and synced; the
+// runtime acks its messages after that. A lake flush takes the closed
 // segments; once the lake holds them they are deleted.
 //
-// Each line starts with fixed fields, so a restart re-reads the keys
-// without a JSON parser:
+// A segment is two files: journal-<n>.ndjson, a line per new record with
+// its publish time and schema fields,
 //
-//	{"_jf_h":"<key hash, 32 hex>","_jf_seq":<stream seq>,"_jf_idx":<index in message>,"_jf_at":<publish time, unix µs>,<schema fields>}
-//	{"_jf_h":"<key hash>","_jf_seq":<seq>,"_jf_idx":<idx>,"_jf_dup":true}
+//	{"_jf_at":<publish time, unix µs>,<schema fields>}
 //
-// The second form marks a record dropped as a duplicate, so its message
-// redelivered is not counted twice. A line is whole or absent: a crash
-// mid-write leaves a torn tail, which the next open cuts off (its messages
-// were not acked and come again).
+// and journal-<n>.keys, a 32-byte entry per record of the batch that was
+// new or a duplicate, in batch order: its key's hash and the stream
+// position that brought it, and whether it was a duplicate (which has no
+// line). The keys file is written and synced first, so after a crash it
+// holds at least an entry per line: the entries of a batch whose lines
+// were cut off (never acked) are dropped when the segment is read again,
+// and its messages come again. DuckDB parses only the records, and a
+// restart re-reads the keys without parsing JSON.
 type journal struct {
-	dir  string
-	sync bool
-	seg  uint64 // the segment appended to
-	f    *os.File
-	size int64
+	dir   string
+	sync  bool
+	seg   uint64 // the segment appended to
+	f, k  *os.File
+	size  int64 // of the lines file
+	ksize int64 // of the keys file
 }
 
-const journalPrefix, journalSuffix = "journal-", ".ndjson"
+const (
+	journalPrefix, journalSuffix = "journal-", ".ndjson"
+	journalKeysSuffix            = ".keys"
+)
 
 func segmentPath(dir string, seg uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s%010d%s", journalPrefix, seg, journalSuffix))
+}
+
+func segmentKeysPath(dir string, seg uint64) string {
+	return strings.TrimSuffix(segmentPath(dir, seg), journalSuffix) + journalKeysSuffix
 }
 
 // segments lists dir's journal segments in order.
@@ -79,19 +89,24 @@ func openJournal(dir string, seg uint64, sync bool) (*journal, error) {
 }
 
 func (j *journal) create() error {
-	f, err := os.OpenFile(segmentPath(j.dir, j.seg), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	k, err := os.OpenFile(segmentKeysPath(j.dir, j.seg), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	j.f, j.size = f, 0
+	f, err := os.OpenFile(segmentPath(j.dir, j.seg), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		k.Close()
+		return err
+	}
+	j.f, j.k, j.size, j.ksize = f, k, 0, 0
 	return nil
 }
 
-// Append writes lines (whole NDJSON lines) and, with sync, makes them
-// durable. On failure the segment is cut back to where it was, so it never
-// holds part of a batch the runtime did not ack.
-func (j *journal) Append(lines []byte) error {
-	if len(lines) == 0 {
+// Append writes a batch: its key entries (synced first), then its lines,
+// synced. On failure both files are cut back to where they were, so a
+// segment never holds part of a batch the runtime did not ack.
+func (j *journal) Append(entries []journalEntry, lines []byte) error {
+	if len(entries) == 0 {
 		return nil
 	}
 	if j.f == nil {
@@ -99,23 +114,37 @@ func (j *journal) Append(lines []byte) error {
 			return err
 		}
 	}
-	_, err := j.f.Write(lines)
+	buf := make([]byte, len(entries)*keyEntrySize)
+	for i, e := range entries {
+		e.put(buf[i*keyEntrySize:])
+	}
+	_, err := j.k.Write(buf)
+	if err == nil && j.sync {
+		err = j.k.Sync()
+	}
+	if err == nil {
+		_, err = j.f.Write(lines)
+	}
 	if err == nil && j.sync {
 		err = j.f.Sync()
 	}
 	if err != nil {
-		if terr := j.f.Truncate(j.size); terr != nil {
+		terr := errors.Join(j.f.Truncate(j.size), j.k.Truncate(j.ksize))
+		if terr != nil {
 			// The segment may hold a torn batch; start a new one, and let
 			// the next open cut this one's tail.
 			j.f.Close()
-			j.f = nil
+			j.k.Close()
+			j.f, j.k = nil, nil
 			j.seg++
 		} else {
 			_, _ = j.f.Seek(j.size, io.SeekStart)
+			_, _ = j.k.Seek(j.ksize, io.SeekStart)
 		}
 		return fmt.Errorf("journal %s: %w", j.dir, err)
 	}
 	j.size += int64(len(lines))
+	j.ksize += int64(len(buf))
 	return nil
 }
 
@@ -125,10 +154,10 @@ func (j *journal) Rotate() (uint64, error) {
 	if j.f == nil { // a failed append left no current segment
 		return j.seg - 1, j.create()
 	}
-	if j.size == 0 {
+	if j.ksize == 0 {
 		return j.seg - 1, nil
 	}
-	if err := j.f.Close(); err != nil {
+	if err := errors.Join(j.f.Close(), j.k.Close()); err != nil {
 		return 0, err
 	}
 	closed := j.seg
@@ -136,158 +165,134 @@ func (j *journal) Rotate() (uint64, error) {
 	return closed, j.create()
 }
 
-// Empty reports whether the current segment holds nothing.
-func (j *journal) Empty() bool { return j.size == 0 }
-
 func (j *journal) Close() error {
 	if j.f == nil {
 		return nil
 	}
-	err := j.f.Close()
-	j.f = nil
-	if j.size == 0 {
+	err := errors.Join(j.f.Close(), j.k.Close())
+	j.f, j.k = nil, nil
+	if j.ksize == 0 {
 		_ = os.Remove(segmentPath(j.dir, j.seg))
+		_ = os.Remove(segmentKeysPath(j.dir, j.seg))
 	}
 	return err
 }
 
-// journalLine is a journal line's fixed fields.
-type journalLine struct {
-	h    keyHash
-	pos  position
-	dup  bool
-	size int // bytes, newline included
+// removeSegment deletes both files of a segment.
+func removeSegment(dir string, seg uint64) error {
+	var errs []error
+	for _, p := range []string{segmentPath(dir, seg), segmentKeysPath(dir, seg)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-var (
-	lineHash = []byte(`{"_jf_h":"`)
-	lineSeq  = []byte(`","_jf_seq":`)
-	lineIdx  = []byte(`,"_jf_idx":`)
-	lineAt   = []byte(`,"_jf_at":`)
-	lineDup  = []byte(`,"_jf_dup":true}`)
-)
+// journalEntry is a key entry of a journal segment.
+type journalEntry struct {
+	keyEntry
+	dup bool
+}
+
+const entryDup = 1
+
+func (e journalEntry) put(b []byte) {
+	e.keyEntry.put(b)
+	if e.dup {
+		binary.LittleEndian.PutUint32(b[28:], entryDup)
+	}
+}
 
 // appendRecordPrefix starts a record's line; the record's canonical
 // fields and the closing brace follow.
-func appendRecordPrefix(dst []byte, h keyHash, pos position, atMicros int64) []byte {
-	dst = append(dst, lineHash...)
-	dst = h.appendHex(dst)
-	dst = append(dst, lineSeq...)
-	dst = strconv.AppendUint(dst, pos.seq, 10)
-	dst = append(dst, lineIdx...)
-	dst = strconv.AppendUint(dst, uint64(pos.idx), 10)
-	dst = append(dst, lineAt...)
+func appendRecordPrefix(dst []byte, atMicros int64) []byte {
+	dst = append(dst, `{"_jf_at":`...)
 	return strconv.AppendInt(dst, atMicros, 10)
 }
 
-// appendDupLine writes the whole line marking a dropped duplicate.
-func appendDupLine(dst []byte, h keyHash, pos position) []byte {
-	dst = append(dst, lineHash...)
-	dst = h.appendHex(dst)
-	dst = append(dst, lineSeq...)
-	dst = strconv.AppendUint(dst, pos.seq, 10)
-	dst = append(dst, lineIdx...)
-	dst = strconv.AppendUint(dst, uint64(pos.idx), 10)
-	dst = append(dst, lineDup...)
-	return append(dst, '\n')
+// segmentRead is what reading a segment back found.
+type segmentRead struct {
+	entries []journalEntry // matched: a line for each record entry
+	lines   int64
+	maxLine int
 }
 
-var errBadJournalLine = errors.New("bad journal line")
-
-func parseJournalLine(line []byte) (journalLine, error) {
-	var l journalLine
-	rest, ok := bytes.CutPrefix(line, lineHash)
-	if !ok || len(rest) < 32 {
-		return l, errBadJournalLine
-	}
-	if l.h, ok = parseKeyHash(rest[:32]); !ok {
-		return l, errBadJournalLine
-	}
-	if rest, ok = bytes.CutPrefix(rest[32:], lineSeq); !ok {
-		return l, errBadJournalLine
-	}
-	var err error
-	if l.pos.seq, rest, err = cutUint(rest, 64); err != nil {
-		return l, err
-	}
-	if rest, ok = bytes.CutPrefix(rest, lineIdx); !ok {
-		return l, errBadJournalLine
-	}
-	var idx uint64
-	if idx, rest, err = cutUint(rest, 32); err != nil {
-		return l, err
-	}
-	l.pos.idx = uint32(idx)
-	switch {
-	case bytes.Equal(rest, lineDup):
-		l.dup = true
-	case bytes.HasPrefix(rest, lineAt) && rest[len(rest)-1] == '}':
-	default:
-		return l, errBadJournalLine
-	}
-	return l, nil
-}
-
-func cutUint(b []byte, bits int) (uint64, []byte, error) {
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	n, err := strconv.ParseUint(string(b[:i]), 10, bits)
+// readSegment reads a segment's key entries and counts its lines, cutting
+// off what a crash left half-written: a last line without its newline, and
+// the entries of records whose lines are missing (a batch whose lines were
+// not all written was never acked).
+func readSegment(dir string, seg uint64) (segmentRead, error) {
+	var r segmentRead
+	lines, lineEnd, err := countLines(segmentPath(dir, seg), &r.maxLine)
 	if err != nil {
-		return 0, nil, errBadJournalLine
+		return r, err
 	}
-	return n, b[i:], nil
+	r.lines = lines
+	kf, err := os.OpenFile(segmentKeysPath(dir, seg), os.O_RDWR, 0)
+	if err != nil {
+		return r, err
+	}
+	defer kf.Close()
+	data, err := io.ReadAll(kf)
+	if err != nil {
+		return r, err
+	}
+	var records int64
+	keep := 0
+	for off := 0; off+keyEntrySize <= len(data); off += keyEntrySize {
+		e := journalEntry{keyEntry: getKeyEntry(data[off:]), dup: binary.LittleEndian.Uint32(data[off+28:])&entryDup != 0}
+		if !e.dup {
+			if records == lines {
+				break // its line is missing: the batch was cut off
+			}
+			records++
+		}
+		r.entries = append(r.entries, e)
+		keep = off + keyEntrySize
+	}
+	if records < lines {
+		return r, fmt.Errorf("%s: %w: %d lines but keys for %d", segmentPath(dir, seg), errBadJournal, lines, records)
+	}
+	if keep < len(data) {
+		if err := kf.Truncate(int64(keep)); err != nil {
+			return r, fmt.Errorf("cut torn tail of %s: %w", segmentKeysPath(dir, seg), err)
+		}
+	}
+	if err := os.Truncate(segmentPath(dir, seg), lineEnd); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
-// scanSegment calls each for every whole line of a segment and cuts off a
-// torn tail: a last line without its newline, or one that does not parse
-// (a crash mid-write). Lines before it that do not parse are corruption.
-func scanSegment(path string, each func(journalLine)) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+var errBadJournal = errors.New("journal corrupt")
+
+// countLines counts the whole lines of a file and returns where the last
+// one ends; it notes the longest in maxLine.
+func countLines(path string, maxLine *int) (n, end int64, err error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	var good int64
+	buf := make([]byte, 1<<20)
+	var off, start int64
 	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: gather it.
-			long := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
+		m, rerr := f.Read(buf)
+		for i := 0; i < m; i++ {
+			if buf[i] == '\n' {
+				n++
+				end = off + int64(i) + 1
+				*maxLine = max(*maxLine, int(end-start))
+				start = end
 			}
-			line = long
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s: %w", path, err)
+		off += int64(m)
+		if errors.Is(rerr, io.EOF) {
+			return n, end, nil
 		}
-		if len(line) == 0 || line[len(line)-1] != '\n' {
-			break // torn tail (or end)
-		}
-		l, perr := parseJournalLine(line[:len(line)-1])
-		l.size = len(line)
-		if perr != nil {
-			// Only the last line can be torn; anything before a good line
-			// is corruption the partition must not paper over.
-			if _, peek := r.Peek(1); peek == nil {
-				return fmt.Errorf("%s: %w at byte %d", path, errBadJournalLine, good)
-			}
-			break
-		}
-		each(l)
-		good += int64(len(line))
-		if err != nil {
-			break
+		if rerr != nil {
+			return 0, 0, rerr
 		}
 	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > good {
-		if err := f.Truncate(good); err != nil {
-			return fmt.Errorf("cut torn tail of %s: %w", path, err)
-		}
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package aggregate
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,32 +21,6 @@ func hashKey(key []byte) keyHash {
 		h.Lo = 1 // the zero hash marks an empty slot
 	}
 	return keyHash{hi: h.Hi, lo: h.Lo}
-}
-
-func (h keyHash) appendHex(dst []byte) []byte {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], h.hi)
-	binary.BigEndian.PutUint64(b[8:], h.lo)
-	return hex.AppendEncode(dst, b[:])
-}
-
-// putHex writes the hash's 32 hex digits over dst[:32].
-func (h keyHash) putHex(dst []byte) {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], h.hi)
-	binary.BigEndian.PutUint64(b[8:], h.lo)
-	hex.Encode(dst[:32], b[:])
-}
-
-func parseKeyHash(s []byte) (keyHash, bool) {
-	var b [16]byte
-	if len(s) != 32 {
-		return keyHash{}, false
-	}
-	if _, err := hex.Decode(b[:], s); err != nil {
-		return keyHash{}, false
-	}
-	return keyHash{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:])}, true
 }
 
 // position is where a record was committed from: the stream sequence of

@@ -49,6 +49,7 @@ type partition struct {
 	batchNew map[keyHash]position
 	batchDup map[keyEntry]struct{}
 	out      []byte
+	entries  []journalEntry
 	closed   bool
 }
 
@@ -116,42 +117,38 @@ func (in *Intake) openPartition(p int) (_ *partition, err error) {
 		return nil, err
 	}
 	next := pt.prog.LakeSegment + 1
-	var flushed []string
+	var flushed []uint64
 	for _, s := range segs {
-		path := segmentPath(dir, s)
-		inLake := s <= pt.prog.LakeSegment
-		err := scanSegment(path, func(l journalLine) {
-			pt.maxLine = max(pt.maxLine, l.size)
-			e := keyEntry{h: l.h, pos: l.pos}
-			note(e)
-			if l.dup {
-				pt.dups[e] = struct{}{}
-				pt.newDups = append(pt.newDups, e)
-				return
-			}
-			pt.keys.Add(e)
-			pt.newKeys = append(pt.newKeys, e)
-			if !inLake {
-				pt.pending++
-			}
-		})
+		r, err := readSegment(dir, s)
 		if err != nil {
 			return nil, fmt.Errorf("partition %d: %w", p, err)
 		}
-		if inLake {
+		pt.maxLine = max(pt.maxLine, r.maxLine)
+		for _, e := range r.entries {
+			note(e.keyEntry)
+			if e.dup {
+				pt.dups[e.keyEntry] = struct{}{}
+				pt.newDups = append(pt.newDups, e.keyEntry)
+				continue
+			}
+			pt.keys.Add(e.keyEntry)
+			pt.newKeys = append(pt.newKeys, e.keyEntry)
+		}
+		if s <= pt.prog.LakeSegment {
 			// The lake holds it, but a crash came before its keys were
 			// kept and it was deleted.
-			flushed = append(flushed, path)
+			flushed = append(flushed, s)
 			continue
 		}
+		pt.pending += r.lines
 		next = s + 1
 	}
 	if len(flushed) > 0 {
 		if err := pt.persistKeys(); err != nil {
 			return nil, err
 		}
-		for _, path := range flushed {
-			if err := os.Remove(path); err != nil {
+		for _, s := range flushed {
+			if err := removeSegment(dir, s); err != nil {
 				return nil, err
 			}
 		}
@@ -198,6 +195,7 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 	clear(pt.batchNew)
 	clear(pt.batchDup)
 	out := pt.out[:0]
+	entries := pt.entries[:0]
 	var inserted, dups int64
 	var maxSeq uint64
 	for _, r := range batch {
@@ -212,6 +210,7 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 		case !seen:
 			pt.batchNew[c.h] = c.pos
 			out = append(out, pt.lines[c.start:c.end]...)
+			entries = append(entries, journalEntry{keyEntry: keyEntry{h: c.h, pos: c.pos}})
 			pt.maxLine = max(pt.maxLine, c.end-c.start)
 			inserted++
 		case first == c.pos:
@@ -224,13 +223,14 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 				continue // a duplicate counted before, redelivered
 			}
 			pt.batchDup[e] = struct{}{}
-			out = appendDupLine(out, c.h, c.pos)
+			entries = append(entries, journalEntry{keyEntry: e, dup: true})
 			dups++
 		}
 	}
+	pt.entries = entries
 	pt.out = out
 	defer pt.shrink()
-	if err := pt.j.Append(out); err != nil {
+	if err := pt.j.Append(entries, out); err != nil {
 		return nil, err
 	}
 	for h, pos := range pt.batchNew {
@@ -285,7 +285,7 @@ func (pt *partition) encode(batch []workers.Record) []workers.Reject {
 			at = r.Published.UnixMicro()
 		}
 		pos := position{seq: r.Seq, idx: uint32(r.Index)}
-		lines = appendRecordPrefix(lines, keyHash{}, pos, at)
+		lines = appendRecordPrefix(lines, at)
 		out, key, err := pt.enc.Encode(lines, r.Data)
 		if err != nil {
 			lines = lines[:start]
@@ -293,9 +293,7 @@ func (pt *partition) encode(batch []workers.Record) []workers.Reject {
 			continue
 		}
 		lines = append(out, '\n')
-		h := hashKey(key)
-		h.putHex(lines[start+len(lineHash):])
-		cands = append(cands, candidate{h: h, pos: pos, start: start, end: len(lines)})
+		cands = append(cands, candidate{h: hashKey(key), pos: pos, start: start, end: len(lines)})
 	}
 	pt.lines, pt.cands = lines, cands
 	return rejects
@@ -304,7 +302,8 @@ func (pt *partition) encode(batch []workers.Record) []workers.Reject {
 // flushSegments is what a lake flush takes of a partition.
 type flushSegments struct {
 	pt    *partition
-	paths []string
+	segs  []uint64
+	paths []string // of their lines
 	last  uint64
 	seq   uint64
 	rows  int64
@@ -340,6 +339,7 @@ func (pt *partition) beginFlush(owner string, n uint64) (*flushSegments, error) 
 	fs := &flushSegments{pt: pt, last: last, seq: pt.prog.CommittedSeq, rows: pt.pending, maxLine: pt.maxLine}
 	for _, s := range segs {
 		if s > pt.prog.LakeSegment && s <= last {
+			fs.segs = append(fs.segs, s)
 			fs.paths = append(fs.paths, segmentPath(pt.dir, s))
 		}
 	}
@@ -374,8 +374,8 @@ func (pt *partition) completeFlush(fs *flushSegments) error {
 		return err
 	}
 	var errs []error
-	for _, p := range fs.paths {
-		errs = append(errs, os.Remove(p))
+	for _, s := range fs.segs {
+		errs = append(errs, removeSegment(pt.dir, s))
 	}
 	return errors.Join(errs...)
 }
