@@ -29,4 +29,3 @@ func ParseMemoryLimit(s string) (int64, error) {
 	}
 	return int64(n * unit), nil
 }
-
