@@ -3,6 +3,8 @@ package aggregate
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"os"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -222,4 +224,18 @@ func TestIntakeAndBuilderSmoke(t *testing.T) {
 
 func testLog(t *testing.T) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 }

@@ -127,8 +127,10 @@ type MartBuilder struct {
 	saved    builderCheckpoint // the last checkpoint written
 	savedAt  time.Time
 	marts    []*martState
-	lakeSeq  uint64
 	progress []marts.PartitionProgress
+	// owner and compactN name the builder's compactions in the lake's log.
+	owner    string
+	compactN uint64
 	manifest string // the lake manifest last written, to skip unchanged ones
 }
 
@@ -322,7 +324,10 @@ func (b *MartBuilder) step(ctx context.Context) error {
 		return err
 	}
 	if time.Since(b.savedAt) >= b.cfg.CheckpointInterval {
-		return b.checkpoint(ctx)
+		if err := b.checkpoint(ctx); err != nil {
+			return err
+		}
+		return b.compact(ctx)
 	}
 	return nil
 }
@@ -361,6 +366,9 @@ func (b *MartBuilder) restore(ctx context.Context) error {
 		return err
 	}
 	b.conn = conn
+	if err := b.resolveCompaction(); err != nil {
+		return fmt.Errorf("resume lake compaction: %w", err)
+	}
 	cp, err := readCheckpoint(b.cfg.DataDir, b.cfg.Dataset.Name)
 	if err != nil {
 		return err
@@ -535,9 +543,17 @@ func (b *MartBuilder) fold(ctx context.Context, entries []lakeEntry) error {
 	start := time.Now()
 	var sources, offered []string
 	var rows int64
-	var files []string
+	var files, removed []string
 	for _, e := range entries {
 		rows += e.Rows
+		if len(e.Removed) > 0 {
+			// A compaction: the same rows in fewer files.
+			removed = append(removed, e.Removed...)
+			for _, f := range e.Files {
+				files = append(files, f.Path)
+			}
+			continue
+		}
 		if t := b.takeOffer(e.Owner, e.N); t != "" {
 			offered = append(offered, t)
 			sources = append(sources, fmt.Sprintf("SELECT %s FROM %s", schemaColumns(b.cfg.Dataset), t))
@@ -563,6 +579,9 @@ func (b *MartBuilder) fold(ctx context.Context, entries []lakeEntry) error {
 		return err
 	}
 	err := b.foldAll(ctx, sources, files)
+	if err == nil && len(removed) > 0 {
+		err = b.removeLakeFiles(ctx, removed)
+	}
 	if err == nil {
 		err = execAll(ctx, b.conn, "COMMIT")
 	}
@@ -871,6 +890,15 @@ func maps[K comparable, V any](m map[K]V) map[K]V {
 		out[k] = v
 	}
 	return out
+}
+
+// removeLakeFiles forgets lake files a compaction replaced.
+func (b *MartBuilder) removeLakeFiles(ctx context.Context, files []string) error {
+	vals := make([]string, len(files))
+	for i, f := range files {
+		vals[i] = literal(f)
+	}
+	return execAll(ctx, b.conn, fmt.Sprintf("DELETE FROM %s WHERE path IN (%s)", lakeFilesTable, strings.Join(vals, ", ")))
 }
 
 // addLakeFiles records committed lake files (relative paths).

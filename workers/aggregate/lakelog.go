@@ -25,13 +25,16 @@ import (
 //
 //	lake/<dataset>/_log/<owner>/<n, 12 digits>.json
 
-// lakeEntry is one lake flush.
+// lakeEntry is one lake flush, or one compaction of lake files.
 type lakeEntry struct {
 	Owner string          `json:"owner"`
 	N     uint64          `json:"n"`
 	At    time.Time       `json:"at"`
 	Rows  int64           `json:"rows"`
 	Files []lakeEntryFile `json:"files"`
+	// Removed are files a compaction replaced by Files: their rows are
+	// not new (Rows is 0).
+	Removed []string `json:"removed,omitempty"`
 	// Partitions are the key partitions whose journals the flush took,
 	// with the committed sequence each reached (its LakeSeq).
 	Partitions map[string]uint64 `json:"partitions"`
