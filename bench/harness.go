@@ -232,8 +232,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Redeliveries = redeliveries(before, after)
 	res.DeadLetters = st.DeadLetters
 	events := src.records
+	if last := lat.lastCommit(); !last.IsZero() {
+		committed = last // the commit hook's clock, not the progress mirror's
+	}
 	res.EndToEnd = newRate(0, events, flushed.Sub(start))
 	res.Committed = newRate(0, events, committed.Sub(start))
+	res.MartLagSeconds = flushed.Sub(committed).Seconds()
+	for i, sc := range stepConsumers() {
+		if sc.step == subjects.StepTransform.Name && !stepDone[i].IsZero() {
+			res.AggregateLagSeconds = committed.Sub(stepDone[i]).Seconds()
+		}
+	}
 	res.Latency = lat.result()
 	res.CPUSeconds = (cpu1 - cpu0).Seconds()
 	res.CPUSecondsPerMillon = res.CPUSeconds / float64(events) * 1e6

@@ -85,6 +85,13 @@ func (l *latencyRecorder) committedBatch(batch []workers.Record) {
 	}
 }
 
+// lastCommit is when the aggregator last committed a batch.
+func (l *latencyRecorder) lastCommit() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastAt
+}
+
 func (l *latencyRecorder) committedRecords() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -47,6 +47,12 @@ type Result struct {
 	// Steps is each step's records/s, from the first publish to the
 	// step's last ack: the slowest step bounds the pipeline.
 	Steps []StepRate `json:"steps"`
+	// AggregateLagSeconds is the aggregator's last commit after the
+	// transform step's last ack (sampled, so within SampleEvery), and
+	// MartLagSeconds the last mart flush after the last commit: together
+	// whether the aggregate step keeps up with the stream.
+	AggregateLagSeconds float64 `json:"aggregate_lag_s"`
+	MartLagSeconds      float64 `json:"mart_lag_s"`
 	// Latency is first publish (or, open loop, scheduled publish) to the
 	// aggregator's commit, per record.
 	Latency Latency `json:"latency"`
@@ -163,6 +169,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	for _, st := range r.Steps {
 		row("  step "+st.Step, "%s records/s  (%d records by %.3fs, %d dead-lettered)", num(st.RecordsPerSec), st.Records, st.Seconds, st.DeadLetters)
 	}
+	row("aggregate lag", "last commit %.2fs after transform's last ack, marts flushed %.2fs after the last commit", r.AggregateLagSeconds, r.MartLagSeconds)
 	if l := r.Latency; l.Count > 0 {
 		row("latency", "p50 %s  p90 %s  p99 %s  max %s  (publish to aggregator commit, %d records)", ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.MaxMs), l.Count)
 	}
