@@ -113,6 +113,9 @@ func (f *Fleet) AggregateMemory(ctx context.Context) (duckdb, keys int64) {
 	return duckdb, keys
 }
 
+// DataDir is the data dir the fleet's aggregators use.
+func (f *Fleet) DataDir() string { return f.cfg.DataDir }
+
 // StepNames lists the steps a fleet runs, in pipeline order.
 var StepNames = []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name, subjects.StepAggregate.Name}
 
