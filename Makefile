@@ -63,6 +63,10 @@ bench: build ## the bench harness, record and bulk mode, reports under bench/res
 	./$(BIN) bench --mode record --events $(or $(EVENTS),100000) --report bench/results --json bench/results/last-record.json --log-level warn
 	./$(BIN) bench --mode bulk --events $(or $(BULK_EVENTS),1000000) --report bench/results --json bench/results/last-bulk.json --log-level warn
 
+.PHONY: bench/file
+bench/file: build ## the shop demo on a file through jetfleet dev and publish --bulk (EVENTS=n, BULK=n), marts checked, with the batch baseline
+	scripts/bench-file.sh $(or $(EVENTS),1000000) $(or $(BULK),100)
+
 .PHONY: bench/latency
 bench/latency: build ## open-loop latency at RATE records/s (default 5000) for DURATION (default 1m)
 	./$(BIN) bench --rate $(or $(RATE),5000) --duration $(or $(DURATION),1m) --report bench/results --log-level warn
