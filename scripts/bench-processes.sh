@@ -2,7 +2,8 @@
 # Each step as its own OS process under full load, and the peak resident
 # memory of each (VmHWM, Linux): the figure behind "a stateless worker stays
 # under 50 MB, the aggregator within its DuckDB limit + 100 MB".
-#   scripts/bench-processes.sh [EVENTS] [MEMORY_LIMIT]     (after make build)
+#   scripts/bench-processes.sh [EVENTS] [MEMORY_LIMIT] [BULK]     (after make build)
+# BULK > 0 publishes NDJSON chunks of that many records per message.
 # A jetfleet server, validate, transform and aggregate workers and a
 # supervisor, then
 # EVENTS generated orders published as fast as the server takes them; when
@@ -11,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
 limit=${2:-512MB}
+bulk=${3:-0}
 bin=${JETFLEET:-bin/jetfleet}
 [[ -x $bin ]] || { echo "bench-processes: $bin missing; run make build" >&2; exit 2; }
 [[ -r /proc/self/status ]] || { echo "bench-processes: needs Linux /proc" >&2; exit 2; }
@@ -42,7 +44,9 @@ pids+=($!)
 
 "$bin" bench --generate "$dir/orders.ndjson" --events "$events"
 start=$(date +%s.%N)
-"$bin" publish --file "$dir/orders.ndjson" --id-field order_id jf.ingest.orders
+bulkflag=()
+(( bulk > 0 )) && bulkflag=(--bulk "$bulk")
+"$bin" publish "${bulkflag[@]}" --file "$dir/orders.ndjson" --id-field order_id jf.ingest.orders
 "$bin" status --wait-idle 10m >/dev/null
 took=$(echo "$(date +%s.%N) - $start" | bc)
 
