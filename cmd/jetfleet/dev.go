@@ -136,7 +136,7 @@ func runDev(c *cli.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", handler)
-	mux.Handle("/query", query.Handler(query.Config{DataDir: dataDir, MemoryLimit: c.String("memory-limit")}))
+	mux.Handle("/query", query.Handler(query.HandlerConfig{Engine: query.Config{DataDir: dataDir, MemoryLimit: c.String("memory-limit")}}))
 	httpSrv := serveHTTP(httpLn, mux, log)
 
 	demoDone := make(chan struct{})

@@ -110,7 +110,7 @@ func serveQueries(c *cli.Context, addr string, cfg query.Config) error {
 		return cli.Exit(fmt.Sprintf("listen %s: %v", addr, err), 1)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/query", query.Handler(cfg))
+	mux.Handle("/query", query.Handler(query.HandlerConfig{Engine: cfg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signalContext(log)
 	defer stop()
