@@ -16,15 +16,15 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 )
 
-const httpToken = "test-token-7c1f0d9e5b2a4c68"
+const guardToken = "test-token-7c1f0d9e5b2a4c68"
 
 var (
-	bearer      = map[string]string{"Authorization": "Bearer " + httpToken}
-	wrongBearer = map[string]string{"Authorization": "Bearer " + httpToken + "-not"}
+	tokenHeader      = map[string]string{"Authorization": "Bearer " + guardToken}
+	wrongTokenHeader = map[string]string{"Authorization": "Bearer " + guardToken + "-not"}
 )
 
-// with returns h plus more headers.
-func with(h map[string]string, kv ...string) map[string]string {
+// headersWith returns h plus more headers.
+func headersWith(h map[string]string, kv ...string) map[string]string {
 	out := map[string]string{}
 	for k, v := range h {
 		out[k] = v
@@ -63,7 +63,7 @@ func checkGuard(t *testing.T, base string, cases []guardCase) {
 func tokenFile(t *testing.T) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "http-token")
-	require.NoError(t, os.WriteFile(f, []byte(httpToken+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(f, []byte(guardToken+"\n"), 0o600))
 	return f
 }
 
@@ -81,19 +81,19 @@ func TestHTTPGuardQueryServer(t *testing.T) {
 	q := "/query?format=csv&q=" + url.QueryEscape("SELECT count(*) AS n FROM daily_sales")
 
 	checkGuard(t, base, []guardCase{
-		{"token", q, bearer, 200, "n\n3\n"},
-		{"localhost", q, with(bearer, "Host", "localhost:8089"), 200, "n\n3\n"},
-		{"allowed name", q, with(bearer, "Host", "jetfleet.example"), 200, "n\n3\n"},
-		{"allowed name and port", q, with(bearer, "Host", "metrics.example:9443"), 200, "n\n3\n"},
-		{"DNS rebinding", q, with(bearer, "Host", "attacker.example:"+addr[strings.LastIndex(addr, ":")+1:]), 421, "is not a name of this server"},
-		{"allowed name on another port", q, with(bearer, "Host", "metrics.example:80"), 421, "--http-allow-host"},
-		{"foreign origin", q, with(bearer, "Origin", "https://attacker.example"), 403, "cross-origin request refused"},
-		{"cross-site subresource", q, with(bearer, "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"), 403, "cross-origin request refused"},
-		{"same origin", q, with(bearer, "Origin", base), 200, "n\n3\n"},
+		{"token", q, tokenHeader, 200, "n\n3\n"},
+		{"localhost", q, headersWith(tokenHeader, "Host", "localhost:8089"), 200, "n\n3\n"},
+		{"allowed name", q, headersWith(tokenHeader, "Host", "jetfleet.example"), 200, "n\n3\n"},
+		{"allowed name and port", q, headersWith(tokenHeader, "Host", "metrics.example:9443"), 200, "n\n3\n"},
+		{"DNS rebinding", q, headersWith(tokenHeader, "Host", "attacker.example:"+addr[strings.LastIndex(addr, ":")+1:]), 421, "is not a name of this server"},
+		{"allowed name on another port", q, headersWith(tokenHeader, "Host", "metrics.example:80"), 421, "--http-allow-host"},
+		{"foreign origin", q, headersWith(tokenHeader, "Origin", "https://attacker.example"), 403, "cross-origin request refused"},
+		{"cross-site subresource", q, headersWith(tokenHeader, "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"), 403, "cross-origin request refused"},
+		{"same origin", q, headersWith(tokenHeader, "Origin", base), 200, "n\n3\n"},
 		{"no token", q, nil, 401, "no bearer token"},
-		{"wrong token", q, wrongBearer, 401, "wrong bearer token"},
+		{"wrong token", q, wrongTokenHeader, 401, "wrong bearer token"},
 	})
-	require.NotContains(t, p.out.String(), httpToken, "the token in the log")
+	require.NotContains(t, p.out.String(), guardToken, "the token in the log")
 
 	// One slow query holds the only slot; the next is refused at once.
 	slowCtx, stopSlow := context.WithCancel(t.Context())
@@ -108,7 +108,7 @@ func TestHTTPGuardQueryServer(t *testing.T) {
 			if err != nil {
 				break
 			}
-			req.Header.Set("Authorization", "Bearer "+httpToken)
+			req.Header.Set("Authorization", "Bearer "+guardToken)
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				code = resp.StatusCode
 				resp.Body.Close()
@@ -118,19 +118,19 @@ func TestHTTPGuardQueryServer(t *testing.T) {
 	}()
 	var retryAfter, busy string
 	waitFor(t, 30*time.Second, "a query refused while the slow one runs", func() bool {
-		code, h, body := httpDo(t, http.MethodGet, base+q, bearer)
+		code, h, body := httpDo(t, http.MethodGet, base+q, tokenHeader)
 		retryAfter, busy = h.Get("Retry-After"), body
 		return code == http.StatusTooManyRequests
 	})
 	// A refused request takes no slot: refused again, the slow query holds it.
-	code, _, _ := httpDo(t, http.MethodGet, base+q, bearer)
+	code, _, _ := httpDo(t, http.MethodGet, base+q, tokenHeader)
 	require.Equal(t, http.StatusTooManyRequests, code)
 	require.Equal(t, "1", retryAfter)
 	require.Contains(t, busy, "too many requests to /query in progress (at most 1 at a time)")
 	stopSlow() // the client goes away: DuckDB is interrupted and the slot freed
 	require.Zero(t, <-slowDone, "the slow query answered")
 	waitFor(t, 30*time.Second, "the slot freed", func() bool {
-		code, _, _ := httpDo(t, http.MethodGet, base+q, bearer)
+		code, _, _ := httpDo(t, http.MethodGet, base+q, tokenHeader)
 		return code == http.StatusOK
 	})
 }
@@ -161,17 +161,17 @@ func TestHTTPGuardDev(t *testing.T) {
 		{"healthz without token", "/healthz", nil, 200, "ok"},
 		{"readyz without token", "/readyz", nil, 200, "ready"},
 		{"status without token", "/status", nil, 401, "no bearer token"},
-		{"status with a wrong token", "/status", wrongBearer, 401, "wrong bearer token"},
-		{"status", "/status", bearer, 200, `"steps"`},
+		{"status with a wrong token", "/status", wrongTokenHeader, 401, "wrong bearer token"},
+		{"status", "/status", tokenHeader, 200, `"steps"`},
 		{"metrics without token", "/metrics", nil, 401, "no bearer token"},
-		{"metrics", "/metrics", bearer, 200, "go_goroutines"},
+		{"metrics", "/metrics", tokenHeader, 200, "go_goroutines"},
 		{"query without token", q, nil, 401, "no bearer token"},
-		{"query", q, bearer, 200, `"answer": 42`},
-		{"query, DNS rebinding", q, with(bearer, "Host", "attacker.example"), 421, "is not a name of this server"},
-		{"status, DNS rebinding", "/status", with(bearer, "Host", "attacker.example"), 421, "is not a name of this server"},
-		{"healthz, DNS rebinding", "/healthz", with(nil, "Host", "attacker.example"), 421, "is not a name of this server"},
-		{"status from a foreign page", "/status", with(bearer, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
-		{"query from a foreign page", q, with(bearer, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
+		{"query", q, tokenHeader, 200, `"answer": 42`},
+		{"query, DNS rebinding", q, headersWith(tokenHeader, "Host", "attacker.example"), 421, "is not a name of this server"},
+		{"status, DNS rebinding", "/status", headersWith(tokenHeader, "Host", "attacker.example"), 421, "is not a name of this server"},
+		{"healthz, DNS rebinding", "/healthz", headersWith(nil, "Host", "attacker.example"), 421, "is not a name of this server"},
+		{"status from a foreign page", "/status", headersWith(tokenHeader, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
+		{"query from a foreign page", q, headersWith(tokenHeader, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
 	})
 	code, h, _ := httpDo(t, http.MethodOptions, base+q, map[string]string{"Origin": "http://attacker.example", "Access-Control-Request-Method": "GET"})
 	require.Equal(t, http.StatusForbidden, code, "a CORS preflight")
@@ -183,7 +183,7 @@ func TestHTTPGuardDev(t *testing.T) {
 func TestHTTPGuardSupervisorAndWorker(t *testing.T) {
 	t.Parallel()
 	srv := embeddedtest.Server(t)
-	env := []string{"NATS_URL=" + srv.ClientURL(), "JETFLEET_HTTP_TOKEN=" + httpToken}
+	env := []string{"NATS_URL=" + srv.ClientURL(), "JETFLEET_HTTP_TOKEN=" + guardToken}
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -203,11 +203,11 @@ func TestHTTPGuardSupervisorAndWorker(t *testing.T) {
 			checkGuard(t, base, []guardCase{
 				{"healthz without token", "/healthz", nil, 200, "ok"},
 				{"status without token", "/status", nil, 401, "no bearer token"},
-				{"status", "/status", bearer, 200, `"steps"`},
+				{"status", "/status", tokenHeader, 200, `"steps"`},
 				{"metrics without token", "/metrics", nil, 401, "no bearer token"},
-				{"metrics", "/metrics", bearer, 200, "go_goroutines"},
-				{"DNS rebinding", "/metrics", with(bearer, "Host", "attacker.example"), 421, "is not a name of this server"},
-				{"foreign page", "/status", with(bearer, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
+				{"metrics", "/metrics", tokenHeader, 200, "go_goroutines"},
+				{"DNS rebinding", "/metrics", headersWith(tokenHeader, "Host", "attacker.example"), 421, "is not a name of this server"},
+				{"foreign page", "/status", headersWith(tokenHeader, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
 			})
 		})
 	}
