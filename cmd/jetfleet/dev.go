@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/internal/httpguard"
 	"github.com/jetfleet/jetfleet/marts/query"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
@@ -28,6 +29,9 @@ func devCommand() *cli.Command {
 every worker of the pipeline, and serves /healthz, /readyz, /metrics, /status and
 /query (read-only SQL over the marts: GET /query?q=SELECT...&format=csv) over HTTP.
 Outside clients connect to --listen: jetfleet publish, nats pub, nats.js.
+HTTP answers requests addressed to localhost or the bound IP (--http-allow-host adds
+names), never cross-origin browser requests, and with --http-token only requests that
+carry it (all but /healthz and /readyz); see docs/security.md.
 
    jetfleet dev --demo
    jetfleet dev --pipeline examples/market/pipeline.yaml --demo
@@ -38,12 +42,12 @@ SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and 
 			dataDirFlag(),
 			memoryLimitFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "NATS client address (loopback)", Value: "127.0.0.1:4222"},
-			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics and /status", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics, /status and /query", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config file (default: the built-in nats.conf)"},
 			pipelineFlag(),
 			&cli.BoolFlag{Name: "demo", Usage: "also publish sample data so data flows: shop orders, or ticks for examples/market"},
 			&cli.Float64Flag{Name: "demo-rate", Usage: "demo records per second", Value: 5},
-		}, logFlags()...),
+		}, append(append(httpFlags(), queryFlags()...), logFlags()...)...),
 		Action: runDev,
 	}
 }
@@ -64,9 +68,12 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	httpLn, err := net.Listen("tcp", c.String("http"))
+	if err := checkQueryFlags(c); err != nil {
+		return err
+	}
+	httpLn, guard, err := listenHTTP(c, "http", log)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("--http %s: %v", c.String("http"), err), 1)
+		return err
 	}
 	defer httpLn.Close()
 
@@ -136,8 +143,11 @@ func runDev(c *cli.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", handler)
-	mux.Handle("/query", query.Handler(query.Config{DataDir: dataDir, MemoryLimit: c.String("memory-limit")}))
-	httpSrv := serveHTTP(httpLn, mux, log)
+	mux.Handle("/query", httpguard.Limit(c.Int("max-queries"), query.Handler(query.HandlerConfig{
+		Engine:  query.Config{DataDir: dataDir, MemoryLimit: c.String("memory-limit")},
+		Timeout: c.Duration("query-timeout"),
+	})))
+	httpSrv := serveHTTP(httpLn, guard.Wrap(mux), log)
 
 	demoDone := make(chan struct{})
 	d, fits := pickDemo(spec)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/internal/httpguard"
 	"github.com/jetfleet/jetfleet/marts/query"
 )
 
@@ -34,12 +34,17 @@ Without SQL (and with nothing on stdin) it lists the views.
    jetfleet query "SELECT day, country, revenue_usd FROM daily_sales ORDER BY day"
    jetfleet query --format csv "SUMMARIZE customer_ltv"
    echo "FROM daily_sales" | jetfleet query --format json
-   jetfleet query --http 127.0.0.1:8089      # GET /query?q=...&format=csv`,
+   jetfleet query --http 127.0.0.1:8089      # GET /query?q=...&format=csv
+
+Over HTTP it answers requests addressed to localhost or the bound IP (--http-allow-host
+adds names), never cross-origin browser requests, and with --http-token only requests
+that carry it; --max-queries run at a time, each for at most --query-timeout.
+The engine does not spill to disk: a query that needs more than --memory-limit fails.`,
 		Flags: append([]cli.Flag{
 			dataDirFlag(), formatFlag(),
 			&cli.StringFlag{Name: "http", Usage: "serve queries over HTTP on `ADDR` instead (GET /query?q=SQL&format=json|csv|table, or POST the SQL)"},
-			&cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory limit", Value: "512MB"},
-		}, logFlags()...),
+			&cli.StringFlag{Name: "memory-limit", Usage: "DuckDB memory of a query (of each, over HTTP)", Value: "512MB"},
+		}, append(append(httpFlags(), queryFlags()...), logFlags()...)...),
 		Action: runQuery,
 	}
 }
@@ -50,11 +55,11 @@ func runQuery(c *cli.Context) error {
 		return usagef(c, "%v", err)
 	}
 	cfg := query.Config{DataDir: c.String("data-dir"), MemoryLimit: c.String("memory-limit")}
-	if addr := c.String("http"); addr != "" {
+	if c.String("http") != "" {
 		if c.NArg() > 0 {
 			return usagef(c, "give SQL or --http, not both")
 		}
-		return serveQueries(c, addr, cfg)
+		return serveQueries(c, cfg)
 	}
 	sql := strings.TrimSpace(strings.Join(c.Args().Slice(), " "))
 	if sql == "" && !isatty.IsTerminal(os.Stdin.Fd()) {
@@ -100,28 +105,26 @@ func writeTables(w io.Writer, tables []query.Table, format query.Format) error {
 	return res.Write(w, format)
 }
 
-func serveQueries(c *cli.Context, addr string, cfg query.Config) error {
+func serveQueries(c *cli.Context, cfg query.Config) error {
 	log, err := newLogger(c)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
+	if err := checkQueryFlags(c); err != nil {
+		return err
+	}
+	ln, guard, err := listenHTTP(c, "http", log)
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("listen %s: %v", addr, err), 1)
+		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/query", query.Handler(cfg))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("/query", httpguard.Limit(c.Int("max-queries"), query.Handler(query.HandlerConfig{Engine: cfg, Timeout: c.Duration("query-timeout")})))
 	ctx, stop := signalContext(log)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info().Str("url", "http://"+ln.Addr().String()+"/query").Str("data_dir", cfg.DataDir).Msg("serving queries")
-	select {
-	case err := <-errc:
-		return cli.Exit(fmt.Sprintf("http: %v", err), 1)
-	case <-ctx.Done():
-	}
+	srv := serveHTTP(ln, guard.Wrap(mux), log)
+	log.Info().Str("url", "http://"+ln.Addr().String()+"/query").Str("data_dir", cfg.DataDir).
+		Int("max_queries", c.Int("max-queries")).Bool("token", c.String("http-token") != "" || c.String("http-token-file") != "").Msg("serving queries")
+	<-ctx.Done()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)

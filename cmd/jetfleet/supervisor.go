@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/internal/httpguard"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 )
@@ -21,15 +21,17 @@ func supervisorCommand() *cli.Command {
 		Description: `Runs until SIGINT/SIGTERM. Folds every worker's heartbeat into the fleet KV bucket
 (a worker missing 3 beats is stale, one silent past --dead-after is dead), copies
 messages JetStream gave up on to jf.dlq.<step>.<dataset>, and serves /metrics,
-/healthz, /readyz and /status on --http. Run one per fleet (more are harmless).`,
-		Flags: commonFlags(
+/healthz, /readyz and /status on --http. Run one per fleet (more are harmless).
+HTTP answers requests addressed to localhost or the bound IP (--http-allow-host adds
+names); off loopback it needs --http-token (all but /healthz and /readyz require it).`,
+		Flags: commonFlags(append([]cli.Flag{
 			&cli.StringFlag{Name: "http", Usage: "address for /metrics, /healthz, /readyz and /status (empty: none)", Value: "127.0.0.1:8081", EnvVars: []string{"JETFLEET_SUPERVISOR_HTTP"}},
 			&cli.DurationFlag{Name: "dead-after", Usage: "a worker silent this long is dead", Value: 30 * time.Second},
 			&cli.IntFlag{Name: "stale-beats", Usage: "missed heartbeats that make a worker stale", Value: 3},
 			&cli.DurationFlag{Name: "gone-retention", Usage: "how long dead and stopped workers stay listed", Value: 10 * time.Minute},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster; unset: 1 when creating it, an existing bucket keeps its own)", Value: 1},
 			&cli.StringFlag{Name: "data-dir", Usage: "the --data-dir of an aggregator on this machine: its marts are reported to jetfleet status (and status --wait-idle waits for them)", EnvVars: []string{"JETFLEET_DATA_DIR"}},
-		),
+		}, httpFlags()...)...),
 		Action: runSupervisor,
 	}
 }
@@ -45,9 +47,10 @@ func runSupervisor(c *cli.Context) error {
 	ctx, stop := signalContext(log)
 	defer stop()
 	var ln net.Listener
-	if addr := c.String("http"); addr != "" {
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return cli.Exit(fmt.Sprintf("--http %s: %v", addr, err), 1)
+	var guard *httpguard.Guard
+	if c.String("http") != "" {
+		if ln, guard, err = listenHTTP(c, "http", log); err != nil {
+			return err
 		}
 		defer ln.Close()
 	}
@@ -79,12 +82,7 @@ func runSupervisor(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
-		srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error().Err(err).Msg("http server")
-			}
-		}()
+		srv = serveHTTP(ln, guard.Wrap(h), log)
 		log.Info().Str("http", "http://"+ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz, /status")
 	}
 	<-ctx.Done()

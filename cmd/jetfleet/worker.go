@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/internal/httpguard"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
@@ -33,11 +34,11 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 
    jetfleet worker --nats nats://10.0.0.5:4222 --pipeline pipeline.yaml validate
    jetfleet worker --nats nats://10.0.0.5:4222 --data-dir /shared/jetfleet --claim aggregate`,
-		Flags: commonFlags(
+		Flags: commonFlags(append([]cli.Flag{
 			pipelineFlag(),
 			dataDirFlag(),
 			memoryLimitFlag(),
-			&cli.StringFlag{Name: "http", Usage: "serve /metrics, /healthz, /readyz and /status on this address (e.g. 127.0.0.1:9464; off by default)"},
+			&cli.StringFlag{Name: "http", Usage: "serve /metrics, /healthz, /readyz and /status on this address (e.g. 127.0.0.1:9464; off by default; off loopback it needs --http-token)"},
 			&cli.StringSliceFlag{Name: "dataset", Usage: "dataset to serve (repeatable; default: every dataset of the pipeline)"},
 			&cli.IntFlag{Name: "replicas", Usage: "workers of this step in this process", Value: 1},
 			&cli.DurationFlag{Name: "ack-wait", Usage: "redeliver a message not acked within this time (handlers get 80% of it)", Value: 30 * time.Second},
@@ -48,7 +49,7 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 			&cli.StringFlag{Name: "partitions", Usage: "aggregate: the partitions this process owns, e.g. 0-3,6 (default: all)"},
 			&cli.BoolFlag{Name: "claim", Usage: "aggregate: claim a fair share of partitions through leases and take over those of a replica that dies (see docs/scale-out.md)"},
 			&cli.DurationFlag{Name: "lease-ttl", Usage: "aggregate --claim: a dead replica's partitions move after this long", Value: 10 * time.Second},
-		),
+		}, httpFlags()...)...),
 		Action: runWorker,
 	}
 }
@@ -68,6 +69,15 @@ func runWorker(c *cli.Context) error {
 	spec, err := loadPipeline(c, log)
 	if err != nil {
 		return err
+	}
+	// Listen first: a busy port or a missing token fails before any work.
+	var httpLn net.Listener
+	var guard *httpguard.Guard
+	if c.String("http") != "" {
+		if httpLn, guard, err = listenHTTP(c, "http", log); err != nil {
+			return err
+		}
+		defer httpLn.Close()
 	}
 	ctx, stop := signalContext(log)
 	defer stop()
@@ -119,11 +129,7 @@ func runWorker(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer stopControl()
-	if addr := c.String("http"); addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("--http %s: %v", addr, err), 1)
-		}
+	if httpLn != nil {
 		js, err := jetstream.New(nc)
 		if err != nil {
 			return err
@@ -132,7 +138,7 @@ func runWorker(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
-		srv := serveHTTP(ln, handler, log)
+		srv := serveHTTP(httpLn, guard.Wrap(handler), log)
 		defer func() { _ = srv.Shutdown(context.WithoutCancel(ctx)) }()
 	}
 	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", redact(lookup(c, "nats"))).Msg("jetfleet worker running")

@@ -155,7 +155,7 @@ func TestProfile(t *testing.T) {
 func TestHandler(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	srv := httptestServer(t, query.Handler(query.Config{DataDir: b.dataDir}))
+	srv := httptestServer(t, query.Handler(query.HandlerConfig{Engine: query.Config{DataDir: b.dataDir}}))
 	body := httpGet(t, srv+"?format=csv&q="+urlQuery("SELECT customer_id FROM customer_ltv ORDER BY 1"), 200)
 	require.Equal(t, "customer_id\nc-1\nc-2\n", body)
 	body = httpGet(t, srv+"?q="+urlQuery("DELETE FROM customer_ltv"), 400)

@@ -3,17 +3,32 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 )
 
+// HandlerConfig configures [Handler].
+type HandlerConfig struct {
+	// Engine configures the engine each request opens.
+	Engine Config
+	// Timeout bounds one request: opening the engine, the query and its
+	// answer. Default 60s.
+	Timeout time.Duration
+}
+
 // Handler serves queries over HTTP: GET ?q=SQL or POST with the SQL as
 // body, and format=csv|json|table (default json). Each request opens a
-// fresh engine, so it sees marts created since. Errors are 400 for a
-// refused or failing statement.
-func Handler(cfg Config) http.Handler {
+// fresh engine, so it sees marts created since. A refused or failing
+// statement is a 400, a file outside the marts and lake a 403, a query
+// past the timeout a 504. It checks no caller: the binary wraps it in
+// internal/httpguard (Host, Origin, token, concurrency).
+func Handler(cfg HandlerConfig) http.Handler {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query().Get("q")
 		if r.Method == http.MethodPost {
@@ -40,21 +55,28 @@ func Handler(cfg Config) http.Handler {
 			http.Error(w, "no query: pass ?q=SELECT... or POST the SQL", http.StatusBadRequest)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
 		defer cancel()
-		e, err := Open(ctx, cfg)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		defer e.Close()
-		res, err := e.Query(ctx, q)
-		if err != nil {
-			code := http.StatusBadRequest
-			if errors.Is(err, context.DeadlineExceeded) {
-				code = http.StatusGatewayTimeout
+		fail := func(err error, code int) {
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				code, err = http.StatusGatewayTimeout, fmt.Errorf("query timed out after %s", cfg.Timeout)
+			case errors.Is(err, ErrOutside):
+				code = http.StatusForbidden
 			}
 			http.Error(w, err.Error(), code)
+		}
+		e, err := Open(ctx, cfg.Engine)
+		if err != nil {
+			fail(err, http.StatusInternalServerError)
+			return
+		}
+		res, err := e.Query(ctx, q)
+		// Closed before the answer goes out: the result is in memory, and a
+		// slow reader then holds none of DuckDB's.
+		_ = e.Close()
+		if err != nil {
+			fail(err, http.StatusBadRequest)
 			return
 		}
 		switch format {
