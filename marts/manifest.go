@@ -101,13 +101,20 @@ func ReadManifests(dataDir string) ([]Manifest, error) {
 	return out, nil
 }
 
-// WriteManifest replaces the manifest in m.Dir atomically.
-func WriteManifest(m Manifest) error {
+// WriteManifest replaces the manifest in m.Dir atomically and durably.
+func WriteManifest(m Manifest) error { return writeManifest(m, true) }
+
+// WriteManifestMirror replaces the manifest in m.Dir atomically, without
+// syncing: for a writer that syncs later, and redoes its writes after a
+// crash.
+func WriteManifestMirror(m Manifest) error { return writeManifest(m, false) }
+
+func writeManifest(m Manifest, durable bool) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(m.Dir, ManifestFile), append(b, '\n'), true)
+	return WriteFileAtomic(filepath.Join(m.Dir, ManifestFile), append(b, '\n'), durable)
 }
 
 // WriteFileAtomic writes data to a temp file next to path and renames it

@@ -251,3 +251,32 @@ func copyDir(src, dst string) error {
 		return os.WriteFile(target, data, 0o644)
 	})
 }
+
+// BenchmarkCommit is a partition's commit alone: decode, de-duplicate,
+// journal (synced) a batch of 1,000 records.
+func BenchmarkCommit(b *testing.B) {
+	dir := b.TempDir()
+	a := openAggregateBench(b, dir)
+	defer a.close(b)
+	var g benchOrders
+	const n = 1000
+	recs := make([]workers.Record, n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var cpu time.Duration
+	for range b.N {
+		b.StopTimer()
+		lines := g.batch(nil, n)
+		for i, l := range lines {
+			a.seq++
+			recs[i] = workers.Record{Data: l, Seq: a.seq, Published: time.Now()}
+		}
+		b.StartTimer()
+		c := cpuTime()
+		if _, err := (batchHandler{in: a.in, p: 0}).HandleBatch(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - c
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "ns_cpu/record")
+}

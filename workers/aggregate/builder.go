@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
@@ -787,8 +788,15 @@ func (b *MartBuilder) writeMart(ctx context.Context, ms *martState, folded uint6
 	return nil
 }
 
+// writeManifest rewrites ms's manifest; like its files, it is synced at
+// the next checkpoint.
 func (b *MartBuilder) writeManifest(ms *martState) error {
-	return marts.WriteManifest(ms.manifest(b.cfg.Dataset.Name))
+	m := ms.manifest(b.cfg.Dataset.Name)
+	if err := marts.WriteManifestMirror(m); err != nil {
+		return err
+	}
+	ms.dirty(filepath.Join(ms.dir, marts.ManifestFile))
+	return nil
 }
 
 // writeLakeManifest describes the lake: rows, date partitions, and the
@@ -818,7 +826,8 @@ func (b *MartBuilder) writeLakeManifest() error {
 	if err := mkdirAll(m.Dir); err != nil {
 		return err
 	}
-	if err := marts.WriteManifest(m); err != nil {
+	// Synced at the next checkpoint, as the marts' manifests are.
+	if err := marts.WriteManifestMirror(m); err != nil {
 		return err
 	}
 	b.manifest = sig
@@ -858,9 +867,13 @@ func (b *MartBuilder) checkpoint(ctx context.Context) error {
 		}
 	}
 	for _, ms := range b.marts {
-		if err := ms.syncDirs(); err != nil {
+		if err := ms.syncWrites(); err != nil {
 			return err
 		}
+	}
+	lake := marts.LakePath(b.cfg.DataDir, b.cfg.Dataset.Name)
+	if err := syncFile(filepath.Join(lake, marts.ManifestFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	cp := b.cp
 	cp.Gen = b.saved.Gen + 1

@@ -175,11 +175,9 @@ func TestIntakeSurvivesCrashes(t *testing.T) {
 				segs, err := segments(pdir)
 				require.NoError(t, err)
 				for _, s := range segs {
-					for _, path := range []string{segmentPath(pdir, s), segmentKeysPath(pdir, s)} {
-						fi, err := os.Stat(path)
-						require.NoError(t, err)
-						require.Zero(t, fi.Size(), "%s", path)
-					}
+					fi, err := os.Stat(segmentPath(pdir, s))
+					require.NoError(t, err)
+					require.Zero(t, fi.Size(), "segment %d of partition %d", s, p)
 				}
 			}
 		})
@@ -192,22 +190,15 @@ func TestIntakeCutsATornJournalTail(t *testing.T) {
 	b := newIntake(t, dir, 0)
 	b.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0))
 	b.in.crash()
-	// A crash mid-write: the next batch's key entry is in, its line half
-	// written.
+	// A crash mid-write: the next batch's keys line is in, its record line
+	// half written.
 	pdir := marts.PartitionStateDir(dir, "orders", 0)
 	segs, err := segments(pdir)
 	require.NoError(t, err)
-	last := segs[len(segs)-1]
-	k, err := os.OpenFile(segmentKeysPath(pdir, last), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(segmentPath(pdir, segs[len(segs)-1]), os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
-	entry := make([]byte, keyEntrySize)
-	journalEntry{keyEntry: keyEntry{h: hashKey([]byte("b")), pos: position{seq: 2}}}.put(entry)
-	_, err = k.Write(entry)
-	require.NoError(t, err)
-	require.NoError(t, k.Close())
-	f, err := os.OpenFile(segmentPath(pdir, last), os.O_APPEND|os.O_WRONLY, 0)
-	require.NoError(t, err)
-	_, err = f.WriteString(`{"_jf_at":1,"order_id":"b","cust`)
+	torn := appendKeysLines(nil, []journalEntry{{keyEntry: keyEntry{h: hashKey([]byte("b")), pos: position{seq: 2}}}})
+	_, err = f.Write(append(torn, `{"_jf_at":1,"order_id":"b","cust`...))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 

@@ -1,6 +1,9 @@
 package aggregate
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,43 +18,44 @@ import (
 
 // A partition's journal holds the records it committed that are not in the
 // lake yet, as NDJSON segments that DuckDB reads straight into a lake flush
-// (read_json). A batch is committed once it is written and synced; the
-// runtime acks its messages after that. A lake flush takes the closed
-// segments; once the lake holds them they are deleted.
+// (read_json). A batch is committed once it is written and synced, in one
+// write and one sync; the runtime acks its messages after that. A lake
+// flush takes the closed segments; once the lake holds them they are
+// deleted.
 //
-// A segment is two files: journal-<n>.ndjson, a line per new record with
-// its publish time and schema fields,
+// A batch is a keys line, then a line per new record:
 //
+//	{"_jf_k":"<base64 of 32-byte entries>"}
 //	{"_jf_at":<publish time, unix µs>,<schema fields>}
 //
-// and journal-<n>.keys, a 32-byte entry per record of the batch that was
-// new or a duplicate, in batch order: its key's hash and the stream
-// position that brought it, and whether it was a duplicate (which has no
-// line). The keys file is written and synced first, so after a crash it
-// holds at least an entry per line: the entries of a batch whose lines
-// were cut off (never acked) are dropped when the segment is read again,
-// and its messages come again. DuckDB parses only the records, and a
-// restart re-reads the keys without parsing JSON.
+// The keys line holds an entry for each record of the batch that was new
+// or a duplicate, in batch order: its key's hash, the stream position that
+// brought it, and whether it was a duplicate (which has no line); a large
+// batch has a keys line per keysPerLine entries, all before its records.
+// So a restart re-reads the keys without parsing records, and DuckDB skips
+// the keys lines (no _jf_at). A crash mid-write leaves a torn tail: a last
+// line without its newline is cut off, and so are the entries of records
+// whose lines are missing (the batch was never acked; its messages come
+// again).
 type journal struct {
-	dir   string
-	sync  bool
-	seg   uint64 // the segment appended to
-	f, k  *os.File
-	size  int64 // of the lines file
-	ksize int64 // of the keys file
+	dir  string
+	sync bool
+	seg  uint64 // the segment appended to
+	f    *os.File
+	size int64
+	buf  []byte
 }
 
 const (
 	journalPrefix, journalSuffix = "journal-", ".ndjson"
-	journalKeysSuffix            = ".keys"
+	// keysPerLine bounds a keys line (about 43 bytes an entry).
+	keysPerLine = 8192
 )
+
+var keysLinePrefix = []byte(`{"_jf_k":"`)
 
 func segmentPath(dir string, seg uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s%010d%s", journalPrefix, seg, journalSuffix))
-}
-
-func segmentKeysPath(dir string, seg uint64) string {
-	return strings.TrimSuffix(segmentPath(dir, seg), journalSuffix) + journalKeysSuffix
 }
 
 // segments lists dir's journal segments in order.
@@ -89,22 +93,17 @@ func openJournal(dir string, seg uint64, sync bool) (*journal, error) {
 }
 
 func (j *journal) create() error {
-	k, err := os.OpenFile(segmentKeysPath(j.dir, j.seg), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
 	f, err := os.OpenFile(segmentPath(j.dir, j.seg), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		k.Close()
 		return err
 	}
-	j.f, j.k, j.size, j.ksize = f, k, 0, 0
+	j.f, j.size = f, 0
 	return nil
 }
 
-// Append writes a batch: its key entries (synced first), then its lines,
-// synced. On failure both files are cut back to where they were, so a
-// segment never holds part of a batch the runtime did not ack.
+// Append writes a batch, its keys lines and then its record lines, and
+// with sync makes it durable. On failure the segment is cut back to where
+// it was, so it never holds part of a batch the runtime did not ack.
 func (j *journal) Append(entries []journalEntry, lines []byte) error {
 	if len(entries) == 0 {
 		return nil
@@ -114,38 +113,52 @@ func (j *journal) Append(entries []journalEntry, lines []byte) error {
 			return err
 		}
 	}
-	buf := make([]byte, len(entries)*keyEntrySize)
-	for i, e := range entries {
-		e.put(buf[i*keyEntrySize:])
-	}
-	_, err := j.k.Write(buf)
-	if err == nil && j.sync {
-		err = j.k.Sync()
-	}
-	if err == nil {
-		_, err = j.f.Write(lines)
-	}
+	j.buf = appendKeysLines(j.buf[:0], entries)
+	j.buf = append(j.buf, lines...)
+	_, err := j.f.Write(j.buf)
 	if err == nil && j.sync {
 		err = j.f.Sync()
 	}
+	if len(j.buf) > maxKeptBuffer {
+		j.buf = nil
+	}
 	if err != nil {
-		terr := errors.Join(j.f.Truncate(j.size), j.k.Truncate(j.ksize))
-		if terr != nil {
+		if terr := j.f.Truncate(j.size); terr != nil {
 			// The segment may hold a torn batch; start a new one, and let
 			// the next open cut this one's tail.
 			j.f.Close()
-			j.k.Close()
-			j.f, j.k = nil, nil
+			j.f = nil
 			j.seg++
 		} else {
 			_, _ = j.f.Seek(j.size, io.SeekStart)
-			_, _ = j.k.Seek(j.ksize, io.SeekStart)
 		}
 		return fmt.Errorf("journal %s: %w", j.dir, err)
 	}
-	j.size += int64(len(lines))
-	j.ksize += int64(len(buf))
+	j.size += int64(len(j.buf))
 	return nil
+}
+
+func appendKeysLines(dst []byte, entries []journalEntry) []byte {
+	var raw [keyEntrySize]byte
+	for len(entries) > 0 {
+		n := min(len(entries), keysPerLine)
+		dst = append(dst, keysLinePrefix...)
+		// Entries are 32 bytes, a multiple of 3 short of none: encode in
+		// groups of three so the line has no padding until the end.
+		var group []byte
+		for _, e := range entries[:n] {
+			e.put(raw[:])
+			group = append(group, raw[:]...)
+			if len(group) == 3*keyEntrySize {
+				dst = base64.StdEncoding.AppendEncode(dst, group)
+				group = group[:0]
+			}
+		}
+		dst = base64.StdEncoding.AppendEncode(dst, group)
+		dst = append(dst, "\"}\n"...)
+		entries = entries[n:]
+	}
+	return dst
 }
 
 // Rotate closes the current segment if it holds anything and starts the
@@ -154,10 +167,10 @@ func (j *journal) Rotate() (uint64, error) {
 	if j.f == nil { // a failed append left no current segment
 		return j.seg - 1, j.create()
 	}
-	if j.ksize == 0 {
+	if j.size == 0 {
 		return j.seg - 1, nil
 	}
-	if err := errors.Join(j.f.Close(), j.k.Close()); err != nil {
+	if err := j.f.Close(); err != nil {
 		return 0, err
 	}
 	closed := j.seg
@@ -169,24 +182,20 @@ func (j *journal) Close() error {
 	if j.f == nil {
 		return nil
 	}
-	err := errors.Join(j.f.Close(), j.k.Close())
-	j.f, j.k = nil, nil
-	if j.ksize == 0 {
+	err := j.f.Close()
+	j.f = nil
+	if j.size == 0 {
 		_ = os.Remove(segmentPath(j.dir, j.seg))
-		_ = os.Remove(segmentKeysPath(j.dir, j.seg))
 	}
 	return err
 }
 
-// removeSegment deletes both files of a segment.
+// removeSegment deletes a segment.
 func removeSegment(dir string, seg uint64) error {
-	var errs []error
-	for _, p := range []string{segmentPath(dir, seg), segmentKeysPath(dir, seg)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
+	if err := os.Remove(segmentPath(dir, seg)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // journalEntry is a key entry of a journal segment.
@@ -213,86 +222,123 @@ func appendRecordPrefix(dst []byte, atMicros int64) []byte {
 
 // segmentRead is what reading a segment back found.
 type segmentRead struct {
-	entries []journalEntry // matched: a line for each record entry
-	lines   int64
+	entries []journalEntry // each record entry has its line
+	lines   int64          // record lines
 	maxLine int
-}
-
-// readSegment reads a segment's key entries and counts its lines, cutting
-// off what a crash left half-written: a last line without its newline, and
-// the entries of records whose lines are missing (a batch whose lines were
-// not all written was never acked).
-func readSegment(dir string, seg uint64) (segmentRead, error) {
-	var r segmentRead
-	lines, lineEnd, err := countLines(segmentPath(dir, seg), &r.maxLine)
-	if err != nil {
-		return r, err
-	}
-	r.lines = lines
-	kf, err := os.OpenFile(segmentKeysPath(dir, seg), os.O_RDWR, 0)
-	if err != nil {
-		return r, err
-	}
-	defer kf.Close()
-	data, err := io.ReadAll(kf)
-	if err != nil {
-		return r, err
-	}
-	var records int64
-	keep := 0
-	for off := 0; off+keyEntrySize <= len(data); off += keyEntrySize {
-		e := journalEntry{keyEntry: getKeyEntry(data[off:]), dup: binary.LittleEndian.Uint32(data[off+28:])&entryDup != 0}
-		if !e.dup {
-			if records == lines {
-				break // its line is missing: the batch was cut off
-			}
-			records++
-		}
-		r.entries = append(r.entries, e)
-		keep = off + keyEntrySize
-	}
-	if records < lines {
-		return r, fmt.Errorf("%s: %w: %d lines but keys for %d", segmentPath(dir, seg), errBadJournal, lines, records)
-	}
-	if keep < len(data) {
-		if err := kf.Truncate(int64(keep)); err != nil {
-			return r, fmt.Errorf("cut torn tail of %s: %w", segmentKeysPath(dir, seg), err)
-		}
-	}
-	if err := os.Truncate(segmentPath(dir, seg), lineEnd); err != nil {
-		return r, err
-	}
-	return r, nil
 }
 
 var errBadJournal = errors.New("journal corrupt")
 
-// countLines counts the whole lines of a file and returns where the last
-// one ends; it notes the longest in maxLine.
-func countLines(path string, maxLine *int) (n, end int64, err error) {
-	f, err := os.Open(path)
+// readSegment reads a segment's key entries and counts its record lines,
+// cutting off what a crash left half-written: a last line without its
+// newline, and the entries of the last batch's records whose lines are
+// missing (that batch was not acked).
+func readSegment(dir string, seg uint64) (segmentRead, error) {
+	var r segmentRead
+	path := segmentPath(dir, seg)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	defer f.Close()
-	buf := make([]byte, 1<<20)
-	var off, start int64
+	br := bufio.NewReaderSize(f, 1<<20)
+	var (
+		good     int64 // end of the last whole batch's last line
+		off      int64
+		batch    []journalEntry // the batch being read
+		want     int64          // its record lines still to come
+		inRecord bool           // its keys lines are over
+	)
+	commit := func() {
+		r.entries = append(r.entries, batch...)
+		batch, want, inRecord = batch[:0:0], 0, false
+		good = off
+	}
 	for {
-		m, rerr := f.Read(buf)
-		for i := 0; i < m; i++ {
-			if buf[i] == '\n' {
-				n++
-				end = off + int64(i) + 1
-				*maxLine = max(*maxLine, int(end-start))
-				start = end
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
 			}
+			line = long
 		}
-		off += int64(m)
-		if errors.Is(rerr, io.EOF) {
-			return n, end, nil
+		if err != nil && !errors.Is(err, io.EOF) {
+			return r, fmt.Errorf("read %s: %w", path, err)
 		}
-		if rerr != nil {
-			return 0, 0, rerr
+		if len(line) == 0 || line[len(line)-1] != '\n' {
+			break // torn tail, or the end
+		}
+		r.maxLine = max(r.maxLine, len(line))
+		if bytes.HasPrefix(line, keysLinePrefix) {
+			if inRecord || (want == 0 && len(batch) > 0) {
+				commit() // a new batch begins
+			}
+			entries, perr := parseKeysLine(line)
+			if perr != nil {
+				return r, fmt.Errorf("%s at byte %d: %w", path, off, perr)
+			}
+			batch = append(batch, entries...)
+			for _, e := range entries {
+				if !e.dup {
+					want++
+				}
+			}
+		} else {
+			if want == 0 {
+				return r, fmt.Errorf("%s at byte %d: %w: a record line without its key", path, off, errBadJournal)
+			}
+			want--
+			r.lines++
+			inRecord = true
+		}
+		off += int64(len(line))
+		if want == 0 {
+			commit()
+		}
+		if err != nil {
+			break
 		}
 	}
+	// A batch cut short: its record lines are dropped with its entries.
+	if want > 0 {
+		r.lines -= int64(countRecords(batch)) - want
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > good {
+		if err := f.Truncate(good); err != nil {
+			return r, fmt.Errorf("cut torn tail of %s: %w", path, err)
+		}
+	}
+	return r, nil
+}
+
+func countRecords(entries []journalEntry) int {
+	n := 0
+	for _, e := range entries {
+		if !e.dup {
+			n++
+		}
+	}
+	return n
+}
+
+func parseKeysLine(line []byte) ([]journalEntry, error) {
+	b64, ok := bytes.CutPrefix(line, keysLinePrefix)
+	if !ok {
+		return nil, errBadJournal
+	}
+	b64, ok = bytes.CutSuffix(b64, []byte("\"}\n"))
+	if !ok {
+		return nil, fmt.Errorf("%w: keys line", errBadJournal)
+	}
+	raw, err := base64.StdEncoding.AppendDecode(nil, b64)
+	if err != nil || len(raw)%keyEntrySize != 0 {
+		return nil, fmt.Errorf("%w: keys line", errBadJournal)
+	}
+	out := make([]journalEntry, 0, len(raw)/keyEntrySize)
+	for i := 0; i < len(raw); i += keyEntrySize {
+		out = append(out, journalEntry{keyEntry: getKeyEntry(raw[i:]), dup: binary.LittleEndian.Uint32(raw[i+28:])&entryDup != 0})
+	}
+	return out, nil
 }

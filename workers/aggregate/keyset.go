@@ -77,9 +77,11 @@ func (s *keySet) Len() int { return s.n }
 // Bytes is the memory the table holds.
 func (s *keySet) Bytes() int64 { return int64(len(s.slots)) * keyEntrySize }
 
+func (s *keySet) home(h keyHash) int { return int(h.lo^h.hi>>7) & (len(s.slots) - 1) }
+
 func (s *keySet) slot(h keyHash) int {
 	mask := len(s.slots) - 1
-	i := int(h.lo^h.hi>>7) & mask
+	i := s.home(h)
 	for {
 		if s.slots[i].h == h || s.slots[i].h == (keyHash{}) {
 			return i
@@ -108,6 +110,42 @@ func (s *keySet) Add(e keyEntry) bool {
 		s.grow()
 	}
 	return true
+}
+
+// Insert adds e unless its key is there, in one probe; it returns the
+// position that committed the key and whether it was there before.
+func (s *keySet) Insert(e keyEntry) (position, bool) {
+	i := s.slot(e.h)
+	if s.slots[i].h == e.h {
+		return s.slots[i].pos, true
+	}
+	s.slots[i] = e
+	s.n++
+	if s.n*4 >= len(s.slots)*3 {
+		s.grow()
+	}
+	return e.pos, false
+}
+
+// Delete removes h (a commit that failed takes its keys back), shifting
+// the entries after it back so every probe still finds its key.
+func (s *keySet) Delete(h keyHash) {
+	mask := len(s.slots) - 1
+	i := s.slot(h)
+	if s.slots[i].h != h {
+		return
+	}
+	s.n--
+	for j := (i + 1) & mask; s.slots[j].h != (keyHash{}); j = (j + 1) & mask {
+		// The entry at j may move to the hole at i unless its home slot
+		// lies cyclically after i, up to j.
+		k := s.home(s.slots[j].h)
+		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+			s.slots[i] = s.slots[j]
+			i = j
+		}
+	}
+	s.slots[i] = keyEntry{}
 }
 
 func (s *keySet) grow() {

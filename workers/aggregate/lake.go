@@ -133,7 +133,7 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 	table := flushTable(in.cfg.Owner, n)
 	ds := in.cfg.Dataset
 	dateCol, monthCol := lakeDateColumn(ds), lakeMonthColumn(ds)
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TABLE %[1]s AS SELECT *, strftime(%[2]s, '%%Y-%%m') AS %[3]s FROM (SELECT %[4]s, %[5]s AS %[2]s FROM %[6]s)`,
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TABLE %[1]s AS SELECT *, strftime(%[2]s, '%%Y-%%m') AS %[3]s FROM (SELECT %[4]s, %[5]s AS %[2]s FROM %[6]s WHERE _jf_at IS NOT NULL)`,
 		table, ident(dateCol), ident(monthCol), schemaColumns(ds), lakeDateExpr(ds), journalScan(ds, paths, maxLine))); err != nil {
 		return e, table, fmt.Errorf("read journals: %w", err)
 	}
@@ -231,7 +231,7 @@ func syncFile(path string) error {
 }
 
 // journalScan reads journal segments as the dataset's rows, with the
-// records' publish time.
+// records' publish time (NULL on the journal's keys lines).
 func journalScan(ds DatasetConfig, paths []string, maxLine int) string {
 	lits := make([]string, len(paths))
 	for i, p := range paths {

@@ -51,8 +51,8 @@ type martState struct {
 	// rebuild: its partial aggregates (or, recomputed, its partitions) are
 	// to be computed from the whole lake before the next write.
 	rebuild bool
-	// dirtyDirs hold renames not synced yet.
-	dirtyDirs map[string]bool
+	// dirtyFiles were written since the last checkpoint, not synced.
+	dirtyFiles map[string]bool
 }
 
 func newMartState(dataDir string, m Mart, every int64, after time.Duration, i int) *martState {
@@ -294,14 +294,11 @@ func textColumns(cols []string) []string {
 	return out
 }
 
-// replaceFile syncs src and renames it over dst, atomically for readers.
-// The rename is made durable later (syncDirs): marts are derived, and a
-// rename an OS crash lost is redone by the builder's replay from its
-// checkpoint, which syncs the directories before it is written.
+// replaceFile renames src over dst, atomically for readers. The file and
+// the rename are made durable later (syncWrites), before the builder's
+// next checkpoint: marts are derived, and whatever of a write an OS crash
+// lost is redone by the replay from the checkpoint.
 func (ms *martState) replaceFile(src, dst string) error {
-	if err := syncFile(src); err != nil {
-		return err
-	}
 	dir := filepath.Dir(dst)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -309,20 +306,33 @@ func (ms *martState) replaceFile(src, dst string) error {
 	if err := os.Rename(src, dst); err != nil {
 		return err
 	}
-	if ms.dirtyDirs == nil {
-		ms.dirtyDirs = map[string]bool{}
-	}
-	ms.dirtyDirs[dir] = true
+	ms.dirty(dst)
 	return nil
 }
 
-// syncDirs makes the renames since the last call durable.
-func (ms *martState) syncDirs() error {
-	for dir := range ms.dirtyDirs {
+// dirty notes a file written since the last checkpoint.
+func (ms *martState) dirty(path string) {
+	if ms.dirtyFiles == nil {
+		ms.dirtyFiles = map[string]bool{}
+	}
+	ms.dirtyFiles[path] = true
+}
+
+// syncWrites makes the files written and renamed since the last call
+// durable: each file, then each directory.
+func (ms *martState) syncWrites() error {
+	dirs := map[string]bool{ms.dir: true}
+	for path := range ms.dirtyFiles {
+		if err := syncFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		dirs[filepath.Dir(path)] = true
+		delete(ms.dirtyFiles, path)
+	}
+	for dir := range dirs {
 		if err := marts.SyncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		delete(ms.dirtyDirs, dir)
 	}
 	return nil
 }

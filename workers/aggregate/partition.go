@@ -46,7 +46,6 @@ type partition struct {
 	prog     marts.PartitionProgress
 	progAt   time.Time // last progress mirror write
 	stale    bool      // the mirror lags a commit
-	batchNew map[keyHash]position
 	batchDup map[keyEntry]struct{}
 	out      []byte
 	entries  []journalEntry
@@ -83,7 +82,6 @@ func (in *Intake) openPartition(p int) (_ *partition, err error) {
 		log:      in.log.With().Int("partition", p).Logger(),
 		keys:     newKeySet(),
 		dups:     map[keyEntry]struct{}{},
-		batchNew: map[keyHash]position{},
 		batchDup: map[keyEntry]struct{}{},
 	}
 	defer func() {
@@ -192,32 +190,29 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 	if pt.closed {
 		return nil, ErrNotStarted
 	}
-	clear(pt.batchNew)
 	clear(pt.batchDup)
 	out := pt.out[:0]
 	entries := pt.entries[:0]
+	added := len(pt.newKeys)
 	var inserted, dups int64
-	var maxSeq uint64
+	maxSeq := pt.prog.CommittedSeq
 	for _, r := range batch {
 		maxSeq = max(maxSeq, r.Seq)
 	}
 	for _, c := range pt.cands {
-		first, seen := pt.keys.Get(c.h)
-		if !seen {
-			first, seen = pt.batchNew[c.h]
-		}
+		e := keyEntry{h: c.h, pos: c.pos}
+		first, seen := pt.keys.Insert(e)
 		switch {
 		case !seen:
-			pt.batchNew[c.h] = c.pos
 			out = append(out, pt.lines[c.start:c.end]...)
-			entries = append(entries, journalEntry{keyEntry: keyEntry{h: c.h, pos: c.pos}})
+			entries = append(entries, journalEntry{keyEntry: e})
+			pt.newKeys = append(pt.newKeys, e)
 			pt.maxLine = max(pt.maxLine, c.end-c.start)
 			inserted++
 		case first == c.pos:
 			// The message that committed the key, again (redelivered after
 			// a crash, or acks a killed server forgot): not a duplicate.
 		default:
-			e := keyEntry{h: c.h, pos: c.pos}
 			_, known := pt.dups[e]
 			if _, inBatch := pt.batchDup[e]; known || inBatch {
 				continue // a duplicate counted before, redelivered
@@ -231,19 +226,19 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 	pt.out = out
 	defer pt.shrink()
 	if err := pt.j.Append(entries, out); err != nil {
+		// Not committed: the keys this batch added go back out.
+		for _, e := range pt.newKeys[added:] {
+			pt.keys.Delete(e.h)
+		}
+		pt.newKeys = pt.newKeys[:added]
 		return nil, err
-	}
-	for h, pos := range pt.batchNew {
-		e := keyEntry{h: h, pos: pos}
-		pt.keys.Add(e)
-		pt.newKeys = append(pt.newKeys, e)
 	}
 	for e := range pt.batchDup {
 		pt.dups[e] = struct{}{}
 		pt.newDups = append(pt.newDups, e)
 	}
 	pt.pending += inserted
-	pt.prog.CommittedSeq = max(pt.prog.CommittedSeq, maxSeq)
+	pt.prog.CommittedSeq = maxSeq
 	pt.prog.Records += inserted
 	pt.prog.Duplicates += dups
 	if pt.pending == 0 && pt.prog.Flush == nil {
