@@ -65,8 +65,27 @@ func runPipelineCheck(c *cli.Context) error {
 	if err := fleet.CheckAlerts(spec); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "%s: ok: %s\n", c.Args().First(), summary(spec))
-	return err
+	upkeeps, err := fleet.MartUpkeeps(spec)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s: %v", c.Args().First(), err), 1)
+	}
+	if _, err := fmt.Fprintf(c.App.Writer, "%s: ok: %s\n", c.Args().First(), summary(spec)); err != nil {
+		return err
+	}
+	for _, u := range upkeeps {
+		how := "kept incrementally: each flush's records are merged into its partial aggregates"
+		switch {
+		case u.Incremental:
+		case u.Partitioned:
+			how = "recomputed from the lake for the partitions new records touch (" + u.Reason + ")"
+		default:
+			how = "recomputed whole from the lake at each write (" + u.Reason + ")"
+		}
+		if _, err := fmt.Fprintf(c.App.Writer, "  mart %s: %s\n", u.Mart, how); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func summary(s *pipeline.Spec) string {

@@ -16,6 +16,11 @@ func TestPipelineCheck(t *testing.T) {
 	out, code := jf(t, nil, "pipeline", "check", "../../examples/shop/pipeline.yaml")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "ok: pipeline shop")
+	require.Contains(t, out, "mart daily_sales: kept incrementally")
+	require.Contains(t, out, "mart customer_ltv: kept incrementally")
+	out, code = jf(t, nil, "pipeline", "check", "../../examples/feedback/pipeline.yaml")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "mart customer_sentiment: recomputed whole from the lake at each write (arg_max is not decomposable)")
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("name: x\ndatasets:\n  d:\n    key: id\n    schema: [{name: id, type: VARCHAR}]\n    colour: red\n"), 0o600))

@@ -116,3 +116,46 @@ func singleStatement(q string) bool {
 	}
 	return true
 }
+
+// MartUpkeep says how the aggregate step keeps a mart: incrementally
+// (partial aggregates merged with each flush's rows), or recomputed from
+// the lake for the partitions new rows touch, and why.
+type MartUpkeep struct {
+	Mart        string
+	Incremental bool
+	Partitioned bool
+	// Reason says why a mart is recomputed ("median is not
+	// decomposable"); empty when incremental.
+	Reason string
+}
+
+// MartUpkeeps plans every mart as the builder would. The marts must pass
+// CheckMarts.
+func MartUpkeeps(datasets []DatasetConfig, ms []Mart) ([]MartUpkeep, error) {
+	ctx := context.Background()
+	db, err := openDuckDB("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	schemas := map[string][]incrColumn{}
+	for _, ds := range datasets {
+		for _, c := range ds.Schema {
+			schemas[ds.Name] = append(schemas[ds.Name], incrColumn{Name: c.Name, Type: c.Type})
+		}
+	}
+	out := make([]MartUpkeep, 0, len(ms))
+	for _, m := range ms {
+		plan, reason, err := incrPlanMart(ctx, conn, m.Dataset, schemas[m.Dataset], strings.TrimRight(strings.TrimSpace(m.SQL), ";"), m.PartitionBy)
+		if err != nil {
+			return nil, fmt.Errorf("%w: mart %s: %w", ErrBadMart, m.Name, err)
+		}
+		out = append(out, MartUpkeep{Mart: m.Name, Incremental: plan != nil, Partitioned: len(m.PartitionBy) > 0, Reason: reason})
+	}
+	return out, nil
+}

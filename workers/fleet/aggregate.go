@@ -42,3 +42,15 @@ func CheckMarts(spec *pipeline.Spec) error {
 	}
 	return aggregate.CheckMarts(datasets, ms)
 }
+
+// MartUpkeeps says how the aggregate step keeps each mart of spec
+// (incrementally, or recomputed from the lake, and why).
+func MartUpkeeps(spec *pipeline.Spec) ([]aggregate.MartUpkeep, error) {
+	var datasets []aggregate.DatasetConfig
+	var ms []aggregate.Mart
+	for _, ds := range spec.Datasets {
+		datasets = append(datasets, DatasetConfig(ds))
+		ms = append(ms, martsOf(spec, ds.Name)...)
+	}
+	return aggregate.MartUpkeeps(datasets, ms)
+}
