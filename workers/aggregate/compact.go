@@ -133,8 +133,9 @@ func (b *MartBuilder) compact(ctx context.Context) error {
 		return err
 	}
 	e.Files = []lakeEntryFile{{Path: name}}
-	if err := writeLakeEntry(b.cfg.DataDir, ds, e); err != nil {
-		return err
+	if err := writeLakeEntry(b.cfg.DataDir, ds, e); err != nil && !entryWritten(b.cfg.DataDir, ds, e) {
+		// Not committed: the new file goes, the old ones stay.
+		return errors.Join(err, os.Remove(target), os.Remove(compactionFile(b.cfg.DataDir, ds)))
 	}
 	// Committed: fold it in (it only swaps files) and delete the old ones.
 	if err := b.fold(ctx, []lakeEntry{e}); err != nil {

@@ -239,3 +239,31 @@ func TestIntakeRefusesAnOldDataDir(t *testing.T) {
 	require.ErrorContains(t, err, "orders.p3.duckdb")
 	require.ErrorContains(t, err, "docs/scale-out.md")
 }
+
+// TestIntakeFlushThatCommittedIsNotRedone: a lake flush commits (its log
+// entry is written) and then keeping the keys fails (a full disk): the
+// partition must still move past the flushed segments, or the next flush
+// would put their records in the lake again.
+func TestIntakeFlushThatCommittedIsNotRedone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := newIntake(t, dir, 0)
+	b.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0), rec(orderJSON("b", "2026-10-01"), 2, 0))
+	b.in.mu.Lock()
+	pt := b.in.parts[0]
+	b.in.mu.Unlock()
+	require.NoError(t, pt.keyFile.f.Close()) // every append to keys.bin fails from now on
+	require.Error(t, b.in.Flush(t.Context()))
+	b.commit(0, rec(orderJSON("c", "2026-10-01"), 3, 0))
+	_ = b.in.Flush(t.Context()) // keeps failing to keep keys; must not flush a and b again
+	require.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1}, lakeRows(t, dir))
+	b.in.crash()
+
+	b2 := newIntake(t, dir, 0)
+	defer b2.stop()
+	require.Equal(t, int64(3), b2.in.Stats().Records, "keys of the flushed segments read back from them")
+	b2.commit(0, rec(orderJSON("a", "2026-10-02"), 9, 0))
+	require.Equal(t, int64(1), b2.in.Stats().Duplicates)
+	require.NoError(t, b2.in.Flush(t.Context()))
+	require.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1}, lakeRows(t, dir))
+}

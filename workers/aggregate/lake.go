@@ -70,6 +70,12 @@ func (in *Intake) flushLocked(ctx context.Context) (err error) {
 	}
 	if err == nil {
 		err = writeLakeEntry(in.cfg.DataDir, in.cfg.Dataset.Name, entry)
+		if err != nil && entryWritten(in.cfg.DataDir, in.cfg.Dataset.Name, entry) {
+			// Renamed into place, but its directory's sync failed: the
+			// flush committed, and its files must stay.
+			in.log.Warn().Err(err).Uint64("flush", n).Msg("lake log entry written but not synced")
+			err = nil
+		}
 	}
 	if err != nil {
 		in.dropTable(table)

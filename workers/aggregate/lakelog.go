@@ -60,6 +60,13 @@ func writeLakeEntry(dataDir, dataset string, e lakeEntry) error {
 	return marts.WriteFileAtomic(lakeEntryPath(dataDir, dataset, e.Owner, e.N), append(b, '\n'), true)
 }
 
+// entryWritten reports whether e's entry is in the log (after a write
+// that reported an error).
+func entryWritten(dataDir, dataset string, e lakeEntry) bool {
+	_, err := os.Stat(lakeEntryPath(dataDir, dataset, e.Owner, e.N))
+	return err == nil
+}
+
 // lakeEntryCommitted reports whether flush n of owner committed: its entry
 // is in the log, or the builder folded it in and has since removed it.
 func lakeEntryCommitted(dataDir, dataset, owner string, n uint64) (bool, error) {

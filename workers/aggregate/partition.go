@@ -349,15 +349,16 @@ func (pt *partition) beginFlush(owner string, n uint64) (*flushSegments, error) 
 	return fs, nil
 }
 
-// completeFlush notes that the lake holds the flushed segments: the keys
-// committed so far go to the key files (they outlive the segments), then
-// the progress moves past the segments, which are deleted.
+// completeFlush notes that the lake holds the flushed segments. The flush
+// committed with its log entry, so the partition moves past them in memory
+// whatever fails after: later flushes must never take them again. Then the
+// keys committed so far go to the key files (they outlive the segments),
+// the progress is written, and the segments up to the lake's are deleted;
+// what fails here is redone by the next flush, or by the next open, which
+// finds the flush committed.
 func (pt *partition) completeFlush(fs *flushSegments) error {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
-	if err := pt.persistKeys(); err != nil {
-		return err
-	}
 	pt.prog.LakeSegment = fs.last
 	pt.prog.LakeSeq = max(pt.prog.LakeSeq, fs.seq)
 	pt.prog.Flush = nil
@@ -365,12 +366,27 @@ func (pt *partition) completeFlush(fs *flushSegments) error {
 	if pt.pending == 0 {
 		pt.prog.LakeSeq = pt.prog.CommittedSeq
 	}
+	if err := pt.persistKeys(); err != nil {
+		return err // the segments stay: a restart re-reads their keys
+	}
 	if err := pt.writeProgress(true); err != nil {
 		return err
 	}
+	return pt.removeFlushedSegments()
+}
+
+// removeFlushedSegments deletes the segments the lake holds; the caller
+// holds mu and has kept their keys.
+func (pt *partition) removeFlushedSegments() error {
+	segs, err := segments(pt.dir)
+	if err != nil {
+		return err
+	}
 	var errs []error
-	for _, s := range fs.segs {
-		errs = append(errs, removeSegment(pt.dir, s))
+	for _, s := range segs {
+		if s <= pt.prog.LakeSegment {
+			errs = append(errs, removeSegment(pt.dir, s))
+		}
 	}
 	return errors.Join(errs...)
 }
