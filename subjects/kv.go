@@ -65,7 +65,11 @@ func FleetKV(o StreamOptions) jetstream.KeyValueConfig {
 // o.Replicas unset (0) an existing bucket keeps its replica count: a
 // process started without a replica flag must not shrink a cluster's
 // replicated bucket to one copy.
+// A server too old for the contract is refused first ([CheckServer]).
 func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o StreamOptions) (jetstream.KeyValue, error) {
+	if err := CheckServer(js.Conn()); err != nil {
+		return nil, err
+	}
 	if o.Replicas == 0 {
 		if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
 			if st, err := kv.Status(ctx); err == nil {

@@ -123,7 +123,12 @@ func StreamFor(k Kind) string {
 // replaces a stream whose subjects, storage, retention or replicas differ:
 // those are reported with ErrStreamConflict, since changing them would move
 // or drop data. Ensure is idempotent and safe to run from every process.
+// It first refuses a server too old for the contract ([CheckServer]), so
+// nothing half-made is left on it.
 func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if err := CheckServer(js.Conn()); err != nil {
+		return err
+	}
 	anyReplicas := o.Replicas == 0
 	anyPartitions := o.Partitions == 0 // join a partitioned JF_CLEAN whatever its count
 	var errs []error

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -222,6 +223,9 @@ func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
 		cancel()
 		if err == nil {
 			return kv, nil
+		}
+		if errors.Is(err, subjects.ErrServerTooOld) {
+			return nil, err // retrying cannot help
 		}
 		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream")
 		select {
