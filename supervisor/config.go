@@ -41,6 +41,9 @@ type Config struct {
 	// AnnounceInterval is how often the supervisor writes its own record
 	// (and throughput, tree and marts). Default 5s.
 	AnnounceInterval time.Duration
+	// RateWindow is the span of the throughput in status (ACKED/MIN,
+	// per_minute). Default 1 minute; tests shorten it.
+	RateWindow time.Duration
 	// Tree, if set, is the in-process supervision tree whose children's
 	// states (a failed child) the supervisor publishes.
 	Tree *Tree
@@ -72,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AnnounceInterval <= 0 {
 		c.AnnounceInterval = 5 * time.Second
+	}
+	if c.RateWindow <= 0 {
+		c.RateWindow = time.Minute
 	}
 }
 

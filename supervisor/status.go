@@ -131,9 +131,12 @@ type StepStatus struct {
 	MaxDeliver   int    `json:"max_deliver"`
 	// Processed sums the acked counters of the step's live workers.
 	Processed int64 `json:"processed"`
-	// PerMinute is messages acked over the last minute, as measured by
-	// the supervisor; -1 when no supervisor measures it.
-	PerMinute float64 `json:"per_minute"`
+	// PerMinute is messages the step acked (or terminated) over the last
+	// minute, from its workers' counters as the supervisor measured them;
+	// -1 when no supervisor measures it. A bulk message counts once;
+	// RecordsPerMinute counts its records (handled or dead-lettered).
+	PerMinute        int64 `json:"per_minute"`
+	RecordsPerMinute int64 `json:"records_per_minute"`
 	Paused    bool    `json:"paused"`
 	// Partitions is the number of partition consumers (one per key
 	// partition of the clean stage) summed up in this row; Consumer then
@@ -278,7 +281,7 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 				Step: step, Dataset: dataset, Consumer: ci.Name, Stream: name, Partitions: partitions, consumers: []string{ci.Name},
 				Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
 				DeliveredSeq: ci.Delivered.Stream, AckFloorSeq: ci.AckFloor.Stream, MaxDeliver: ci.Config.MaxDeliver,
-				PerMinute: -1, Workers: []WorkerStatus{},
+				PerMinute: -1, RecordsPerMinute: -1, Workers: []WorkerStatus{},
 			})
 		}
 		if err := lister.Err(); err != nil {
@@ -370,7 +373,7 @@ func addDeadLetters(ctx context.Context, js jetstream.JetStream, st *Status) err
 		}
 		st.Steps = append(st.Steps, StepStatus{
 			Step: p.Step, Dataset: p.Dataset, Consumer: subjects.ConsumerName(p.Step, p.Dataset),
-			State: "no_consumer", DLQ: n, PerMinute: -1, Workers: []WorkerStatus{},
+			State: "no_consumer", DLQ: n, PerMinute: -1, RecordsPerMinute: -1, Workers: []WorkerStatus{},
 		})
 	}
 	return nil
@@ -425,7 +428,7 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 				}
 				st.Steps = append(st.Steps, StepStatus{
 					Step: w.Step, Dataset: w.Dataset, Consumer: subjects.ConsumerName(w.Step, w.Dataset),
-					State: "no_consumer", PerMinute: -1, Workers: []WorkerStatus{},
+					State: "no_consumer", PerMinute: -1, RecordsPerMinute: -1, Workers: []WorkerStatus{},
 				})
 				i = len(st.Steps) - 1
 			}
@@ -455,6 +458,7 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 		for i := range st.Steps {
 			if slices.Contains(st.Steps[i].consumers, t[0]) {
 				st.Steps[i].PerMinute = max(st.Steps[i].PerMinute, 0) + r.PerMinute
+				st.Steps[i].RecordsPerMinute = max(st.Steps[i].RecordsPerMinute, 0) + r.RecordsPerMinute
 			}
 		}
 	}
@@ -464,12 +468,6 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 		})
 	}
 	return nil
-}
-
-// rateRecord is a consumer's throughput as the supervisor measured it.
-type rateRecord struct {
-	PerMinute float64   `json:"per_minute"`
-	At        time.Time `json:"at"`
 }
 
 func livenessRank(l string) int {

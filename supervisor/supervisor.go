@@ -32,7 +32,7 @@ type Supervisor struct {
 	workers   map[string]*WorkerStatus // by step.worker
 	lastErr   map[string]errNote       // by consumer
 	rates     map[string]*rateTracker  // by consumer
-	acked     map[string]int64         // last acked counter by step.worker
+	acked     map[string]rateBase      // last counters by step.worker, for rates
 	announced []byte                   // last supervisor record written, sans time
 	martsJSON []byte
 	started   time.Time
@@ -69,7 +69,7 @@ func New(cfg Config) (*Supervisor, error) {
 		workers: map[string]*WorkerStatus{},
 		lastErr: map[string]errNote{},
 		rates:   map[string]*rateTracker{},
-		acked:   map[string]int64{},
+		acked:   map[string]rateBase{},
 		stopped: make(chan struct{}),
 	}, nil
 }
@@ -252,7 +252,6 @@ func (s *Supervisor) loadWorkers(ctx context.Context) error {
 			continue
 		}
 		s.workers[w.Step+"."+w.ID] = &w
-		s.acked[w.Step+"."+w.ID] = w.Counters.Acked
 	}
 	return nil
 }
