@@ -137,7 +137,7 @@ type StepStatus struct {
 	// RecordsPerMinute counts its records (handled or dead-lettered).
 	PerMinute        int64 `json:"per_minute"`
 	RecordsPerMinute int64 `json:"records_per_minute"`
-	Paused    bool    `json:"paused"`
+	Paused           bool  `json:"paused"`
 	// Partitions is the number of partition consumers (one per key
 	// partition of the clean stage) summed up in this row; Consumer then
 	// names them with a wildcard, aggregate_<dataset>_p*.
