@@ -73,7 +73,8 @@ func (o StreamOptions) PartitionCount() int {
 	return min(o.Partitions, MaxPartitions)
 }
 
-// Streams returns the five stream configurations of the wire contract.
+// Streams returns the stream configurations of the wire contract: the
+// five stages and [StreamAdvisories].
 func Streams(o StreamOptions) []jetstream.StreamConfig {
 	o.setDefaults()
 	mk := func(name, desc string, kind Kind, maxAge time.Duration) jetstream.StreamConfig {
@@ -98,6 +99,7 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 		clean,
 		mk(StreamDLQ, "jetfleet: dead letters with their reasons", KindDLQ, o.DLQMaxAge),
 		mk(StreamAlerts, "jetfleet: alerts", KindAlert, o.MaxAge),
+		advisoriesStream(o),
 	}
 }
 

@@ -27,38 +27,49 @@ type advisory struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
-func (s *Supervisor) advisoryLoop(ctx context.Context, in <-chan *nats.Msg) {
+// consumeAdvisories handles the advisories JF_ADVISORIES captured, those
+// published while no supervisor ran included: an advisory is acked once
+// its message is dead-lettered (or needs no dead letter), and delivered
+// again with a growing delay while that fails.
+func (s *Supervisor) consumeAdvisories(ctx context.Context, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
 	maxPrefix := strings.TrimSuffix(subjects.AdvisoryMaxDeliveries, ">")
-	for {
-		select {
-		case <-ctx.Done():
+	return cons.Consume(func(m jetstream.Msg) {
+		var a advisory
+		if err := json.Unmarshal(m.Data(), &a); err != nil {
+			s.log.Warn().Err(err).Str("subject", m.Subject()).Msg("undecodable advisory; dropped")
+			_ = m.Term()
 			return
-		case m := <-in:
-			var a advisory
-			if err := json.Unmarshal(m.Data, &a); err != nil {
-				s.log.Debug().Err(err).Str("subject", m.Subject).Msg("undecodable advisory")
-				continue
-			}
-			s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject, maxPrefix))
 		}
-	}
+		if err := s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject(), maxPrefix)); err != nil {
+			delay := time.Second
+			if meta, merr := m.Metadata(); merr == nil {
+				delay = min(time.Second<<min(meta.NumDelivered-1, 6), time.Minute)
+			}
+			_ = m.NakWithDelay(delay)
+			return
+		}
+		_ = m.Ack()
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.log.Debug().Err(err).Msg("advisories")
+	}))
 }
 
 // onAdvisory copies a message JetStream gave up on to the dead-letter
-// stream, unless its worker dead-lettered it already.
-func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries bool) {
+// stream, unless its worker dead-lettered it already. An error means it
+// should be tried again.
+func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries bool) error {
 	if !slices.Contains(subjects.StageStreams, a.Stream) {
-		return
+		return nil
 	}
 	step, dataset, ok := subjects.ParseConsumerName(a.Consumer)
 	if !ok {
-		return
+		return nil
 	}
 	cause := "terminated"
 	if maxDeliveries {
 		cause = "max_deliveries"
 	} else if strings.HasPrefix(a.Reason, subjects.TermReasonDeadLettered) {
-		return // the worker wrote the dead letter before terminating
+		return nil // the worker wrote the dead letter before terminating
 	}
 	log := s.log.With().Str("stream", a.Stream).Uint64("seq", a.StreamSeq).Str("consumer", a.Consumer).Str("cause", cause).Logger()
 	s.mu.Lock()
@@ -81,14 +92,21 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries b
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	seq, trace, err := s.copyDeadLetter(wctx, a, step, dataset, note.worker, reason)
-	if err != nil {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Expired or deleted: no retry brings it back.
 		s.metrics.deadLetterErrors.Inc()
 		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on")
-		return
+		return nil
+	}
+	if err != nil {
+		s.metrics.deadLetterErrors.Inc()
+		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on; retrying")
+		return err
 	}
 	s.metrics.deadLettered.WithLabelValues(step, dataset, cause).Inc()
 	log.Warn().Uint64("dlq_seq", seq).Str("trace_id", trace).Str("reason", reason).Msg("dead-lettered")
 	s.publishEvent(Event{Kind: EventDeadLetter, Step: step, Dataset: dataset, Stream: a.Stream, Seq: a.StreamSeq, Reason: reason})
+	return nil
 }
 
 // copyDeadLetter fetches the original message by stream sequence and

@@ -126,13 +126,16 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		s.log.Warn().Err(err).Msg("could not load known workers; starting empty")
 	}
 
+	advCons, err := s.bindAdvisories(ctx)
+	if err != nil {
+		cancel(err)
+		close(s.stopped)
+		return err
+	}
 	beats := make(chan *nats.Msg, 4096)
-	advisories := make(chan *nats.Msg, 1024)
 	var subs []*nats.Subscription
 	for subj, ch := range map[string]chan *nats.Msg{
-		subjects.AllHeartbeats:         beats,
-		subjects.AdvisoryMaxDeliveries: advisories,
-		subjects.AdvisoryTerminated:    advisories,
+		subjects.AllHeartbeats: beats,
 	} {
 		sub, err := s.cfg.Conn.ChanSubscribe(subj, ch)
 		if err != nil {
@@ -157,15 +160,21 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.fleetLoop(runCtx, beats)
 	}()
-	go func() {
-		defer wg.Done()
-		s.advisoryLoop(runCtx, advisories)
-	}()
+	advisories, err := s.consumeAdvisories(runCtx, advCons)
+	if err != nil {
+		for _, x := range subs {
+			_ = x.Unsubscribe()
+		}
+		cancel(err)
+		wg.Wait()
+		close(s.stopped)
+		return fmt.Errorf("consume %s: %w", subjects.StreamAdvisories, err)
+	}
 	svc, err := s.serveMicro()
 	if err != nil {
 		s.log.Warn().Err(err).Msg("not discoverable as a NATS micro service")
@@ -179,6 +188,8 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		for _, x := range subs {
 			_ = x.Unsubscribe()
 		}
+		advisories.Drain()
+		<-advisories.Closed()
 		wg.Wait()
 		s.ready.Store(false)
 		delCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -237,21 +248,63 @@ func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 }
 
+// bindAdvisories ensures JF_ADVISORIES and the supervisors' consumer on
+// it, retrying while JetStream is unreachable like bind.
+func (s *Supervisor) bindAdvisories(ctx context.Context) (jetstream.Consumer, error) {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cons, err := subjects.EnsureAdvisories(actx, s.js, s.cfg.Streams)
+		cancel()
+		if err == nil {
+			return cons, nil
+		}
+		if errors.Is(err, subjects.ErrServerTooOld) || errors.Is(err, subjects.ErrStreamConflict) {
+			return nil, err
+		}
+		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream (advisories)")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
 // loadWorkers picks up the workers the bucket knows, so a restarted
-// supervisor goes on judging them.
+// supervisor goes on judging them, and their last errors (of dead and
+// stopped workers too), so that a dead letter for an advisory published
+// while it was down still says what the step reported.
 func (s *Supervisor) loadWorkers(ctx context.Context) error {
 	recs, err := readAll(ctx, s.kv, subjects.KeyPrefixWorker)
 	if err != nil {
 		return err
 	}
+	gone, err := readAll(ctx, s.kv, subjects.KeyPrefixGone)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	note := func(w WorkerStatus) {
+		if w.LastErr != "" && w.Consumer != "" && w.LastBeat.After(s.lastErr[w.Consumer].at) {
+			s.lastErr[w.Consumer] = errNote{err: w.LastErr, worker: w.ID, at: w.LastBeat}
+		}
+	}
+	for _, v := range gone {
+		var w WorkerStatus
+		if json.Unmarshal(v, &w) == nil {
+			note(w)
+		}
+	}
 	for _, v := range recs {
 		var w WorkerStatus
 		if json.Unmarshal(v, &w) != nil || w.ID == "" {
 			continue
 		}
 		s.workers[w.Step+"."+w.ID] = &w
+		note(w)
 	}
 	return nil
 }
