@@ -16,13 +16,25 @@ const FleetBucket = "jf_fleet"
 
 // Key prefixes of the fleet bucket. Keys are dot-separated tokens.
 const (
-	KeyPrefixWorker     = "hb"     // hb.<step>.<worker>: live workers
-	KeyPrefixGone       = "gone"   // gone.<step>.<worker>: dead or stopped workers, kept a while
-	KeyPrefixSupervisor = "sup"    // sup.<id>: running supervisors
-	KeyPrefixRate       = "rate"   // rate.<consumer>: throughput over the last minute
-	KeyPrefixReplayed   = "replay" // replay.<dlq seq>: dead letters already replayed
-	KeyMarts            = "marts"  // mart summaries as last reported by a supervisor
+	KeyPrefixWorker     = "hb"       // hb.<step>.<worker>: live workers
+	KeyPrefixGone       = "gone"     // gone.<step>.<worker>: dead or stopped workers, kept a while
+	KeyPrefixSupervisor = "sup"      // sup.<id>: running supervisors
+	KeyPrefixRate       = "rate"     // rate.<consumer>: throughput over the last minute
+	KeyPrefixReplayed   = "replay"   // replay.<dlq seq>: dead letters already replayed
+	KeyMarts            = "marts"    // mart summaries as last reported by a supervisor
+	KeyProgress         = "progress" // aggregator progress (committed records, duplicates) per dataset
+	KeyPrefixLedger     = "ledger"   // ledger.<stream>: records counted in JF_INGEST or JF_DLQ
+	KeyPrefixLost       = "lost"     // lost.<stream>.<seq>: a message given up on that could not be dead-lettered
 )
+
+// KeyLedger is the key of a stream's record count (the supervisor's ledger).
+func KeyLedger(stream string) string { return join(KeyPrefixLedger, stream) }
+
+// KeyLost marks the message at seq of stream as in no stream, mart or
+// dead letter: JetStream gave up on it and it could not be dead-lettered.
+func KeyLost(stream string, seq uint64) string {
+	return join(KeyPrefixLost, stream, strconv.FormatUint(seq, 10))
+}
 
 // KeyWorker is the key of a live worker's last heartbeat.
 func KeyWorker(step, worker string) string { return join(KeyPrefixWorker, step, worker) }

@@ -40,11 +40,13 @@ func (s *Supervisor) consumeAdvisories(ctx context.Context, cons jetstream.Consu
 			_ = m.Term()
 			return
 		}
-		if err := s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject(), maxPrefix)); err != nil {
-			delay := time.Second
-			if meta, merr := m.Metadata(); merr == nil {
-				delay = min(time.Second<<min(meta.NumDelivered-1, 6), time.Minute)
-			}
+		retry := false
+		delay := time.Second
+		if meta, merr := m.Metadata(); merr == nil {
+			retry = meta.NumDelivered > 1
+			delay = min(time.Second<<min(meta.NumDelivered, 6), time.Minute)
+		}
+		if err := s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject(), maxPrefix), retry); err != nil {
 			_ = m.NakWithDelay(delay)
 			return
 		}
@@ -56,8 +58,9 @@ func (s *Supervisor) consumeAdvisories(ctx context.Context, cons jetstream.Consu
 
 // onAdvisory copies a message JetStream gave up on to the dead-letter
 // stream, unless its worker dead-lettered it already. An error means it
-// should be tried again.
-func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries bool) error {
+// should be tried again; meanwhile the message is marked lost (in no
+// stream, mart or dead letter) for status, until a retry succeeds.
+func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries, retry bool) error {
 	if !slices.Contains(subjects.StageStreams, a.Stream) {
 		return nil
 	}
@@ -92,16 +95,32 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries b
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	seq, trace, err := s.copyDeadLetter(wctx, a, step, dataset, note.worker, reason)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		// Expired or deleted: no retry brings it back.
-		s.metrics.deadLetterErrors.Inc()
-		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on")
-		return nil
-	}
 	if err != nil {
 		s.metrics.deadLetterErrors.Inc()
+		lost := LostMessage{Stream: a.Stream, Seq: a.StreamSeq, Step: step, Dataset: dataset, Consumer: a.Consumer, At: time.Now().UTC()}
+		what := "terminated"
+		if maxDeliveries {
+			what = fmt.Sprintf("ran out of deliveries (%d)", a.Deliveries)
+		}
+		lost.Reason = fmt.Sprintf("%s and could not be dead-lettered: %v", what, err)
+		if orig, gerr := s.getMsg(wctx, a.Stream, a.StreamSeq); gerr == nil {
+			lost.Subject = orig.Subject
+			lost.Records = 1
+			if n, perr := strconv.ParseInt(orig.Header.Get(subjects.HeaderRecords), 10, 64); perr == nil && n > 0 {
+				lost.Records = n
+			}
+		}
+		s.markLost(wctx, lost)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Expired or deleted: no retry brings it back.
+			log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on; it is gone")
+			return nil
+		}
 		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on; retrying")
 		return err
+	}
+	if retry {
+		s.unmarkLost(wctx, a.Stream, a.StreamSeq)
 	}
 	s.metrics.deadLettered.WithLabelValues(step, dataset, cause).Inc()
 	log.Warn().Uint64("dlq_seq", seq).Str("trace_id", trace).Str("reason", reason).Msg("dead-lettered")
@@ -153,4 +172,12 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 		return 0, "", fmt.Errorf("publish dead letter: %w", err)
 	}
 	return ack.Sequence, workers.TraceID(m.Header.Get(subjects.HeaderTraceParent)), nil
+}
+
+func (s *Supervisor) getMsg(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return st.GetMsg(ctx, seq)
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// MartsFunc, if set, reports the marts; the supervisor publishes
 	// them to the fleet bucket so `jetfleet status` sees them anywhere.
 	MartsFunc MartsFunc
+	// ProgressFunc, if set, reports what the aggregators committed (clean
+	// records and duplicates per dataset, [DirProgress]); the supervisor
+	// publishes it to the fleet bucket for the books in status.
+	ProgressFunc ProgressFunc
 }
 
 func (c *Config) setDefaults() {

@@ -38,6 +38,11 @@ type Status struct {
 	// Landing is the jf-landing object store, when it exists: files
 	// uploaded for the ingest step and not yet ingested.
 	Landing *LandingStatus `json:"landing,omitempty"`
+	// Balance is each dataset's books: published = clean + dead-lettered +
+	// duplicates (+ in flight), and what is in none of them.
+	Balance []DatasetBalance `json:"balance"`
+
+	dlqLastSeq uint64
 }
 
 // LandingStatus counts objects in the landing bucket not yet moved to
@@ -212,9 +217,10 @@ type MartsFunc func(ctx context.Context) ([]MartStatus, error)
 type SnapshotOption func(*snapshotOpts) error
 
 type snapshotOpts struct {
-	marts MartsFunc
-	tree  *Tree
-	now   func() time.Time
+	marts    MartsFunc
+	progress ProgressFunc
+	tree     *Tree
+	now      func() time.Time
 }
 
 // WithMarts reports marts from f instead of the fleet bucket.
@@ -250,7 +256,7 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 		}
 	}
 	now := o.now()
-	st := &Status{Time: now.UTC(), Problems: []string{}, Notes: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}}
+	st := &Status{Time: now.UTC(), Problems: []string{}, Notes: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}, Balance: []DatasetBalance{}}
 
 	missing := 0
 	for _, name := range subjects.StageStreams {
@@ -323,6 +329,11 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 	if st.Marts == nil {
 		st.Marts = []MartStatus{}
 	}
+	in, err := readBalanceInputs(ctx, kv, o, st)
+	if err != nil {
+		return nil, err
+	}
+	addBalance(st, in)
 	judge(st)
 	return st, nil
 }
@@ -356,6 +367,7 @@ func addDeadLetters(ctx context.Context, js jetstream.JetStream, st *Status) err
 		return fmt.Errorf("stream %s: %w", subjects.StreamDLQ, err)
 	}
 	st.DeadLetters = info.State.Msgs
+	st.dlqLastSeq = info.State.LastSeq
 	subs := make([]string, 0, len(info.State.Subjects))
 	for subj := range info.State.Subjects {
 		subs = append(subs, subj)
@@ -611,6 +623,7 @@ func judge(st *Status) {
 			st.Problems = append(st.Problems, fmt.Sprintf("mart %s: %s", m.Name, m.Err))
 		}
 	}
+	balanceProblems(st)
 	st.Healthy = len(st.Problems) == 0
 	var pending uint64
 	for _, s := range st.Steps {

@@ -35,6 +35,8 @@ type Supervisor struct {
 	acked     map[string]rateBase      // last counters by step.worker, for rates
 	announced []byte                   // last supervisor record written, sans time
 	martsJSON []byte
+	progJSON  []byte
+	ledgers   []*ledger
 	started   time.Time
 
 	ready   atomic.Bool
@@ -160,6 +162,18 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
+	for _, name := range ledgerStreams {
+		l := newLedger(s.js, kv, s.log, name)
+		if err := l.load(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("could not load the ledger; counting anew")
+		}
+		s.ledgers = append(s.ledgers, l)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(runCtx)
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -194,6 +208,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		s.ready.Store(false)
 		delCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		for _, l := range s.ledgers {
+			l.save(delCtx, time.Now())
+		}
 		if err := kv.Delete(delCtx, subjects.KeySupervisor(s.cfg.ID)); err != nil {
 			s.log.Debug().Err(err).Msg("remove supervisor record")
 		}
@@ -329,6 +346,10 @@ func (s *Supervisor) fleetLoop(ctx context.Context, beats <-chan *nats.Msg) {
 			// happens only when they changed).
 			mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			s.writeMarts(mctx)
+			s.writeProgress(mctx)
+			for _, l := range s.ledgers {
+				l.save(mctx, now)
+			}
 			cancel()
 		case now := <-announce.C:
 			s.announce(ctx, now, true)

@@ -48,6 +48,19 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 		fmt.Fprintln(tw, "(no steps)")
 	}
 	_ = tw.Flush()
+	if len(st.Balance) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATASET\tPUBLISHED\tCLEAN\tDEAD-LETTERED\tDUPLICATES\tIN FLIGHT\tUNACCOUNTED\tBOOKS")
+		for _, d := range st.Balance {
+			books := d.State
+			if d.Note != "" {
+				books += ": " + shorten(d.Note, 70)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", d.Dataset, d.Published, d.Clean, d.DeadLettered, d.Duplicates, d.InFlight, d.Unaccounted, books)
+		}
+		_ = tw.Flush()
+	}
 	if l := st.Landing; l != nil && (l.Waiting > 0 || l.Error != "") {
 		if l.Error != "" {
 			fmt.Fprintf(&b, "landing bucket %s: not listed: %s\n", subjects.LandingBucket, l.Error)
