@@ -22,8 +22,12 @@ build: ## build bin/jetfleet
 dev: build ## run the whole fleet with demo data on an embedded NATS server
 	./$(BIN) dev --demo --nats-config nats.conf
 
+.PHONY: tools
+tools: ## install what the tests need beyond Go (Debian's nats-server 2.9, the too-old server)
+	scripts/tools.sh
+
 .PHONY: test
-test: ## go vet + every test with the race detector (what CI runs)
+test: tools ## go vet + every test with the race detector (what CI runs)
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
 

@@ -19,7 +19,8 @@
 // # Streams
 //
 // [Ensure] creates the five stage streams (JF_INGEST, JF_VALID, JF_CLEAN,
-// JF_DLQ, JF_ALERTS) or updates their compatible settings. A stream that
+// JF_DLQ, JF_ALERTS) and JF_ADVISORIES (the consumers' advisories, kept
+// for the supervisor) or updates their compatible settings. A stream that
 // exists with a conflicting shape (other subjects, storage or retention) is
 // reported with [ErrStreamConflict] and left alone.
 package subjects

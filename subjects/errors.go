@@ -11,6 +11,10 @@ var (
 	// cannot be reconciled with the wire contract without data loss.
 	ErrStreamConflict = errors.New("existing stream conflicts with jetfleet's definition")
 
+	// ErrServerTooOld reports a nats-server that lacks a feature the wire
+	// contract needs (see [ServerFeatures]); see [ServerTooOldError].
+	ErrServerTooOld = errors.New("nats-server too old for jetfleet")
+
 	// ErrNotJetfleetSubject is returned by [Parse] for a subject outside the
 	// jf.> namespace or of an unknown shape.
 	ErrNotJetfleetSubject = errors.New("not a jetfleet subject")

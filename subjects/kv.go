@@ -16,13 +16,25 @@ const FleetBucket = "jf_fleet"
 
 // Key prefixes of the fleet bucket. Keys are dot-separated tokens.
 const (
-	KeyPrefixWorker     = "hb"     // hb.<step>.<worker>: live workers
-	KeyPrefixGone       = "gone"   // gone.<step>.<worker>: dead or stopped workers, kept a while
-	KeyPrefixSupervisor = "sup"    // sup.<id>: running supervisors
-	KeyPrefixRate       = "rate"   // rate.<consumer>: throughput over the last minute
-	KeyPrefixReplayed   = "replay" // replay.<dlq seq>: dead letters already replayed
-	KeyMarts            = "marts"  // mart summaries as last reported by a supervisor
+	KeyPrefixWorker     = "hb"       // hb.<step>.<worker>: live workers
+	KeyPrefixGone       = "gone"     // gone.<step>.<worker>: dead or stopped workers, kept a while
+	KeyPrefixSupervisor = "sup"      // sup.<id>: running supervisors
+	KeyPrefixRate       = "rate"     // rate.<consumer>: throughput over the last minute
+	KeyPrefixReplayed   = "replay"   // replay.<dlq seq>: dead letters already replayed
+	KeyMarts            = "marts"    // mart summaries as last reported by a supervisor
+	KeyProgress         = "progress" // aggregator progress (committed records, duplicates) per dataset
+	KeyPrefixLedger     = "ledger"   // ledger.<stream>: records counted in JF_INGEST or JF_DLQ
+	KeyPrefixLost       = "lost"     // lost.<stream>.<seq>: a message given up on that could not be dead-lettered
 )
+
+// KeyLedger is the key of a stream's record count (the supervisor's ledger).
+func KeyLedger(stream string) string { return join(KeyPrefixLedger, stream) }
+
+// KeyLost marks the message at seq of stream as in no stream, mart or
+// dead letter: JetStream gave up on it and it could not be dead-lettered.
+func KeyLost(stream string, seq uint64) string {
+	return join(KeyPrefixLost, stream, strconv.FormatUint(seq, 10))
+}
 
 // KeyWorker is the key of a live worker's last heartbeat.
 func KeyWorker(step, worker string) string { return join(KeyPrefixWorker, step, worker) }
@@ -65,7 +77,11 @@ func FleetKV(o StreamOptions) jetstream.KeyValueConfig {
 // o.Replicas unset (0) an existing bucket keeps its replica count: a
 // process started without a replica flag must not shrink a cluster's
 // replicated bucket to one copy.
+// A server too old for the contract is refused first ([CheckServer]).
 func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, o StreamOptions) (jetstream.KeyValue, error) {
+	if err := CheckServer(js.Conn()); err != nil {
+		return nil, err
+	}
 	if o.Replicas == 0 {
 		if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
 			if st, err := kv.Status(ctx); err == nil {

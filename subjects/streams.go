@@ -73,7 +73,8 @@ func (o StreamOptions) PartitionCount() int {
 	return min(o.Partitions, MaxPartitions)
 }
 
-// Streams returns the five stream configurations of the wire contract.
+// Streams returns the stream configurations of the wire contract: the
+// five stages and [StreamAdvisories].
 func Streams(o StreamOptions) []jetstream.StreamConfig {
 	o.setDefaults()
 	mk := func(name, desc string, kind Kind, maxAge time.Duration) jetstream.StreamConfig {
@@ -98,6 +99,7 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 		clean,
 		mk(StreamDLQ, "jetfleet: dead letters with their reasons", KindDLQ, o.DLQMaxAge),
 		mk(StreamAlerts, "jetfleet: alerts", KindAlert, o.MaxAge),
+		advisoriesStream(o),
 	}
 }
 
@@ -123,7 +125,12 @@ func StreamFor(k Kind) string {
 // replaces a stream whose subjects, storage, retention or replicas differ:
 // those are reported with ErrStreamConflict, since changing them would move
 // or drop data. Ensure is idempotent and safe to run from every process.
+// It first refuses a server too old for the contract ([CheckServer]), so
+// nothing half-made is left on it.
 func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if err := CheckServer(js.Conn()); err != nil {
+		return err
+	}
 	anyReplicas := o.Replicas == 0
 	anyPartitions := o.Partitions == 0 // join a partitioned JF_CLEAN whatever its count
 	var errs []error

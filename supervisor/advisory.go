@@ -27,38 +27,52 @@ type advisory struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
-func (s *Supervisor) advisoryLoop(ctx context.Context, in <-chan *nats.Msg) {
+// consumeAdvisories handles the advisories JF_ADVISORIES captured, those
+// published while no supervisor ran included: an advisory is acked once
+// its message is dead-lettered (or needs no dead letter), and delivered
+// again with a growing delay while that fails.
+func (s *Supervisor) consumeAdvisories(ctx context.Context, cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
 	maxPrefix := strings.TrimSuffix(subjects.AdvisoryMaxDeliveries, ">")
-	for {
-		select {
-		case <-ctx.Done():
+	return cons.Consume(func(m jetstream.Msg) {
+		var a advisory
+		if err := json.Unmarshal(m.Data(), &a); err != nil {
+			s.log.Warn().Err(err).Str("subject", m.Subject()).Msg("undecodable advisory; dropped")
+			_ = m.Term()
 			return
-		case m := <-in:
-			var a advisory
-			if err := json.Unmarshal(m.Data, &a); err != nil {
-				s.log.Debug().Err(err).Str("subject", m.Subject).Msg("undecodable advisory")
-				continue
-			}
-			s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject, maxPrefix))
 		}
-	}
+		retry := false
+		delay := time.Second
+		if meta, merr := m.Metadata(); merr == nil {
+			retry = meta.NumDelivered > 1
+			delay = min(time.Second<<min(meta.NumDelivered, 6), time.Minute)
+		}
+		if err := s.onAdvisory(ctx, a, strings.HasPrefix(m.Subject(), maxPrefix), retry); err != nil {
+			_ = m.NakWithDelay(delay)
+			return
+		}
+		_ = m.Ack()
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.log.Debug().Err(err).Msg("advisories")
+	}))
 }
 
 // onAdvisory copies a message JetStream gave up on to the dead-letter
-// stream, unless its worker dead-lettered it already.
-func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries bool) {
+// stream, unless its worker dead-lettered it already. An error means it
+// should be tried again; meanwhile the message is marked lost (in no
+// stream, mart or dead letter) for status, until a retry succeeds.
+func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries, retry bool) error {
 	if !slices.Contains(subjects.StageStreams, a.Stream) {
-		return
+		return nil
 	}
 	step, dataset, ok := subjects.ParseConsumerName(a.Consumer)
 	if !ok {
-		return
+		return nil
 	}
 	cause := "terminated"
 	if maxDeliveries {
 		cause = "max_deliveries"
 	} else if strings.HasPrefix(a.Reason, subjects.TermReasonDeadLettered) {
-		return // the worker wrote the dead letter before terminating
+		return nil // the worker wrote the dead letter before terminating
 	}
 	log := s.log.With().Str("stream", a.Stream).Uint64("seq", a.StreamSeq).Str("consumer", a.Consumer).Str("cause", cause).Logger()
 	s.mu.Lock()
@@ -83,12 +97,35 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries b
 	seq, trace, err := s.copyDeadLetter(wctx, a, step, dataset, note.worker, reason)
 	if err != nil {
 		s.metrics.deadLetterErrors.Inc()
-		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on")
-		return
+		lost := LostMessage{Stream: a.Stream, Seq: a.StreamSeq, Step: step, Dataset: dataset, Consumer: a.Consumer, At: time.Now().UTC()}
+		what := "terminated"
+		if maxDeliveries {
+			what = fmt.Sprintf("ran out of deliveries (%d)", a.Deliveries)
+		}
+		lost.Reason = fmt.Sprintf("%s and could not be dead-lettered: %v", what, err)
+		if orig, gerr := s.getMsg(wctx, a.Stream, a.StreamSeq); gerr == nil {
+			lost.Subject = orig.Subject
+			lost.Records = 1
+			if n, perr := strconv.ParseInt(orig.Header.Get(subjects.HeaderRecords), 10, 64); perr == nil && n > 0 {
+				lost.Records = n
+			}
+		}
+		s.markLost(wctx, lost)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Expired or deleted: no retry brings it back.
+			log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on; it is gone")
+			return nil
+		}
+		log.Error().Err(err).Msg("could not dead-letter a message JetStream gave up on; retrying")
+		return err
+	}
+	if retry {
+		s.unmarkLost(wctx, a.Stream, a.StreamSeq)
 	}
 	s.metrics.deadLettered.WithLabelValues(step, dataset, cause).Inc()
 	log.Warn().Uint64("dlq_seq", seq).Str("trace_id", trace).Str("reason", reason).Msg("dead-lettered")
 	s.publishEvent(Event{Kind: EventDeadLetter, Step: step, Dataset: dataset, Stream: a.Stream, Seq: a.StreamSeq, Reason: reason})
+	return nil
 }
 
 // copyDeadLetter fetches the original message by stream sequence and
@@ -135,4 +172,12 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 		return 0, "", fmt.Errorf("publish dead letter: %w", err)
 	}
 	return ack.Sequence, workers.TraceID(m.Header.Get(subjects.HeaderTraceParent)), nil
+}
+
+func (s *Supervisor) getMsg(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return st.GetMsg(ctx, seq)
 }

@@ -41,12 +41,19 @@ type Config struct {
 	// AnnounceInterval is how often the supervisor writes its own record
 	// (and throughput, tree and marts). Default 5s.
 	AnnounceInterval time.Duration
+	// RateWindow is the span of the throughput in status (ACKED/MIN,
+	// per_minute). Default 1 minute; tests shorten it.
+	RateWindow time.Duration
 	// Tree, if set, is the in-process supervision tree whose children's
 	// states (a failed child) the supervisor publishes.
 	Tree *Tree
 	// MartsFunc, if set, reports the marts; the supervisor publishes
 	// them to the fleet bucket so `jetfleet status` sees them anywhere.
 	MartsFunc MartsFunc
+	// ProgressFunc, if set, reports what the aggregators committed (clean
+	// records and duplicates per dataset, [DirProgress]); the supervisor
+	// publishes it to the fleet bucket for the books in status.
+	ProgressFunc ProgressFunc
 }
 
 func (c *Config) setDefaults() {
@@ -72,6 +79,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AnnounceInterval <= 0 {
 		c.AnnounceInterval = 5 * time.Second
+	}
+	if c.RateWindow <= 0 {
+		c.RateWindow = time.Minute
 	}
 }
 

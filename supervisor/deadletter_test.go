@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -191,4 +192,92 @@ func TestReplay(t *testing.T) {
 	require.Equal(t, uint64(0), b.snapshot(t).DeadLetters)
 	_, err = supervisor.GetDeadLetter(t.Context(), b.js, dls[0].Seq)
 	require.ErrorIs(t, err, supervisor.ErrNotFound, strconv.Itoa(int(dls[0].Seq)))
+}
+
+// Advisories published while no supervisor ran are not lost: JF_ADVISORIES
+// keeps them, and a supervisor that starts later dead-letters the message
+// with its context (deliveries, consumer, the step's last error as the
+// fleet bucket recorded it before the outage).
+func TestAdvisoriesMissedWhileDownAreBackfilled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	newSup := func() *supervisor.Supervisor {
+		s, err := supervisor.New(supervisor.Config{
+			Conn: b.nc, Logger: b.log, ID: "sup-test", SweepInterval: 25 * time.Millisecond,
+			AnnounceInterval: 200 * time.Millisecond, DeadAfter: 30 * time.Second,
+		})
+		require.NoError(t, err)
+		require.NoError(t, s.Start(t.Context()))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.NoError(t, s.Stop(ctx))
+		})
+		return s
+	}
+	ev := b.subscribeEvents(t)
+	first := newSup()
+	beat := `{"worker":"w-crashy","step":"validate","dataset":"orders","consumer":"validate_orders","host":"h","interval_ms":100,"state":"running","last_error":"segfault in parser"}`
+	require.NoError(t, b.nc.Publish(subjects.Heartbeat("validate", "w-crashy"), []byte(beat)))
+	ev.next(t, 2*time.Second, func(e supervisor.Event) bool { return e.Worker == "w-crashy" })
+	require.NoError(t, first.Stop(t.Context()))
+
+	// While no supervisor runs, a poison message runs out of deliveries.
+	ccfg, err := subjects.Consumer(subjects.StepValidate, dataset, subjects.ConsumerOptions{MaxDeliver: 2, AckWait: 5 * time.Second})
+	require.NoError(t, err)
+	cons, err := b.js.CreateOrUpdateConsumer(t.Context(), subjects.StreamIngest, ccfg)
+	require.NoError(t, err)
+	seq := b.publish(t, subjects.Ingest(dataset), `{"id":"p"}`)[0]
+	for range 2 {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(timeout(2*time.Second)))
+		require.NoError(t, err)
+		msg := <-batch.Messages()
+		require.NotNil(t, msg)
+		require.NoError(t, msg.Nak())
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(300*time.Millisecond)) // the server notices the exceeded count
+	require.NoError(t, err)
+	for range batch.Messages() {
+		t.Fatal("delivered beyond MaxDeliver")
+	}
+	checkFor(t, 3*time.Second, func() error {
+		if n := b.streamMsgs(t, subjects.StreamAdvisories, ">"); n != 1 {
+			return fmt.Errorf("%d advisories kept, want 1", n)
+		}
+		return nil
+	})
+	require.Equal(t, uint64(0), b.snapshot(t).DeadLetters, "no supervisor, no dead letter yet")
+
+	newSup()
+	var dls []supervisor.DeadLetter
+	checkFor(t, 5*time.Second, func() error {
+		dls, err = supervisor.ListDeadLetters(t.Context(), b.js, supervisor.DLQFilter{Step: "validate", Dataset: dataset})
+		require.NoError(t, err)
+		if len(dls) == 0 {
+			return errors.New("no dead letter yet")
+		}
+		return nil
+	})
+	require.Len(t, dls, 1)
+	d := dls[0]
+	require.Equal(t, seq, d.OrigSeq)
+	require.Equal(t, subjects.StreamIngest, d.OrigStream)
+	require.Equal(t, "validate_orders", d.Consumer)
+	require.Equal(t, 2, d.Deliveries)
+	require.Equal(t, "w-crashy", d.Worker)
+	require.Contains(t, d.Reason, "max deliveries (2)")
+	require.Contains(t, d.Reason, "segfault in parser")
+	require.Equal(t, `{"id":"p"}`, string(d.Data))
+
+	// Handled once: the advisory is acked, a third supervisor finds nothing to do.
+	checkFor(t, 3*time.Second, func() error {
+		c, err := b.js.Consumer(t.Context(), subjects.StreamAdvisories, subjects.ConsumerAdvisories)
+		require.NoError(t, err)
+		ci, err := c.Info(t.Context())
+		require.NoError(t, err)
+		if ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Errorf("advisories pending %d, in flight %d", ci.NumPending, ci.NumAckPending)
+		}
+		return nil
+	})
 }

@@ -16,10 +16,12 @@
 // A [Supervisor] folds every heartbeat (jf.hb.<step>.<worker>) into the
 // fleet KV bucket with a per-key TTL, judges liveness (alive, stale after
 // 3 missed beats, dead past the TTL, stopped after a goodbye), logs each
-// transition and publishes it on jf.sup.events. It listens to the
-// JetStream max-deliveries and terminated advisories and copies a message
-// its worker did not dead-letter itself to jf.dlq.<step>.<dataset>, with
-// the last error the step reported.
+// transition and publishes it on jf.sup.events. It reads the JetStream
+// max-deliveries and terminated advisories (kept in JF_ADVISORIES, so none
+// is lost while it is down) and copies a message its worker did not
+// dead-letter itself to jf.dlq.<step>.<dataset>, with the last error the
+// step reported. It keeps a ledger of the records in JF_INGEST and JF_DLQ
+// (headers only, once per message) for the books in status.
 //
 //	sup, err := supervisor.New(supervisor.Config{Conn: nc, Logger: log, Tree: tree})
 //	err = sup.Start(ctx) // non-blocking; sup.Stop(ctx) drains
@@ -28,8 +30,10 @@
 //
 // [Snapshot] reads JetStream directly (consumer infos, dead-letter
 // counts, the fleet bucket), so `jetfleet status` works with no
-// supervisor running and says so. [WaitIdle] blocks until the pipeline
-// is drained. [NewHandler] serves /metrics, /healthz, /readyz and
+// supervisor running and says so; its Balance keeps each dataset's books
+// (published = clean + dead-lettered + duplicates + in flight, in
+// records). [WaitIdle] blocks until the pipeline is drained and nothing
+// is unaccounted for. [NewHandler] serves /metrics, /healthz, /readyz and
 // /status. [ListDeadLetters], [Replay] and [PurgeDeadLetters] back
 // `jetfleet dlq`.
 package supervisor

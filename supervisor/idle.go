@@ -14,17 +14,35 @@ import (
 )
 
 // Busy says why the fleet is not idle, "" if it is: an object in the
-// landing bucket not yet ingested, a consumer with
-// messages pending or in flight (checked in pipeline order: ingest-stage
-// consumers first, then valid, then clean), or a mart that has not
-// flushed what its aggregate consumer delivered.
+// landing bucket not yet ingested, a consumer with messages pending or in
+// flight (checked in pipeline order: ingest-stage consumers first, then
+// valid, then clean), a mart that has not flushed what its aggregate
+// consumer delivered, or, once all that is done, records in none of
+// clean, dead-lettered and duplicates, or a message that could not be
+// dead-lettered (see [DatasetBalance]).
 func (s *Status) Busy() string {
+	if b := s.busy(""); b != "" {
+		return b
+	}
+	hasConsumer := slices.ContainsFunc(s.Steps, func(st StepStatus) bool { return st.Stream != "" })
+	if !hasConsumer {
+		for _, st := range s.Streams {
+			if st.Messages > 0 {
+				return fmt.Sprintf("%s holds %d message(s) and no consumer reads it yet", st.Name, st.Messages)
+			}
+		}
+	}
+	return s.unbalanced()
+}
+
+// busy is what work is under way for dataset ("": any dataset).
+func (s *Status) busy(dataset string) string {
 	if l := s.Landing; l != nil && l.Waiting > 0 {
 		return fmt.Sprintf("landing: %d object(s) waiting to be ingested (%s)", l.Waiting, strings.Join(l.Names, ", "))
 	}
 	for _, stream := range subjects.StageStreams {
 		for _, st := range s.Steps {
-			if st.Stream != stream {
+			if st.Stream != stream || (dataset != "" && st.Dataset != dataset) {
 				continue
 			}
 			name := st.Step + "/" + st.Dataset
@@ -38,18 +56,10 @@ func (s *Status) Busy() string {
 			}
 		}
 	}
-	hasConsumer := slices.ContainsFunc(s.Steps, func(st StepStatus) bool { return st.Stream != "" })
-	if !hasConsumer {
-		for _, st := range s.Streams {
-			if st.Messages > 0 {
-				return fmt.Sprintf("%s holds %d message(s) and no consumer reads it yet", st.Name, st.Messages)
-			}
-		}
-	}
 	// An aggregator that consumed something must have reported outputs for
 	// it (marts, or the lake of its dataset), else they are not written yet.
 	for _, st := range s.Steps {
-		if st.Step != subjects.StepAggregate.Name || st.DeliveredSeq == 0 {
+		if st.Step != subjects.StepAggregate.Name || st.DeliveredSeq == 0 || (dataset != "" && st.Dataset != dataset) {
 			continue
 		}
 		if !slices.ContainsFunc(s.Marts, func(m MartStatus) bool { return m.Dataset == st.Dataset }) {
@@ -57,6 +67,9 @@ func (s *Status) Busy() string {
 		}
 	}
 	for _, m := range s.Marts {
+		if dataset != "" && m.Dataset != dataset {
+			continue
+		}
 		if m.Unflushed > 0 {
 			return fmt.Sprintf("mart %s: %d record(s) not flushed", m.Name, m.Unflushed)
 		}

@@ -60,7 +60,7 @@ func (s *Supervisor) onBeat(ctx context.Context, data []byte, now time.Time) {
 	if b.LastErr != "" && (s.lastErr[consumer].err != b.LastErr || s.lastErr[consumer].worker != b.Worker) {
 		s.lastErr[consumer] = errNote{err: b.LastErr, worker: b.Worker, at: now}
 	}
-	s.trackRate(key, consumer, b.Counters.Acked, now)
+	s.trackRate(key, consumer, b, now)
 	if b.State == subjects.StateStopped {
 		delete(s.workers, key)
 		delete(s.acked, key)
@@ -144,79 +144,4 @@ func (s *Supervisor) transition(w WorkerStatus, from, to string) {
 	ev.Str("worker", w.ID).Str("step", w.Step).Str("dataset", w.Dataset).Str("host", w.Host).
 		Str("from", fromLog).Str("to", to).Time("last_beat", w.LastBeat).Msg("worker " + to)
 	s.publishEvent(Event{Kind: EventWorker, Step: w.Step, Dataset: w.Dataset, Worker: w.ID, From: from, To: to})
-}
-
-// rateTracker measures a consumer's acks over the last minute from the
-// cumulative counters of its workers' heartbeats.
-type rateTracker struct {
-	total   int64
-	samples []rateSample
-}
-
-type rateSample struct {
-	at    time.Time
-	total int64
-}
-
-// trackRate adds a worker's acked delta to its consumer. Caller holds mu.
-func (s *Supervisor) trackRate(key, consumer string, acked int64, now time.Time) {
-	last, seen := s.acked[key]
-	s.acked[key] = acked
-	delta := acked - last
-	if !seen || delta < 0 {
-		delta = 0 // first beat of this worker, or a restarted counter
-		if !seen {
-			delta = acked
-			if r := s.rates[consumer]; r == nil {
-				delta = 0 // the supervisor just met this consumer: no baseline
-			}
-		}
-	}
-	r := s.rates[consumer]
-	if r == nil {
-		r = &rateTracker{}
-		s.rates[consumer] = r
-	}
-	r.total += delta
-	r.samples = append(r.samples, rateSample{now, r.total})
-	cut := 0
-	for cut < len(r.samples)-1 && now.Sub(r.samples[cut+1].at) >= time.Minute {
-		cut++
-	}
-	r.samples = r.samples[cut:]
-}
-
-// perMinute is acks over the last minute (extrapolated while the
-// supervisor has watched for less). Caller holds mu.
-func (r *rateTracker) perMinute(now time.Time) float64 {
-	if len(r.samples) == 0 {
-		return 0
-	}
-	cutoff := now.Add(-time.Minute)
-	base := r.samples[0]
-	for _, x := range r.samples {
-		if !x.at.After(cutoff) {
-			base = x
-		}
-	}
-	delta := float64(r.total - base.total)
-	span := now.Sub(base.at)
-	if span >= time.Minute {
-		return delta
-	}
-	return delta * float64(time.Minute) / float64(max(span, 5*time.Second))
-}
-
-func (s *Supervisor) writeRates(ctx context.Context, now time.Time) {
-	s.mu.Lock()
-	recs := make(map[string]rateRecord, len(s.rates))
-	for c, r := range s.rates {
-		recs[c] = rateRecord{PerMinute: r.perMinute(now), At: now.UTC()}
-	}
-	s.mu.Unlock()
-	for c, r := range recs {
-		if err := putTTL(ctx, s.js, subjects.KeyRate(c), r, 2*time.Minute); err != nil {
-			s.log.Debug().Err(err).Msg("write rate")
-		}
-	}
 }

@@ -110,7 +110,7 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRedel, float64(s.Redelivered), s.Step, s.Dataset)
 		gauge(descDLQ, float64(s.DLQ), s.Step, s.Dataset)
 		if s.PerMinute >= 0 {
-			gauge(descRate, s.PerMinute, s.Step, s.Dataset)
+			gauge(descRate, float64(s.PerMinute), s.Step, s.Dataset)
 		}
 		byLive := map[string]int{LivenessAlive: 0, LivenessStale: 0, LivenessDead: 0}
 		for _, w := range s.Workers {

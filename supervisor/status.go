@@ -38,6 +38,11 @@ type Status struct {
 	// Landing is the jf-landing object store, when it exists: files
 	// uploaded for the ingest step and not yet ingested.
 	Landing *LandingStatus `json:"landing,omitempty"`
+	// Balance is each dataset's books: published = clean + dead-lettered +
+	// duplicates (+ in flight), and what is in none of them.
+	Balance []DatasetBalance `json:"balance"`
+
+	dlqLastSeq uint64
 }
 
 // LandingStatus counts objects in the landing bucket not yet moved to
@@ -131,10 +136,13 @@ type StepStatus struct {
 	MaxDeliver   int    `json:"max_deliver"`
 	// Processed sums the acked counters of the step's live workers.
 	Processed int64 `json:"processed"`
-	// PerMinute is messages acked over the last minute, as measured by
-	// the supervisor; -1 when no supervisor measures it.
-	PerMinute float64 `json:"per_minute"`
-	Paused    bool    `json:"paused"`
+	// PerMinute is messages the step acked (or terminated) over the last
+	// minute, from its workers' counters as the supervisor measured them;
+	// -1 when no supervisor measures it. A bulk message counts once;
+	// RecordsPerMinute counts its records (handled or dead-lettered).
+	PerMinute        int64 `json:"per_minute"`
+	RecordsPerMinute int64 `json:"records_per_minute"`
+	Paused           bool  `json:"paused"`
 	// Partitions is the number of partition consumers (one per key
 	// partition of the clean stage) summed up in this row; Consumer then
 	// names them with a wildcard, aggregate_<dataset>_p*.
@@ -209,9 +217,10 @@ type MartsFunc func(ctx context.Context) ([]MartStatus, error)
 type SnapshotOption func(*snapshotOpts) error
 
 type snapshotOpts struct {
-	marts MartsFunc
-	tree  *Tree
-	now   func() time.Time
+	marts    MartsFunc
+	progress ProgressFunc
+	tree     *Tree
+	now      func() time.Time
 }
 
 // WithMarts reports marts from f instead of the fleet bucket.
@@ -247,7 +256,7 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 		}
 	}
 	now := o.now()
-	st := &Status{Time: now.UTC(), Problems: []string{}, Notes: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}}
+	st := &Status{Time: now.UTC(), Problems: []string{}, Notes: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}, Balance: []DatasetBalance{}}
 
 	missing := 0
 	for _, name := range subjects.StageStreams {
@@ -278,7 +287,7 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 				Step: step, Dataset: dataset, Consumer: ci.Name, Stream: name, Partitions: partitions, consumers: []string{ci.Name},
 				Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered,
 				DeliveredSeq: ci.Delivered.Stream, AckFloorSeq: ci.AckFloor.Stream, MaxDeliver: ci.Config.MaxDeliver,
-				PerMinute: -1, Workers: []WorkerStatus{},
+				PerMinute: -1, RecordsPerMinute: -1, Workers: []WorkerStatus{},
 			})
 		}
 		if err := lister.Err(); err != nil {
@@ -320,6 +329,11 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 	if st.Marts == nil {
 		st.Marts = []MartStatus{}
 	}
+	in, err := readBalanceInputs(ctx, kv, o, st)
+	if err != nil {
+		return nil, err
+	}
+	addBalance(st, in)
 	judge(st)
 	return st, nil
 }
@@ -353,6 +367,7 @@ func addDeadLetters(ctx context.Context, js jetstream.JetStream, st *Status) err
 		return fmt.Errorf("stream %s: %w", subjects.StreamDLQ, err)
 	}
 	st.DeadLetters = info.State.Msgs
+	st.dlqLastSeq = info.State.LastSeq
 	subs := make([]string, 0, len(info.State.Subjects))
 	for subj := range info.State.Subjects {
 		subs = append(subs, subj)
@@ -370,7 +385,7 @@ func addDeadLetters(ctx context.Context, js jetstream.JetStream, st *Status) err
 		}
 		st.Steps = append(st.Steps, StepStatus{
 			Step: p.Step, Dataset: p.Dataset, Consumer: subjects.ConsumerName(p.Step, p.Dataset),
-			State: "no_consumer", DLQ: n, PerMinute: -1, Workers: []WorkerStatus{},
+			State: "no_consumer", DLQ: n, PerMinute: -1, RecordsPerMinute: -1, Workers: []WorkerStatus{},
 		})
 	}
 	return nil
@@ -425,7 +440,7 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 				}
 				st.Steps = append(st.Steps, StepStatus{
 					Step: w.Step, Dataset: w.Dataset, Consumer: subjects.ConsumerName(w.Step, w.Dataset),
-					State: "no_consumer", PerMinute: -1, Workers: []WorkerStatus{},
+					State: "no_consumer", PerMinute: -1, RecordsPerMinute: -1, Workers: []WorkerStatus{},
 				})
 				i = len(st.Steps) - 1
 			}
@@ -455,6 +470,7 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 		for i := range st.Steps {
 			if slices.Contains(st.Steps[i].consumers, t[0]) {
 				st.Steps[i].PerMinute = max(st.Steps[i].PerMinute, 0) + r.PerMinute
+				st.Steps[i].RecordsPerMinute = max(st.Steps[i].RecordsPerMinute, 0) + r.RecordsPerMinute
 			}
 		}
 	}
@@ -464,12 +480,6 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 		})
 	}
 	return nil
-}
-
-// rateRecord is a consumer's throughput as the supervisor measured it.
-type rateRecord struct {
-	PerMinute float64   `json:"per_minute"`
-	At        time.Time `json:"at"`
 }
 
 func livenessRank(l string) int {
@@ -613,6 +623,7 @@ func judge(st *Status) {
 			st.Problems = append(st.Problems, fmt.Sprintf("mart %s: %s", m.Name, m.Err))
 		}
 	}
+	balanceProblems(st)
 	st.Healthy = len(st.Problems) == 0
 	var pending uint64
 	for _, s := range st.Steps {

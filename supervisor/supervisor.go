@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -31,9 +32,11 @@ type Supervisor struct {
 	workers   map[string]*WorkerStatus // by step.worker
 	lastErr   map[string]errNote       // by consumer
 	rates     map[string]*rateTracker  // by consumer
-	acked     map[string]int64         // last acked counter by step.worker
+	acked     map[string]rateBase      // last counters by step.worker, for rates
 	announced []byte                   // last supervisor record written, sans time
 	martsJSON []byte
+	progJSON  []byte
+	ledgers   []*ledger
 	started   time.Time
 
 	ready   atomic.Bool
@@ -68,7 +71,7 @@ func New(cfg Config) (*Supervisor, error) {
 		workers: map[string]*WorkerStatus{},
 		lastErr: map[string]errNote{},
 		rates:   map[string]*rateTracker{},
-		acked:   map[string]int64{},
+		acked:   map[string]rateBase{},
 		stopped: make(chan struct{}),
 	}, nil
 }
@@ -125,13 +128,16 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		s.log.Warn().Err(err).Msg("could not load known workers; starting empty")
 	}
 
+	advCons, err := s.bindAdvisories(ctx)
+	if err != nil {
+		cancel(err)
+		close(s.stopped)
+		return err
+	}
 	beats := make(chan *nats.Msg, 4096)
-	advisories := make(chan *nats.Msg, 1024)
 	var subs []*nats.Subscription
 	for subj, ch := range map[string]chan *nats.Msg{
-		subjects.AllHeartbeats:         beats,
-		subjects.AdvisoryMaxDeliveries: advisories,
-		subjects.AdvisoryTerminated:    advisories,
+		subjects.AllHeartbeats: beats,
 	} {
 		sub, err := s.cfg.Conn.ChanSubscribe(subj, ch)
 		if err != nil {
@@ -156,15 +162,33 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	for _, name := range ledgerStreams {
+		l := newLedger(s.js, kv, s.log, name)
+		if err := l.load(ctx); err != nil {
+			s.log.Warn().Err(err).Msg("could not load the ledger; counting anew")
+		}
+		s.ledgers = append(s.ledgers, l)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(runCtx)
+		}()
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.fleetLoop(runCtx, beats)
 	}()
-	go func() {
-		defer wg.Done()
-		s.advisoryLoop(runCtx, advisories)
-	}()
+	advisories, err := s.consumeAdvisories(runCtx, advCons)
+	if err != nil {
+		for _, x := range subs {
+			_ = x.Unsubscribe()
+		}
+		cancel(err)
+		wg.Wait()
+		close(s.stopped)
+		return fmt.Errorf("consume %s: %w", subjects.StreamAdvisories, err)
+	}
 	svc, err := s.serveMicro()
 	if err != nil {
 		s.log.Warn().Err(err).Msg("not discoverable as a NATS micro service")
@@ -178,10 +202,15 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		for _, x := range subs {
 			_ = x.Unsubscribe()
 		}
+		advisories.Drain()
+		<-advisories.Closed()
 		wg.Wait()
 		s.ready.Store(false)
 		delCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		for _, l := range s.ledgers {
+			l.save(delCtx, time.Now())
+		}
 		if err := kv.Delete(delCtx, subjects.KeySupervisor(s.cfg.ID)); err != nil {
 			s.log.Debug().Err(err).Msg("remove supervisor record")
 		}
@@ -223,6 +252,9 @@ func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
 		if err == nil {
 			return kv, nil
 		}
+		if errors.Is(err, subjects.ErrServerTooOld) {
+			return nil, err // retrying cannot help
+		}
 		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream")
 		select {
 		case <-ctx.Done():
@@ -233,22 +265,63 @@ func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 }
 
+// bindAdvisories ensures JF_ADVISORIES and the supervisors' consumer on
+// it, retrying while JetStream is unreachable like bind.
+func (s *Supervisor) bindAdvisories(ctx context.Context) (jetstream.Consumer, error) {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cons, err := subjects.EnsureAdvisories(actx, s.js, s.cfg.Streams)
+		cancel()
+		if err == nil {
+			return cons, nil
+		}
+		if errors.Is(err, subjects.ErrServerTooOld) || errors.Is(err, subjects.ErrStreamConflict) {
+			return nil, err
+		}
+		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream (advisories)")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
 // loadWorkers picks up the workers the bucket knows, so a restarted
-// supervisor goes on judging them.
+// supervisor goes on judging them, and their last errors (of dead and
+// stopped workers too), so that a dead letter for an advisory published
+// while it was down still says what the step reported.
 func (s *Supervisor) loadWorkers(ctx context.Context) error {
 	recs, err := readAll(ctx, s.kv, subjects.KeyPrefixWorker)
 	if err != nil {
 		return err
 	}
+	gone, err := readAll(ctx, s.kv, subjects.KeyPrefixGone)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	note := func(w WorkerStatus) {
+		if w.LastErr != "" && w.Consumer != "" && w.LastBeat.After(s.lastErr[w.Consumer].at) {
+			s.lastErr[w.Consumer] = errNote{err: w.LastErr, worker: w.ID, at: w.LastBeat}
+		}
+	}
+	for _, v := range gone {
+		var w WorkerStatus
+		if json.Unmarshal(v, &w) == nil {
+			note(w)
+		}
+	}
 	for _, v := range recs {
 		var w WorkerStatus
 		if json.Unmarshal(v, &w) != nil || w.ID == "" {
 			continue
 		}
 		s.workers[w.Step+"."+w.ID] = &w
-		s.acked[w.Step+"."+w.ID] = w.Counters.Acked
+		note(w)
 	}
 	return nil
 }
@@ -273,6 +346,10 @@ func (s *Supervisor) fleetLoop(ctx context.Context, beats <-chan *nats.Msg) {
 			// happens only when they changed).
 			mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			s.writeMarts(mctx)
+			s.writeProgress(mctx)
+			for _, l := range s.ledgers {
+				l.save(mctx, now)
+			}
 			cancel()
 		case now := <-announce.C:
 			s.announce(ctx, now, true)

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,21 +33,34 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 	fmt.Fprintf(&b, "%s\n\n", st.Headline)
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tDATASET\tSTATE\tWORKERS\tPENDING\tIN FLIGHT\tREDELIVERED\tDLQ\tACKED/MIN")
+	fmt.Fprintln(tw, "STEP\tDATASET\tSTATE\tWORKERS\tPENDING\tIN FLIGHT\tREDELIVERED\tDLQ\tACKED/MIN\tRECORDS/MIN")
 	var workers []WorkerStatus
 	for _, s := range st.Steps {
-		rate := "-"
+		rate, records := "-", "-"
 		if s.PerMinute >= 0 {
-			rate = fmt.Sprintf("%.0f", s.PerMinute)
+			rate, records = strconv.FormatInt(s.PerMinute, 10), strconv.FormatInt(s.RecordsPerMinute, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Step, s.Dataset, s.State, workerSummary(s.Workers),
-			s.Pending, s.AckPending, s.Redelivered, s.DLQ, rate)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Step, s.Dataset, s.State, workerSummary(s.Workers),
+			s.Pending, s.AckPending, s.Redelivered, s.DLQ, rate, records)
 		workers = append(workers, s.Workers...)
 	}
 	if len(st.Steps) == 0 {
 		fmt.Fprintln(tw, "(no steps)")
 	}
 	_ = tw.Flush()
+	if len(st.Balance) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATASET\tPUBLISHED\tCLEAN\tDEAD-LETTERED\tDUPLICATES\tIN FLIGHT\tUNACCOUNTED\tBOOKS")
+		for _, d := range st.Balance {
+			books := d.State
+			if d.Note != "" {
+				books += ": " + shorten(d.Note, 70)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", d.Dataset, d.Published, d.Clean, d.DeadLettered, d.Duplicates, d.InFlight, d.Unaccounted, books)
+		}
+		_ = tw.Flush()
+	}
 	if l := st.Landing; l != nil && (l.Waiting > 0 || l.Error != "") {
 		if l.Error != "" {
 			fmt.Fprintf(&b, "landing bucket %s: not listed: %s\n", subjects.LandingBucket, l.Error)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/jetfleet/jetfleet/subjects"
 )
 
 // ErrEscalated marks a child that crashed more often than its restart
@@ -155,6 +157,14 @@ func (t *Tree) supervise(ctx context.Context, c *child) error {
 		t.mu.Lock()
 		c.state.Restarts++
 		t.mu.Unlock()
+		if errors.Is(err, subjects.ErrServerTooOld) {
+			// No restart changes the server's version: give up at once,
+			// with the one message that says what to do.
+			err = fmt.Errorf("%s: %w", c.name, err)
+			t.set(c, "failed", err)
+			log.Error().Err(err).Msg("giving up on child")
+			return err
+		}
 		if len(crashes) > t.cfg.MaxRestarts {
 			err = fmt.Errorf("%s: %w (%d failures within %s), last: %w", c.name, ErrEscalated, len(crashes), t.cfg.Window, err)
 			t.set(c, "failed", err)

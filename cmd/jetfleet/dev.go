@@ -130,7 +130,7 @@ func runDev(c *cli.Context) error {
 	defer stopControl()
 
 	marts := supervisor.DirMarts(dataDir)
-	sup, err := supervisor.New(supervisor.Config{Conn: nc, Logger: log, Version: version, Tree: tree, MartsFunc: marts})
+	sup, err := supervisor.New(supervisor.Config{Conn: nc, Logger: log, Version: version, Tree: tree, MartsFunc: marts, ProgressFunc: supervisor.DirProgress(dataDir)})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

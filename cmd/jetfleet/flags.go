@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
 
@@ -144,6 +145,10 @@ func connectOnce(ctx context.Context, c *cli.Context, name string, log zerolog.L
 	for attempt := 1; attempt <= 3; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
+			if err := subjects.CheckServer(nc); err != nil {
+				nc.Close()
+				return nil, cli.Exit(err.Error(), 1)
+			}
 			return nc, nil
 		}
 		lastErr = err
@@ -171,6 +176,12 @@ func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn
 	}
 	if !nc.IsConnected() {
 		log.Warn().Str("url", redact(url)).Msg("NATS not reachable yet; retrying in the background")
+	}
+	// Connected: refuse a server too old for the contract now (later, the
+	// streams' and buckets' Ensure does).
+	if err := subjects.CheckServer(nc); err != nil {
+		nc.Close()
+		return nil, cli.Exit(err.Error(), 1)
 	}
 	return nc, nil
 }

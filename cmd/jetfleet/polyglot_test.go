@@ -148,19 +148,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs npm packages")
 	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		t.Skip("npm not installed")
-	}
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "contract.js", "score.js", "sentiment.js"} {
-		b, err := os.ReadFile(filepath.Join(sentimentDir, f))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o600))
-	}
-	install := exec.CommandContext(t.Context(), "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	install.Dir = dir
-	out, err := install.CombinedOutput()
-	require.NoError(t, err, "npm ci: %s", out)
+	dir := installSentiment(t)
 
 	pipelineFile, err := filepath.Abs(filepath.Join("..", "..", "examples", "feedback", "pipeline.yaml"))
 	require.NoError(t, err)
@@ -424,6 +412,26 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 		t.Fatal("JS step still running 15s after SIGTERM")
 	}
 	require.Contains(t, js.out.String(), "worker stopped")
+}
+
+// installSentiment copies the JavaScript step to a temp dir and installs
+// its packages there with npm ci from its lock file.
+func installSentiment(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm not installed")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "contract.js", "score.js", "sentiment.js"} {
+		b, err := os.ReadFile(filepath.Join(sentimentDir, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o600))
+	}
+	install := exec.CommandContext(t.Context(), "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	install.Dir = dir
+	out, err := install.CombinedOutput()
+	require.NoError(t, err, "npm ci: %s", out)
+	return dir
 }
 
 // jsCounters reads acked, outputs and dead_lettered of worker from status.

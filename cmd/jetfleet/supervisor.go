@@ -30,7 +30,7 @@ names); off loopback it needs --http-token (all but /healthz and /readyz require
 			&cli.IntFlag{Name: "stale-beats", Usage: "missed heartbeats that make a worker stale", Value: 3},
 			&cli.DurationFlag{Name: "gone-retention", Usage: "how long dead and stopped workers stay listed", Value: 10 * time.Minute},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster; unset: 1 when creating it, an existing bucket keeps its own)", Value: 1},
-			&cli.StringFlag{Name: "data-dir", Usage: "the --data-dir of an aggregator on this machine: its marts are reported to jetfleet status (and status --wait-idle waits for them)", EnvVars: []string{"JETFLEET_DATA_DIR"}},
+			&cli.StringFlag{Name: "data-dir", Usage: "the --data-dir of an aggregator on this machine: its marts and progress are reported to jetfleet status (status --wait-idle waits for them, and the books in status need them)", EnvVars: []string{"JETFLEET_DATA_DIR"}},
 		}, httpFlags()...)...),
 		Action: runSupervisor,
 	}
@@ -66,6 +66,7 @@ func runSupervisor(c *cli.Context) error {
 		StaleBeats:    c.Int("stale-beats"),
 		GoneRetention: c.Duration("gone-retention"),
 		MartsFunc:     supervisorMarts(c),
+		ProgressFunc:  supervisorProgress(c),
 	})
 	if err != nil {
 		return usagef(c, "%v", err)
@@ -110,6 +111,15 @@ func supervisorStreams(c *cli.Context) subjects.StreamOptions {
 func supervisorMarts(c *cli.Context) supervisor.MartsFunc {
 	if dir := c.String("data-dir"); dir != "" {
 		return supervisor.DirMarts(dir)
+	}
+	return nil
+}
+
+// supervisorProgress reports the aggregators' progress under --data-dir
+// (what the books in status need), nil without it.
+func supervisorProgress(c *cli.Context) supervisor.ProgressFunc {
+	if dir := c.String("data-dir"); dir != "" {
+		return supervisor.DirProgress(dir)
 	}
 	return nil
 }

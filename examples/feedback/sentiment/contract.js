@@ -208,7 +208,153 @@ class Heartbeat {
   }
 }
 
+// The NATS micro protocol (ADR-32) as the Go workers serve it (nats.go's
+// micro package, workers/micro.go): discovery on $SRV.<verb>,
+// $SRV.<verb>.<name> and $SRV.<verb>.<name>.<id>, and the step's two
+// control endpoints, neither in a queue group, so that a step-wide request
+// reaches every worker. nats.js 2.x's services API puts every endpoint in
+// a queue group ("q") and cannot turn that off, hence this small version.
+const SERVICE_PREFIX = "jetfleet-";
+const ENDPOINT_CONTROL = "control"; // jf.ctl.<worker>
+const ENDPOINT_CONTROL_STEP = "control-step"; // jf.ctl.step.<step>
+
+// serviceName is the micro service of every worker of step.
+function serviceName(step) {
+  return SERVICE_PREFIX + step;
+}
+
+// semVer turns a build version into a semantic version as the Go side
+// does: "v1.2.3" is 1.2.3, "1.2.3-4-gabc" (git describe) is 1.2.3+4-gabc,
+// anything else 0.0.0+<it>.
+function semVer(v) {
+  v = String(v).trim().replace(/^v/, "");
+  const semver = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+  const m = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)/.exec(v);
+  const core = m ? m[0] : "0.0.0";
+  let rest = m ? v.slice(core.length) : v;
+  if (semver.test(v) && !/^-\d+-g[0-9a-f]+(-dirty)?$/.test(rest)) {
+    return v;
+  }
+  rest = rest.replace(/^[-+.]+/, "").replace(/[^0-9A-Za-z-]/g, "-");
+  return rest ? `${core}+${rest}` : core;
+}
+
+// serviceConfig is the registration of a worker of step: the metadata the
+// Go workers give (worker, step, dataset, consumer, host, pid, version:
+// the build version its heartbeats carry) plus extra keys (the JavaScript
+// step adds its language), and the two control endpoints. The service
+// version is serviceVersion, else the build version made semantic.
+function serviceConfig({ worker, step, dataset, version, serviceVersion, description, extra = {} }) {
+  return {
+    name: serviceName(step),
+    version: semVer(serviceVersion || version),
+    description,
+    metadata: {
+      ...extra,
+      worker,
+      step,
+      dataset,
+      consumer: consumerName(step, dataset),
+      host: os.hostname(),
+      pid: String(process.pid),
+      version: String(version),
+    },
+    endpoints: [
+      { name: ENDPOINT_CONTROL, subject: subjects.control(worker) },
+      { name: ENDPOINT_CONTROL_STEP, subject: subjects.controlStep(step) },
+    ],
+  };
+}
+
+// MicroService serves cfg (from serviceConfig) on nc, a nats.js
+// connection: handle(data) answers a control request with
+// { body, error, code } (body null: not addressed to this worker, stay
+// silent); statsData() is the stats `data` of every endpoint (the Go
+// workers put their heartbeat there). makeHeaders is nats.js' headers().
+class MicroService {
+  constructor(nc, cfg, { handle, statsData, makeHeaders }) {
+    this.nc = nc;
+    this.cfg = cfg;
+    this.id = crypto.randomBytes(11).toString("hex").toUpperCase();
+    this.started = new Date().toISOString();
+    this.handle = handle;
+    this.statsData = statsData;
+    this.makeHeaders = makeHeaders;
+    this.subs = [];
+    this.stats = cfg.endpoints.map((e) => ({ name: e.name, subject: e.subject, queue_group: "", num_requests: 0, num_errors: 0, last_error: "", processing_time: 0, average_processing_time: 0 }));
+  }
+
+  identity(type) {
+    return { name: this.cfg.name, id: this.id, version: this.cfg.version, metadata: this.cfg.metadata, type };
+  }
+
+  start() {
+    const verbs = {
+      PING: () => this.identity("io.nats.micro.v1.ping_response"),
+      INFO: () => ({
+        ...this.identity("io.nats.micro.v1.info_response"),
+        description: this.cfg.description,
+        endpoints: this.cfg.endpoints.map((e) => ({ name: e.name, subject: e.subject, queue_group: "", metadata: null })),
+      }),
+      STATS: () => {
+        const data = this.statsData();
+        return {
+          ...this.identity("io.nats.micro.v1.stats_response"),
+          started: this.started,
+          endpoints: this.stats.map((s) => ({ ...s, data })),
+        };
+      },
+    };
+    for (const [verb, body] of Object.entries(verbs)) {
+      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${this.cfg.name}`, `$SRV.${verb}.${this.cfg.name}.${this.id}`]) {
+        this.subs.push(this.nc.subscribe(subject, { callback: (err, msg) => !err && msg.reply && msg.respond(JSON.stringify(body())) }));
+      }
+    }
+    this.cfg.endpoints.forEach((e, i) => {
+      this.subs.push(this.nc.subscribe(e.subject, { callback: (err, msg) => !err && this.serve(this.stats[i], msg) }));
+    });
+  }
+
+  async serve(st, msg) {
+    const t0 = process.hrtime.bigint();
+    const { body, error, code } = await this.handle(msg.data);
+    if (body === null) {
+      return; // not addressed to this worker
+    }
+    st.num_requests++;
+    st.processing_time += Number(process.hrtime.bigint() - t0);
+    st.average_processing_time = Math.round(st.processing_time / st.num_requests);
+    if (!msg.reply) {
+      return;
+    }
+    if (error) {
+      st.num_errors++;
+      st.last_error = `${code}:${error}`;
+      const h = this.makeHeaders();
+      h.set("Nats-Service-Error", error);
+      h.set("Nats-Service-Error-Code", String(code));
+      msg.respond(body, { headers: h });
+      return;
+    }
+    msg.respond(body);
+  }
+
+  stop() {
+    for (const s of this.subs) {
+      s.unsubscribe();
+    }
+    this.subs = [];
+  }
+}
+
 module.exports = {
+  SERVICE_PREFIX,
+  ENDPOINT_CONTROL,
+  ENDPOINT_CONTROL_STEP,
+  serviceName,
+  semVer,
+  serviceConfig,
+  MicroService,
   subjects,
   streams,
   steps,

@@ -13,6 +13,7 @@
 //   - beats on jf.hb.transform.<worker> so `jetfleet status` lists it, and
 //     answers ping, pause, resume and drain on jf.ctl.<worker>
 //   - registers as NATS micro service jetfleet-transform (`nats micro ls`)
+//     with the endpoints and metadata of the Go workers
 //   - drains on SIGTERM or SIGINT: finishes what it fetched, acks, exits 0
 //
 // Environment: NATS_URL (nats://127.0.0.1:4222), JF_DATASET (feedback),
@@ -378,44 +379,36 @@ async function main() {
   });
   step = new Step(nc, nc.jetstream(), await nc.jetstreamManager());
 
-  const respond = async (data) => {
-    const reply = await step.control(data);
-    return reply && JSON.stringify(reply);
-  };
-  // jf.ctl.<worker> is a NATS micro endpoint: `nats micro ls` lists the
-  // step next to the Go workers, `nats micro stats` shows its counters.
-  const svc = await nc.services.add({
-    name: `jetfleet-${STEP}`,
-    version: pkg.version,
-    description: `jetfleet ${STEP} step of dataset ${cfg.dataset} (JavaScript)`,
-    metadata: { worker: cfg.worker, step: STEP, dataset: cfg.dataset, host: os.hostname(), pid: String(process.pid), language: "javascript" },
-    statsHandler: async () => step.hb.body(),
-  });
-  svc.addEndpoint("control", {
-    subject: subjects.control(cfg.worker),
-    handler: async (err, msg) => {
-      if (err) {
-        return;
-      }
-      const reply = await respond(msg.data);
-      if (reply) {
-        msg.respond(reply);
-      }
+  // The step is a NATS micro service like the Go workers (docs/wire.md):
+  // `nats micro ls` lists it as jetfleet-transform, its endpoints are
+  // jf.ctl.<worker> and jf.ctl.step.transform (no queue group: a step-wide
+  // request reaches every worker), its stats carry the heartbeat.
+  const svc = new contract.MicroService(
+    nc,
+    contract.serviceConfig({
+      worker: cfg.worker,
+      step: STEP,
+      dataset: cfg.dataset,
+      version: step.hb.base.version,
+      serviceVersion: pkg.version,
+      description: `jetfleet ${STEP} step of dataset ${cfg.dataset} (JavaScript)`,
+      extra: { language: "javascript" },
+    }),
+    {
+      handle: async (data) => {
+        const reply = await step.control(data);
+        if (!reply) {
+          return { body: null };
+        }
+        // As the Go workers: a failed op is a service error, 504 for a
+        // drain that timed out, 400 otherwise.
+        return { body: JSON.stringify(reply), error: reply.error, code: reply.op === "drain" ? 504 : 400 };
+      },
+      statsData: () => step.hb.body(),
+      makeHeaders: natsHeaders,
     },
-  });
-  // The step-wide subject reaches every worker of the step, so it is a
-  // plain subscription, not a queue group.
-  nc.subscribe(subjects.controlStep(STEP), {
-    callback: async (err, msg) => {
-      if (err) {
-        return;
-      }
-      const reply = await respond(msg.data);
-      if (reply && msg.reply) {
-        msg.respond(reply);
-      }
-    },
-  });
+  );
+  svc.start();
 
   step.beat();
   const beats = setInterval(() => step.beat(), cfg.heartbeatMs);
@@ -426,7 +419,7 @@ async function main() {
   // Draining flushes the acks and the goodbye; without a server it cannot,
   // so it gets a bounded time (unsettled messages are redelivered anyway).
   const drained = (async () => {
-    await svc.stop();
+    svc.stop();
     await nc.drain();
   })();
   let timer;
