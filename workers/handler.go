@@ -1,0 +1,78 @@
+package workers
+
+import (
+	"context"
+
+	"github.com/jetfleet/jetfleet/workers/message"
+)
+
+type (
+	// Record is one record handed to a [Handler] (see [message.Record]).
+	Record = message.Record
+	// Output is one record a handler produces (see [message.Output]).
+	Output = message.Output
+	// Reject is a record of a batch that can never succeed; it is
+	// dead-lettered with Err as the reason.
+	Reject = message.Reject
+)
+
+// Handler processes one record. The runtime calls it from one goroutine
+// per worker; a handler is not shared between workers, so it may keep
+// private state. Its error is the ack decision (see the package doc).
+type Handler interface {
+	Handle(ctx context.Context, rec Record) ([]Output, error)
+}
+
+// HandlerFunc adapts a function to [Handler].
+type HandlerFunc func(ctx context.Context, rec Record) ([]Output, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, rec Record) ([]Output, error) { return f(ctx, rec) }
+
+// BatchHandler processes records in batches: the shape of a sink such as
+// the aggregator, which commits many records at once. Its messages are
+// settled only after HandleBatch returns: nil acks every message (after
+// dead-lettering the rejected records); an error retries every message of
+// the batch. Like Handler, it runs on one goroutine per worker.
+type BatchHandler interface {
+	HandleBatch(ctx context.Context, batch []Record) (rejected []Reject, err error)
+}
+
+// Passthrough is the handler of a step that forwards every record
+// unchanged to the step's output subject for the record's dataset.
+func Passthrough(outSubject string) Handler {
+	return HandlerFunc(func(_ context.Context, rec Record) ([]Output, error) {
+		return []Output{{Subject: outSubject, Data: rec.Data}}, nil
+	})
+}
+
+// recordHandler adapts a Handler to the chain: each record of the batch in
+// turn, its outputs to its delivery, a permanent failure to the batch's
+// rejects; the first transient failure ends the batch with its error.
+func recordHandler(h Handler) message.HandlerFunc {
+	return func(ctx context.Context, b *message.Batch) error {
+		for _, d := range b.Deliveries {
+			for i := d.First; i < d.First+d.Count; i++ {
+				out, err := h.Handle(ctx, b.Records[i])
+				if err == nil {
+					d.Outputs = append(d.Outputs, out...)
+					continue
+				}
+				if !message.IsPermanent(err) {
+					return err
+				}
+				b.Rejects = append(b.Rejects, Reject{Index: i, Err: err})
+			}
+		}
+		return nil
+	}
+}
+
+// batchHandler adapts a BatchHandler to the chain.
+func batchHandler(h BatchHandler) message.HandlerFunc {
+	return func(ctx context.Context, b *message.Batch) error {
+		rejected, err := h.HandleBatch(ctx, b.Records)
+		b.Rejects = append(b.Rejects, rejected...)
+		return err
+	}
+}

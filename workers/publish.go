@@ -1,0 +1,142 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetfleet/jetfleet/internal/backoff"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers/message"
+)
+
+// publishOutputs sends a delivery's outputs, each with a message id
+// derived from the delivery's. In record mode each output is its own
+// message; in bulk mode outputs are grouped per subject (or Group) into
+// one bulk message each, in first-seen order; an output with its own
+// MsgID is always a message of its own.
+func (w *Worker) publishOutputs(p *pending) error {
+	d := p.d
+	if len(d.Outputs) == 0 {
+		return nil
+	}
+	if !d.Bulk {
+		for i, o := range d.Outputs {
+			id := o.MsgID
+			if id == "" {
+				id = subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, i)
+			}
+			if err := w.publish(p, o.Subject, o.Data, id, d.TraceParent, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		order     []string
+		groups    = map[string][][]byte{}
+		subjectOf = map[string]string{}
+	)
+	for _, o := range d.Outputs {
+		if o.MsgID != "" {
+			if err := w.publish(p, o.Subject, o.Data, o.MsgID, d.TraceParent, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		g := o.Subject
+		if o.Group != "" {
+			g = "\x00" + o.Group // never a subject
+		}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+			subjectOf[g] = o.Subject
+		}
+		groups[g] = append(groups[g], o.Data)
+	}
+	for i, g := range order {
+		recs := groups[g]
+		if err := w.publish(p, subjectOf[g], JoinBulk(recs), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, i), d.TraceParent, len(recs)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish sends one output message asynchronously and adds its pub-ack
+// to the delivery's; records > 0 makes it a bulk message.
+func (w *Worker) publish(p *pending, subject string, data []byte, id, trace string, records int) error {
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(subjects.HeaderMsgID, id)
+	if records > 0 {
+		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
+	}
+	m.Header.Set(subjects.HeaderTraceParent, trace)
+	f, err := w.js.PublishMsgAsync(m, w.stall)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	p.futures = append(p.futures, f)
+	return nil
+}
+
+// await waits until JetStream has stored one output. An output the
+// cluster did not take because it was between leaders (no response from
+// the stream, a publish lost with a dying node, a connection coming back)
+// is published again with its same message id, for up to RepublishFor,
+// while the input is kept in progress: a leader election must not use up
+// the input's deliveries and send a good record to the dead-letter stream.
+func (w *Worker) await(ctx context.Context, d *message.Delivery, f jetstream.PubAckFuture) error {
+	var (
+		deadline time.Time
+		// The first retry goes at once: most failures are old news (the
+		// connection dropped and is back) by the time the settler sees them.
+		delay time.Duration
+	)
+	for {
+		var err error
+		select {
+		case <-f.Ok():
+			return nil
+		case err = <-f.Err():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for {
+			if !transientPublishError(err) {
+				return err
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(w.cfg.RepublishFor)
+				w.log.Warn().Err(err).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("output not stored (cluster election or reconnect?); publishing it again")
+			}
+			if time.Now().After(deadline) {
+				return err
+			}
+			_ = d.Msg.InProgress()
+			if delay > 0 && !backoff.Sleep(ctx, delay) {
+				return ctx.Err()
+			}
+			delay = min(max(2*delay, 100*time.Millisecond), 2*time.Second)
+			w.stats.republished.Add(1)
+			if f, err = w.js.PublishMsgAsync(f.Msg(), w.stall); err == nil {
+				break
+			}
+		}
+	}
+}
+
+// transientPublishError tells a publish the cluster may take on a retry
+// (no stream leader yet, a lost request, a connection being re-made)
+// from one it refuses for good (limits, a bad message).
+func transientPublishError(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs)
+}
