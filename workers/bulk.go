@@ -47,7 +47,9 @@ func eachLine(data []byte, f func(line []byte)) {
 			data = nil
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(bytes.TrimSpace(line)) == 0 {
+		// A record starts with '{' (or at least not with a space): only
+		// other lines need the blank check.
+		if len(line) == 0 || line[0] <= ' ' && len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		f(line)

@@ -29,6 +29,16 @@ type HandlerFunc func(ctx context.Context, rec Record) ([]Output, error)
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, rec Record) ([]Output, error) { return f(ctx, rec) }
 
+// AppendHandler is a [Handler] that appends its outputs to a slice the
+// runtime owns instead of returning one of its own, so that the records
+// of a bulk message cost no slice each. The runtime calls HandleAppend
+// instead of Handle when a handler has it; on an error it ignores what
+// was appended.
+type AppendHandler interface {
+	Handler
+	HandleAppend(ctx context.Context, rec Record, out []Output) ([]Output, error)
+}
+
 // BatchHandler processes records in batches: the shape of a sink such as
 // the aggregator, which commits many records at once. Its messages are
 // settled only after HandleBatch returns: nil acks every message (after
@@ -40,22 +50,42 @@ type BatchHandler interface {
 
 // Passthrough is the handler of a step that forwards every record
 // unchanged to the step's output subject for the record's dataset.
-func Passthrough(outSubject string) Handler {
-	return HandlerFunc(func(_ context.Context, rec Record) ([]Output, error) {
-		return []Output{{Subject: outSubject, Data: rec.Data}}, nil
-	})
+func Passthrough(outSubject string) Handler { return passthrough(outSubject) }
+
+type passthrough string
+
+func (p passthrough) Handle(ctx context.Context, rec Record) ([]Output, error) {
+	return p.HandleAppend(ctx, rec, nil)
+}
+
+func (p passthrough) HandleAppend(_ context.Context, rec Record, out []Output) ([]Output, error) {
+	return append(out, Output{Subject: string(p), Data: rec.Data}), nil
 }
 
 // recordHandler adapts a Handler to the chain: each record of the batch in
 // turn, its outputs to its delivery, a permanent failure to the batch's
 // rejects; the first transient failure ends the batch with its error.
 func recordHandler(h Handler) message.HandlerFunc {
+	ah, _ := h.(AppendHandler)
 	return func(ctx context.Context, b *message.Batch) error {
 		for _, d := range b.Deliveries {
+			if d.Count > 1 && d.Outputs == nil {
+				d.Outputs = make([]Output, 0, d.Count)
+			}
 			for i := d.First; i < d.First+d.Count; i++ {
-				out, err := h.Handle(ctx, b.Records[i])
+				var err error
+				if ah != nil {
+					var out []Output
+					if out, err = ah.HandleAppend(ctx, b.Records[i], d.Outputs); err == nil {
+						d.Outputs = out
+					}
+				} else {
+					var out []Output
+					if out, err = h.Handle(ctx, b.Records[i]); err == nil {
+						d.Outputs = append(d.Outputs, out...)
+					}
+				}
 				if err == nil {
-					d.Outputs = append(d.Outputs, out...)
 					continue
 				}
 				if !message.IsPermanent(err) {

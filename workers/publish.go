@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,35 +38,78 @@ func (w *Worker) publishOutputs(p *pending) error {
 		}
 		return nil
 	}
-	var (
-		order     []string
-		groups    = map[string][][]byte{}
-		subjectOf = map[string]string{}
-	)
+	// Outputs are grouped in first-seen order; a delivery has few groups
+	// (one subject, or the clean stage's partitions), so a linear search
+	// beats a map, and each group's body is built in one allocation, or
+	// none when its records lie in order in the input (see joinRecords).
+	w.groups = w.groups[:0]
+	w.groupOf = w.groupOf[:0]
 	for _, o := range d.Outputs {
 		if o.MsgID != "" {
+			w.groupOf = append(w.groupOf, -1)
 			if err := w.publish(p, o.Subject, o.Data, o.MsgID, d.TraceParent, 0); err != nil {
 				return err
 			}
 			continue
 		}
-		g := o.Subject
-		if o.Group != "" {
-			g = "\x00" + o.Group // never a subject
+		key, byGroup := o.Subject, o.Group != ""
+		if byGroup {
+			key = o.Group
 		}
-		if _, ok := groups[g]; !ok {
-			order = append(order, g)
-			subjectOf[g] = o.Subject
+		g := len(w.groupOf) - 1 // most often the group of the output before
+		if g < 0 || w.groupOf[g] < 0 || w.groups[w.groupOf[g]].key != key || w.groups[w.groupOf[g]].byGroup != byGroup {
+			g = slices.IndexFunc(w.groups, func(g outputGroup) bool { return g.byGroup == byGroup && g.key == key })
+		} else {
+			g = w.groupOf[g]
 		}
-		groups[g] = append(groups[g], o.Data)
+		if g < 0 {
+			g = len(w.groups)
+			w.groups = append(w.groups, outputGroup{key: key, byGroup: byGroup, subject: o.Subject})
+		}
+		w.groupOf = append(w.groupOf, g)
 	}
-	for i, g := range order {
-		recs := groups[g]
-		if err := w.publish(p, subjectOf[g], JoinBulk(recs), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, i), d.TraceParent, len(recs)); err != nil {
+	for g, grp := range w.groups {
+		w.recs = w.recs[:0]
+		for i, o := range d.Outputs {
+			if w.groupOf[i] == g {
+				w.recs = append(w.recs, o.Data)
+			}
+		}
+		body := joinRecords(w.recs)
+		clear(w.recs) // the scratch must not keep outputs alive
+		if err := w.publish(p, grp.subject, body, subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, g), d.TraceParent, len(w.recs)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// outputGroup is the outputs of a bulk delivery that form one message:
+// those of a subject, or of a Group, which go to the subject of its first.
+type outputGroup struct {
+	key     string
+	byGroup bool
+	subject string
+}
+
+// joinRecords is JoinBulk, except that records lying one after another in
+// one buffer, each followed by a single newline (a bulk input passed on
+// in order, or with records dropped only at its end), are that part of
+// the buffer itself: no copy.
+func joinRecords(recs [][]byte) []byte {
+	if len(recs) == 0 {
+		return nil
+	}
+	first := recs[0]
+	all := first[:cap(first)]
+	end := len(first)
+	for _, r := range recs[1:] {
+		if len(r) == 0 || end+1+len(r) > len(all) || all[end] != '\n' || &all[end+1] != &r[0] {
+			return JoinBulk(recs)
+		}
+		end += 1 + len(r)
+	}
+	return all[:end:end]
 }
 
 // publish sends one output message asynchronously and adds its pub-ack

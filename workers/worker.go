@@ -47,6 +47,11 @@ type Worker struct {
 	paused atomic.Bool
 	wake   chan struct{}
 
+	// Scratch of publishOutputs, which only the fetch loop calls.
+	groups  []outputGroup
+	groupOf []int
+	recs    [][]byte
+
 	svc startstop.Service
 }
 
