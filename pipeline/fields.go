@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -48,41 +50,59 @@ func (k ValueKind) Name() string {
 }
 
 // Value is one value of a record's field: as written in the record's
-// bytes (a scanned record) or as a Go value (a decoded record, or one a
-// transform set). Values that view a record's bytes are valid as long as
-// those bytes are, and never change them.
+// bytes (a scanned record), or made by a transform (a string, a float),
+// or a Go value (a decoded record's, a lookup row's). Values that view a
+// record's bytes, or a buffer a transform wrote a string to, are valid as
+// long as those bytes are, and never change them.
 type Value struct {
 	kind ValueKind
-	// raw is the value's JSON text when it views the record (a string
-	// with its quotes); esc says such a string holds escapes.
-	raw []byte
-	esc bool
-	// gv is the value otherwise, as DecodeRecord gives it (json.Number
-	// for numbers) or as a transform set it (a float64 from derive, a
-	// row's value from a lookup).
-	gv any
+	rep  rep
+	esc  bool // a raw string holds escapes
+	// s is, for repRaw, the JSON text as written (a string with its
+	// quotes), viewing the record; for repStr, the string.
+	s  string
+	f  float64 // repFloat
+	gv any     // repGo: as DecodeRecord gives it (json.Number for numbers)
 }
+
+// rep is how a Value holds its value.
+type rep uint8
+
+const (
+	repRaw rep = iota
+	repStr
+	repFloat
+	repGo
+)
 
 // Field is a top-level field of a record.
 type Field struct {
 	Name  string
 	Value Value
+	plain bool // Name is written as it is, in quotes
 }
 
-// ValueOf wraps a Go value as DecodeRecord or a transform gives it.
+// ValueOf wraps a Go value as DecodeRecord or a lookup gives it.
 func ValueOf(v any) Value {
-	return Value{kind: kindOf(v), gv: v}
+	return Value{kind: kindOf(v), rep: repGo, gv: v}
 }
 
-// StringValue is a string value.
-func StringValue(s string) Value { return Value{kind: KindString, gv: s} }
+// StringValue is a string value (which may view a buffer: see Value).
+func StringValue(s string) Value { return Value{kind: KindString, rep: repStr, s: s} }
 
-// NumberValue is a number value written as lit, which must be a JSON
-// number literal.
-func NumberValue(lit string) Value { return Value{kind: KindNumber, gv: json.Number(lit)} }
+// StringView is a string value that views b (see Value).
+func StringView(b []byte) Value { return StringValue(view(b)) }
+
+// FloatValue is a number an expression computed: it reads as a float64,
+// and is written as encoding/json writes a float64.
+func FloatValue(f float64) Value { return Value{kind: KindNumber, rep: repFloat, f: f} }
+
+// NumberValue is a number written as lit, which must be a JSON number
+// literal (it may view a buffer: see Value).
+func NumberValue(lit []byte) Value { return Value{kind: KindNumber, s: view(lit)} }
 
 func kindOf(v any) ValueKind {
-	switch x := v.(type) {
+	switch v.(type) {
 	case nil:
 		return KindNull
 	case bool:
@@ -93,26 +113,41 @@ func kindOf(v any) ValueKind {
 		return KindNumber
 	case []any:
 		return KindArray
-	case map[string]any:
-		return KindObject
-	default:
-		_ = x
-		return KindObject // anything else encodes as an object or fails to
 	}
+	return KindObject // map[string]any, or a value encoding/json writes
 }
 
 // Kind is the value's JSON kind.
 func (v Value) Kind() ValueKind { return v.kind }
 
+// IsJSONNumber reports whether v is a number as a record carries one: a
+// literal, not a Go float or integer a lookup or expression gave.
+func (v Value) IsJSONNumber() bool {
+	if v.kind != KindNumber {
+		return false
+	}
+	switch v.rep {
+	case repRaw:
+		return true
+	case repGo:
+		_, ok := v.gv.(json.Number)
+		return ok
+	}
+	return false
+}
+
 // Str is a string value's text (escapes undone). For a value viewing a
 // record's bytes without escapes it is a view of those bytes: valid as
 // long as they are.
 func (v Value) Str() string {
-	if v.raw != nil {
+	switch v.rep {
+	case repRaw:
 		if !v.esc {
-			return view(v.raw[1 : len(v.raw)-1])
+			return v.s[1 : len(v.s)-1]
 		}
-		return string(unquote(nil, v.raw[1:len(v.raw)-1]))
+		return string(unquote(nil, bytesOf(v.s[1:len(v.s)-1])))
+	case repStr:
+		return v.s
 	}
 	s, _ := v.gv.(string)
 	return s
@@ -120,21 +155,22 @@ func (v Value) Str() string {
 
 // AppendStr appends a string value's text to dst, escapes undone.
 func (v Value) AppendStr(dst []byte) []byte {
-	if v.raw != nil {
-		return unquote(dst, v.raw[1:len(v.raw)-1])
+	if v.rep == repRaw {
+		return unquote(dst, bytesOf(v.s[1:len(v.s)-1]))
 	}
-	s, _ := v.gv.(string)
-	return append(dst, s...)
+	return append(dst, v.Str()...)
 }
 
-// Literal is a number value as written (a view, like Str), "" for a Go
+// Literal is a JSON number's literal (a view, like Str), "" for a Go
 // float or integer.
 func (v Value) Literal() string {
-	if v.raw != nil {
-		return view(v.raw)
-	}
-	if n, ok := v.gv.(json.Number); ok {
-		return string(n)
+	switch v.rep {
+	case repRaw:
+		return v.s
+	case repGo:
+		if n, ok := v.gv.(json.Number); ok {
+			return string(n)
+		}
 	}
 	return ""
 }
@@ -144,25 +180,56 @@ func (v Value) Float() (float64, bool) {
 	if v.kind != KindNumber {
 		return 0, false
 	}
-	if v.raw != nil {
-		return parseFloat(view(v.raw))
+	switch v.rep {
+	case repRaw:
+		return parseFloat(v.s)
+	case repFloat:
+		return v.f, !math.IsNaN(v.f) && !math.IsInf(v.f, 0)
 	}
 	return AsFloat(v.gv)
 }
 
+// ExprFloat is the number an expression sees when it is a float64 (as
+// ExprEnv gives it: a JSON number in range, or a Go float64), false
+// otherwise (no number, a Go integer, a number out of range).
+func (v Value) ExprFloat() (float64, bool) {
+	if v.kind != KindNumber {
+		return 0, false
+	}
+	switch v.rep {
+	case repRaw:
+		return parseFloat(v.s)
+	case repFloat:
+		return v.f, true
+	}
+	switch x := v.gv.(type) {
+	case json.Number:
+		return parseFloat(string(x))
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
 // Bool is a boolean value.
 func (v Value) Bool() bool {
-	if v.raw != nil {
-		return v.raw[0] == 't'
+	if v.rep == repRaw {
+		return v.s[0] == 't'
 	}
 	b, _ := v.gv.(bool)
 	return b
 }
 
 // Any is the value as DecodeRecord gives it: json.Number for numbers,
-// map[string]any and []any for objects and arrays.
+// map[string]any and []any for objects and arrays (and a transform's
+// values as it made them).
 func (v Value) Any() any {
-	if v.raw == nil {
+	switch v.rep {
+	case repStr:
+		return strings.Clone(v.s) // it may view a buffer
+	case repFloat:
+		return v.f
+	case repGo:
 		return v.gv
 	}
 	switch v.kind {
@@ -171,26 +238,22 @@ func (v Value) Any() any {
 	case KindBool:
 		return v.Bool()
 	case KindNumber:
-		return json.Number(string(v.raw))
+		return json.Number(strings.Clone(v.s))
 	case KindString:
 		return string(v.AppendStr(nil))
 	}
-	dec := json.NewDecoder(bytes.NewReader(v.raw))
+	dec := json.NewDecoder(strings.NewReader(v.s))
 	dec.UseNumber()
 	var out any
 	_ = dec.Decode(&out) // scanned: it is valid JSON
 	return out
 }
 
-// exprValue is the value as an expression sees it: a number as float64
-// (one out of range as nil), the rest as [Value.Any].
+// exprValue is the value as an expression sees it (see ExprEnv): a JSON
+// number as float64 (one out of range as nil), the rest as Any.
 func (v Value) exprValue() any {
-	if v.kind == KindNumber {
-		switch x := v.gv.(type) {
-		case float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-			return x
-		}
-		if f, ok := v.Float(); ok {
+	if v.IsJSONNumber() {
+		if f, ok := v.ExprFloat(); ok {
 			return f
 		}
 		return nil
@@ -200,6 +263,9 @@ func (v Value) exprValue() any {
 
 // Describe renders a value for an error message as [Describe] does.
 func (v Value) Describe() string {
+	if v.rep == repFloat {
+		return describe(v.f)
+	}
 	switch v.kind {
 	case KindString:
 		return describeString(v.Str())
@@ -219,6 +285,9 @@ func (v Value) Describe() string {
 
 // AppendDescribe appends what Describe returns.
 func (v Value) AppendDescribe(dst []byte) []byte {
+	if v.rep == repFloat {
+		return append(dst, v.Describe()...)
+	}
 	switch v.kind {
 	case KindString:
 		return AppendDescribeString(dst, v.Str())
@@ -249,6 +318,9 @@ func appendDescribeNumber(dst []byte, s string) []byte {
 }
 
 func describeNumber(s string) string { return string(appendDescribeNumber(nil, s)) }
+
+// bytesOf is the bytes of s, shared, for reading only.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // view is a string that shares b's bytes: for reading record bytes that
 // nothing changes, without a copy. It must not outlive b.
@@ -323,7 +395,7 @@ func hex4(b []byte) rune {
 // leaves to DecodeRecord.
 func fieldsFromRecord(rec Record, out []Field) []Field {
 	for k, v := range rec {
-		out = append(out, Field{Name: k, Value: ValueOf(v)})
+		out = append(out, Field{Name: k, Value: ValueOf(v), plain: plainName(k)})
 	}
 	return out
 }
@@ -331,27 +403,32 @@ func fieldsFromRecord(rec Record, out []Field) []Field {
 // AppendJSON appends the value as encoding/json writes it into a clean
 // record (compact, object keys sorted, <, > and & not escaped), so that
 // a record comes out the same whichever way it went in.
-func (v Value) AppendJSON(dst []byte) ([]byte, error) {
-	if v.raw == nil {
+func (v *Value) AppendJSON(dst []byte) ([]byte, error) {
+	switch v.rep {
+	case repStr:
+		return appendString(dst, bytesOf(v.s)), nil
+	case repFloat:
+		return appendFloat(dst, v.f, 64)
+	case repGo:
 		return appendAny(dst, v.gv)
 	}
 	switch v.kind {
 	case KindString:
-		if !v.esc && !hasLineSep(v.raw) {
-			return append(dst, v.raw...), nil // already as encoding/json writes it
+		if !v.esc && !hasLineSep(v.s) {
+			return append(dst, v.s...), nil // already as encoding/json writes it
 		}
-		return appendString(dst, unquote(nil, v.raw[1:len(v.raw)-1])), nil
+		return appendString(dst, unquote(nil, bytesOf(v.s[1:len(v.s)-1]))), nil
 	case KindObject, KindArray:
-		return appendCanonical(dst, v.raw)
+		return appendCanonical(dst, v.s)
 	}
-	return append(dst, v.raw...), nil
+	return append(dst, v.s...), nil
 }
 
 // hasLineSep reports whether b holds U+2028 or U+2029, which encoding/json
 // escapes.
-func hasLineSep(b []byte) bool {
+func hasLineSep(b string) bool {
 	for {
-		i := bytes.IndexByte(b, 0xE2)
+		i := strings.IndexByte(b, 0xE2)
 		if i < 0 || i+2 >= len(b) {
 			return false
 		}
@@ -364,8 +441,8 @@ func hasLineSep(b []byte) bool {
 
 // appendCanonical re-encodes a scanned object or array as encoding/json
 // would after decoding it: keys sorted, duplicates last-wins, compact.
-func appendCanonical(dst, raw []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
+func appendCanonical(dst []byte, raw string) ([]byte, error) {
+	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
@@ -376,13 +453,39 @@ func appendCanonical(dst, raw []byte) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// plainPrefix is the length of the prefix of s, in eight-byte steps, that
+// holds no byte a JSON string must escape and no non-ASCII.
+func plainPrefix(s []byte) int {
+	i := 0
+	for i+8 <= len(s) {
+		w := binary.LittleEndian.Uint64(s[i:])
+		if hasZero(w^(lsb*'"'))|hasZero(w^(lsb*'\\'))|((w-lsb*0x20)&^w)|w&msb != 0 {
+			break
+		}
+		i += 8
+	}
+	return i
+}
+
+// plainName reports whether a field name is written as it is, in quotes.
+func plainName(s string) bool {
+	b := bytesOf(s)
+	for i := plainPrefix(b); i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // appendString appends s as a JSON string the way encoding/json does
 // without HTML escaping: invalid UTF-8 as U+FFFD, U+2028 and U+2029
 // escaped.
-func appendString[S []byte | string](dst []byte, s S) []byte {
+func appendString(dst, s []byte) []byte {
 	dst = append(dst, '"')
+	i := plainPrefix(s)
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		if c := s[i]; c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
@@ -409,8 +512,7 @@ func appendString[S []byte | string](dst []byte, s S) []byte {
 			start = i
 			continue
 		}
-		n := min(len(s)-i, utf8.UTFMax)
-		r, size := utf8.DecodeRuneInString(string(s[i : i+n]))
+		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
@@ -465,7 +567,7 @@ func appendAny(dst []byte, v any) ([]byte, error) {
 	case bool:
 		return strconv.AppendBool(dst, x), nil
 	case string:
-		return appendString(dst, x), nil
+		return appendString(dst, bytesOf(x)), nil
 	case json.Number:
 		if x == "" {
 			return append(dst, '0'), nil
@@ -502,7 +604,7 @@ func appendAny(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = appendString(dst, bytesOf(k))
 			dst = append(dst, ':')
 			var err error
 			if dst, err = appendAny(dst, x[k]); err != nil {
@@ -540,8 +642,32 @@ func isNumberLiteral(s string) bool {
 	if s == "" {
 		return false
 	}
-	end, ok := scanNumber(unsafe.Slice(unsafe.StringData(s), len(s)), 0) // read only
+	end, ok := scanNumber(bytesOf(s), 0)
 	return ok && end == len(s)
+}
+
+// sameOrder reports whether the last sorted order fits the fields now.
+func (f *Fields) sameOrder() bool {
+	if len(f.order) != len(f.list) {
+		return false
+	}
+	start := 0
+	for i, k := range f.order {
+		if int(k) >= len(f.list) || f.list[k].Name != string(f.names[start:f.ends[i]]) {
+			return false
+		}
+		start = f.ends[i]
+	}
+	return true
+}
+
+// nameLess is a < b, deciding on the first byte inline: most field names
+// differ there.
+func nameLess(a, b string) bool {
+	if a != "" && b != "" && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return a < b
 }
 
 // sortStrings sorts a few strings: insertion sort, no allocation.
@@ -559,6 +685,12 @@ func sortStrings(s []string) {
 // from there. The zero value is an empty record; Scan reuses its memory.
 type Fields struct {
 	list []Field
+	// order is AppendJSON's sorted order of list, and sorted the names in
+	// it: records of a dataset mostly come with the same fields in the
+	// same order, and then the last order is right again.
+	order []uint16
+	names []byte // the sorted names, copied: the record's bytes may be reused
+	ends  []int  // where each name ends in names
 }
 
 // Scan takes data apart as one record. It fails as [DecodeRecord] does,
@@ -637,7 +769,7 @@ func (f *Fields) Set(name string, v Value) {
 			return
 		}
 	}
-	f.list = append(f.list, Field{Name: name, Value: v})
+	f.list = append(f.list, Field{Name: name, Value: v, plain: plainName(name)})
 }
 
 // Delete removes field name.
@@ -670,19 +802,39 @@ func (f *Fields) Env() map[string]any {
 }
 
 // AppendJSON appends the record as [EncodeRecord] writes it: compact, keys
-// sorted, <, > and & not escaped. It sorts f's fields.
+// sorted, <, > and & not escaped.
 func (f *Fields) AppendJSON(dst []byte) ([]byte, error) {
-	for i := 1; i < len(f.list); i++ {
-		for j := i; j > 0 && f.list[j].Name < f.list[j-1].Name; j-- {
-			f.list[j], f.list[j-1] = f.list[j-1], f.list[j]
+	if len(f.list) > math.MaxUint16 {
+		return appendAny(dst, f.Record())
+	}
+	if !f.sameOrder() {
+		// Sort indexes, not fields: a field is large and holds pointers.
+		f.order = f.order[:0]
+		for i := range f.list {
+			f.order = append(f.order, uint16(i))
+		}
+		for i := 1; i < len(f.order); i++ {
+			for j := i; j > 0 && nameLess(f.list[f.order[j]].Name, f.list[f.order[j-1]].Name); j-- {
+				f.order[j], f.order[j-1] = f.order[j-1], f.order[j]
+			}
+		}
+		f.names, f.ends = f.names[:0], f.ends[:0]
+		for _, k := range f.order {
+			f.names = append(f.names, f.list[k].Name...)
+			f.ends = append(f.ends, len(f.names))
 		}
 	}
 	dst = append(dst, '{')
-	for i, fl := range f.list {
+	for i, k := range f.order {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, fl.Name)
+		fl := &f.list[k]
+		if fl.plain {
+			dst = append(append(append(dst, '"'), fl.Name...), '"')
+		} else {
+			dst = appendString(dst, bytesOf(fl.Name))
+		}
 		dst = append(dst, ':')
 		var err error
 		if dst, err = fl.Value.AppendJSON(dst); err != nil {

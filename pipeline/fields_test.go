@@ -80,3 +80,17 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAppendJSON(b *testing.B) {
+	data := []byte(`{"order_id":"o-000123","customer_id":"c-0042","country":"DE","currency":"EUR","amount":123.45,"amount_usd":133.326,"ts":"2026-11-20T10:15:00Z","email_hash":"fb98d44ad7501a959f3f4f4a3f004fe2d9e581ea6207e218c4b02c08a4d75adf"}`)
+	var fields pipeline.Fields
+	require.NoError(b, fields.Scan(data))
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = fields.AppendJSON(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -181,6 +181,9 @@ func parseOne(format string, v Value, loc *time.Location) (time.Time, bool) {
 		if len(s) < 20 {
 			return time.Time{}, false
 		}
+		if t, ok := parseRFC3339(s); ok {
+			return t, true
+		}
 		t, err := time.Parse(time.RFC3339Nano, s)
 		return t, err == nil
 	}
@@ -192,8 +195,6 @@ func parseOne(format string, v Value, loc *time.Location) (time.Time, bool) {
 	return t, err == nil
 }
 
-// AppendTime appends t as FormatTime writes it.
-func AppendTime(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(dst, time.RFC3339Nano) }
 
 // FormatTime is how steps write timestamps: UTC RFC 3339, with fractional
 // seconds only when there are any.

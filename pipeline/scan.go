@@ -40,11 +40,14 @@ func scanObject(data []byte, out []Field) (_ []Field, ok bool) {
 		if !ok {
 			return out, false
 		}
-		name := view(key)
+		name, plain := view(key), !keyEsc
 		if keyEsc {
 			name = string(unquote(nil, key))
 		}
-		out = append(out, Field{Name: name, Value: Value{kind: kind, raw: data[i:j], esc: esc}})
+		if plain && bytes.IndexByte(key, 0xE2) >= 0 {
+			plain = plainName(name) // U+2028 and U+2029 are escaped
+		}
+		out = append(out, Field{Name: name, Value: Value{kind: kind, s: view(data[i:j]), esc: esc}, plain: plain})
 		i = skipWS(data, j)
 		if i >= len(data) {
 			return out, false

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/internal/cputime"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -146,6 +147,7 @@ func BenchmarkValidate(b *testing.B) {
 	rec := workers.Record{Data: []byte(smokeLines[2])}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec.Data)))
+	defer cputime.PerOp(b, "", 0)()
 	for b.Loop() {
 		if _, err := h.Handle(context.Background(), rec); err != nil {
 			b.Fatal(err)
@@ -173,6 +175,7 @@ func BenchmarkValidateGenerated(b *testing.B) {
 		b.Run(file, func(b *testing.B) {
 			recs := generated(b, file)
 			b.ReportAllocs()
+			defer cputime.PerOp(b, "", 0)()
 			n := 0
 			for b.Loop() {
 				_, _ = h.Handle(context.Background(), workers.Record{Data: recs[n%len(recs)]})
@@ -185,8 +188,8 @@ func BenchmarkValidateGenerated(b *testing.B) {
 
 // BenchmarkValidateBulk is the step on bulk chunks of 100 generated
 // orders as the runtime handles one: split, every record through the
-// handler, the valid ones joined into the output chunk. ns/op is per
-// record; records/s is on one core.
+// handler, the valid ones joined into the output chunk. An op is a chunk;
+// record/cpu-s is records per second of one core.
 func BenchmarkValidateBulk(b *testing.B) {
 	h, err := validate.New(pipeline.Default().Dataset("orders"))
 	require.NoError(b, err)
@@ -199,6 +202,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 	outs := make([]workers.Output, 0, 100)
 	var body [][]byte
 	b.ReportAllocs()
+	defer cputime.PerOp(b, "record", 100)()
 	for i := 0; b.Loop(); i++ {
 		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
 		outs, body = outs[:0], body[:0]
@@ -213,9 +217,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 		}
 		_ = workers.JoinBulk(body)
 	}
-	perRecord := b.Elapsed().Seconds() / float64(b.N*100)
-	b.ReportMetric(perRecord*1e9, "ns/record")
-	b.ReportMetric(1/perRecord, "records/s")
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
 func BenchmarkValidateInvalid(b *testing.B) {
@@ -223,6 +225,7 @@ func BenchmarkValidateInvalid(b *testing.B) {
 	require.NoError(b, err)
 	rec := workers.Record{Data: []byte(smokeLines[7])}
 	b.ReportAllocs()
+	defer cputime.PerOp(b, "", 0)()
 	for b.Loop() {
 		if _, err := h.Handle(context.Background(), rec); err == nil {
 			b.Fatal(fmt.Errorf("want an error"))
