@@ -46,14 +46,23 @@ func eachLine(data []byte, f func(line []byte)) {
 		} else {
 			data = nil
 		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		// A record starts with '{' (or at least not with a space): only
-		// other lines need the blank check.
-		if len(line) == 0 || line[0] <= ' ' && len(bytes.TrimSpace(line)) == 0 {
-			continue
+		if line = trimLine(line); line != nil {
+			f(line)
 		}
-		f(line)
 	}
+}
+
+// trimLine is a line without its carriage return, nil if it is blank.
+func trimLine(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	// A record starts with '{' (or at least not with a space): only
+	// other lines need the blank check.
+	if len(line) == 0 || line[0] <= ' ' && len(bytes.TrimSpace(line)) == 0 {
+		return nil
+	}
+	return line
 }
 
 // JoinBulk builds a bulk body from records: one per line.

@@ -58,7 +58,7 @@ func (w *Worker) publishDeadLetters(p *pending) error {
 // with a whole-message dead letter.
 func deadRecords(d *message.Delivery) int64 {
 	if len(d.Dead) == 1 && d.Dead[0].Index < 0 {
-		return int64(d.Count)
+		return int64(len(d.Lines))
 	}
 	return int64(len(d.Dead))
 }
@@ -82,7 +82,7 @@ func (w *Worker) deadLetterMsg(d *message.Delivery, dl message.DeadLetter) *nats
 		m.Header.Set(subjects.HeaderRecordIndex, strconv.Itoa(dl.Index))
 	}
 	if d.Bulk && dl.Index < 0 {
-		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(d.Count))
+		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(len(d.Lines)))
 	}
 	if tp := d.Msg.Headers().Get(subjects.HeaderTraceParent); tp != "" {
 		m.Header.Set(subjects.HeaderTraceParent, tp)

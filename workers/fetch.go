@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,15 +87,14 @@ func (w *Worker) fetchLoop(ctx, hardCtx context.Context, cons jetstream.Consumer
 // has gathered.
 func (w *Worker) gather(b *message.Batch, first jetstream.Msg, it jetstream.MessagesContext, batch bool) {
 	b.Deliveries, b.Rejects = b.Deliveries[:0], b.Rejects[:0]
+	// The deliveries' lines share one buffer, which the last batch is
+	// done with: the settler dropped its lines once it had published.
+	clear(w.lines)
+	w.lines = w.lines[:0]
+	w.unpack(b, first)
 	if !batch {
-		// Record handlers get records by value, so their slice is reused.
-		b.Records = b.Records[:0]
-		w.unpack(b, first)
 		return
 	}
-	// A batch handler gets the slice itself and may keep it.
-	b.Records = nil
-	w.unpack(b, first)
 	deadline := time.Now().Add(w.cfg.BatchWait)
 	for n := 1; n < w.cfg.FetchBatch; n++ {
 		wait := time.Until(deadline)
@@ -109,8 +109,9 @@ func (w *Worker) gather(b *message.Batch, first jetstream.Msg, it jetstream.Mess
 	}
 }
 
-// unpack adds a message and its records to b: the NDJSON lines of a bulk
-// message, the body of any other. Records alias the message's data.
+// unpack adds a message to b as a delivery: its records are the NDJSON
+// lines of a bulk message, the body of any other, aliasing the message's
+// data.
 func (w *Worker) unpack(b *message.Batch, msg jetstream.Msg) {
 	w.stats.messages.Add(1)
 	meta, err := msg.Metadata()
@@ -128,25 +129,33 @@ func (w *Worker) unpack(b *message.Batch, msg jetstream.Msg) {
 		id = subjects.SequenceMsgID(meta.Stream, meta.Sequence.Stream)
 	}
 	n, bulk := bulkRecords(header)
-	d := &message.Delivery{Msg: msg, Meta: meta, ID: id, Bulk: bulk, First: len(b.Records)}
-	rec := Record{
-		Subject: msg.Subject(), Header: header, Bulk: bulk, Seq: meta.Sequence.Stream, MsgID: id,
-		Delivered: meta.NumDelivered, Published: meta.Timestamp,
+	d := &message.Delivery{
+		Msg: msg, Meta: meta, ID: id, Bulk: bulk, First: b.Len(),
+		Proto: Record{
+			Subject: msg.Subject(), Header: header, Bulk: bulk, Seq: meta.Sequence.Stream, MsgID: id,
+			Delivered: meta.NumDelivered, Published: meta.Timestamp,
+		},
 	}
 	if !bulk {
-		rec.Data = msg.Data()
-		b.Records = append(b.Records, rec)
+		d.SetBody(msg.Data())
 	} else {
 		if n > 0 && n <= 1<<20 {
-			b.Records = slices.Grow(b.Records, n)
+			w.lines = slices.Grow(w.lines, n)
 		}
-		eachLine(msg.Data(), func(line []byte) {
-			rec.Data = line
-			b.Records = append(b.Records, rec)
-			rec.Index++
-		})
+		start := len(w.lines)
+		for data := msg.Data(); len(data) > 0; {
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			if line = trimLine(line); line != nil {
+				w.lines = append(w.lines, line)
+			}
+		}
+		d.Lines = w.lines[start:len(w.lines):len(w.lines)]
 	}
-	d.Count = len(b.Records) - d.First
 	b.Deliveries = append(b.Deliveries, d)
 }
 

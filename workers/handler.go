@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"slices"
 
 	"github.com/jetfleet/jetfleet/workers/message"
 )
@@ -31,12 +32,13 @@ func (f HandlerFunc) Handle(ctx context.Context, rec Record) ([]Output, error) {
 
 // AppendHandler is a [Handler] that appends its outputs to a slice the
 // runtime owns instead of returning one of its own, so that the records
-// of a bulk message cost no slice each. The runtime calls HandleAppend
-// instead of Handle when a handler has it; on an error it ignores what
-// was appended.
+// of a bulk message cost no slice (and no copy of the record) each. The
+// runtime calls HandleAppend instead of Handle when a handler has it; on
+// an error it ignores what was appended. rec is valid during the call
+// only.
 type AppendHandler interface {
 	Handler
-	HandleAppend(ctx context.Context, rec Record, out []Output) ([]Output, error)
+	HandleAppend(ctx context.Context, rec *Record, out []Output) ([]Output, error)
 }
 
 // BatchHandler processes records in batches: the shape of a sink such as
@@ -55,33 +57,41 @@ func Passthrough(outSubject string) Handler { return passthrough(outSubject) }
 type passthrough string
 
 func (p passthrough) Handle(ctx context.Context, rec Record) ([]Output, error) {
-	return p.HandleAppend(ctx, rec, nil)
+	return p.HandleAppend(ctx, &rec, nil)
 }
 
-func (p passthrough) HandleAppend(_ context.Context, rec Record, out []Output) ([]Output, error) {
+func (p passthrough) HandleAppend(_ context.Context, rec *Record, out []Output) ([]Output, error) {
 	return append(out, Output{Subject: string(p), Data: rec.Data}), nil
 }
 
 // recordHandler adapts a Handler to the chain: each record of the batch in
 // turn, its outputs to its delivery, a permanent failure to the batch's
 // rejects; the first transient failure ends the batch with its error.
+//
+// The outputs of each delivery go to one slice the adapter reuses: the
+// settler publishes them before the fetch loop takes the next message,
+// and then drops them (see settler.settle). An AppendHandler gets each
+// record in one variable: a bulk message's records cost no copy each.
 func recordHandler(h Handler) message.HandlerFunc {
 	ah, _ := h.(AppendHandler)
+	var outputs []Output
 	return func(ctx context.Context, b *message.Batch) error {
 		for _, d := range b.Deliveries {
-			if d.Count > 1 && d.Outputs == nil {
-				d.Outputs = make([]Output, 0, d.Count)
+			if len(b.Deliveries) == 1 {
+				d.Outputs = slices.Grow(outputs[:0], len(d.Lines))
 			}
-			for i := d.First; i < d.First+d.Count; i++ {
+			rec := d.Proto
+			for i, line := range d.Lines {
+				rec.Data, rec.Index = line, i
 				var err error
 				if ah != nil {
 					var out []Output
-					if out, err = ah.HandleAppend(ctx, b.Records[i], d.Outputs); err == nil {
+					if out, err = ah.HandleAppend(ctx, &rec, d.Outputs); err == nil {
 						d.Outputs = out
 					}
 				} else {
 					var out []Output
-					if out, err = h.Handle(ctx, b.Records[i]); err == nil {
+					if out, err = h.Handle(ctx, rec); err == nil {
 						d.Outputs = append(d.Outputs, out...)
 					}
 				}
@@ -91,7 +101,10 @@ func recordHandler(h Handler) message.HandlerFunc {
 				if !message.IsPermanent(err) {
 					return err
 				}
-				b.Rejects = append(b.Rejects, Reject{Index: i, Err: err})
+				b.Rejects = append(b.Rejects, Reject{Index: d.First + i, Err: err})
+			}
+			if len(b.Deliveries) == 1 {
+				outputs = d.Outputs
 			}
 		}
 		return nil
@@ -101,7 +114,7 @@ func recordHandler(h Handler) message.HandlerFunc {
 // batchHandler adapts a BatchHandler to the chain.
 func batchHandler(h BatchHandler) message.HandlerFunc {
 	return func(ctx context.Context, b *message.Batch) error {
-		rejected, err := h.HandleBatch(ctx, b.Records)
+		rejected, err := h.HandleBatch(ctx, b.Records())
 		b.Rejects = append(b.Rejects, rejected...)
 		return err
 	}

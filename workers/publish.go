@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,23 +17,30 @@ import (
 	"github.com/jetfleet/jetfleet/workers/message"
 )
 
-// publishOutputs sends a delivery's outputs, each with a message id
-// derived from the delivery's. In record mode each output is its own
-// message; in bulk mode outputs are grouped per subject (or Group) into
-// one bulk message each, in first-seen order; an output with its own
-// MsgID is always a message of its own.
+// publishOutputs sends a delivery's outputs (see eachOutput).
 func (w *Worker) publishOutputs(p *pending) error {
-	d := p.d
+	return w.eachOutput(p.d, func(subject string, data []byte, id string, records int) error {
+		return w.publish(p, subject, data, id, p.d.TraceParent, records)
+	})
+}
+
+// eachOutput calls send with each message a delivery's outputs make, each
+// with a message id derived from the delivery's. In record mode each
+// output is its own message; in bulk mode outputs are grouped per subject
+// (or Group) into one bulk message each (records > 0), in first-seen
+// order; an output with its own MsgID is always a message of its own.
+func (w *Worker) eachOutput(d *message.Delivery, send func(subject string, data []byte, id string, records int) error) error {
 	if len(d.Outputs) == 0 {
 		return nil
 	}
 	if !d.Bulk {
-		for i, o := range d.Outputs {
+		for i := range d.Outputs {
+			o := &d.Outputs[i]
 			id := o.MsgID
 			if id == "" {
 				id = subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, i)
 			}
-			if err := w.publish(p, o.Subject, o.Data, id, d.TraceParent, 0); err != nil {
+			if err := send(o.Subject, o.Data, id, 0); err != nil {
 				return err
 			}
 		}
@@ -42,12 +50,14 @@ func (w *Worker) publishOutputs(p *pending) error {
 	// (one subject, or the clean stage's partitions), so a linear search
 	// beats a map, and each group's body is built in one allocation, or
 	// none when its records lie in order in the input (see joinRecords).
-	w.groups = w.groups[:0]
-	w.groupOf = w.groupOf[:0]
-	for _, o := range d.Outputs {
+	w.groups, w.groupOf = w.groups[:0], w.groupOf[:0]
+	last, own := -1, 0
+	for i := range d.Outputs {
+		o := &d.Outputs[i]
 		if o.MsgID != "" {
+			own++
 			w.groupOf = append(w.groupOf, -1)
-			if err := w.publish(p, o.Subject, o.Data, o.MsgID, d.TraceParent, 0); err != nil {
+			if err := send(o.Subject, o.Data, o.MsgID, 0); err != nil {
 				return err
 			}
 			continue
@@ -56,32 +66,41 @@ func (w *Worker) publishOutputs(p *pending) error {
 		if byGroup {
 			key = o.Group
 		}
-		g := len(w.groupOf) - 1 // most often the group of the output before
-		if g < 0 || w.groupOf[g] < 0 || w.groups[w.groupOf[g]].key != key || w.groups[w.groupOf[g]].byGroup != byGroup {
+		g := last // most often the group of the output before
+		if g < 0 || !sameString(w.groups[g].key, key) || w.groups[g].byGroup != byGroup {
 			g = slices.IndexFunc(w.groups, func(g outputGroup) bool { return g.byGroup == byGroup && g.key == key })
-		} else {
-			g = w.groupOf[g]
-		}
-		if g < 0 {
-			g = len(w.groups)
-			w.groups = append(w.groups, outputGroup{key: key, byGroup: byGroup, subject: o.Subject})
-		}
-		w.groupOf = append(w.groupOf, g)
-	}
-	for g, grp := range w.groups {
-		w.recs = w.recs[:0]
-		for i, o := range d.Outputs {
-			if w.groupOf[i] == g {
-				w.recs = append(w.recs, o.Data)
+			if g < 0 {
+				g = len(w.groups)
+				w.groups = append(w.groups, outputGroup{key: key, byGroup: byGroup, subject: o.Subject})
 			}
 		}
-		body := joinRecords(w.recs)
-		clear(w.recs) // the scratch must not keep outputs alive
-		if err := w.publish(p, grp.subject, body, subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, g), d.TraceParent, len(w.recs)); err != nil {
+		last = g
+		w.groupOf = append(w.groupOf, g)
+	}
+	if len(w.groups) == 1 && own == 0 {
+		// One message of all outputs (a validate chunk, a chunk passed on).
+		return send(w.groups[0].subject, joinOutputs(d.Outputs), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, 0), len(d.Outputs))
+	}
+	for g, grp := range w.groups {
+		w.sub = w.sub[:0]
+		for i := range d.Outputs {
+			if w.groupOf[i] == g {
+				w.sub = append(w.sub, d.Outputs[i].Data)
+			}
+		}
+		err := send(grp.subject, joinRecords(w.sub), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, g), len(w.sub))
+		clear(w.sub) // the scratch must not keep outputs alive
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sameString is a == b, at once when both are the same string (outputs
+// of one handler share their subject).
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // outputGroup is the outputs of a bulk delivery that form one message:
@@ -90,6 +109,25 @@ type outputGroup struct {
 	key     string
 	byGroup bool
 	subject string
+}
+
+// joinOutputs is joinRecords of the outputs' data.
+func joinOutputs(outs []message.Output) []byte {
+	first := outs[0].Data
+	all := first[:cap(first)]
+	end := len(first)
+	for i := 1; i < len(outs); i++ {
+		r := outs[i].Data
+		if len(r) == 0 || end+1+len(r) > len(all) || all[end] != '\n' || &all[end+1] != &r[0] {
+			recs := make([][]byte, len(outs))
+			for i := range outs {
+				recs[i] = outs[i].Data
+			}
+			return JoinBulk(recs)
+		}
+		end += 1 + len(r)
+	}
+	return all[:end:end]
 }
 
 // joinRecords is JoinBulk, except that records lying one after another in

@@ -36,31 +36,41 @@ func newSettler(w *Worker) *settler {
 }
 
 // settle carries out the verdict of every delivery of a handled batch.
+// What the deliveries produced is published by the time it returns: their
+// outputs, lines and dead letters are dropped, the memory of the fetch
+// loop and the handler again.
 func (s *settler) settle(ctx context.Context, b *message.Batch) {
-	w := s.w
 	for _, d := range b.Deliveries {
-		if d.Verdict.Action == message.Nak {
-			w.nak(d, d.Verdict.Err, d.Verdict.Delay)
-			continue
-		}
-		p := &pending{d: d}
-		if err := w.publishOutputs(p); err != nil {
-			w.nakAfterPublishError(d, err)
-			continue
-		}
-		if err := w.publishDeadLetters(p); err != nil {
-			w.nakAfterPublishError(d, err)
-			continue
-		}
-		w.stats.outputs.Add(int64(len(d.Outputs)))
-		w.stats.deadLettered.Add(deadRecords(d))
-		w.stats.inFlight.Add(1)
-		select {
-		case s.queue <- p:
-		case <-ctx.Done():
-			// Hard stop: leave the message unacked; it will be redelivered.
-			w.stats.inFlight.Add(-1)
-		}
+		s.deliver(ctx, d)
+		d.Outputs, d.Dead, d.Lines = nil, nil, nil
+	}
+}
+
+// deliver settles one delivery: a nak at once; otherwise its outputs and
+// dead letters published and the delivery queued for run.
+func (s *settler) deliver(ctx context.Context, d *message.Delivery) {
+	w := s.w
+	if d.Verdict.Action == message.Nak {
+		w.nak(d, d.Verdict.Err, d.Verdict.Delay)
+		return
+	}
+	p := &pending{d: d}
+	if err := w.publishOutputs(p); err != nil {
+		w.nakAfterPublishError(d, err)
+		return
+	}
+	if err := w.publishDeadLetters(p); err != nil {
+		w.nakAfterPublishError(d, err)
+		return
+	}
+	w.stats.outputs.Add(int64(len(d.Outputs)))
+	w.stats.deadLettered.Add(deadRecords(d))
+	w.stats.inFlight.Add(1)
+	select {
+	case s.queue <- p:
+	case <-ctx.Done():
+		// Hard stop: leave the message unacked; it will be redelivered.
+		w.stats.inFlight.Add(-1)
 	}
 }
 

@@ -47,10 +47,12 @@ type Worker struct {
 	paused atomic.Bool
 	wake   chan struct{}
 
+	// lines holds the records of the batch in hand (see gather).
+	lines [][]byte
 	// Scratch of publishOutputs, which only the fetch loop calls.
 	groups  []outputGroup
 	groupOf []int
-	recs    [][]byte
+	sub     [][]byte
 
 	svc startstop.Service
 }

@@ -49,8 +49,14 @@ type Delivery struct {
 	ID string
 	// Bulk says the message carries NDJSON records (the Jf-Records header).
 	Bulk bool
-	// First and Count place its records in the batch's Records.
-	First, Count int
+	// Lines are its records' bytes: the non-blank NDJSON lines of a bulk
+	// message, the whole body of any other. They alias the message.
+	Lines [][]byte
+	// Proto is what its records have in common: a Record without Data
+	// and Index (see Record).
+	Proto Record
+	// First is the index of its first record in the batch.
+	First int
 	// TraceParent is the traceparent of what the delivery produces: a
 	// child span of the one it came with (set by the trace middleware).
 	TraceParent string
@@ -60,17 +66,54 @@ type Delivery struct {
 	Dead []DeadLetter
 	// Verdict is how it is settled once Outputs and Dead are stored.
 	Verdict Verdict
+
+	one [1][]byte // Lines of a record-mode message
+}
+
+// SetBody makes the delivery's one record the message's body.
+func (d *Delivery) SetBody(body []byte) {
+	d.one[0] = body
+	d.Lines = d.one[:]
+}
+
+// Record is the delivery's record i (0 <= i < len(Lines)).
+func (d *Delivery) Record(i int) Record {
+	r := d.Proto
+	r.Data, r.Index = d.Lines[i], i
+	return r
 }
 
 // Batch is what a handler chain processes: one delivery for a record
 // handler (one record, or the records of a bulk message), several for a
-// batch handler, with their records in order.
+// batch handler. Its records are its deliveries' in order: record i of the
+// batch is record i-First of the delivery that holds it.
 type Batch struct {
 	Deliveries []*Delivery
-	Records    []Record
-	// Rejects are records that can never succeed, by index into Records;
-	// the retry middleware turns them into their deliveries' dead letters.
+	// Rejects are records that can never succeed, by index into the
+	// batch's records; the retry middleware turns them into their
+	// deliveries' dead letters.
 	Rejects []Reject
+}
+
+// Len is the number of records of the batch.
+func (b *Batch) Len() int {
+	if len(b.Deliveries) == 0 {
+		return 0
+	}
+	d := b.Deliveries[len(b.Deliveries)-1]
+	return d.First + len(d.Lines)
+}
+
+// Records makes the batch's records, for a handler that takes them all at
+// once.
+func (b *Batch) Records() []Record {
+	out := make([]Record, 0, b.Len())
+	for _, d := range b.Deliveries {
+		for i := range d.Lines {
+			out = append(out, d.Record(i))
+		}
+	}
+	return out
 }
 
 // DeliveryOf returns the delivery record i of the batch came in.

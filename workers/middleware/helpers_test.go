@@ -42,8 +42,7 @@ func batchOf(t *testing.T, tp string, bodies ...string) *message.Batch {
 	for m := range msgs.Messages() {
 		meta, err := m.Metadata()
 		require.NoError(t, err)
-		b.Deliveries = append(b.Deliveries, &message.Delivery{Msg: m, Meta: meta, ID: m.Headers().Get(subjects.HeaderMsgID), First: len(b.Records), Count: 1})
-		b.Records = append(b.Records, message.Record{Data: m.Data()})
+		b.Deliveries = append(b.Deliveries, &message.Delivery{Msg: m, Meta: meta, ID: m.Headers().Get(subjects.HeaderMsgID), First: b.Len(), Lines: [][]byte{m.Data()}})
 	}
 	require.NoError(t, msgs.Error())
 	require.Len(t, b.Deliveries, len(bodies))

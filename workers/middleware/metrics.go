@@ -31,7 +31,7 @@ func Metrics(cfg MetricsConfig) message.Middleware {
 				cfg.Seconds.Observe(time.Since(start).Seconds())
 			}
 			if err == nil && cfg.Records != nil {
-				cfg.Records.Add(int64(len(b.Records) - len(b.Rejects)))
+				cfg.Records.Add(int64(b.Len() - len(b.Rejects)))
 			}
 			return err
 		}

@@ -18,7 +18,7 @@ func TestMetrics(t *testing.T) {
 	hist := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h"})
 	var records atomic.Int64
 	mw := middleware.Metrics(middleware.MetricsConfig{Seconds: hist, Records: &records})
-	b := &message.Batch{Records: make([]message.Record, 5), Rejects: []message.Reject{{Index: 1}}}
+	b := &message.Batch{Deliveries: []*message.Delivery{{Lines: make([][]byte, 5)}}, Rejects: []message.Reject{{Index: 1}}}
 	require.NoError(t, message.Chain(handlerOf(nil, nil), mw)(t.Context(), b))
 	require.Error(t, message.Chain(handlerOf(errors.New("transient"), nil), mw)(t.Context(), b))
 	require.Equal(t, int64(4), records.Load(), "records handled and not rejected, from the batch that did not fail")

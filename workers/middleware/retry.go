@@ -66,12 +66,12 @@ func (cfg RetryConfig) Delay(err error, delivered uint64) time.Duration {
 // rejected moves the batch's rejects to their deliveries' dead letters.
 func rejected(b *message.Batch) {
 	for _, r := range b.Rejects {
-		if r.Index < 0 || r.Index >= len(b.Records) {
+		if r.Index < 0 || r.Index >= b.Len() {
 			continue
 		}
 		d := b.DeliveryOf(r.Index)
 		i := r.Index - d.First
-		d.Dead = append(d.Dead, message.DeadLetter{Index: i, Data: b.Records[r.Index].Data, Reason: r.Err.Error()})
+		d.Dead = append(d.Dead, message.DeadLetter{Index: i, Data: d.Lines[i], Reason: r.Err.Error()})
 	}
 	for _, d := range b.Deliveries {
 		if len(d.Dead) > 0 && !d.Bulk {

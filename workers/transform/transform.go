@@ -130,11 +130,11 @@ func (h *Handler) WithPartitions(n int) *Handler {
 // partition. A record the transforms cannot apply to is marked permanent
 // for the runtime to dead-letter.
 func (h *Handler) Handle(ctx context.Context, rec workers.Record) ([]workers.Output, error) {
-	return h.HandleAppend(ctx, rec, nil)
+	return h.HandleAppend(ctx, &rec, nil)
 }
 
 // HandleAppend is Handle appending to out (see workers.AppendHandler).
-func (h *Handler) HandleAppend(_ context.Context, rec workers.Record, out []workers.Output) ([]workers.Output, error) {
+func (h *Handler) HandleAppend(_ context.Context, rec *workers.Record, out []workers.Output) ([]workers.Output, error) {
 	st := h.scratch.Get().(*state)
 	defer h.scratch.Put(st)
 	data, err := h.transform(st, rec.Data)

@@ -259,7 +259,7 @@ func BenchmarkTransformBulk(b *testing.B) {
 		outs = outs[:0]
 		for j, line := range lines {
 			var err error
-			if outs, err = h.HandleAppend(context.Background(), workers.Record{Data: line, Index: j, Bulk: true}, outs); err != nil {
+			if outs, err = h.HandleAppend(context.Background(), &workers.Record{Data: line, Index: j, Bulk: true}, outs); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -38,11 +38,11 @@ func New(ds *pipeline.Dataset) (*Handler, error) {
 // when the dataset has sources), and marks anything else permanent, with
 // the reason, for the runtime to dead-letter.
 func (h *Handler) Handle(ctx context.Context, rec workers.Record) ([]workers.Output, error) {
-	return h.HandleAppend(ctx, rec, nil)
+	return h.HandleAppend(ctx, &rec, nil)
 }
 
 // HandleAppend is Handle appending to out (see workers.AppendHandler).
-func (h *Handler) HandleAppend(_ context.Context, rec workers.Record, out []workers.Output) ([]workers.Output, error) {
+func (h *Handler) HandleAppend(_ context.Context, rec *workers.Record, out []workers.Output) ([]workers.Output, error) {
 	data, err := h.Valid(rec.Data)
 	if err != nil {
 		if _, ok := err.(*Error); ok { //nolint:errorlint // Valid returns it as it is

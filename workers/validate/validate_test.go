@@ -208,7 +208,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 		outs, body = outs[:0], body[:0]
 		for j, line := range lines {
 			var err error
-			if outs, err = h.HandleAppend(context.Background(), workers.Record{Data: line, Index: j, Bulk: true}, outs); err != nil && !workers.IsPermanent(err) {
+			if outs, err = h.HandleAppend(context.Background(), &workers.Record{Data: line, Index: j, Bulk: true}, outs); err != nil && !workers.IsPermanent(err) {
 				b.Fatal(err)
 			}
 		}
