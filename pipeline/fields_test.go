@@ -94,3 +94,22 @@ func BenchmarkAppendJSON(b *testing.B) {
 		}
 	}
 }
+
+func TestPrefixField(t *testing.T) {
+	t.Parallel()
+	rec := `{"order_id":"b-3","n":12,"customer_id":"c-` + strings.Repeat("y", 50)
+	for cut, want := range map[int]string{len(rec): `"b-3"`, 20: `"b-3"`, 14: "", 25: `"b-3"`} {
+		v, ok := pipeline.PrefixField([]byte(rec[:cut]), "order_id")
+		if want == "" {
+			require.False(t, ok, "cut at %d", cut)
+			continue
+		}
+		require.True(t, ok, "cut at %d", cut)
+		require.Equal(t, "b-3", v.Str())
+	}
+	_, ok := pipeline.PrefixField([]byte(`{"n":12`), "n")
+	require.False(t, ok, "a number at the cut may go on")
+	v, ok := pipeline.PrefixField([]byte(`{"n":12,"x`), "n")
+	require.True(t, ok)
+	require.Equal(t, "12", v.Literal())
+}

@@ -281,3 +281,48 @@ func digits(data []byte, i int) int {
 	}
 	return i
 }
+
+// PrefixField finds the top-level field name in the start of a record
+// that may be cut anywhere (a line too long to read whole): the value of
+// its last occurrence that ends before the cut, as in a decoded record.
+// The value views data.
+func PrefixField(data []byte, name string) (Value, bool) {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return Value{}, false
+	}
+	i = skipWS(data, i+1)
+	var (
+		found Value
+		ok    bool
+	)
+	for i < len(data) && data[i] == '"' {
+		j, keyEsc, good := scanString(data, i)
+		if !good {
+			break
+		}
+		key := data[i+1 : j-1]
+		i = skipWS(data, j)
+		if i >= len(data) || data[i] != ':' {
+			break
+		}
+		i = skipWS(data, i+1)
+		kind, end, esc, good := scanValue(data, i, 1)
+		if !good || end >= len(data) { // at the cut: maybe not whole
+			break
+		}
+		k := view(key)
+		if keyEsc {
+			k = string(unquote(nil, key))
+		}
+		if k == name {
+			found, ok = Value{kind: kind, s: view(data[i:end]), esc: esc}, true
+		}
+		i = skipWS(data, end)
+		if i >= len(data) || data[i] != ',' {
+			break
+		}
+		i = skipWS(data, i+1)
+	}
+	return found, ok
+}

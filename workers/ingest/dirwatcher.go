@@ -163,7 +163,7 @@ func (w *DirWatcher) ingest(ctx context.Context, name string) bool {
 			w.log.Error().Err(err).Str("file", name).Msg("ingested but cannot move to done/; it will be re-ingested (duplicates are dropped)")
 			return false
 		}
-		w.log.Info().Str("file", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Dur("took", time.Since(start)).Msg("file ingested")
+		w.log.Info().Str("file", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Int("skipped", res.Skipped).Dur("took", time.Since(start)).Msg("file ingested")
 		return true
 	case IsFileError(err):
 		failed := filepath.Join(w.cfg.Dir, FailedDir)

@@ -152,7 +152,7 @@ func (w *ObjectWatcher) process(ctx context.Context, obs jetstream.ObjectStore, 
 			w.log.Warn().Err(err).Str("object", name).Msg("ingested but cannot rename to done/")
 			return ctx.Err() != nil
 		}
-		w.log.Info().Str("object", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Dur("took", time.Since(start)).Msg("object ingested")
+		w.log.Info().Str("object", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Int("skipped", res.Skipped).Dur("took", time.Since(start)).Msg("object ingested")
 		return true
 	case IsFileError(err):
 		if err := rename(ctx, obs, name, subjects.LandingFailed+name, info, err.Error()); err != nil {
