@@ -58,6 +58,7 @@ type Value struct {
 	kind ValueKind
 	rep  rep
 	esc  bool // a raw string holds escapes
+	wide bool // a raw string holds non-ASCII
 	// s is, for repRaw, the JSON text as written (a string with its
 	// quotes), viewing the record; for repStr, the string.
 	s  string
@@ -414,7 +415,7 @@ func (v *Value) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	switch v.kind {
 	case KindString:
-		if !v.esc && !hasLineSep(v.s) {
+		if !v.esc && (!v.wide || !hasLineSep(v.s)) {
 			return append(dst, v.s...), nil // already as encoding/json writes it
 		}
 		return appendString(dst, unquote(nil, bytesOf(v.s[1:len(v.s)-1]))), nil
@@ -684,7 +685,10 @@ func sortStrings(s []string) {
 // steps decode a record into Fields once and read, change and encode it
 // from there. The zero value is an empty record; Scan reuses its memory.
 type Fields struct {
-	list []Field
+	// list holds the fields; a deleted one stays, its kind KindMissing
+	// (moving fields, which hold pointers, costs more than skipping one).
+	list    []Field
+	deleted int
 	// order is AppendJSON's sorted order of list, and sorted the names in
 	// it: records of a dataset mostly come with the same fields in the
 	// same order, and then the last order is right again.
@@ -697,6 +701,7 @@ type Fields struct {
 // with the same errors. The fields view data, which must not change
 // while they are used.
 func (f *Fields) Scan(data []byte) error {
+	f.deleted = 0
 	var ok bool
 	if f.list, ok = scanObject(data, f.list[:0]); ok {
 		f.dedupe()
@@ -712,7 +717,7 @@ func (f *Fields) Scan(data []byte) error {
 }
 
 // FromRecord makes f hold a decoded record's fields.
-func (f *Fields) FromRecord(rec Record) { f.list = fieldsFromRecord(rec, f.list[:0]) }
+func (f *Fields) FromRecord(rec Record) { f.list, f.deleted = fieldsFromRecord(rec, f.list[:0]), 0 }
 
 // dedupe keeps the last of fields with one name, as a decoded map does.
 func (f *Fields) dedupe() {
@@ -733,6 +738,25 @@ func (f *Fields) dedupe() {
 		f.list = kept
 		return
 	}
+	// A bit per (length, last byte) of each name: when no two names share
+	// one, no two are equal, and the pairs need no comparing.
+	var seen uint64
+	clash := false
+	for i := range f.list {
+		n := f.list[i].Name
+		bit := uint64(1) << ((uint(len(n)) * 7) % 64)
+		if n != "" {
+			bit = uint64(1) << ((uint(len(n))*7 + uint(n[len(n)-1])) % 64)
+		}
+		if seen&bit != 0 {
+			clash = true
+			break
+		}
+		seen |= bit
+	}
+	if !clash {
+		return
+	}
 	for i := 1; i < len(f.list); i++ {
 		for j := 0; j < i; j++ {
 			if f.list[j].Name == f.list[i].Name {
@@ -746,16 +770,27 @@ func (f *Fields) dedupe() {
 }
 
 // Len is the number of fields.
-func (f *Fields) Len() int { return len(f.list) }
+func (f *Fields) Len() int { return len(f.list) - f.deleted }
 
 // All is the fields, in no particular order. Read only.
-func (f *Fields) All() []Field { return f.list }
+func (f *Fields) All() []Field {
+	if f.deleted > 0 {
+		kept := f.list[:0]
+		for _, fl := range f.list {
+			if fl.Value.kind != KindMissing {
+				kept = append(kept, fl)
+			}
+		}
+		f.list, f.deleted = kept, 0
+	}
+	return f.list
+}
 
 // Get returns the value of field name and whether the record has it.
 func (f *Fields) Get(name string) (Value, bool) {
 	for i := range f.list {
 		if f.list[i].Name == name {
-			return f.list[i].Value, true
+			return f.list[i].Value, f.list[i].Value.kind != KindMissing
 		}
 	}
 	return Value{}, false
@@ -764,8 +799,11 @@ func (f *Fields) Get(name string) (Value, bool) {
 // Set sets field name to v.
 func (f *Fields) Set(name string, v Value) {
 	for i := range f.list {
-		if f.list[i].Name == name {
-			f.list[i].Value = v
+		if fl := &f.list[i]; fl.Name == name {
+			if fl.Value.kind == KindMissing {
+				f.deleted--
+			}
+			fl.Value = v
 			return
 		}
 	}
@@ -775,9 +813,11 @@ func (f *Fields) Set(name string, v Value) {
 // Delete removes field name.
 func (f *Fields) Delete(name string) {
 	for i := range f.list {
-		if f.list[i].Name == name {
-			f.list[i] = f.list[len(f.list)-1]
-			f.list = f.list[:len(f.list)-1]
+		if fl := &f.list[i]; fl.Name == name {
+			if fl.Value.kind != KindMissing {
+				fl.Value.kind = KindMissing
+				f.deleted++
+			}
 			return
 		}
 	}
@@ -785,18 +825,22 @@ func (f *Fields) Delete(name string) {
 
 // Record is the record as [DecodeRecord] gives it.
 func (f *Fields) Record() Record {
-	rec := make(Record, len(f.list))
+	rec := make(Record, f.Len())
 	for _, fl := range f.list {
-		rec[fl.Name] = fl.Value.Any()
+		if fl.Value.kind != KindMissing {
+			rec[fl.Name] = fl.Value.Any()
+		}
 	}
 	return rec
 }
 
 // Env is what an expression sees of the record, as [ExprEnv] gives it.
 func (f *Fields) Env() map[string]any {
-	env := make(map[string]any, len(f.list))
+	env := make(map[string]any, f.Len())
 	for _, fl := range f.list {
-		env[fl.Name] = fl.Value.exprValue()
+		if fl.Value.kind != KindMissing {
+			env[fl.Name] = fl.Value.exprValue()
+		}
 	}
 	return env
 }
@@ -825,11 +869,16 @@ func (f *Fields) AppendJSON(dst []byte) ([]byte, error) {
 		}
 	}
 	dst = append(dst, '{')
-	for i, k := range f.order {
-		if i > 0 {
+	first := true
+	for _, k := range f.order {
+		fl := &f.list[k]
+		if fl.Value.kind == KindMissing {
+			continue // deleted
+		}
+		if !first {
 			dst = append(dst, ',')
 		}
-		fl := &f.list[k]
+		first = false
 		if fl.plain {
 			dst = append(append(append(dst, '"'), fl.Name...), '"')
 		} else {

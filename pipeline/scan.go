@@ -26,7 +26,7 @@ func scanObject(data []byte, out []Field) (_ []Field, ok bool) {
 		if i >= len(data) || data[i] != '"' {
 			return out, false
 		}
-		j, keyEsc, ok := scanString(data, i)
+		j, keyEsc, keyWide, ok := scanString(data, i)
 		if !ok {
 			return out, false
 		}
@@ -36,18 +36,15 @@ func scanObject(data []byte, out []Field) (_ []Field, ok bool) {
 			return out, false
 		}
 		i = skipWS(data, i+1)
-		kind, j, esc, ok := scanValue(data, i, 1)
+		kind, j, esc, wide, ok := scanValue(data, i, 1)
 		if !ok {
 			return out, false
 		}
-		name, plain := view(key), !keyEsc
+		name, plain := view(key), !keyEsc && !keyWide
 		if keyEsc {
 			name = string(unquote(nil, key))
 		}
-		if plain && bytes.IndexByte(key, 0xE2) >= 0 {
-			plain = plainName(name) // U+2028 and U+2029 are escaped
-		}
-		out = append(out, Field{Name: name, Value: Value{kind: kind, s: view(data[i:j]), esc: esc}, plain: plain})
+		out = append(out, Field{Name: name, Value: Value{kind: kind, s: view(data[i:j]), esc: esc, wide: wide}, plain: plain})
 		i = skipWS(data, j)
 		if i >= len(data) {
 			return out, false
@@ -83,12 +80,20 @@ var plainByte = func() (t [256]bool) {
 }()
 
 // scanString reads the string starting at data[i] (a quote) and returns
-// the index after its closing quote and whether it holds escapes. Its
-// bytes must be valid UTF-8, control characters escaped.
-func scanString(data []byte, i int) (end int, esc, ok bool) {
+// the index after its closing quote, whether it holds escapes and whether
+// it holds non-ASCII. Its bytes must be valid UTF-8, control characters
+// escaped.
+func scanString(data []byte, i int) (end int, esc, wide, ok bool) {
 	j := i + 1
-	// Most strings are plain ASCII up to their closing quote: find the
-	// quote, then check what lies before it eight bytes at a time.
+	// Most strings are short plain ASCII: a byte loop finds their end
+	// before the search below has started.
+	for k := min(j+16, len(data)); j < k && plainByte[data[j]]; j++ {
+	}
+	if j < len(data) && data[j] == '"' {
+		return j + 1, false, false, true
+	}
+	// Longer ones: find the quote, then check what lies before it eight
+	// bytes at a time.
 	if q := bytes.IndexByte(data[j:], '"'); q >= 0 {
 		k, end := j, j+q
 		for k+8 <= end {
@@ -102,7 +107,7 @@ func scanString(data []byte, i int) (end int, esc, ok bool) {
 			k++
 		}
 		if k == end {
-			return end + 1, false, true
+			return end + 1, false, false, true
 		}
 		j = k
 	}
@@ -114,34 +119,35 @@ func scanString(data []byte, i int) (end int, esc, ok bool) {
 		}
 		switch {
 		case c == '"':
-			return j + 1, esc, true
+			return j + 1, esc, wide, true
 		case c == '\\':
 			esc = true
 			if j+1 >= len(data) {
-				return 0, false, false
+				return 0, false, false, false
 			}
 			switch data[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				j += 2
 			case 'u':
 				if j+6 > len(data) || !isHex(data[j+2]) || !isHex(data[j+3]) || !isHex(data[j+4]) || !isHex(data[j+5]) {
-					return 0, false, false
+					return 0, false, false, false
 				}
 				j += 6
 			default:
-				return 0, false, false
+				return 0, false, false, false
 			}
 		case c < 0x20:
-			return 0, false, false
+			return 0, false, false, false
 		default: // c >= 0x80: one rune of UTF-8
+			wide = true
 			r, size := utf8.DecodeRune(data[j:])
 			if r == utf8.RuneError && size == 1 {
-				return 0, false, false
+				return 0, false, false, false
 			}
 			j += size
 		}
 	}
-	return 0, false, false
+	return 0, false, false, false
 }
 
 const (
@@ -160,35 +166,35 @@ func isHex(c byte) bool {
 // scanValue reads the value starting at data[i], inside a container at
 // depth (the record itself is depth 1), and returns its kind, the index
 // after it, and for a string whether it holds escapes.
-func scanValue(data []byte, i, depth int) (kind ValueKind, end int, esc, ok bool) {
+func scanValue(data []byte, i, depth int) (kind ValueKind, end int, esc, wide, ok bool) {
 	if i >= len(data) {
-		return 0, 0, false, false
+		return 0, 0, false, false, false
 	}
 	switch c := data[i]; {
 	case c == '"':
-		end, esc, ok = scanString(data, i)
-		return KindString, end, esc, ok
+		end, esc, wide, ok = scanString(data, i)
+		return KindString, end, esc, wide, ok
 	case c == '{' || c == '[':
 		if depth+1 > MaxRecordDepth {
-			return 0, 0, false, false
+			return 0, 0, false, false, false
 		}
 		kind = KindObject
 		if c == '[' {
 			kind = KindArray
 		}
 		end, ok = skipComposite(data, i, depth+1)
-		return kind, end, false, ok
+		return kind, end, false, false, ok
 	case c == 't':
-		return KindBool, i + 4, false, hasAt(data, i, "true")
+		return KindBool, i + 4, false, false, hasAt(data, i, "true")
 	case c == 'f':
-		return KindBool, i + 5, false, hasAt(data, i, "false")
+		return KindBool, i + 5, false, false, hasAt(data, i, "false")
 	case c == 'n':
-		return KindNull, i + 4, false, hasAt(data, i, "null")
+		return KindNull, i + 4, false, false, hasAt(data, i, "null")
 	case c == '-' || c >= '0' && c <= '9':
 		end, ok = scanNumber(data, i)
-		return KindNumber, end, false, ok
+		return KindNumber, end, false, false, ok
 	}
-	return 0, 0, false, false
+	return 0, 0, false, false, false
 }
 
 func hasAt(data []byte, i int, lit string) bool {
@@ -212,7 +218,7 @@ func skipComposite(data []byte, i, depth int) (int, bool) {
 			if i >= len(data) || data[i] != '"' {
 				return 0, false
 			}
-			j, _, ok := scanString(data, i)
+			j, _, _, ok := scanString(data, i)
 			if !ok {
 				return 0, false
 			}
@@ -222,7 +228,7 @@ func skipComposite(data []byte, i, depth int) (int, bool) {
 			}
 			i = skipWS(data, i+1)
 		}
-		_, j, _, ok := scanValue(data, i, depth)
+		_, j, _, _, ok := scanValue(data, i, depth)
 		if !ok {
 			return 0, false
 		}
@@ -297,7 +303,7 @@ func PrefixField(data []byte, name string) (Value, bool) {
 		ok    bool
 	)
 	for i < len(data) && data[i] == '"' {
-		j, keyEsc, good := scanString(data, i)
+		j, keyEsc, _, good := scanString(data, i)
 		if !good {
 			break
 		}
@@ -307,7 +313,7 @@ func PrefixField(data []byte, name string) (Value, bool) {
 			break
 		}
 		i = skipWS(data, i+1)
-		kind, end, esc, good := scanValue(data, i, 1)
+		kind, end, esc, wide, good := scanValue(data, i, 1)
 		if !good || end >= len(data) { // at the cut: maybe not whole
 			break
 		}
@@ -316,7 +322,7 @@ func PrefixField(data []byte, name string) (Value, bool) {
 			k = string(unquote(nil, key))
 		}
 		if k == name {
-			found, ok = Value{kind: kind, s: view(data[i:end]), esc: esc}, true
+			found, ok = Value{kind: kind, s: view(data[i:end]), esc: esc, wide: wide}, true
 		}
 		i = skipWS(data, end)
 		if i >= len(data) || data[i] != ',' {

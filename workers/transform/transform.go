@@ -63,6 +63,8 @@ type state struct {
 	norm   []byte
 	hashIn []byte
 	out    []byte
+	// slab is where clean records are cut from (see keepOutput).
+	slab []byte
 }
 
 // New builds the transform handler of ds, reading lookup rows from
@@ -205,7 +207,26 @@ func (h *Handler) transform(st *state, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode: %v", ErrTransform, err)
 	}
-	return bytes.Clone(out), nil
+	return st.keepOutput(out), nil
+}
+
+// slabSize is the memory clean records are cut from: one allocation for
+// many records instead of one each. A slab is garbage once the records
+// cut from it are published.
+const slabSize = 32 << 10
+
+// keepOutput copies a clean record to memory of its own, cut from the
+// state's slab.
+func (st *state) keepOutput(out []byte) []byte {
+	if len(out) > slabSize/4 {
+		return bytes.Clone(out)
+	}
+	if cap(st.slab)-len(st.slab) < len(out) {
+		st.slab = make([]byte, 0, slabSize)
+	}
+	start := len(st.slab)
+	st.slab = append(st.slab, out...)
+	return st.slab[start:len(st.slab):len(st.slab)]
 }
 
 // Apply runs the transforms on rec in place.
