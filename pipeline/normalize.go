@@ -195,7 +195,6 @@ func parseOne(format string, v Value, loc *time.Location) (time.Time, bool) {
 	return t, err == nil
 }
 
-
 // FormatTime is how steps write timestamps: UTC RFC 3339, with fractional
 // seconds only when there are any.
 func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
