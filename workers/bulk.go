@@ -40,16 +40,20 @@ func bulkRecords(header nats.Header) (int, bool) {
 // its line end.
 func eachLine(data []byte, f func(line []byte)) {
 	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
-		if line = trimLine(line); line != nil {
+		var line []byte
+		if line, data = nextLine(data); line != nil {
 			f(line)
 		}
 	}
+}
+
+// nextLine cuts the first line off data: the line without its end, nil
+// if it is blank, and the rest.
+func nextLine(data []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return trimLine(data[:i]), data[i+1:]
+	}
+	return trimLine(data), nil
 }
 
 // trimLine is a line without its carriage return, nil if it is blank.

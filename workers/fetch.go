@@ -1,7 +1,6 @@
 package workers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -144,13 +143,8 @@ func (w *Worker) unpack(b *message.Batch, msg jetstream.Msg) {
 		}
 		start := len(w.lines)
 		for data := msg.Data(); len(data) > 0; {
-			line := data
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				line, data = data[:i], data[i+1:]
-			} else {
-				data = nil
-			}
-			if line = trimLine(line); line != nil {
+			var line []byte
+			if line, data = nextLine(data); line != nil {
 				w.lines = append(w.lines, line)
 			}
 		}
