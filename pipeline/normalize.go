@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	_ "time/tzdata" // timezones named in a pipeline file work on hosts without a zoneinfo database
 )
@@ -34,6 +36,50 @@ func Normalize(s string, ns []Normalizer) string {
 		}
 	}
 	return s
+}
+
+// AppendNormalize is Normalize that writes into dst when a normalisation
+// changes case, so that checking a normalised value allocates nothing; it
+// returns the normalised text, which may view s or dst, and dst.
+func AppendNormalize(dst []byte, s string, ns []Normalizer) (string, []byte) {
+	for _, n := range ns {
+		switch n {
+		case NormTrim:
+			s = strings.TrimSpace(s)
+		case NormUpper, NormLower:
+			if !isASCII(s) {
+				if n == NormUpper {
+					s = strings.ToUpper(s)
+				} else {
+					s = strings.ToLower(s)
+				}
+				continue
+			}
+			// In place when s views dst already: each byte is read
+			// before it is written.
+			dst = dst[:0]
+			for i := 0; i < len(s); i++ {
+				c := s[i]
+				if n == NormUpper && c >= 'a' && c <= 'z' {
+					c -= 'a' - 'A'
+				} else if n == NormLower && c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				dst = append(dst, c)
+			}
+			s = view(dst)
+		}
+	}
+	return s, dst
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // Named timestamp formats. Any other format string is a Go reference
@@ -72,29 +118,47 @@ func checkTimeFormats(formats []string) error {
 
 // Parse reads v, a string or (for unix formats) a number, as a time.
 func (tf TimeFormats) Parse(v any) (time.Time, error) {
-	formats := tf.Formats
-	if len(formats) == 0 {
-		formats = []string{FormatRFC3339}
+	val := ValueOf(v)
+	if t, ok := tf.ParseValue(val); ok {
+		return t, nil
 	}
+	return time.Time{}, errors.New(tf.ErrorText(val))
+}
+
+func (tf TimeFormats) formats() []string {
+	if len(tf.Formats) == 0 {
+		return rfc3339Only
+	}
+	return tf.Formats
+}
+
+var rfc3339Only = []string{FormatRFC3339}
+
+// ParseValue reads v as Parse does, reporting whether it is a time in one
+// of the formats.
+func (tf TimeFormats) ParseValue(v Value) (time.Time, bool) {
 	loc := tf.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	for _, f := range formats {
+	for _, f := range tf.formats() {
 		if t, ok := parseOne(f, v, loc); ok {
-			return t, nil
+			return t, true
 		}
 	}
-	return time.Time{}, fmt.Errorf("%s is not a timestamp in format %s", describe(v), strings.Join(formats, " or "))
+	return time.Time{}, false
 }
 
-func parseOne(format string, v any, loc *time.Location) (time.Time, bool) {
+// ErrorText is the error of Parse for a value ParseValue rejects.
+func (tf TimeFormats) ErrorText(v Value) string {
+	return v.Describe() + " is not a timestamp in format " + strings.Join(tf.formats(), " or ")
+}
+
+func parseOne(format string, v Value, loc *time.Location) (time.Time, bool) {
 	if format == FormatUnix || format == FormatUnixMS {
-		f, ok := AsFloat(v)
-		if !ok {
-			if s, isStr := v.(string); isStr {
-				f, ok = parseFloat(strings.TrimSpace(s))
-			}
+		f, ok := v.Float()
+		if !ok && v.Kind() == KindString {
+			f, ok = parseFloat(strings.TrimSpace(v.Str()))
 		}
 		// Beyond ±1e11 s (year ~5000) a "unix" value is a unit mistake.
 		if !ok || (format == FormatUnix && (f > 1e11 || f < -1e11)) || (format == FormatUnixMS && (f > 1e14 || f < -1e14)) {
@@ -106,19 +170,26 @@ func parseOne(format string, v any, loc *time.Location) (time.Time, bool) {
 		sec := int64(f)
 		return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), true
 	}
-	s, ok := v.(string)
-	if !ok {
+	if v.Kind() != KindString {
 		return time.Time{}, false
+	}
+	s := v.Str()
+	if format == FormatRFC3339 {
+		// Go accepts a lower-case t/z and some lenient forms; RFC 3339 with
+		// an offset is what the spec promises, so insist on it. A string
+		// too short for one is not even tried (time.Parse's error costs).
+		if len(s) < 20 {
+			return time.Time{}, false
+		}
+		if t, ok := parseRFC3339(s); ok {
+			return t, true
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		return t, err == nil
 	}
 	layout := format
 	if l, named := namedFormats[format]; named {
 		layout = l
-	}
-	if format == FormatRFC3339 {
-		// Go accepts a lower-case t/z and some lenient forms; RFC 3339 with
-		// an offset is what the spec promises, so insist on it.
-		t, err := time.Parse(time.RFC3339Nano, s)
-		return t, err == nil && len(s) >= 20
 	}
 	t, err := time.ParseInLocation(layout, s, loc)
 	return t, err == nil

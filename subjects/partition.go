@@ -39,11 +39,30 @@ const KeyBuckets = 4096
 // KeyToken is the subject token of a record key: its bucket, the FNV-1a
 // 64-bit hash of the key modulo KeyBuckets, as 3 hex digits. The same key
 // always gives the same token, so it always lands in the same partition.
-func KeyToken(key string) string {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	return fmt.Sprintf("%03x", h.Sum64()%KeyBuckets)
+func KeyToken(key string) string { return bucketTokens[KeyBucket(key)] }
+
+// KeyBucket is the bucket of a record key that KeyToken writes: the
+// FNV-1a 64-bit hash of the key modulo KeyBuckets.
+func KeyBucket(key string) int {
+	h := uint64(14695981039346656037) // FNV-1a 64 offset basis
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211 // FNV-1a 64 prime
+	}
+	return int(h % KeyBuckets)
 }
+
+// BucketToken is the key token of bucket b (0 <= b < KeyBuckets).
+func BucketToken(b int) string { return bucketTokens[b] }
+
+// bucketTokens are the tokens of every bucket, made once: a record's
+// token costs no formatting.
+var bucketTokens = func() (t [KeyBuckets]string) {
+	for b := range t {
+		t[b] = fmt.Sprintf("%03x", b)
+	}
+	return t
+}()
 
 // CleanKey is the subject a record of dataset with the given key token is
 // published to; the stream maps it into its partition.

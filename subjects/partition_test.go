@@ -2,6 +2,7 @@ package subjects_test
 
 import (
 	"fmt"
+	"hash/fnv"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -174,5 +175,18 @@ func TestKeyTokensAreBoundedBuckets(t *testing.T) {
 	require.Equal(t, subjects.KeyBuckets, len(tokens), "200k keys fill every bucket and no more")
 	for p, n := range perPartition {
 		require.InDelta(t, keys/subjects.DefaultPartitions, n, keys/subjects.DefaultPartitions/10, "partition %d within 10%% of an even share", p)
+	}
+}
+
+// KeyToken is the FNV-1a 64-bit hash of the key modulo KeyBuckets, in 3
+// hex digits: the wire contract, whatever computes it.
+func TestKeyTokenIsFNV(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"", "o-1", "order-12345", "Zoë 🚀", "\x00\xff"} {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(key))
+		want := fmt.Sprintf("%03x", h.Sum64()%subjects.KeyBuckets)
+		require.Equal(t, want, subjects.KeyToken(key), "key %q", key)
+		require.Equal(t, want, subjects.BucketToken(subjects.KeyBucket(key)))
 	}
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/jetfleet/jetfleet/internal/backoff"
+	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -39,11 +42,8 @@ type Supervisor struct {
 	ledgers   []*ledger
 	started   time.Time
 
-	ready   atomic.Bool
-	runMu   sync.Mutex
-	cancel  context.CancelCauseFunc
-	stopped chan struct{}
-	runErr  error
+	ready atomic.Bool
+	svc   startstop.Service
 }
 
 // errNote is the last error a worker of a consumer reported.
@@ -72,7 +72,7 @@ func New(cfg Config) (*Supervisor, error) {
 		lastErr: map[string]errNote{},
 		rates:   map[string]*rateTracker{},
 		acked:   map[string]rateBase{},
-		stopped: make(chan struct{}),
+		svc:     startstop.Service{Cause: ErrStopped},
 	}, nil
 }
 
@@ -105,19 +105,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // JetStream is unreachable), subscribes to heartbeats and advisories and
 // returns; the work goes on in the background until Stop.
 func (s *Supervisor) Start(ctx context.Context) error {
-	s.runMu.Lock()
-	if s.cancel != nil {
-		s.runMu.Unlock()
+	err := s.svc.Start(ctx, s.run)
+	if errors.Is(err, startstop.ErrAlreadyStarted) {
 		return fmt.Errorf("%w: supervisor %s already started", ErrInvalidConfig, s.cfg.ID)
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	s.runMu.Unlock()
+	return err
+}
 
+// run is the supervisor's life: bind, subscribe, then fold heartbeats and
+// advisories until Stop.
+func (s *Supervisor) run(ctx context.Context, started func()) error {
 	kv, err := s.bind(ctx)
 	if err != nil {
-		cancel(err)
-		close(s.stopped)
 		return err
 	}
 	s.mu.Lock()
@@ -130,22 +129,20 @@ func (s *Supervisor) Start(ctx context.Context) error {
 
 	advCons, err := s.bindAdvisories(ctx)
 	if err != nil {
-		cancel(err)
-		close(s.stopped)
 		return err
 	}
 	beats := make(chan *nats.Msg, 4096)
 	var subs []*nats.Subscription
+	defer func() {
+		for _, x := range subs {
+			_ = x.Unsubscribe()
+		}
+	}()
 	for subj, ch := range map[string]chan *nats.Msg{
 		subjects.AllHeartbeats: beats,
 	} {
 		sub, err := s.cfg.Conn.ChanSubscribe(subj, ch)
 		if err != nil {
-			for _, x := range subs {
-				_ = x.Unsubscribe()
-			}
-			cancel(err)
-			close(s.stopped)
 			return fmt.Errorf("subscribe %s: %w", subj, err)
 		}
 		_ = sub.SetPendingLimits(-1, -1)
@@ -161,90 +158,58 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		s.log.Warn().Err(err).Msg("flush subscriptions")
 	}
 
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for _, name := range ledgerStreams {
 		l := newLedger(s.js, kv, s.log, name)
 		if err := l.load(ctx); err != nil {
 			s.log.Warn().Err(err).Msg("could not load the ledger; counting anew")
 		}
 		s.ledgers = append(s.ledgers, l)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.run(runCtx)
-		}()
+		g.Go(func() error { l.run(ctx); return nil })
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.fleetLoop(runCtx, beats)
-	}()
-	advisories, err := s.consumeAdvisories(runCtx, advCons)
+	g.Go(func() error { s.fleetLoop(ctx, beats); return nil })
+	advisories, err := s.consumeAdvisories(ctx, advCons)
 	if err != nil {
-		for _, x := range subs {
-			_ = x.Unsubscribe()
-		}
-		cancel(err)
-		wg.Wait()
-		close(s.stopped)
+		_ = g.Wait()
 		return fmt.Errorf("consume %s: %w", subjects.StreamAdvisories, err)
 	}
 	svc, err := s.serveMicro()
 	if err != nil {
 		s.log.Warn().Err(err).Msg("not discoverable as a NATS micro service")
 	}
-	go func() {
-		defer close(s.stopped)
-		<-runCtx.Done()
-		if svc != nil {
-			_ = svc.Stop()
-		}
-		for _, x := range subs {
-			_ = x.Unsubscribe()
-		}
-		advisories.Drain()
-		<-advisories.Closed()
-		wg.Wait()
-		s.ready.Store(false)
-		delCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		for _, l := range s.ledgers {
-			l.save(delCtx, time.Now())
-		}
-		if err := kv.Delete(delCtx, subjects.KeySupervisor(s.cfg.ID)); err != nil {
-			s.log.Debug().Err(err).Msg("remove supervisor record")
-		}
-		s.log.Info().Msg("supervisor stopped")
-	}()
 	s.ready.Store(true)
 	s.announce(ctx, time.Now(), true)
 	s.log.Info().Dur("dead_after", s.cfg.DeadAfter).Int("stale_beats", s.cfg.StaleBeats).Msg("supervisor started")
+	started()
+
+	<-ctx.Done()
+	if svc != nil {
+		_ = svc.Stop()
+	}
+	advisories.Drain()
+	<-advisories.Closed()
+	_ = g.Wait()
+	s.ready.Store(false)
+	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for _, l := range s.ledgers {
+		l.save(delCtx, time.Now())
+	}
+	if err := kv.Delete(delCtx, subjects.KeySupervisor(s.cfg.ID)); err != nil {
+		s.log.Debug().Err(err).Msg("remove supervisor record")
+	}
+	s.log.Info().Msg("supervisor stopped")
 	return nil
 }
 
 // Stop stops the supervisor and waits until it has or ctx expires. It is
 // idempotent and safe without Start.
-func (s *Supervisor) Stop(ctx context.Context) error {
-	s.runMu.Lock()
-	cancel := s.cancel
-	s.runMu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel(ErrStopped)
-	select {
-	case <-s.stopped:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Supervisor) Stop(ctx context.Context) error { return s.svc.Stop(ctx) }
 
 // Stopped is closed once a started supervisor has stopped.
-func (s *Supervisor) Stopped() <-chan struct{} { return s.stopped }
+func (s *Supervisor) Stopped() <-chan struct{} { return s.svc.Stopped() }
 
 func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
-	delay := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		kv, err := ensureFleetKV(actx, s.js, s.cfg.Streams)
@@ -255,13 +220,11 @@ func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
 		if errors.Is(err, subjects.ErrServerTooOld) {
 			return nil, err // retrying cannot help
 		}
+		delay := backoff.Delay(200*time.Millisecond, 10*time.Second, attempt)
 		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream")
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, delay) {
 			return nil, ctx.Err()
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, 10*time.Second)
 	}
 }
 

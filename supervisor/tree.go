@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/backoff"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -135,7 +136,7 @@ func (t *Tree) Run(ctx context.Context) error {
 
 func (t *Tree) supervise(ctx context.Context, c *child) error {
 	log := t.cfg.Logger.With().Str("child", c.name).Logger()
-	var crashes []time.Time
+	crashes := backoff.Window{Max: t.cfg.MaxRestarts, Period: t.cfg.Window}
 	for {
 		t.set(c, "running", nil)
 		err := runSafely(ctx, c.run)
@@ -146,14 +147,7 @@ func (t *Tree) supervise(ctx context.Context, c *child) error {
 		if err == nil {
 			err = errors.New("returned before shutdown")
 		}
-		now := time.Now()
-		kept := crashes[:0]
-		for _, at := range crashes {
-			if now.Sub(at) <= t.cfg.Window {
-				kept = append(kept, at)
-			}
-		}
-		crashes = append(kept, now)
+		allowed := crashes.Add(time.Now())
 		t.mu.Lock()
 		c.state.Restarts++
 		t.mu.Unlock()
@@ -165,18 +159,15 @@ func (t *Tree) supervise(ctx context.Context, c *child) error {
 			log.Error().Err(err).Msg("giving up on child")
 			return err
 		}
-		if len(crashes) > t.cfg.MaxRestarts {
-			err = fmt.Errorf("%s: %w (%d failures within %s), last: %w", c.name, ErrEscalated, len(crashes), t.cfg.Window, err)
+		if !allowed {
+			err = fmt.Errorf("%s: %w (%d failures within %s), last: %w", c.name, ErrEscalated, crashes.Recent(), t.cfg.Window, err)
 			t.set(c, "failed", err)
 			log.Error().Err(err).Msg("giving up on child")
 			return err
 		}
-		delay := t.cfg.BackoffMin << (len(crashes) - 1)
-		if delay > t.cfg.BackoffMax || delay <= 0 {
-			delay = t.cfg.BackoffMax
-		}
+		delay := backoff.Delay(t.cfg.BackoffMin, t.cfg.BackoffMax, crashes.Recent())
 		t.set(c, "restarting", err)
-		log.Warn().Err(err).Dur("restart_in", delay).Int("failures", len(crashes)).Msg("child failed; restarting")
+		log.Warn().Err(err).Dur("restart_in", delay).Int("failures", crashes.Recent()).Msg("child failed; restarting")
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"github.com/jetfleet/jetfleet/examples/marketgen"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers/ingest"
 )
 
 // demo is sample data `jetfleet dev --demo` can publish, for the
@@ -35,7 +36,11 @@ var demos = []demo{
 			gen.Start = time.Now().UTC().Add(-24 * time.Hour)
 			return func() ([]byte, string) {
 				line, _ := gen.Next()
-				return line, publishID(line, "order_id")
+				// The id `jetfleet publish --id-field order_id` gives it.
+				if id, ok := ingest.KeyID("orders", line, "order_id"); ok {
+					return line, id
+				}
+				return line, subjects.HashID(string(line))
 			}
 		},
 	},

@@ -19,7 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers/ingest"
 )
 
 // binary is the jetfleet binary, built once for the package.
@@ -385,4 +387,71 @@ datasets:
 		return err == nil
 	})
 	require.Equal(t, uint64(50), dev.count(t, subjects.StreamIngest))
+}
+
+// TestPublishFileAsLandingDirectoryWould: `jetfleet publish --file` and the
+// landing directory are one ingress path: the file published, then
+// dropped into the landing directory, stores nothing twice (the same
+// message ids), and the records are typed by the dataset's schema as the
+// ingest step's reader types them.
+func TestPublishFileAsLandingDirectoryWould(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "pipeline.yaml")
+	require.NoError(t, os.WriteFile(spec, []byte(`name: landing
+datasets:
+  orders:
+    key: order_id
+    schema:
+      - {name: order_id, type: VARCHAR}
+      - {name: zip, type: VARCHAR}
+      - {name: amount, type: DOUBLE}
+      - {name: qty, type: BIGINT}
+    ingest:
+      watch: landing
+`), 0o600))
+	dev := startDev(t, t.TempDir(), "--pipeline", spec)
+	file := filepath.Join(dir, "orders.csv")
+	require.NoError(t, os.WriteFile(file, []byte("order_id,zip,amount,qty\np-1,007,1.50,2\np-2,10115,3,x\np-3,,2e1,\n"), 0o600))
+
+	out, code := jf(t, dev.env, "publish", "--file", file, "--pipeline", spec, "jf.ingest.orders")
+	require.Zero(t, code, out)
+	require.Contains(t, out, "published 3 records in 3 messages to jf.ingest.orders: 0 duplicates")
+
+	// The records as the landing directory's reader makes them.
+	loaded, err := pipeline.Load(spec)
+	require.NoError(t, err)
+	f, err := os.Open(file)
+	require.NoError(t, err)
+	defer f.Close()
+	r, err := ingest.NewReader(ingest.CSV, f, ingest.OptionsFor(loaded.Dataset("orders")))
+	require.NoError(t, err)
+	s, err := dev.js.Stream(t.Context(), subjects.StreamIngest)
+	require.NoError(t, err)
+	for seq := uint64(1); seq <= 3; seq++ {
+		rec, err := r.Next()
+		require.NoError(t, err)
+		m, err := s.GetMsg(t.Context(), seq)
+		require.NoError(t, err)
+		require.Equal(t, string(rec.Data), string(m.Data), "typed by the schema")
+		require.True(t, strings.HasPrefix(m.Header.Get(subjects.HeaderMsgID), "f:"), "a content id")
+	}
+
+	waitFor(t, 10*time.Second, "landing dir", func() bool { _, err := os.Stat(filepath.Join(dir, "landing")); return err == nil })
+	tmp := filepath.Join(dir, "landing", "orders.csv.tmp")
+	require.NoError(t, os.WriteFile(tmp, mustRead(t, file), 0o600))
+	require.NoError(t, os.Rename(tmp, strings.TrimSuffix(tmp, ".tmp")))
+	waitFor(t, 30*time.Second, "file moved to done/", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "landing", "done", "orders.csv"))
+		return err == nil
+	})
+	require.Equal(t, uint64(3), dev.count(t, subjects.StreamIngest), "the landing directory's messages were the published ones again")
+	require.Contains(t, dev.proc.out.String(), `"duplicates":3`)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
 }

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,8 +14,10 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/ingest"
 )
@@ -29,10 +27,15 @@ func publishCommand() *cli.Command {
 		Name:      "publish",
 		Usage:     "publish records from a file or stdin to a subject",
 		ArgsUsage: "SUBJECT",
-		Description: `Reads NDJSON (one JSON object per line) or CSV with a header row and publishes one
-record per message, or --bulk N records per message. Each message gets a Nats-Msg-Id:
-the --id-field value, else a hash of the record, so publishing the same file twice
-stores every record once (within the server's de-duplication window).
+		Description: `Reads NDJSON (one JSON object per line), CSV with a header row or fixed-width text and
+publishes one record per message, or --bulk N records per message. A file is read as the
+ingest step reads one dropped into its landing directory (same reader, same publisher):
+CSV cells typed by the dataset's schema (--pipeline), and the same message ids: its
+content hash and line number, or with --id-field k:<dataset>:<value>, so publishing the
+same file twice, or dropping it into the landing directory too, stores every record
+once (within the server's de-duplication window). Standard input, which cannot be hashed
+before it is published, gets ids hashed from each record (or --id-field's).
+A record larger than the server's max payload is skipped and counted, never fatal.
 A malformed line is published anyway (the pipeline dead-letters it) unless --strict.
 
    jetfleet publish --file orders.ndjson --id-field order_id jf.ingest.orders
@@ -40,9 +43,10 @@ A malformed line is published anyway (the pipeline dead-letters it) unless --str
    jetfleet publish --object --file orders.csv jf.ingest.orders   # landing zone upload`,
 		Flags: commonFlags(
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "input file (default stdin)"},
-			&cli.StringFlag{Name: "format", Usage: "ndjson or csv (default: from the file extension, else ndjson)"},
-			&cli.IntFlag{Name: "bulk", Usage: "records per message (bulk mode); 0 or 1 is record mode"},
-			&cli.StringFlag{Name: "id-field", Usage: "field whose value becomes the message id"},
+			&cli.StringFlag{Name: "format", Usage: "ndjson, csv or fixed_width (default: from the file extension, else ndjson)"},
+			pipelineFlag(),
+			&cli.IntFlag{Name: "bulk", Usage: "records per message (bulk mode); 1 is record mode (default: the dataset's ingest.bulk)"},
+			&cli.StringFlag{Name: "id-field", Usage: "field whose value makes the message id (k:<dataset>:<value>)"},
 			&cli.Float64Flag{Name: "rate", Usage: "records per second (0: as fast as the server acks)"},
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed line instead of publishing it"},
 			&cli.BoolFlag{Name: "object", Usage: "upload --file whole to the jf-landing object store as <dataset>/<file name>; the ingest step parses it (NDJSON, CSV, fixed-width)"},
@@ -50,13 +54,6 @@ A malformed line is published anyway (the pipeline dead-letters it) unless --str
 		),
 		Action: runPublish,
 	}
-}
-
-type publishStats struct {
-	mu                            sync.Mutex
-	records, messages, duplicates int
-	rejected                      int
-	err                           error
 }
 
 func runPublish(c *cli.Context) error {
@@ -70,24 +67,28 @@ func runPublish(c *cli.Context) error {
 	if c.Bool("object") {
 		return publishObject(c, subject)
 	}
-	format := c.String("format")
-	in, size, err := openInput(c.String("file"))
-	if err != nil {
-		return cli.Exit(err.Error(), 1)
-	}
-	defer in.Close()
+	path := c.String("file")
+	format := ingest.Format(c.String("format"))
 	if format == "" {
-		format = "ndjson"
-		if strings.HasSuffix(strings.ToLower(c.String("file")), ".csv") {
-			format = "csv"
+		format = ingest.NDJSON
+		if f, err := ingest.FormatOf(path); err == nil && path != "" && path != "-" {
+			format = f
 		}
 	}
-	if format != "ndjson" && format != "csv" {
-		return usagef(c, "--format %q: want ndjson or csv", format)
+	if format != ingest.NDJSON && format != ingest.CSV && format != ingest.FixedWidth {
+		return usagef(c, "--format %q: want ndjson, csv or fixed_width", format)
 	}
 	log, err := newLogger(c)
 	if err != nil {
 		return err
+	}
+	ds, err := publishDataset(c, subject, log)
+	if err != nil {
+		return err
+	}
+	src, size, err := publishSource(path, format)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
 	}
 	ctx, stop := signalContext(log)
 	defer stop()
@@ -103,220 +104,156 @@ func runPublish(c *cli.Context) error {
 		return err
 	}
 
-	counter := &countingReader{r: in}
-	var next func() ([]byte, int, error)
-	if format == "csv" {
-		next, err = csvRecords(counter)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("csv header: %v", err), 1)
-		}
-	} else {
-		next = ndjsonRecords(counter)
-	}
-
-	p := &publisher{
-		js: js, subject: subject, idField: c.String("id-field"), bulk: c.Int("bulk"),
-		strict: c.Bool("strict"), maxPayload: int(nc.MaxPayload()), stats: &publishStats{},
-		acks: make(chan jetstream.PubAckFuture, 4096),
-	}
-	if c.Float64("rate") > 0 {
-		p.interval = time.Duration(float64(time.Second) / c.Float64("rate"))
-	}
-	ackDone := make(chan struct{})
-	go func() {
-		defer close(ackDone)
-		p.collect()
-	}()
+	maxRecord := ingest.MaxRecordBytes(nc)
+	idField := c.String("id-field")
 	var progress *progressBar
 	if size > 0 && isatty.IsTerminal(os.Stderr.Fd()) {
-		progress = newProgressBar(size, counter)
-		defer progress.stop()
+		src.Open = withProgress(src.Open, size, &progress)
+		defer func() {
+			if progress != nil {
+				progress.stop()
+			}
+		}()
 	}
-	runErr := p.run(ctx, next)
-	close(p.acks)
-	<-ackDone
+	pc := ingest.PublisherConfig{
+		JS: js, Dataset: ds, Subject: subject, IDField: idField, Bulk: c.Int("bulk"), MaxRecordBytes: maxRecord,
+		// A stream between leaders (a cluster node died) answers "no
+		// responders" for a few seconds: keep trying for about 15s.
+		PublishOpts: []jetstream.PublishOpt{jetstream.WithStallWait(30 * time.Second), jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250 * time.Millisecond)},
+		SkippedFunc: func(rec ingest.Record, size int) {
+			fmt.Fprintf(os.Stderr, "jetfleet: %s: %d bytes exceeds the server's max payload (%d); skipped\n", recordWhere(rec, idField), size, nc.MaxPayload())
+		},
+	}
+	strict, pace := c.Bool("strict"), newPacer(c.Float64("rate"))
+	res, runErr := ingest.Publish(ctx, src, pc, func(ctx context.Context, rec ingest.Record) error {
+		if strict {
+			if rec.Cut || len(rec.Data) > maxRecord {
+				return fmt.Errorf("%s: %d bytes exceeds the server's max payload (%d)", recordWhere(rec, idField), max(rec.Size, len(rec.Data)), nc.MaxPayload())
+			}
+			var f pipeline.Fields
+			if f.Scan(rec.Data) != nil {
+				return fmt.Errorf("line %d: not a JSON object (--strict): %.60q", rec.Line, rec.Data)
+			}
+		}
+		return pace.wait(ctx)
+	})
 	if progress != nil {
 		progress.stop()
 	}
-	s := p.stats
 	fmt.Fprintf(c.App.Writer, "published %d records in %d messages to %s: %d duplicates (already stored), %d rejected lines\n",
-		s.records, s.messages, subject, s.duplicates, s.rejected)
+		res.Records, res.Messages, subject, res.Duplicates, res.Skipped)
 	if runErr != nil {
-		return cli.Exit(runErr.Error(), 1)
-	}
-	if s.err != nil {
-		return cli.Exit(s.err.Error(), 1)
+		return cli.Exit(publishError(subject, runErr).Error(), 1)
 	}
 	return nil
 }
 
-func openInput(path string) (io.ReadCloser, int64, error) {
+// publishDataset is the dataset of subject in --pipeline (the built-in
+// shop pipeline without it): its ingest settings, key and schema shape
+// the messages as the ingest step would. A subject of no dataset there
+// gets the defaults: content ids, CSV cells as strings.
+func publishDataset(c *cli.Context, subject string, log zerolog.Logger) (*pipeline.Dataset, error) {
+	name := subject
+	if p, err := subjects.Parse(subject); err == nil && p.Kind == subjects.KindIngest {
+		name = p.Dataset
+	}
+	spec := pipeline.Default()
+	if path := c.String("pipeline"); path != "" {
+		var err error
+		if spec, err = pipeline.Load(path); err != nil {
+			return nil, cli.Exit(err.Error(), 1)
+		}
+	}
+	if ds := spec.Dataset(name); ds != nil {
+		return ds, nil
+	}
+	log.Debug().Str("dataset", name).Str("pipeline", spec.Name).Msg("no such dataset in the pipeline: content ids, untyped CSV")
+	return &pipeline.Dataset{Name: name, Ingest: pipeline.Ingest{ID: pipeline.IDContent, Delimiter: ','}}, nil
+}
+
+// publishSource is --file as an ingest source, or stdin as a stream.
+func publishSource(path string, format ingest.Format) (ingest.Source, int64, error) {
 	if path == "" || path == "-" {
-		return io.NopCloser(os.Stdin), 0, nil
+		return ingest.Source{Name: "stdin", Format: format, Stream: true,
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil }}, 0, nil
 	}
-	f, err := os.Open(path)
+	st, err := os.Stat(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("input: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("input: %w", err)
+		return ingest.Source{}, 0, fmt.Errorf("input: %w", err)
 	}
 	if st.IsDir() {
-		f.Close()
-		return nil, 0, fmt.Errorf("input: %s is a directory", path)
+		return ingest.Source{}, 0, fmt.Errorf("input: %s is a directory", path)
 	}
-	return f, st.Size(), nil
+	return ingest.Source{Name: path, Format: format,
+		Open: func(context.Context) (io.ReadCloser, error) { return os.Open(path) }}, st.Size(), nil
 }
 
-type publisher struct {
-	js         jetstream.JetStream
-	subject    string
-	idField    string
-	bulk       int
-	strict     bool
-	maxPayload int
-	interval   time.Duration
-	stats      *publishStats
-	acks       chan jetstream.PubAckFuture
-
-	chunk    [][]byte
-	chunkIDs []string
+// recordWhere names a record in a message: its line, and its id field's
+// value when it has one (found even in the start of a cut line).
+func recordWhere(rec ingest.Record, idField string) string {
+	where := fmt.Sprintf("line %d", rec.Line)
+	if idField != "" {
+		if v, ok := pipeline.PrefixField(rec.Data, idField); ok {
+			where += fmt.Sprintf(" (%s %.40s)", idField, pipeline.KeyString(v.Any()))
+		}
+	}
+	return where
 }
 
-// run reads records and publishes them; it returns the first error that
-// stops the run (strict mode, read error, a failed publish).
-func (p *publisher) run(ctx context.Context, next func() ([]byte, int, error)) error {
-	start := time.Now()
-	for n := 0; ; n++ {
-		if ctx.Err() != nil {
-			return errors.New("interrupted")
-		}
-		if err := p.failed(); err != nil {
-			return err
-		}
-		rec, line, err := next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+// withProgress shows a progress bar on the publishing pass of a file (the
+// second open; the first only hashes it).
+func withProgress(open ingest.OpenFunc, size int64, bar **progressBar) ingest.OpenFunc {
+	opens := 0
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		rc, err := open(ctx)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
+			return nil, err
 		}
-		if p.strict && !isJSONObject(rec) {
-			return fmt.Errorf("line %d: not a JSON object (--strict): %.60q", line, rec)
+		if opens++; opens < 2 {
+			return rc, nil
 		}
-		if len(rec) > p.maxPayload-1024 {
-			p.stats.mu.Lock()
-			p.stats.rejected++
-			p.stats.mu.Unlock()
-			where := fmt.Sprintf("line %d", line)
-			if p.idField != "" {
-				where += fmt.Sprintf(" (%s %.40s)", p.idField, recordID(rec, p.idField))
-			}
-			if p.strict {
-				return fmt.Errorf("%s: %d bytes exceeds the server's max payload (%d)", where, len(rec), p.maxPayload)
-			}
-			fmt.Fprintf(os.Stderr, "jetfleet: %s: %d bytes exceeds the server's max payload (%d); skipped\n", where, len(rec), p.maxPayload)
-			continue
-		}
-		if p.interval > 0 {
-			if d := time.Until(start.Add(time.Duration(n) * p.interval)); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return errors.New("interrupted")
-				}
-			}
-		}
-		id := recordID(rec, p.idField)
-		if p.bulk <= 1 {
-			if err := p.send(rec, id, 1); err != nil {
-				return err
-			}
-			continue
-		}
-		size := 0
-		for _, r := range p.chunk {
-			size += len(r) + 1
-		}
-		if len(p.chunk) > 0 && size+len(rec) > p.maxPayload-1024 {
-			if err := p.flush(); err != nil {
-				return err
-			}
-		}
-		p.chunk = append(p.chunk, append([]byte(nil), rec...))
-		p.chunkIDs = append(p.chunkIDs, id)
-		if len(p.chunk) >= p.bulk {
-			if err := p.flush(); err != nil {
-				return err
-			}
-		}
+		counter := &countingReader{r: rc}
+		*bar = newProgressBar(size, counter)
+		return struct {
+			io.Reader
+			io.Closer
+		}{counter, rc}, nil
 	}
-	return p.flush()
 }
 
-func (p *publisher) failed() error {
-	p.stats.mu.Lock()
-	defer p.stats.mu.Unlock()
-	return p.stats.err
+// pacer spaces records at a rate: the n-th waits until start + n/rate.
+type pacer struct {
+	interval time.Duration
+	start    time.Time
+	n        int
 }
 
-func (p *publisher) flush() error {
-	if len(p.chunk) == 0 {
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+}
+
+func (p *pacer) wait(ctx context.Context) error {
+	if p.interval == 0 {
 		return nil
 	}
-	body := strings.Join(func() []string {
-		s := make([]string, len(p.chunk))
-		for i, r := range p.chunk {
-			s[i] = string(r)
-		}
-		return s
-	}(), "\n")
-	id := subjects.HashID(strings.Join(p.chunkIDs, "\x00"))
-	err := p.send([]byte(body), id, len(p.chunk))
-	p.chunk, p.chunkIDs = p.chunk[:0], p.chunkIDs[:0]
-	return err
-}
-
-func (p *publisher) send(data []byte, id string, records int) error {
-	m := nats.NewMsg(p.subject)
-	m.Data = data
-	m.Header.Set(subjects.HeaderMsgID, id)
-	if records > 1 || p.bulk > 1 {
-		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
+	if p.start.IsZero() {
+		p.start = time.Now()
 	}
-	// A stream between leaders (a cluster node died) answers "no
-	// responders" for a few seconds: keep trying for about 15s.
-	f, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second), jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250*time.Millisecond))
-	if err != nil {
-		return publishError(p.subject, err)
+	d := time.Until(p.start.Add(time.Duration(p.n) * p.interval))
+	p.n++
+	if d <= 0 {
+		return nil
 	}
-	p.acks <- f
-	p.stats.mu.Lock()
-	p.stats.records += records
-	p.stats.messages++
-	p.stats.mu.Unlock()
-	return nil
-}
-
-// collect waits for acks in order and tallies duplicates and failures.
-func (p *publisher) collect() {
-	for f := range p.acks {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				p.stats.mu.Lock()
-				p.stats.duplicates++
-				p.stats.mu.Unlock()
-			}
-		case err := <-f.Err():
-			p.stats.mu.Lock()
-			if p.stats.err == nil {
-				p.stats.err = publishError(p.subject, err)
-			}
-			p.stats.mu.Unlock()
-		}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return errors.New("interrupted")
 	}
 }
 
@@ -324,105 +261,10 @@ func publishError(subject string, err error) error {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		return fmt.Errorf("publish to %s: no JetStream stream stores this subject (jetfleet's streams take jf.ingest.<dataset>; is `jetfleet dev` or a worker running?)", subject)
 	}
-	return fmt.Errorf("publish to %s: %w", subject, err)
-}
-
-// recordID is the message id of one record: the id field's value when the
-// record has it, else a hash of its bytes.
-func recordID(rec []byte, field string) string {
-	if field != "" {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(rec, &obj) == nil {
-			if raw, ok := obj[field]; ok {
-				var s string
-				if json.Unmarshal(raw, &s) == nil && s != "" {
-					return s
-				}
-				if raw := strings.TrimSpace(string(raw)); raw != "" && raw != "null" && raw[0] != '{' && raw[0] != '[' && raw[0] != '"' {
-					return raw
-				}
-			}
-		}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted")
 	}
-	return subjects.HashID(string(rec))
-}
-
-// publishID is recordID for callers that hold a record already encoded.
-func publishID(rec []byte, field string) string { return recordID(rec, field) }
-
-func isJSONObject(b []byte) bool {
-	var obj map[string]json.RawMessage
-	return json.Unmarshal(b, &obj) == nil
-}
-
-// ndjsonRecords yields non-empty lines of r without a line length limit.
-func ndjsonRecords(r io.Reader) func() ([]byte, int, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	line := 0
-	return func() ([]byte, int, error) {
-		for {
-			b, err := br.ReadBytes('\n')
-			if len(b) == 0 && err != nil {
-				return nil, line, err
-			}
-			line++
-			b = []byte(strings.TrimRight(string(b), "\r\n"))
-			if strings.TrimSpace(string(b)) == "" {
-				if err != nil {
-					return nil, line, err
-				}
-				continue
-			}
-			return b, line, nil
-		}
-	}
-}
-
-// csvRecords yields each CSV row as a JSON object keyed by the header.
-// Numbers and true/false become JSON numbers and booleans; empty cells null.
-func csvRecords(r io.Reader) (func() ([]byte, int, error), error) {
-	cr := csv.NewReader(r)
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err != nil {
-		return nil, err
-	}
-	header = append([]string(nil), header...)
-	if len(header) > 0 {
-		header[0] = strings.TrimPrefix(header[0], "\ufeff")
-	}
-	return func() ([]byte, int, error) {
-		row, err := cr.Read()
-		line, _ := cr.FieldPos(0)
-		if err != nil {
-			return nil, line, err
-		}
-		obj := make(map[string]any, len(header))
-		for i, h := range header {
-			if i < len(row) {
-				obj[h] = csvValue(row[i])
-			}
-		}
-		b, err := json.Marshal(obj)
-		return b, line, err
-	}, nil
-}
-
-func csvValue(s string) any {
-	switch {
-	case s == "":
-		return nil
-	case s == "true" || s == "false":
-		return s == "true"
-	}
-	// Leading zeros are identifiers (zip codes), not numbers.
-	if (len(s) > 1 && s[0] == '0' && s[1] != '.') || strings.HasPrefix(s, "+") {
-		return s
-	}
-	if _, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "xXpPnN_") {
-		return json.Number(s)
-	}
-	return s
+	return err
 }
 
 type countingReader struct {
@@ -477,6 +319,26 @@ func newProgressBar(total int64, r *countingReader) *progressBar {
 func (p *progressBar) stop() {
 	p.once.Do(func() { close(p.done) })
 	p.wg.Wait()
+}
+
+func openInput(path string) (io.ReadCloser, int64, error) {
+	if path == "" || path == "-" {
+		return io.NopCloser(os.Stdin), 0, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("input: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("input: %w", err)
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("input: %s is a directory", path)
+	}
+	return f, st.Size(), nil
 }
 
 // publishObject uploads a file to the landing bucket, where the ingest

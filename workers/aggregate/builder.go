@@ -16,8 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/marts"
-	"github.com/jetfleet/jetfleet/workers/internal/startstop"
 )
 
 // Querier runs SQL; the builder hands one to MartBuilderConfig.FlushedFunc.

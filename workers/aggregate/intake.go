@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
-	"github.com/jetfleet/jetfleet/workers/internal/startstop"
 )
 
 // IntakeConfig configures an [Intake].

@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers"
-	"github.com/jetfleet/jetfleet/workers/internal/startstop"
 )
 
 // Folders a watched directory keeps processed files in.
@@ -80,25 +80,24 @@ func (w *DirWatcher) Start(ctx context.Context) error {
 			return fmt.Errorf("landing directory: %w", err)
 		}
 	}
-	runCtx, err := w.svc.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: dir watcher: %w", workers.ErrInvalidConfig, err)
-	}
-	go func() {
-		defer w.svc.Finished()
+	err := w.svc.Start(ctx, func(ctx context.Context, started func()) error {
+		w.log.Info().Msg("watching for files")
+		started()
 		t := time.NewTicker(w.cfg.Interval)
 		defer t.Stop()
 		for {
-			w.Scan(runCtx, false)
+			w.Scan(ctx, false)
 			select {
-			case <-runCtx.Done():
-				return
+			case <-ctx.Done():
+				return nil
 			case <-t.C:
 			}
 		}
-	}()
-	w.log.Info().Msg("watching for files")
-	return nil
+	})
+	if errors.Is(err, startstop.ErrAlreadyStarted) {
+		return fmt.Errorf("%w: dir watcher: %w", workers.ErrInvalidConfig, err)
+	}
+	return err
 }
 
 // Stop ends scanning and waits. A file being ingested is left in place
@@ -164,7 +163,7 @@ func (w *DirWatcher) ingest(ctx context.Context, name string) bool {
 			w.log.Error().Err(err).Str("file", name).Msg("ingested but cannot move to done/; it will be re-ingested (duplicates are dropped)")
 			return false
 		}
-		w.log.Info().Str("file", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Dur("took", time.Since(start)).Msg("file ingested")
+		w.log.Info().Str("file", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Int("skipped", res.Skipped).Dur("took", time.Since(start)).Msg("file ingested")
 		return true
 	case IsFileError(err):
 		failed := filepath.Join(w.cfg.Dir, FailedDir)

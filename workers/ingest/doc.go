@@ -14,8 +14,13 @@
 // NDJSON line, a number cell that is not a number) are published anyway:
 // the validate step dead-letters them with the reason.
 //
-// [NewReader] is the reusable part: it yields one record per line with its
-// line number, for `jetfleet publish` and anything else reading files.
+// This is the one ingress path of files: `jetfleet publish --file` reads
+// and publishes through [Publish] too, so a file gets the same messages,
+// ids and typing whether it is published or dropped into a landing
+// directory. A record larger than the server takes in one message is
+// skipped and counted (Result.Skipped), never fatal. [NewReader] yields
+// one record per line with its line number; [Publisher] publishes records
+// with the ids and chunks of the dataset's ingest settings.
 //
 // # Usage
 //

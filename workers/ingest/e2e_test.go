@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -374,4 +375,35 @@ func recordsIn(msgs []*jetstream.RawStreamMsg) int {
 		n += len(recs)
 	}
 	return n
+}
+
+// TestRecordsOverMaxPayloadAreSkipped: a record larger than the server
+// takes in a message is skipped and counted, in a file from disk as from a
+// stream, and the rest of the file is published.
+func TestRecordsOverMaxPayloadAreSkipped(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
+	ds := pipeline.Default().Dataset("orders")
+	path := filepath.Join(t.TempDir(), "orders.ndjson")
+	big := `{"order_id":"big","note":"` + strings.Repeat("x", 300) + `"}`
+	require.NoError(t, os.WriteFile(path, []byte(`{"order_id":"a"}`+"\n"+big+"\n"+`{"order_id":"b"}`+"\n"), 0o600))
+	open := func(context.Context) (io.ReadCloser, error) { return os.Open(path) }
+
+	var skipped []int
+	pc := ingest.PublisherConfig{JS: js, Dataset: ds, MaxRecordBytes: 200, SkippedFunc: func(rec ingest.Record, size int) {
+		skipped = append(skipped, rec.Line)
+		v, ok := pipeline.PrefixField(rec.Data, "order_id")
+		require.True(t, ok, "the start of a cut record still names it")
+		require.Equal(t, "big", v.Str())
+		require.Equal(t, len(big), size)
+	}}
+	res, err := ingest.Publish(t.Context(), ingest.Source{Name: path, Open: open}, pc, nil)
+	require.NoError(t, err, "never fatal")
+	require.Equal(t, ingest.Result{Records: 2, Messages: 2, Skipped: 1}, res)
+	require.Equal(t, []int{2}, skipped)
+
+	res, err = ingest.Publish(t.Context(), ingest.Source{Name: "stdin", Format: ingest.NDJSON, Open: open, Stream: true}, pc, nil)
+	require.NoError(t, err)
+	require.Equal(t, ingest.Result{Records: 2, Messages: 2, Skipped: 1}, res, "a stream has ids of its own: no duplicates of the file's")
 }

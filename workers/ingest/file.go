@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/workers"
 )
 
 // OpenFunc opens a file's content; it is called once per pass.
@@ -22,30 +23,95 @@ type OpenFunc func(ctx context.Context) (io.ReadCloser, error)
 // The first pass hashes the content (unless digest, a SHA-256, is given)
 // and checks it parses; a file that does not is rejected with an error
 // matching ErrBadFile or ErrUnknownFormat before anything is published.
-// The second pass publishes.
+// The second pass publishes. A record larger than the server takes in a
+// message is skipped and counted (Result.Skipped), not fatal.
 func File(ctx context.Context, js jetstream.JetStream, ds *pipeline.Dataset, name string, open OpenFunc, digest []byte) (Result, error) {
-	format, err := FormatOf(name)
+	return Publish(ctx, Source{Name: name, Open: open, Digest: digest}, PublisherConfig{JS: js, Dataset: ds}, nil)
+}
+
+// Source is content to ingest.
+type Source struct {
+	// Name is the file's name; its extension gives the format unless
+	// Format is set.
+	Name   string
+	Format Format
+	// Open opens the content; it is called once per pass. Required.
+	Open OpenFunc
+	// Digest is the content's SHA-256 when known (an object's), which
+	// spares the hashing.
+	Digest []byte
+	// Stream says the content can be read once only (standard input): it
+	// is not checked before publishing, and its records get ids hashed
+	// from their bytes (no content id: PublisherConfig.ContentID).
+	Stream bool
+}
+
+// Publish reads src with ds's reader options (CSV cells typed by the
+// schema, its fixed-width columns) and publishes its records as
+// PublisherConfig says, the content id set from the content's hash.
+// eachFunc, when set, sees each record before it is published, and its
+// error stops the run (a strict or rate-limited command line).
+func Publish(ctx context.Context, src Source, pc PublisherConfig, eachFunc func(ctx context.Context, rec Record) error) (Result, error) {
+	format := src.Format
+	if format == "" {
+		f, err := FormatOf(src.Name)
+		if err != nil {
+			return Result{}, err
+		}
+		format = f
+	}
+	if pc.Dataset == nil || pc.JS == nil {
+		return Result{}, fmt.Errorf("%w: publish needs JS and Dataset", workers.ErrInvalidConfig)
+	}
+	if pc.MaxRecordBytes <= 0 {
+		pc.MaxRecordBytes = MaxRecordBytes(pc.JS.Conn())
+	}
+	opts := OptionsFor(pc.Dataset)
+	opts.MaxLineBytes, opts.KeepLong = pc.MaxRecordBytes, true
+	if !src.Stream {
+		sum, err := check(ctx, format, opts, src.Open, src.Digest == nil)
+		if err != nil {
+			return Result{}, err
+		}
+		digest := src.Digest
+		if digest == nil {
+			digest = sum
+		}
+		pc.ContentID = ContentID(digest)
+	}
+	p, err := NewPublisher(pc)
 	if err != nil {
 		return Result{}, err
 	}
-	opts := OptionsFor(ds)
-	sum, err := check(ctx, format, opts, open, digest == nil)
+	rc, err := src.Open(ctx)
 	if err != nil {
-		return Result{}, err
-	}
-	if digest == nil {
-		digest = sum
-	}
-	rc, err := open(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("open %s: %w", name, err)
+		return Result{}, fmt.Errorf("open %s: %w", src.Name, err)
 	}
 	defer rc.Close()
 	r, err := NewReader(format, rc, opts)
 	if err != nil {
 		return Result{}, err
 	}
-	return publish(ctx, js, ds, r, ContentID(digest))
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			res, _ := p.Close(ctx)
+			return res, err
+		}
+		if eachFunc != nil {
+			if err := eachFunc(ctx, rec); err != nil {
+				res, _ := p.Close(ctx)
+				return res, err
+			}
+		}
+		if err := p.Add(ctx, rec); err != nil {
+			return p.res, err
+		}
+	}
+	return p.Close(ctx)
 }
 
 // check reads the file through its parser, hashing it when asked.

@@ -11,10 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
-	"github.com/jetfleet/jetfleet/workers/internal/startstop"
 )
 
 // ObjectWatcherConfig configures an [ObjectWatcher].
@@ -82,27 +82,25 @@ func OpenLanding(ctx context.Context, js jetstream.JetStream, replicas int) (jet
 // Start opens the bucket and its watch, and returns; objects are ingested
 // in the background until Stop.
 func (w *ObjectWatcher) Start(ctx context.Context) error {
-	runCtx, err := w.svc.Begin(ctx)
-	if err != nil {
+	err := w.svc.Start(ctx, func(ctx context.Context, started func()) error {
+		obs, err := OpenLanding(ctx, w.cfg.JS, w.cfg.Replicas)
+		if err != nil {
+			return err
+		}
+		watch, err := obs.Watch(ctx)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", subjects.LandingBucket, err)
+		}
+		defer func() { _ = watch.Stop() }()
+		w.log.Info().Msg("watching for objects")
+		started()
+		w.run(ctx, obs, watch)
+		return nil
+	})
+	if errors.Is(err, startstop.ErrAlreadyStarted) {
 		return fmt.Errorf("%w: object watcher: %w", workers.ErrInvalidConfig, err)
 	}
-	obs, err := OpenLanding(ctx, w.cfg.JS, w.cfg.Replicas)
-	if err != nil {
-		w.svc.Abort(err)
-		return err
-	}
-	watch, err := obs.Watch(runCtx)
-	if err != nil {
-		w.svc.Abort(err)
-		return fmt.Errorf("watch %s: %w", subjects.LandingBucket, err)
-	}
-	go func() {
-		defer w.svc.Finished()
-		defer func() { _ = watch.Stop() }()
-		w.run(runCtx, obs, watch)
-	}()
-	w.log.Info().Msg("watching for objects")
-	return nil
+	return err
 }
 
 func (w *ObjectWatcher) run(ctx context.Context, obs jetstream.ObjectStore, watch jetstream.ObjectWatcher) {
@@ -154,7 +152,7 @@ func (w *ObjectWatcher) process(ctx context.Context, obs jetstream.ObjectStore, 
 			w.log.Warn().Err(err).Str("object", name).Msg("ingested but cannot rename to done/")
 			return ctx.Err() != nil
 		}
-		w.log.Info().Str("object", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Dur("took", time.Since(start)).Msg("object ingested")
+		w.log.Info().Str("object", name).Int("records", res.Records).Int("messages", res.Messages).Int("duplicates", res.Duplicates).Int("skipped", res.Skipped).Dur("took", time.Since(start)).Msg("object ingested")
 		return true
 	case IsFileError(err):
 		if err := rename(ctx, obs, name, subjects.LandingFailed+name, info, err.Error()); err != nil {

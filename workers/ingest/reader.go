@@ -31,9 +31,13 @@ const DefaultMaxLineBytes = 1 << 20
 
 // Options shape how a [Reader] reads.
 type Options struct {
-	// MaxLineBytes bounds one line; a longer one is a *ParseError.
-	// Default 1 MiB.
+	// MaxLineBytes bounds one line; a longer one is a *ParseError, or
+	// with KeepLong a record cut at MaxLineBytes. Default 1 MiB.
 	MaxLineBytes int
+	// KeepLong yields a line longer than MaxLineBytes as a record marked
+	// Cut, holding its first MaxLineBytes bytes and its full Size, instead
+	// of failing the file: for a publisher that skips it and says so.
+	KeepLong bool
 	// Delimiter separates CSV cells. Default ','.
 	Delimiter rune
 	// Types types CSV cells by column (number, integer, bool; anything
@@ -79,6 +83,10 @@ type Record struct {
 	// as written for NDJSON (which may not be JSON at all). It is valid
 	// until the next call to Next.
 	Data []byte
+	// Cut says the line was longer than MaxLineBytes and Data holds its
+	// start only (Options.KeepLong); Size is then its length.
+	Cut  bool
+	Size int
 }
 
 // Reader reads records from a file, one line (or CSV row) at a time.
@@ -97,7 +105,9 @@ func NewReader(format Format, r io.Reader, o Options) (*Reader, error) {
 	}
 	switch format {
 	case NDJSON:
-		return &Reader{next: newLines(r, o.MaxLineBytes).ndjson}, nil
+		l := newLines(r, o.MaxLineBytes)
+		l.keepLong = o.KeepLong
+		return &Reader{next: l.ndjson}, nil
 	case CSV:
 		return newCSV(r, o)
 	case FixedWidth:
@@ -105,6 +115,7 @@ func NewReader(format Format, r io.Reader, o Options) (*Reader, error) {
 			return nil, fmt.Errorf("%w: fixed-width needs columns (ingest.fixed_width in the pipeline file)", ErrUnknownFormat)
 		}
 		l := newLines(r, o.MaxLineBytes)
+		l.keepLong = o.KeepLong
 		fw := &fixed{lines: l, cols: o.Columns}
 		return &Reader{next: fw.next}, nil
 	}
@@ -117,11 +128,14 @@ func (r *Reader) Next() (Record, error) { return r.next() }
 
 // lines splits a stream into lines without holding more than one.
 type lines struct {
-	br   *bufio.Reader
-	max  int
-	n    int
-	buf  []byte
-	done bool
+	br       *bufio.Reader
+	max      int
+	keepLong bool
+	n        int
+	buf      []byte
+	done     bool
+	cut      bool // the last line was cut at max (keepLong)
+	size     int  // and was this long
 }
 
 func newLines(r io.Reader, maxLen int) *lines {
@@ -136,12 +150,20 @@ func (l *lines) line() ([]byte, error) {
 		return nil, io.EOF
 	}
 	l.buf = l.buf[:0]
+	l.cut, l.size = false, 0
 	for {
 		chunk, err := l.br.ReadSlice('\n')
-		l.buf = append(l.buf, chunk...)
-		if len(l.buf) > l.max+2 {
-			l.n++
-			return nil, &ParseError{Line: l.n, Msg: fmt.Sprintf("line longer than %d bytes", l.max)}
+		l.size += len(chunk)
+		if !l.cut {
+			l.buf = append(l.buf, chunk...)
+		}
+		if len(l.buf) > l.max+2 && !l.cut {
+			if !l.keepLong {
+				l.n++
+				return nil, &ParseError{Line: l.n, Msg: fmt.Sprintf("line longer than %d bytes", l.max)}
+			}
+			// Read on to the end of the line, keeping its start only.
+			l.cut, l.buf = true, l.buf[:l.max]
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
@@ -155,10 +177,22 @@ func (l *lines) line() ([]byte, error) {
 			return nil, fmt.Errorf("read: %w", err)
 		}
 		l.n++
+		if l.cut {
+			// The line's length without its end (a CR split from its LF
+			// by the buffer counts: close enough for a message).
+			if bytes.HasSuffix(chunk, []byte{'\n'}) {
+				l.size--
+			}
+			if bytes.HasSuffix(chunk, []byte{'\r', '\n'}) {
+				l.size--
+			}
+			return l.buf, nil
+		}
 		out := bytes.TrimSuffix(bytes.TrimSuffix(l.buf, []byte{'\n'}), []byte{'\r'})
 		if l.n == 1 {
 			out = bytes.TrimPrefix(out, bom)
 		}
+		l.size = len(out)
 		return out, nil
 	}
 }
@@ -169,10 +203,10 @@ func (l *lines) ndjson() (Record, error) {
 		if err != nil {
 			return Record{}, err
 		}
-		if len(bytes.TrimSpace(b)) == 0 {
+		if len(bytes.TrimSpace(b)) == 0 && !l.cut {
 			continue
 		}
-		return Record{Line: l.n, Data: b}, nil
+		return Record{Line: l.n, Data: b, Cut: l.cut, Size: l.size}, nil
 	}
 }
 
@@ -187,6 +221,9 @@ func (f *fixed) next() (Record, error) {
 		b, err := f.lines.line()
 		if err != nil {
 			return Record{}, err
+		}
+		if l := f.lines; l.cut {
+			return Record{Line: l.n, Data: b, Cut: true, Size: l.size}, nil
 		}
 		if len(bytes.TrimSpace(b)) == 0 {
 			continue

@@ -69,6 +69,32 @@ func TestNDJSON(t *testing.T) {
 	}
 }
 
+// TestNDJSONKeepLong: with KeepLong a line over the limit is a record
+// marked Cut, holding its start and its length, and reading goes on.
+func TestNDJSONKeepLong(t *testing.T) {
+	t.Parallel()
+	long := `{"id":"b-3","x":"` + strings.Repeat("x", 200) + `"}`
+	r, err := ingest.NewReader(ingest.NDJSON, strings.NewReader("{\"a\":1}\n"+long+"\r\n{\"a\":2}"), ingest.Options{MaxLineBytes: 64, KeepLong: true})
+	require.NoError(t, err)
+	var got []ingest.Record
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		rec.Data = append([]byte(nil), rec.Data...)
+		got = append(got, rec)
+	}
+	require.Len(t, got, 3)
+	require.False(t, got[0].Cut)
+	require.True(t, got[1].Cut)
+	require.Equal(t, 2, got[1].Line)
+	require.Equal(t, len(long), got[1].Size)
+	require.Equal(t, long[:64], string(got[1].Data))
+	require.Equal(t, ingest.Record{Line: 3, Data: []byte(`{"a":2}`), Size: 7}, got[2])
+}
+
 func TestCSV(t *testing.T) {
 	t.Parallel()
 	types := map[string]string{"n": "number", "i": "integer", "b": "bool"}

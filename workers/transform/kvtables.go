@@ -10,7 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -36,10 +38,7 @@ type KVTables struct {
 	mu   sync.RWMutex
 	rows map[string]map[string]map[string]any // table -> key -> row
 
-	startMu sync.Mutex
-	cancel  context.CancelCauseFunc
-	stopped chan struct{}
-	runErr  error
+	svc startstop.Service
 }
 
 // NewKVTables checks cfg. It does no I/O.
@@ -53,10 +52,10 @@ func NewKVTables(cfg KVTablesConfig) (*KVTables, error) {
 		}
 	}
 	t := &KVTables{
-		cfg:     cfg,
-		log:     cfg.Logger.With().Str("component", "lookup-tables").Logger(),
-		rows:    map[string]map[string]map[string]any{},
-		stopped: make(chan struct{}),
+		cfg:  cfg,
+		log:  cfg.Logger.With().Str("component", "lookup-tables").Logger(),
+		rows: map[string]map[string]map[string]any{},
+		svc:  startstop.Service{Cause: workers.ErrStopped},
 	}
 	for _, name := range cfg.Tables {
 		t.rows[name] = map[string]map[string]any{}
@@ -68,34 +67,28 @@ func NewKVTables(cfg KVTablesConfig) (*KVTables, error) {
 // current rows and returns once all are in memory; watchers then apply
 // later changes until Stop.
 func (t *KVTables) Start(ctx context.Context) error {
-	t.startMu.Lock()
-	defer t.startMu.Unlock()
-	if t.cancel != nil {
+	err := t.svc.Start(ctx, t.run)
+	if errors.Is(err, startstop.ErrAlreadyStarted) {
 		return fmt.Errorf("%w: lookup tables already started", workers.ErrInvalidConfig)
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	t.cancel = cancel
-	var (
-		wg      sync.WaitGroup
-		watches []jetstream.KeyWatcher
-	)
-	fail := func(err error) error {
-		cancel(workers.ErrStopped)
+	return err
+}
+
+func (t *KVTables) run(ctx context.Context, started func()) error {
+	var watches []jetstream.KeyWatcher
+	defer func() {
 		for _, w := range watches {
 			_ = w.Stop()
 		}
-		t.runErr = err
-		close(t.stopped)
-		return err
-	}
+	}()
 	for _, name := range t.cfg.Tables {
 		kv, err := openBucket(ctx, t.cfg.JS, name, t.cfg.Replicas)
 		if err != nil {
-			return fail(err)
+			return err
 		}
-		w, err := kv.WatchAll(runCtx)
+		w, err := kv.WatchAll(ctx)
 		if err != nil {
-			return fail(fmt.Errorf("watch lookup table %s: %w", name, err))
+			return fmt.Errorf("watch lookup table %s: %w", name, err)
 		}
 		watches = append(watches, w)
 		// The initial values end with a nil entry; wait for it so a record
@@ -106,7 +99,7 @@ func (t *KVTables) Start(ctx context.Context) error {
 			select {
 			case e, ok := <-w.Updates():
 				if !ok {
-					return fail(fmt.Errorf("watch lookup table %s: closed while loading", name))
+					return fmt.Errorf("watch lookup table %s: closed while loading", name)
 				}
 				if e == nil {
 					break initial
@@ -114,7 +107,7 @@ func (t *KVTables) Start(ctx context.Context) error {
 				t.apply(name, e)
 				n++
 			case <-ctx.Done():
-				return fail(ctx.Err())
+				return ctx.Err()
 			}
 		}
 		if n == 0 {
@@ -123,22 +116,15 @@ func (t *KVTables) Start(ctx context.Context) error {
 			t.log.Info().Str("table", name).Int("rows", n).Msg("lookup table loaded")
 		}
 	}
+	started()
+	var g errgroup.Group
 	for i, w := range watches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.follow(runCtx, t.cfg.Tables[i], w)
-		}()
+		g.Go(func() error {
+			t.follow(ctx, t.cfg.Tables[i], w)
+			return nil
+		})
 	}
-	go func() {
-		<-runCtx.Done()
-		for _, w := range watches {
-			_ = w.Stop()
-		}
-		wg.Wait()
-		close(t.stopped)
-	}()
-	return nil
+	return g.Wait()
 }
 
 func (t *KVTables) follow(ctx context.Context, table string, w jetstream.KeyWatcher) {
@@ -208,24 +194,10 @@ func (t *KVTables) Len(table string) int {
 
 // Stop ends the watchers and waits for them or ctx. It is idempotent and
 // safe without Start.
-func (t *KVTables) Stop(ctx context.Context) error {
-	t.startMu.Lock()
-	cancel := t.cancel
-	t.startMu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel(workers.ErrStopped)
-	select {
-	case <-t.stopped:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (t *KVTables) Stop(ctx context.Context) error { return t.svc.Stop(ctx) }
 
 // Stopped is closed once started tables have stopped.
-func (t *KVTables) Stopped() <-chan struct{} { return t.stopped }
+func (t *KVTables) Stopped() <-chan struct{} { return t.svc.Stopped() }
 
 // openBucket opens a lookup table's bucket, creating an empty one if it
 // does not exist yet, so the step can start before the table is loaded.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -24,6 +25,7 @@ type Rekey struct {
 	ds         string
 	key        string
 	partitions int
+	scratch    *sync.Pool // of *state
 }
 
 // NewRekey builds the rekey handler of dataset ds for a clean stage of n
@@ -35,18 +37,19 @@ func NewRekey(ds *pipeline.Dataset, n int) (*Rekey, error) {
 	if err := subjects.ValidateToken("dataset", ds.Name); err != nil {
 		return nil, fmt.Errorf("%w: %w", workers.ErrInvalidConfig, err)
 	}
-	return &Rekey{ds: ds.Name, key: ds.Key, partitions: max(n, 1)}, nil
+	return &Rekey{ds: ds.Name, key: ds.Key, partitions: max(n, 1), scratch: &sync.Pool{New: func() any { return new(state) }}}, nil
 }
 
 // Handle republishes one record under its key token. A record that is not
 // a JSON object has no key: it is marked permanent for the runtime to
 // dead-letter.
 func (r *Rekey) Handle(_ context.Context, rec workers.Record) ([]workers.Output, error) {
-	fields, err := pipeline.DecodeRecord(rec.Data)
-	if err != nil {
+	st := r.scratch.Get().(*state)
+	defer r.scratch.Put(st)
+	if err := st.fields.Scan(rec.Data); err != nil {
 		return nil, workers.Permanent(err)
 	}
-	tok := subjects.KeyToken(KeyOf(fields, r.key))
+	tok := subjects.KeyToken(keyOf(&st.fields, r.key, &st.norm))
 	return []workers.Output{{
 		Subject: subjects.CleanKey(r.ds, tok), Data: rec.Data,
 		Group: strconv.Itoa(subjects.PartitionOf(tok, r.partitions)),

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr"
 
@@ -25,10 +28,43 @@ type Handler struct {
 	ds     *pipeline.Dataset
 	tables Tables
 	salts  map[*pipeline.Mask]string
+	ops    []op
 	out    string
 	// partitions is the clean stage's partition count, for grouping the
 	// records of a bulk input per partition.
 	partitions int
+	// buckets holds, per key bucket, the subject and group of its
+	// records, made on first use (see route).
+	buckets *[subjects.KeyBuckets]atomic.Pointer[route]
+	// scratch holds one record's fields and buffers, so that a record
+	// costs no allocation beyond its output.
+	scratch *sync.Pool
+}
+
+// route is where the records of one key bucket go.
+type route struct {
+	subject string // jf.clean.<dataset>.<keytoken>
+	group   string // its partition, for chunking bulk outputs
+}
+
+// op is one transform, ready to run.
+type op struct {
+	*pipeline.Transform
+	norm  []pipeline.Normalizer // of trim, upper, lower
+	arith *arith                // of a derive that is plain arithmetic, else nil
+}
+
+// state is the memory of one record's transform; a handler pools it.
+type state struct {
+	fields pipeline.Fields
+	// arena holds the strings and numbers the transforms make; values
+	// view it until the record is encoded.
+	arena  []byte
+	norm   []byte
+	hashIn []byte
+	out    []byte
+	// slab is where clean records are cut from (see keepOutput).
+	slab []byte
 }
 
 // New builds the transform handler of ds, reading lookup rows from
@@ -40,7 +76,12 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 	if err := subjects.ValidateToken("dataset", ds.Name); err != nil {
 		return nil, fmt.Errorf("%w: %w", workers.ErrInvalidConfig, err)
 	}
-	h := &Handler{ds: ds, tables: tables, salts: map[*pipeline.Mask]string{}, out: subjects.Clean(ds.Name), partitions: subjects.DefaultPartitions}
+	h := &Handler{
+		ds: ds, tables: tables, salts: map[*pipeline.Mask]string{}, out: subjects.Clean(ds.Name),
+		partitions: subjects.DefaultPartitions,
+		buckets:    new([subjects.KeyBuckets]atomic.Pointer[route]),
+		scratch:    &sync.Pool{New: func() any { return new(state) }},
+	}
 	for _, t := range ds.Transforms {
 		switch {
 		case t.Op == pipeline.OpLookup && tables == nil:
@@ -54,6 +95,24 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 		case t.Op == pipeline.OpMask:
 			h.salts[t.Mask] = t.Mask.Salt
 		}
+		o := op{Transform: t}
+		switch t.Op {
+		case pipeline.OpTrim, pipeline.OpUpper, pipeline.OpLower:
+			// Case and trim ops on the same fields, one after the other
+			// (trim: [a, b], then upper: [a, b]) run as one: each field is
+			// normalised once. The first op that fails a field still names
+			// itself, as every op fails the first non-string field.
+			if n := len(h.ops); n > 0 && h.ops[n-1].norm != nil && slices.Equal(h.ops[n-1].Fields, t.Fields) {
+				h.ops[n-1].norm = append(h.ops[n-1].norm, pipeline.Normalizer(t.Op))
+				continue
+			}
+			o.norm = []pipeline.Normalizer{pipeline.Normalizer(t.Op)}
+		case pipeline.OpDerive:
+			if t.Program != nil {
+				o.arith = compileArith(t.Program.Node())
+			}
+		}
+		h.ops = append(h.ops, o)
 	}
 	return h, nil
 }
@@ -64,6 +123,7 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 func (h *Handler) WithPartitions(n int) *Handler {
 	c := *h
 	c.partitions = max(n, 1)
+	c.buckets = new([subjects.KeyBuckets]atomic.Pointer[route])
 	return &c
 }
 
@@ -71,165 +131,242 @@ func (h *Handler) WithPartitions(n int) *Handler {
 // (jf.clean.<dataset>.<keytoken>), so the stream files it in its key's
 // partition. A record the transforms cannot apply to is marked permanent
 // for the runtime to dead-letter.
-func (h *Handler) Handle(_ context.Context, rec workers.Record) ([]workers.Output, error) {
-	clean, err := h.transform(rec.Data)
+func (h *Handler) Handle(ctx context.Context, rec workers.Record) ([]workers.Output, error) {
+	return h.HandleAppend(ctx, &rec, nil)
+}
+
+// HandleAppend is Handle appending to out (see workers.AppendHandler).
+func (h *Handler) HandleAppend(_ context.Context, rec *workers.Record, out []workers.Output) ([]workers.Output, error) {
+	st := h.scratch.Get().(*state)
+	defer h.scratch.Put(st)
+	data, err := h.transform(st, rec.Data)
 	if err != nil {
-		return nil, workers.Permanent(err)
+		return out, workers.Permanent(err)
 	}
-	data, err := Encode(clean)
-	if err != nil {
-		return nil, workers.Permanent(err)
+	r := h.route(subjects.KeyBucket(keyOf(&st.fields, h.ds.Key, &st.norm)))
+	return append(out, workers.Output{Subject: r.subject, Data: data, Group: r.group}), nil
+}
+
+// route is where the records of a key bucket go.
+func (h *Handler) route(bucket int) *route {
+	if r := h.buckets[bucket].Load(); r != nil {
+		return r
 	}
-	tok := subjects.KeyToken(KeyOf(clean, h.ds.Key))
-	return []workers.Output{{
-		Subject: subjects.CleanKey(h.ds.Name, tok), Data: data,
-		Group: strconv.Itoa(subjects.PartitionOf(tok, h.partitions)),
-	}}, nil
+	tok := subjects.BucketToken(bucket)
+	r := &route{subject: subjects.CleanKey(h.ds.Name, tok), group: strconv.Itoa(subjects.PartitionOf(tok, h.partitions))}
+	h.buckets[bucket].Store(r)
+	return r
 }
 
 // KeyOf is the text of rec's key field as the aggregator de-duplicates
 // on it: a string as is, any other value as its JSON text, "" if absent.
 func KeyOf(rec pipeline.Record, key string) string {
-	switch v := rec[key].(type) {
-	case nil:
+	var f pipeline.Fields
+	f.FromRecord(rec)
+	var buf []byte
+	return strings.Clone(keyOf(&f, key, &buf))
+}
+
+// keyOf is KeyOf of scanned fields; the text may view the record or buf.
+func keyOf(f *pipeline.Fields, key string, buf *[]byte) string {
+	v, ok := f.Get(key)
+	switch {
+	case !ok || v.Kind() == pipeline.KindNull:
 		return ""
-	case string:
-		return v
-	default:
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if enc.Encode(v) != nil {
-			return ""
-		}
-		return string(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
+	case v.Kind() == pipeline.KindString:
+		return v.Str()
 	}
+	out, err := v.AppendJSON((*buf)[:0])
+	if err != nil {
+		return ""
+	}
+	*buf = out
+	return string(out)
 }
 
 // Transform applies the dataset's transforms to one record's bytes and
 // returns the clean record (a JSON object, keys sorted).
 func (h *Handler) Transform(data []byte) ([]byte, error) {
-	rec, err := h.transform(data)
-	if err != nil {
-		return nil, err
-	}
-	return Encode(rec)
+	st := h.scratch.Get().(*state)
+	defer h.scratch.Put(st)
+	return h.transform(st, data)
 }
 
-func (h *Handler) transform(data []byte) (pipeline.Record, error) {
-	rec, err := pipeline.DecodeRecord(data)
+// transform decodes data once into st's fields, applies the transforms
+// to them and writes the clean record: a new slice of its exact size.
+func (h *Handler) transform(st *state, data []byte) ([]byte, error) {
+	if err := st.fields.Scan(data); err != nil {
+		return nil, err
+	}
+	st.arena = st.arena[:0]
+	if err := h.apply(st); err != nil {
+		return nil, err
+	}
+	out, err := st.fields.AppendJSON(st.out[:0])
+	st.out = out
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: encode: %v", ErrTransform, err)
 	}
-	if err := h.Apply(rec); err != nil {
-		return nil, err
+	return st.keepOutput(out), nil
+}
+
+// slabSize is the memory clean records are cut from: one allocation for
+// many records instead of one each. A slab is garbage once the records
+// cut from it are published.
+const slabSize = 32 << 10
+
+// keepOutput copies a clean record to memory of its own, cut from the
+// state's slab.
+func (st *state) keepOutput(out []byte) []byte {
+	if len(out) > slabSize/4 {
+		return bytes.Clone(out)
 	}
-	return rec, nil
+	if cap(st.slab)-len(st.slab) < len(out) {
+		st.slab = make([]byte, 0, slabSize)
+	}
+	start := len(st.slab)
+	st.slab = append(st.slab, out...)
+	return st.slab[start:len(st.slab):len(st.slab)]
 }
 
 // Apply runs the transforms on rec in place.
 func (h *Handler) Apply(rec pipeline.Record) error {
-	for _, t := range h.ds.Transforms {
-		if err := h.apply(t, rec); err != nil {
+	st := h.scratch.Get().(*state)
+	defer h.scratch.Put(st)
+	st.fields.FromRecord(rec)
+	st.arena = st.arena[:0]
+	if err := h.apply(st); err != nil {
+		return err
+	}
+	clear(rec)
+	for _, f := range st.fields.All() {
+		v := f.Value.Any()
+		if s, ok := v.(string); ok {
+			v = strings.Clone(s) // it may view the arena, which is reused
+		}
+		rec[f.Name] = v
+	}
+	return nil
+}
+
+func (h *Handler) apply(st *state) error {
+	for i := range h.ops {
+		if err := h.applyOne(st, &h.ops[i]); err != nil {
 			return fmt.Errorf("%w: %s", ErrTransform, err)
 		}
 	}
 	return nil
 }
 
-func (h *Handler) apply(t *pipeline.Transform, rec pipeline.Record) error {
+func (h *Handler) applyOne(st *state, t *op) error {
+	f := &st.fields
 	switch t.Op {
 	case pipeline.OpTrim, pipeline.OpUpper, pipeline.OpLower:
-		norm := []pipeline.Normalizer{pipeline.Normalizer(t.Op)}
-		for _, f := range t.Fields {
-			v, ok := rec[f]
-			if !ok || v == nil {
+		for _, name := range t.Fields {
+			v, ok := f.Get(name)
+			if !ok || v.Kind() == pipeline.KindNull {
 				continue
 			}
-			s, ok := v.(string)
-			if !ok {
-				return fmt.Errorf("%s %s: is %s, want a string", t.Op, f, pipeline.Kind(v))
+			if v.Kind() != pipeline.KindString {
+				return fmt.Errorf("%s %s: is %s, want a string", t.Op, name, v.Kind().Name())
 			}
-			rec[f] = pipeline.Normalize(s, norm)
+			s := v.Str()
+			var norm string
+			norm, st.norm = pipeline.AppendNormalize(st.norm, s, t.norm)
+			if norm != s {
+				f.Set(name, st.keep(norm))
+			}
 		}
 	case pipeline.OpNumber:
-		for _, f := range t.Fields {
-			if err := toNumber(rec, f); err != nil {
+		for _, name := range t.Fields {
+			if err := st.toNumber(name); err != nil {
 				return err
 			}
 		}
 	case pipeline.OpTimestamp:
-		for _, f := range t.Fields {
-			v, ok := rec[f]
-			if !ok || v == nil {
+		for _, name := range t.Fields {
+			v, ok := f.Get(name)
+			if !ok || v.Kind() == pipeline.KindNull {
 				continue
 			}
-			ts, err := t.Time.Parse(v)
-			if err != nil {
-				return fmt.Errorf("timestamp %s: %v", f, err)
+			ts, ok := t.Time.ParseValue(v)
+			if !ok {
+				return fmt.Errorf("timestamp %s: %s", name, t.Time.ErrorText(v))
 			}
-			rec[f] = pipeline.FormatTime(ts)
+			start := len(st.arena)
+			st.arena = pipeline.AppendTime(st.arena, ts)
+			f.Set(name, pipeline.StringView(st.arena[start:]))
 		}
 	case pipeline.OpLookup:
-		return h.lookup(t.Lookup, rec)
+		return h.lookup(t.Lookup, f)
 	case pipeline.OpDerive:
-		return derive(t, rec)
+		return st.derive(t)
 	case pipeline.OpMask:
-		return h.mask(t.Mask, rec)
+		return h.mask(st, t.Mask)
 	case pipeline.OpDrop:
-		for _, f := range t.Fields {
-			delete(rec, f)
+		for _, name := range t.Fields {
+			f.Delete(name)
 		}
 	case pipeline.OpRename:
 		for _, r := range t.Renames {
-			if v, ok := rec[r.From]; ok {
-				delete(rec, r.From)
-				rec[r.To] = v
+			if v, ok := f.Get(r.From); ok {
+				f.Delete(r.From)
+				f.Set(r.To, v)
 			}
 		}
 	}
 	return nil
 }
 
+// keep copies a string the transforms made (which may view a scratch
+// buffer) to the arena and returns it as a value.
+func (st *state) keep(s string) pipeline.Value {
+	start := len(st.arena)
+	st.arena = append(st.arena, s...)
+	return pipeline.StringView(st.arena[start:])
+}
+
 // toNumber turns a numeric string into a JSON number, keeping its digits
 // (a 20-digit id stays exact). Numbers and nulls are left alone.
-func toNumber(rec pipeline.Record, f string) error {
-	v, ok := rec[f]
-	if !ok || v == nil {
+func (st *state) toNumber(name string) error {
+	v, ok := st.fields.Get(name)
+	if !ok || v.Kind() == pipeline.KindNull || v.IsJSONNumber() {
 		return nil
 	}
-	switch x := v.(type) {
-	case json.Number:
-		return nil
-	case string:
-		s := strings.TrimSpace(x)
-		if !isJSONNumber(s) {
-			return fmt.Errorf("number %s: %s is not a number", f, pipeline.Describe(x))
-		}
-		if _, ok := pipeline.AsFloat(json.Number(s)); !ok {
-			return fmt.Errorf("number %s: %s is out of range", f, pipeline.Describe(x))
-		}
-		rec[f] = json.Number(s)
-		return nil
+	if v.Kind() != pipeline.KindString {
+		return fmt.Errorf("number %s: is %s, want a number or numeric string", name, v.Kind().Name())
 	}
-	return fmt.Errorf("number %s: is %s, want a number or numeric string", f, pipeline.Kind(v))
+	s := strings.TrimSpace(v.Str())
+	if s == "" || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') || !isJSONNumber(s) {
+		return fmt.Errorf("number %s: %s is not a number", name, v.Describe())
+	}
+	if _, ok := pipeline.AsFloat(json.Number(s)); !ok {
+		return fmt.Errorf("number %s: %s is out of range", name, v.Describe())
+	}
+	start := len(st.arena)
+	st.arena = append(st.arena, s...)
+	st.fields.Set(name, pipeline.NumberValue(st.arena[start:]))
+	return nil
 }
 
 // isJSONNumber reports whether s is a number literal as JSON writes it
 // (no hex, no '+', no "Inf"), so it can be emitted as is.
 func isJSONNumber(s string) bool {
-	if s == "" || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') {
-		return false
-	}
 	var n json.Number
 	return json.Unmarshal([]byte(s), &n) == nil
 }
 
-func (h *Handler) lookup(l *pipeline.LookupRef, rec pipeline.Record) error {
-	kv, present := rec[l.Key]
-	key := pipeline.KeyString(kv)
-	row, ok := map[string]any(nil), false
-	if present && kv != nil {
+func (h *Handler) lookup(l *pipeline.LookupRef, f *pipeline.Fields) error {
+	kv, present := f.Get(l.Key)
+	var (
+		row map[string]any
+		ok  bool
+	)
+	if present && kv.Kind() != pipeline.KindNull {
+		key := kv.Str() // a view: the map lookup keeps nothing
+		if kv.Kind() != pipeline.KindString {
+			key = pipeline.KeyString(kv.Any())
+		}
 		row, ok = h.tables.Row(l.Table, key)
 	}
 	if !ok {
@@ -239,29 +376,42 @@ func (h *Handler) lookup(l *pipeline.LookupRef, rec pipeline.Record) error {
 		case pipeline.MissingDefault:
 			row = l.Default
 		default:
-			if !present || kv == nil {
+			if !present || kv.Kind() == pipeline.KindNull {
 				return fmt.Errorf("lookup %s: key field %s is missing", l.Table, l.Key)
 			}
-			return fmt.Errorf("lookup %s: no row for %s=%s", l.Table, l.Key, pipeline.Describe(kv))
+			return fmt.Errorf("lookup %s: no row for %s=%s", l.Table, l.Key, kv.Describe())
 		}
 	}
-	for _, f := range l.Fields {
-		if v, ok := row[f.From]; ok {
-			rec[f.To] = v
+	for _, c := range l.Fields {
+		if v, ok := row[c.From]; ok {
+			f.Set(c.To, pipeline.ValueOf(v))
 		}
 	}
 	return nil
 }
 
-func derive(t *pipeline.Transform, rec pipeline.Record) error {
-	out, err := expr.Run(t.Program, pipeline.ExprEnv(rec))
+// derive sets a field to an expression's result: plain arithmetic over
+// the record's numbers directly, anything else (or arithmetic over
+// anything but float64s) through expr with the record's fields as
+// variables, as ExprEnv gives them, so the result is the same either way.
+func (st *state) derive(t *op) error {
+	if t.arith != nil {
+		if x, ok := t.arith.eval(&st.fields); ok {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("derive %s: result %v is not a finite number", t.Field, x)
+			}
+			st.fields.Set(t.Field, pipeline.FloatValue(x))
+			return nil
+		}
+	}
+	out, err := expr.Run(t.Program, st.fields.Env())
 	if err != nil {
 		msg, _, _ := strings.Cut(err.Error(), "\n") // the rest is the source and a caret
 		return fmt.Errorf("derive %s: %s", t.Field, msg)
 	}
 	switch x := out.(type) {
 	case nil:
-		delete(rec, t.Field)
+		st.fields.Delete(t.Field)
 		return nil
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -272,39 +422,45 @@ func derive(t *pipeline.Transform, rec pipeline.Record) error {
 			return fmt.Errorf("derive %s: result %v is not a finite number", t.Field, x)
 		}
 	}
-	rec[t.Field] = out
+	st.fields.Set(t.Field, pipeline.ValueOf(out))
 	return nil
 }
 
-func (h *Handler) mask(m *pipeline.Mask, rec pipeline.Record) error {
-	v, ok := rec[m.Field]
+func (h *Handler) mask(st *state, m *pipeline.Mask) error {
+	f := &st.fields
+	v, ok := f.Get(m.Field)
 	if !ok {
 		return nil
 	}
 	switch m.Action {
 	case pipeline.MaskDrop:
-		delete(rec, m.Field)
+		f.Delete(m.Field)
 	case pipeline.MaskRedact:
-		if v != nil {
-			rec[m.Field] = m.With
+		if v.Kind() != pipeline.KindNull {
+			f.Set(m.Field, pipeline.StringValue(m.With))
 		}
 	case pipeline.MaskHash:
-		if v == nil {
-			delete(rec, m.Field)
+		if v.Kind() == pipeline.KindNull {
+			f.Delete(m.Field)
 			return nil
 		}
 		var s string
-		switch x := v.(type) {
-		case string:
-			s = x
-		case json.Number:
-			s = x.String()
+		switch {
+		case v.Kind() == pipeline.KindString:
+			s = v.Str()
+		case v.IsJSONNumber():
+			s = v.Literal()
 		default:
-			return fmt.Errorf("mask %s: is %s, want a string or number to hash", m.Field, pipeline.Kind(v))
+			return fmt.Errorf("mask %s: is %s, want a string or number to hash", m.Field, v.Kind().Name())
 		}
-		rec[m.Into] = Hash(h.salts[m], pipeline.Normalize(s, m.Normalize))
+		s, st.norm = pipeline.AppendNormalize(st.norm, s, m.Normalize)
+		st.hashIn = append(append(st.hashIn[:0], h.salts[m]...), s...)
+		sum := sha256.Sum256(st.hashIn)
+		start := len(st.arena)
+		st.arena = hex.AppendEncode(st.arena, sum[:])
+		f.Set(m.Into, pipeline.StringView(st.arena[start:]))
 		if !m.Keep && m.Into != m.Field {
-			delete(rec, m.Field)
+			f.Delete(m.Field)
 		}
 	}
 	return nil
@@ -322,11 +478,9 @@ func Hash(salt, value string) string {
 // Encode writes a record as compact JSON with sorted keys, without
 // escaping <, > and & (the output is data, not HTML).
 func Encode(rec pipeline.Record) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rec); err != nil {
+	out, err := pipeline.EncodeRecord(rec)
+	if err != nil {
 		return nil, fmt.Errorf("%w: encode: %v", ErrTransform, err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return out, nil
 }

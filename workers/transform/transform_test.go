@@ -1,15 +1,22 @@
 package transform_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/internal/cputime"
 	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/transform"
+	"github.com/jetfleet/jetfleet/workers/validate"
 )
 
 const lookups = `lookups:
@@ -177,12 +184,96 @@ func BenchmarkTransform(b *testing.B) {
 	rec := workers.Record{Data: []byte(`{"order_id":"s-3","customer_id":"c-2","amount":5.5,"currency":" gbp ","country":"GB","ts":"2026-10-02T08:00:00+01:00","email":" A@B.com"}`)}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec.Data)))
+	defer cputime.PerOp(b, "", 0)()
 	for b.Loop() {
 		if _, err := h.Handle(context.Background(), rec); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// shopHandler is the shop pipeline's transform with its lookup tables.
+func shopHandler(tb testing.TB) *transform.Handler {
+	tb.Helper()
+	spec := pipeline.Default()
+	tables, err := transform.NewStaticTables(spec)
+	require.NoError(tb, err)
+	h, err := transform.New(spec.Dataset("orders"), tables)
+	require.NoError(tb, err)
+	return h
+}
+
+// validOrders are the generated orders of testdata (jetfleet bench
+// --generate) that pass validation: what the transform step gets.
+func validOrders(tb testing.TB) [][]byte {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "orders.ndjson"))
+	require.NoError(tb, err)
+	vh, err := validate.New(pipeline.Default().Dataset("orders"))
+	require.NoError(tb, err)
+	var out [][]byte
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte{'\n'}) {
+		if vh.Validate(line) == nil {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// BenchmarkTransformGenerated: the valid generated orders, one at a time.
+func BenchmarkTransformGenerated(b *testing.B) {
+	h := shopHandler(b)
+	recs := validOrders(b)
+	b.ReportAllocs()
+	defer cputime.PerOp(b, "", 0)()
+	n := 0
+	for b.Loop() {
+		if _, err := h.Handle(context.Background(), workers.Record{Data: recs[n%len(recs)]}); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkTransformBulk is the step on bulk chunks of 100 valid
+// generated orders as the runtime handles one: split, every record
+// through the handler, the outputs joined per partition (the runtime's
+// grouping). An op is a chunk; record/cpu-s is records per second of one
+// core.
+func BenchmarkTransformBulk(b *testing.B) {
+	h := shopHandler(b)
+	recs := validOrders(b)
+	var chunks [][]byte
+	for i := 0; i+100 <= len(recs); i += 100 {
+		chunks = append(chunks, workers.JoinBulk(recs[i:i+100]))
+	}
+	header := nats.Header{subjects.HeaderRecords: []string{"100"}}
+	outs := make([]workers.Output, 0, 100)
+	groups := map[string][][]byte{}
+	b.ReportAllocs()
+	defer cputime.PerOp(b, "record", 100)()
+	for i := 0; b.Loop(); i++ {
+		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
+		outs = outs[:0]
+		for j, line := range lines {
+			var err error
+			if outs, err = h.HandleAppend(context.Background(), &workers.Record{Data: line, Index: j, Bulk: true}, outs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for g := range groups {
+			groups[g] = groups[g][:0]
+		}
+		for _, o := range outs {
+			groups[o.Group] = append(groups[o.Group], o.Data)
+		}
+		for _, recs := range groups {
+			_ = workers.JoinBulk(recs)
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
 func FuzzTransform(f *testing.F) {

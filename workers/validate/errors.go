@@ -18,10 +18,22 @@ type Failure struct {
 
 func (f Failure) String() string { return f.Rule + ": " + f.Msg }
 
-// Error lists every rule a record failed.
+// Error lists every rule a record failed. It is permanent by nature (see
+// message.PermanentError): a handler returns it as it is.
 type Error struct {
 	Failures []Failure
+	one      [1]Failure // the first failure, without a slice of its own
 }
+
+func (e *Error) add(f Failure) {
+	if e.Failures == nil {
+		e.Failures = e.one[:0]
+	}
+	e.Failures = append(e.Failures, f)
+}
+
+// Permanent reports that a record failing its rules always will.
+func (e *Error) Permanent() bool { return true }
 
 func (e *Error) Error() string {
 	var b strings.Builder

@@ -1,7 +1,6 @@
 package validate
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -17,34 +16,105 @@ import (
 // JavaScript, and most JSON readers) holds exactly.
 const maxSafeInteger = 1 << 53
 
+// rule is a pipeline rule with the text of its messages prepared, so that
+// checking a record allocates nothing and a failure one string.
+type rule struct {
+	*pipeline.Rule
+	enumList string // ", "-joined allowed values
+	strEnum  []string
+	numEnum  []float64
+	minText  string
+	maxText  string
+}
+
+func compile(rules []*pipeline.Rule) []rule {
+	out := make([]rule, len(rules))
+	for i, r := range rules {
+		c := rule{Rule: r}
+		parts := make([]string, len(r.Enum))
+		for j, e := range r.Enum {
+			switch x := e.(type) {
+			case float64:
+				parts[j] = fmtFloat(x)
+				c.numEnum = append(c.numEnum, x)
+			case string:
+				parts[j] = x
+				c.strEnum = append(c.strEnum, x)
+			default:
+				parts[j] = fmt.Sprint(x)
+			}
+		}
+		c.enumList = strings.Join(parts, ", ")
+		if r.Min != nil {
+			c.minText = fmtFloat(*r.Min)
+		}
+		if r.Max != nil {
+			c.maxText = fmtFloat(*r.Max)
+		}
+		out[i] = c
+	}
+	return out
+}
+
 // Check runs every rule of rules against rec and returns the failures, in
 // rule order; nil means the record is valid.
 func Check(rules []*pipeline.Rule, rec pipeline.Record) []Failure {
 	var (
-		fails []Failure
-		env   map[string]any // built once, on the first expression rule
+		f  pipeline.Fields
+		sc scratch
 	)
-	for _, r := range rules {
+	f.FromRecord(rec)
+	var e *Error
+	sc.check(compile(rules), &f, &e)
+	if e == nil {
+		return nil
+	}
+	return e.Failures
+}
+
+// scratch is the memory one check uses; a handler pools it.
+type scratch struct {
+	fields pipeline.Fields
+	norm   []byte // a normalised string
+	msg    []byte // the message being built
+}
+
+// check adds every failure of f against rules to *e, which it creates on
+// the first.
+func (sc *scratch) check(rules []rule, f *pipeline.Fields, e **Error) {
+	var env map[string]any // built once, on the first expression rule
+	for i := range rules {
+		r := &rules[i]
 		if r.Program != nil {
 			if env == nil {
-				env = pipeline.ExprEnv(rec)
+				env = f.Env()
 			}
 			if msg := checkExpr(r, env); msg != "" {
-				fails = append(fails, Failure{Rule: r.Name, Msg: msg})
+				add(e, Failure{Rule: r.Name, Msg: msg})
 			}
 			continue
 		}
-		if msg := checkField(r, rec); msg != "" {
-			if r.Message != "" {
-				msg = r.Message
-			}
-			fails = append(fails, Failure{Rule: r.Name, Msg: msg})
+		v, present := f.Get(r.Field)
+		sc.msg = sc.msg[:0]
+		if !sc.checkField(r, v, present) {
+			continue
 		}
+		msg := string(sc.msg)
+		if r.Message != "" {
+			msg = r.Message
+		}
+		add(e, Failure{Rule: r.Name, Msg: msg})
 	}
-	return fails
 }
 
-func checkExpr(r *pipeline.Rule, env map[string]any) string {
+func add(e **Error, f Failure) {
+	if *e == nil {
+		*e = &Error{}
+	}
+	(*e).add(f)
+}
+
+func checkExpr(r *rule, env map[string]any) string {
 	out, err := expr.Run(r.Program, env)
 	if err != nil {
 		// expr's error has the source and a caret on following lines.
@@ -60,60 +130,76 @@ func checkExpr(r *pipeline.Rule, env map[string]any) string {
 	return "is false"
 }
 
-// checkField returns what is wrong with r's field in rec, or "".
-func checkField(r *pipeline.Rule, rec pipeline.Record) string {
-	v, present := rec[r.Field]
-	if !present || v == nil {
-		if r.Required {
-			if present {
-				return "required, is null"
-			}
-			return "required, missing"
+// checkField writes what is wrong with r's field to sc.msg and reports
+// whether anything is.
+func (sc *scratch) checkField(r *rule, v pipeline.Value, present bool) bool {
+	if !present || v.Kind() == pipeline.KindNull {
+		if !r.Required {
+			return false
 		}
-		return ""
+		if present {
+			sc.msg = append(sc.msg, "required, is null"...)
+		} else {
+			sc.msg = append(sc.msg, "required, missing"...)
+		}
+		return true
 	}
 	switch r.Type {
 	case pipeline.TypeString:
-		s, ok := v.(string)
-		if !ok {
-			return fmt.Sprintf("is %s, want a string", pipeline.Kind(v))
+		if v.Kind() != pipeline.KindString {
+			sc.msg = append(append(append(sc.msg, "is "...), v.Kind().Name()...), ", want a string"...)
+			return true
 		}
-		return checkString(r, s)
+		return sc.checkString(r, v.Str())
 	case pipeline.TypeNumber, pipeline.TypeInteger:
-		n, ok := v.(json.Number)
-		if !ok {
-			return fmt.Sprintf("is %s %s, want a number", pipeline.Kind(v), pipeline.Describe(v))
+		lit := v.Literal()
+		if v.Kind() != pipeline.KindNumber || lit == "" {
+			sc.msg = append(v.AppendDescribe(append(append(append(sc.msg, "is "...), v.Kind().Name()...), ' ')), ", want a number"...)
+			return true
 		}
-		f, err := strconv.ParseFloat(n.String(), 64)
+		f, err := strconv.ParseFloat(lit, 64)
 		if err != nil || math.IsInf(f, 0) {
-			return fmt.Sprintf("number %s is out of range", pipeline.Describe(n))
+			sc.msg = append(append(append(sc.msg, "number "...), v.Describe()...), " is out of range"...)
+			return true
 		}
 		if r.Type == pipeline.TypeInteger && (f != math.Trunc(f) || math.Abs(f) > maxSafeInteger) {
-			return fmt.Sprintf("%s is not an integer within ±2^53", pipeline.Describe(n))
+			sc.msg = append(v.AppendDescribe(sc.msg), " is not an integer within ±2^53"...)
+			return true
 		}
-		return checkNumber(r, n, f)
+		return sc.checkNumber(r, v, f)
 	case pipeline.TypeBool:
-		if _, ok := v.(bool); !ok {
-			return fmt.Sprintf("is %s, want true or false", pipeline.Kind(v))
+		if v.Kind() != pipeline.KindBool {
+			sc.msg = append(append(append(sc.msg, "is "...), v.Kind().Name()...), ", want true or false"...)
+			return true
 		}
 	case pipeline.TypeTimestamp:
-		if _, err := r.Time.Parse(v); err != nil {
-			return err.Error()
+		if _, ok := r.Time.ParseValue(v); !ok {
+			sc.msg = append(sc.msg, r.Time.ErrorText(v)...)
+			return true
 		}
 	case pipeline.TypeObject:
-		if _, ok := v.(map[string]any); !ok {
-			return fmt.Sprintf("is %s, want an object", pipeline.Kind(v))
+		if v.Kind() != pipeline.KindObject {
+			sc.msg = append(append(append(sc.msg, "is "...), v.Kind().Name()...), ", want an object"...)
+			return true
 		}
 	case pipeline.TypeArray:
-		if _, ok := v.([]any); !ok {
-			return fmt.Sprintf("is %s, want an array", pipeline.Kind(v))
+		if v.Kind() != pipeline.KindArray {
+			sc.msg = append(append(append(sc.msg, "is "...), v.Kind().Name()...), ", want an array"...)
+			return true
 		}
 	}
-	return ""
+	return false
 }
 
-func checkString(r *pipeline.Rule, s string) string {
-	s = pipeline.Normalize(s, r.Normalize)
+// problem starts one more problem of a field in sc.msg.
+func (sc *scratch) problem() {
+	if len(sc.msg) > 0 {
+		sc.msg = append(sc.msg, ", "...)
+	}
+}
+
+func (sc *scratch) checkString(r *rule, s string) bool {
+	s, sc.norm = pipeline.AppendNormalize(sc.norm, s, r.Normalize)
 	n := -1 // rune count, computed once if needed
 	count := func() int {
 		if n < 0 {
@@ -121,59 +207,63 @@ func checkString(r *pipeline.Rule, s string) string {
 		}
 		return n
 	}
-	var probs []string
 	if r.MinLength != nil && count() < *r.MinLength {
+		sc.problem()
 		if *r.MinLength == 1 {
-			probs = append(probs, "is empty")
+			sc.msg = append(sc.msg, "is empty"...)
 		} else {
-			probs = append(probs, fmt.Sprintf("%s is shorter than %d characters", pipeline.Describe(s), *r.MinLength))
+			sc.msg = strconv.AppendInt(append(pipeline.AppendDescribeString(sc.msg, s), " is shorter than "...), int64(*r.MinLength), 10)
+			sc.msg = append(sc.msg, " characters"...)
 		}
 	}
 	if r.MaxLength != nil && count() > *r.MaxLength {
-		probs = append(probs, fmt.Sprintf("is %d characters, longer than %d", count(), *r.MaxLength))
+		sc.problem()
+		sc.msg = strconv.AppendInt(append(sc.msg, "is "...), int64(count()), 10)
+		sc.msg = strconv.AppendInt(append(sc.msg, " characters, longer than "...), int64(*r.MaxLength), 10)
 	}
-	if len(r.Enum) > 0 && !inEnum(r.Enum, s) {
-		probs = append(probs, fmt.Sprintf("%s is not one of %s", pipeline.Describe(s), enumList(r.Enum)))
+	if len(r.Enum) > 0 && !inStrings(r.strEnum, s) {
+		sc.problem()
+		sc.msg = append(append(pipeline.AppendDescribeString(sc.msg, s), " is not one of "...), r.enumList...)
 	}
 	if r.Regex != nil && !r.Regex.MatchString(s) {
-		probs = append(probs, fmt.Sprintf("%s does not match %s", pipeline.Describe(s), r.Regex))
+		sc.problem()
+		sc.msg = append(append(pipeline.AppendDescribeString(sc.msg, s), " does not match "...), r.Regex.String()...)
 	}
-	return strings.Join(probs, ", ")
+	return len(sc.msg) > 0
 }
 
-func checkNumber(r *pipeline.Rule, n json.Number, f float64) string {
-	var probs []string
+func (sc *scratch) checkNumber(r *rule, v pipeline.Value, f float64) bool {
 	if r.Min != nil && f < *r.Min {
-		probs = append(probs, fmt.Sprintf("%s is below the minimum %s", pipeline.Describe(n), fmtFloat(*r.Min)))
+		sc.problem()
+		sc.msg = append(append(v.AppendDescribe(sc.msg), " is below the minimum "...), r.minText...)
 	}
 	if r.Max != nil && f > *r.Max {
-		probs = append(probs, fmt.Sprintf("%s is above the maximum %s", pipeline.Describe(n), fmtFloat(*r.Max)))
+		sc.problem()
+		sc.msg = append(append(v.AppendDescribe(sc.msg), " is above the maximum "...), r.maxText...)
 	}
-	if len(r.Enum) > 0 && !inEnum(r.Enum, f) {
-		probs = append(probs, fmt.Sprintf("%s is not one of %s", pipeline.Describe(n), enumList(r.Enum)))
+	if len(r.Enum) > 0 && !inFloats(r.numEnum, f) {
+		sc.problem()
+		sc.msg = append(append(v.AppendDescribe(sc.msg), " is not one of "...), r.enumList...)
 	}
-	return strings.Join(probs, ", ")
+	return len(sc.msg) > 0
 }
 
-func inEnum(enum []any, v any) bool {
+func inStrings(enum []string, s string) bool {
 	for _, e := range enum {
-		if e == v {
+		if e == s {
 			return true
 		}
 	}
 	return false
 }
 
-func enumList(enum []any) string {
-	parts := make([]string, len(enum))
-	for i, e := range enum {
-		if f, ok := e.(float64); ok {
-			parts[i] = fmtFloat(f)
-		} else {
-			parts[i] = fmt.Sprint(e)
+func inFloats(enum []float64, f float64) bool {
+	for _, e := range enum {
+		if e == f {
+			return true
 		}
 	}
-	return strings.Join(parts, ", ")
+	return false
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

@@ -1,8 +1,11 @@
 package validate_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/internal/cputime"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -143,6 +147,7 @@ func BenchmarkValidate(b *testing.B) {
 	rec := workers.Record{Data: []byte(smokeLines[2])}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec.Data)))
+	defer cputime.PerOp(b, "", 0)()
 	for b.Loop() {
 		if _, err := h.Handle(context.Background(), rec); err != nil {
 			b.Fatal(err)
@@ -151,11 +156,76 @@ func BenchmarkValidate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
 
+// generated is the lines of a testdata file of orders as the bench
+// generator makes them (jetfleet bench --generate).
+func generated(tb testing.TB, name string) [][]byte {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", name))
+	require.NoError(tb, err)
+	return bytes.Split(bytes.TrimSpace(data), []byte{'\n'})
+}
+
+// BenchmarkValidateGenerated: 1000 generated orders, one at a time (5%
+// invalid, 2% duplicates), then 1000 invalid ones (each breaks one rule,
+// one in seven is not JSON).
+func BenchmarkValidateGenerated(b *testing.B) {
+	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	require.NoError(b, err)
+	for _, file := range []string{"orders.ndjson", "orders-invalid.ndjson"} {
+		b.Run(file, func(b *testing.B) {
+			recs := generated(b, file)
+			b.ReportAllocs()
+			defer cputime.PerOp(b, "", 0)()
+			n := 0
+			for b.Loop() {
+				_, _ = h.Handle(context.Background(), workers.Record{Data: recs[n%len(recs)]})
+				n++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkValidateBulk is the step on bulk chunks of 100 generated
+// orders as the runtime handles one: split, every record through the
+// handler, the valid ones joined into the output chunk. An op is a chunk;
+// record/cpu-s is records per second of one core.
+func BenchmarkValidateBulk(b *testing.B) {
+	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	require.NoError(b, err)
+	recs := generated(b, "orders.ndjson")
+	var chunks [][]byte
+	for i := 0; i+100 <= len(recs); i += 100 {
+		chunks = append(chunks, workers.JoinBulk(recs[i:i+100]))
+	}
+	header := nats.Header{subjects.HeaderRecords: []string{"100"}}
+	outs := make([]workers.Output, 0, 100)
+	var body [][]byte
+	b.ReportAllocs()
+	defer cputime.PerOp(b, "record", 100)()
+	for i := 0; b.Loop(); i++ {
+		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
+		outs, body = outs[:0], body[:0]
+		for j, line := range lines {
+			var err error
+			if outs, err = h.HandleAppend(context.Background(), &workers.Record{Data: line, Index: j, Bulk: true}, outs); err != nil && !workers.IsPermanent(err) {
+				b.Fatal(err)
+			}
+		}
+		for _, o := range outs {
+			body = append(body, o.Data)
+		}
+		_ = workers.JoinBulk(body)
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
+}
+
 func BenchmarkValidateInvalid(b *testing.B) {
 	h, err := validate.New(pipeline.Default().Dataset("orders"))
 	require.NoError(b, err)
 	rec := workers.Record{Data: []byte(smokeLines[7])}
 	b.ReportAllocs()
+	defer cputime.PerOp(b, "", 0)()
 	for b.Loop() {
 		if _, err := h.Handle(context.Background(), rec); err == nil {
 			b.Fatal(fmt.Errorf("want an error"))
