@@ -283,6 +283,10 @@ func balanceOf(st *Status, in *balanceInputs, ingest, dlq *LedgerState, ds strin
 		busy = fmt.Sprintf("counting JF_INGEST (seq %d of %d)", ingest.Through, in.lastSeq[ingest.Stream])
 	case behind(dlq):
 		busy = fmt.Sprintf("counting JF_DLQ (seq %d of %d)", dlq.Through, in.lastSeq[dlq.Stream])
+	case busy == "" && rest > 0 && !hasStep(st, subjects.StepAggregate.Name, ds):
+		// Without an aggregate consumer the records waiting in JF_CLEAN show
+		// as no step's pending: they are in flight, not lost.
+		busy = "no aggregate consumer: clean records wait in " + subjects.StreamClean
 	}
 	switch {
 	case busy != "":
