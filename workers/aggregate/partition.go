@@ -174,9 +174,10 @@ func (pt *partition) writeProgress(durable bool) error {
 	return marts.WritePartitionProgress(pt.in.cfg.DataDir, pt.prog, durable)
 }
 
-// progressEvery bounds how often commits rewrite the progress mirror; the
+// progressEvery bounds how often commits rewrite the progress mirror
+// (a file write and rename each); the
 // lake flusher writes it too, and status reads it.
-const progressEvery = 100 * time.Millisecond
+const progressEvery = time.Second
 
 // commit de-duplicates a batch and journals its new records; its nil error
 // (and so the runtime's acks) comes only after the journal is synced.
