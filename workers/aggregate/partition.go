@@ -174,9 +174,9 @@ func (pt *partition) writeProgress(durable bool) error {
 	return marts.WritePartitionProgress(pt.in.cfg.DataDir, pt.prog, durable)
 }
 
-// progressEvery bounds how often commits rewrite the progress mirror
-// (a file write and rename each); the
-// lake flusher writes it too, and status reads it.
+// progressEvery bounds how often commits rewrite the progress mirror (a
+// file write and rename each); the lake flusher writes it too, and status
+// reads it.
 const progressEvery = time.Second
 
 // commit de-duplicates a batch and journals its new records; its nil error
