@@ -116,7 +116,8 @@ type Publisher struct {
 	chunkLast  int
 	pending    []inflight
 
-	stream     string // the stream that stores Subject, from its acks
+	stream     string    // the stream that stores Subject, from its acks
+	lastAnswer time.Time // when the stream last stored a message
 	waitSince  time.Time
 	waitReason string
 	waitErr    error
@@ -127,6 +128,7 @@ type Publisher struct {
 type inflight struct {
 	f     jetstream.PubAckFuture
 	first time.Time // when it was first published
+	sent  time.Time // when it was last published
 	tries int
 	// unsure: an earlier attempt ended without an answer (timeout, lost
 	// connection), so that attempt may have been stored.
@@ -285,6 +287,7 @@ func (p *Publisher) send(ctx context.Context, data []byte, id string, bulk int) 
 // it (see retryReason) for up to RetryFor since pm.first.
 func (p *Publisher) publish(ctx context.Context, pm *inflight, m *nats.Msg) error {
 	for {
+		pm.sent = time.Now()
 		f, err := p.cfg.JS.PublishMsgAsync(m, p.cfg.PublishOpts...)
 		if err == nil {
 			pm.f = f
@@ -358,6 +361,11 @@ func (p *Publisher) retry(ctx context.Context, pm *inflight, err error) error {
 	}
 	p.waiting(pm, reason, err)
 	pm.tries++
+	if p.lastAnswer.After(pm.sent) {
+		// The stream stored another message since this one was sent: the
+		// error is old news (a timeout of a publish lost in an election).
+		return nil
+	}
 	// An id in process is stored within milliseconds; an election takes
 	// seconds.
 	delay := backoff.Delay(250*time.Millisecond, 2*time.Second, pm.tries)
@@ -405,13 +413,17 @@ const waitReportEvery = 5 * time.Second
 
 // waiting notes a failed attempt of pm and reports the wait once it has
 // lasted a second (a blip stays quiet), then every waitReportEvery. A
-// wait starts when the first message still unanswered was sent: messages
-// are settled in order, and an ack lost with a dead leader only fails
-// after the ack timeout.
+// wait starts when the stream last answered, or when pm was sent if
+// later: an ack lost with a dead leader only fails after the ack
+// timeout, and a message may sit in the ack window well after it was
+// sent.
 func (p *Publisher) waiting(pm *inflight, reason string, err error) {
 	now := time.Now()
 	if p.waitSince.IsZero() {
 		p.waitSince = pm.first
+		if p.lastAnswer.After(pm.first) {
+			p.waitSince = p.lastAnswer
+		}
 	}
 	p.waitReason, p.waitErr = reason, err
 	waited := now.Sub(p.waitSince)
@@ -427,6 +439,7 @@ func (p *Publisher) waiting(pm *inflight, reason string, err error) {
 
 // answered ends a wait: the stream stored a message.
 func (p *Publisher) answered() {
+	p.lastAnswer = time.Now()
 	if p.waitSince.IsZero() {
 		return
 	}
