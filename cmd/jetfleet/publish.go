@@ -104,9 +104,13 @@ func runPublish(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	ctx, stop := signalContext(log)
+	sigCtx, stop := signalContext(log)
 	defer stop()
-	nc, err := connectOnce(ctx, c, "publish", log)
+	// The server refuses a publish or the reply inbox by an async error
+	// and no answer: stop at once and say which, not after ack timeouts.
+	ctx, deny := context.WithCancelCause(sigCtx)
+	defer deny(nil)
+	nc, err := connectOnceDenied(ctx, c, "publish", log, deny)
 	if err != nil {
 		return err
 	}
@@ -159,6 +163,11 @@ func runPublish(c *cli.Context) error {
 	})
 	if progress != nil {
 		progress.stop()
+	}
+	if cause := context.Cause(ctx); runErr != nil && cause != nil && sigCtx.Err() == nil && !errors.Is(cause, context.Canceled) {
+		// Refused: nothing here is known to be stored. Publishing again
+		// once the permission is fixed is safe (message ids).
+		return cli.Exit(fmt.Sprintf("publish to %s: %v", subject, cause), 1)
 	}
 	again := ""
 	if res.Republished > 0 {
