@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/internal/backoff"
 	"github.com/jetfleet/jetfleet/pipeline"
@@ -86,6 +87,18 @@ type PublisherConfig struct {
 	// WaitingFunc, when set, hears what publishing waits for once a wait
 	// has lasted a second, then every few seconds, and when it is over.
 	WaitingFunc func(w Waiting)
+}
+
+// logWaiting is the WaitingFunc of the ingest step: it logs what a file's
+// publishing waits for (a stream without a leader) and when it goes on.
+func logWaiting(log zerolog.Logger) func(Waiting) {
+	return func(w Waiting) {
+		if w.Over {
+			log.Info().Dur("waited", w.For).Str("reason", w.Reason).Msg("publishing again")
+			return
+		}
+		log.Warn().Err(w.Err).Dur("waited", w.For).Str("reason", w.Reason).Msg(w.Reason + ", waiting")
+	}
 }
 
 // Waiting is what a [Publisher] waits for.
