@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +107,15 @@ func TestPublishProducerRetriesOnCluster(t *testing.T) {
 	file, lines := producerRetries(t, distinct)
 	out, code := jf(t, []string{"NATS_URL=" + b.nodes.ClientURLs()}, "publish", "--file", file, "--id-field", "order_id", "jf.ingest.orders")
 	require.Zero(t, code, out)
-	require.Contains(t, out, fmt.Sprintf("published %d records in %d messages to jf.ingest.orders: %d duplicates (already stored)", lines, lines, lines-distinct), out)
+	m := regexp.MustCompile(`published (\d+) records in (\d+) messages to jf.ingest.orders: (\d+) duplicates \(already stored\), 0 rejected lines(?:, (\d+) published again)?`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	require.Equal(t, []string{strconv.Itoa(lines), strconv.Itoa(lines)}, m[1:3])
+	dups, _ := strconv.Atoi(m[3])
+	again, _ := strconv.Atoi(cmpOr(m[4], "0"))
+	// A retry after a lost ack (a loaded machine) that finds its own first
+	// attempt stored counts as published again, not as a duplicate.
+	require.LessOrEqual(t, dups, lines-distinct, out)
+	require.GreaterOrEqual(t, dups+again, lines-distinct, "every producer retry is a duplicate: %s", out)
 	require.Equal(t, uint64(distinct), b.orders(t), "each order stored once")
 }
 
