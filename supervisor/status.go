@@ -667,7 +667,13 @@ func streamCluster(info *jetstream.StreamInfo) *StreamCluster {
 		if p == nil {
 			continue
 		}
-		c.Replicas = append(c.Replicas, StreamPeer{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, SeenAgoSec: secs(p.Active)})
+		seen := p.Active
+		if seen == 0 && !p.Current && ci.LeaderSince != nil {
+			// Not heard from since this leader was elected (the old leader,
+			// SIGKILLed): the cluster marks it offline only minutes later.
+			seen = time.Since(*ci.LeaderSince)
+		}
+		c.Replicas = append(c.Replicas, StreamPeer{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag, SeenAgoSec: secs(seen)})
 	}
 	return c
 }

@@ -2,7 +2,13 @@ package workers
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +33,7 @@ func ReconnectOptions(log zerolog.Logger) []nats.Option {
 				log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
 			}
 		}),
+		nats.ReconnectErrHandler(newConnErrLog(log).failed),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("url", nc.ConnectedUrlRedacted()).Uint64("reconnects", nc.Stats().Reconnects).Msg("reconnected to NATS")
 		}),
@@ -107,4 +114,74 @@ func (w *Worker) watchConn(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// connErrLog logs why connecting failed each time the cause changes: a
+// client retrying forever against a wrong CA logs the x509 error once,
+// not "context deadline exceeded" on every try.
+type connErrLog struct {
+	log  zerolog.Logger
+	mu   sync.Mutex
+	last string
+}
+
+func newConnErrLog(log zerolog.Logger) *connErrLog { return &connErrLog{log: log} }
+
+func (l *connErrLog) failed(nc *nats.Conn, err error) {
+	if err == nil {
+		return
+	}
+	cause, unreachable := ConnError(err)
+	l.mu.Lock()
+	changed := cause != l.last
+	l.last = cause
+	l.mu.Unlock()
+	if !changed {
+		return
+	}
+	ev := l.log.Warn().Str("cause", cause).Str("url", nc.ConnectedUrlRedacted())
+	if unreachable {
+		ev = ev.Str("hint", HintUnreachable)
+	}
+	ev.Msg("cannot connect to NATS; retrying")
+}
+
+// HintUnreachable is what to check when no server answers at all.
+const HintUnreachable = "is `jetfleet dev` or a nats-server running? set --nats or NATS_URL"
+
+// ConnError says why connecting to NATS failed, in words that point at
+// the fix, and whether no server answered (not running, wrong address)
+// rather than one refusing this client (TLS, authorization): only then
+// is "is a server running?" the right question.
+func ConnError(err error) (cause string, unreachable bool) {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		badHost   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		dnsErr    *net.DNSError
+		netErr    net.Error
+	)
+	switch {
+	case errors.Is(err, nats.ErrAuthorization):
+		return "authorization violation: the server refused this user, password, token or credentials (--user with NATS_PASSWORD or --password-file, --creds)", false
+	case errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired):
+		return err.Error() + " (renew the credentials: --creds)", false
+	case errors.Is(err, nats.ErrSecureConnRequired):
+		return "the server requires TLS (use a tls:// URL, or --tls-ca): " + err.Error(), false
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return "TLS wanted but the server does not offer it (drop tls:// and --tls-ca, or turn TLS on at the server): " + err.Error(), false
+	case errors.As(err, &unknownCA):
+		return "TLS: the server's certificate is signed by an authority this client does not trust (--tls-ca names the CA that signed it): " + err.Error(), false
+	case errors.As(err, &badHost):
+		return "TLS: the server's certificate is not valid for this address (connect by a name or IP the certificate lists): " + err.Error(), false
+	case errors.As(err, &invalid) || errors.As(err, &verify):
+		return "TLS: the server's certificate is not accepted: " + err.Error(), false
+	case strings.Contains(err.Error(), "tls: "):
+		return "TLS handshake failed (a server that verifies clients wants --tls-cert and --tls-key): " + err.Error(), false
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, nats.ErrNoServers) || errors.As(err, &dnsErr) ||
+		(errors.As(err, &netErr) && netErr.Timeout()) || errors.Is(err, nats.ErrTimeout):
+		return err.Error(), true
+	}
+	return err.Error(), false
 }

@@ -195,7 +195,11 @@ func (w *Worker) await(ctx context.Context, d *message.Delivery, f jetstream.Pub
 			}
 			if deadline.IsZero() {
 				deadline = time.Now().Add(w.cfg.RepublishFor)
-				w.log.Warn().Err(err).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("output not stored (cluster election or reconnect?); publishing it again")
+				ev, msg := w.log.Warn(), "output not stored (cluster election or reconnect?); publishing it again"
+				if MsgIDInProcess(err) { // a redelivered input's output right behind the first
+					ev, msg = w.log.Debug(), "output's id is being stored by another publish; asking again"
+				}
+				ev.Err(err).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg(msg)
 			}
 			if time.Now().After(deadline) {
 				return err
@@ -214,11 +218,36 @@ func (w *Worker) await(ctx context.Context, d *message.Delivery, f jetstream.Pub
 }
 
 // transientPublishError tells a publish the cluster may take on a retry
-// (no stream leader yet, a lost request, a connection being re-made)
-// from one it refuses for good (limits, a bad message).
+// (no stream leader yet, a lost request, a connection being re-made,
+// another publish of the same id being stored) from one it refuses for
+// good (limits, a bad message).
 func transientPublishError(err error) bool {
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+	return PublishOutcomeUnknown(err) || MsgIDInProcess(err) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrTooManyStalledMsgs)
+}
+
+// PublishOutcomeUnknown reports whether err leaves open whether the
+// stream stored the message: the ack timed out or the connection went
+// down while it was awaited. Publishing it again with its message id is
+// safe; a duplicate ack then may be that first attempt's.
+func PublishOutcomeUnknown(err error) bool {
+	return errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// errCodeMsgIDInProcess is nats-server's JSStreamDuplicateMessageConflict
+// (409, err_code 10158); nats.go has no constant for it.
+const errCodeMsgIDInProcess jetstream.ErrorCode = 10158
+
+// MsgIDInProcess reports whether err is a replicated stream answering
+// "duplicate message id is in process": a message with the same id was
+// proposed to the stream's replicas but is not stored yet (a producer
+// retry right behind its original, a retry of a publish whose ack was
+// lost). It is not a failure: asked again a moment later the stream
+// answers with a duplicate ack, or stores the message if that other
+// publish failed.
+func MsgIDInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMsgIDInProcess
 }

@@ -1,8 +1,11 @@
 package workers
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/workers/message"
@@ -35,4 +38,26 @@ func TestJoinOutputs(t *testing.T) {
 	got := joinOutputs(outs[2:])
 	require.Same(t, &body[len(body)-len(got)], &got[0])
 	require.Equal(t, "x\n", string(joinOutputs([]message.Output{{Data: []byte("x")}, {}})))
+}
+
+// TestTransientPublishError: what the runtime publishes again (with the
+// same message id) and what it gives up on at once.
+func TestTransientPublishError(t *testing.T) {
+	t.Parallel()
+	inProcess := &jetstream.APIError{Code: 409, ErrorCode: 10158, Description: "duplicate message id is in process"}
+	for i, tc := range []struct {
+		err             error
+		transient, lost bool
+	}{
+		{fmt.Errorf("publish: %w", inProcess), true, false}, // the only one in process
+		{jetstream.ErrNoStreamResponse, true, false},
+		{jetstream.ErrAsyncPublishTimeout, true, true},
+		{nats.ErrDisconnected, true, true},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"}, false, false},
+		{jetstream.ErrStreamNotFound, false, false},
+	} {
+		require.Equal(t, tc.transient, transientPublishError(tc.err), "%v", tc.err)
+		require.Equal(t, tc.lost, PublishOutcomeUnknown(tc.err), "%v", tc.err)
+		require.Equal(t, i == 0, MsgIDInProcess(tc.err), "%v", tc.err)
+	}
 }

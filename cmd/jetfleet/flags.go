@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +31,8 @@ func natsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats", Aliases: []string{"s"}, Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"NATS_URL"}, Value: defaultNATSURL},
 		&cli.StringFlag{Name: "creds", Usage: "NATS credentials file (user JWT and seed)", EnvVars: []string{"NATS_CREDS"}},
 		&cli.StringFlag{Name: "user", Usage: "NATS user name (with --password)", EnvVars: []string{"NATS_USER"}},
-		&cli.StringFlag{Name: "password", Usage: "NATS password (prefer the NATS_PASSWORD env var: flags show in ps)", EnvVars: []string{"NATS_PASSWORD"}},
+		&cli.StringFlag{Name: "password", Usage: "NATS password (prefer NATS_PASSWORD or --password-file: flags and URLs show in ps)", EnvVars: []string{"NATS_PASSWORD"}},
+		&cli.StringFlag{Name: "password-file", Usage: "`FILE` holding the NATS password (its first line), kept out of ps and the shell history", EnvVars: []string{"NATS_PASSWORD_FILE"}},
 		&cli.StringFlag{Name: "tls-ca", Usage: "CA certificate `FILE` to verify the server (turns TLS on)", EnvVars: []string{"NATS_CA"}},
 		&cli.StringFlag{Name: "tls-cert", Usage: "client certificate `FILE` (with --tls-key), for servers that verify clients", EnvVars: []string{"NATS_CERT"}},
 		&cli.StringFlag{Name: "tls-key", Usage: "client private key `FILE`", EnvVars: []string{"NATS_KEY"}},
@@ -85,10 +88,26 @@ func lookup(c *cli.Context, name string) string {
 
 // connectOptions are shared by every connection jetfleet opens.
 func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Option {
+	return connectOptionsDenied(c, name, log, nil)
+}
+
+// connectOptionsDenied is connectOptions whose async error handler also
+// calls deniedFunc with what to do about a permission the server refused
+// (see permissionDenied): a one-shot command stops at once instead of
+// waiting for an ack that cannot come.
+func connectOptionsDenied(c *cli.Context, name string, log zerolog.Logger, deniedFunc func(error)) []nats.Option {
+	inboxPrefix := lookup(c, "inbox-prefix")
 	// Reconnect forever with jitter; log disconnect, reconnect and close.
 	opts := append(workers.ReconnectOptions(log),
 		nats.Name("jetfleet "+name),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if denied := permissionDenied(err, inboxPrefix); denied != nil {
+				log.Error().Err(err).Msg(denied.Error())
+				if deniedFunc != nil {
+					deniedFunc(denied)
+				}
+				return
+			}
 			ev := log.Warn().Err(err)
 			if sub != nil {
 				ev = ev.Str("subscription", sub.Subject)
@@ -100,7 +119,8 @@ func connectOptions(c *cli.Context, name string, log zerolog.Logger) []nats.Opti
 		opts = append(opts, nats.UserCredentials(creds))
 	}
 	if user := lookup(c, "user"); user != "" {
-		opts = append(opts, nats.UserInfo(user, lookup(c, "password")))
+		pw, _ := password(c) // checkConnFlags reported a file it cannot read
+		opts = append(opts, nats.UserInfo(user, pw))
 	}
 	if ca := lookup(c, "tls-ca"); ca != "" {
 		opts = append(opts, nats.RootCAs(ca))
@@ -127,20 +147,85 @@ func checkConnFlags(c *cli.Context) error {
 	if (lookup(c, "tls-cert") == "") != (lookup(c, "tls-key") == "") {
 		return usagef(c, "--tls-cert and --tls-key go together")
 	}
-	if lookup(c, "password") != "" && lookup(c, "user") == "" {
-		return usagef(c, "--password needs --user")
+	if lookup(c, "password") != "" && lookup(c, "password-file") != "" {
+		return usagef(c, "--password (NATS_PASSWORD) and --password-file (NATS_PASSWORD_FILE): give one")
+	}
+	if (lookup(c, "password") != "" || lookup(c, "password-file") != "") && lookup(c, "user") == "" {
+		return usagef(c, "--password or --password-file needs --user")
+	}
+	if _, err := password(c); err != nil {
+		return cli.Exit(err.Error(), 1)
 	}
 	return nil
+}
+
+// password is --password, or the first line of --password-file.
+func password(c *cli.Context) (string, error) {
+	path := lookup(c, "password-file")
+	if path == "" {
+		return lookup(c, "password"), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--password-file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(data), "\n")
+	if pw = strings.TrimRight(pw, "\r"); pw == "" {
+		return "", fmt.Errorf("--password-file %s: the first line is empty", path)
+	}
+	return pw, nil
+}
+
+// violationRe finds what the server refused in nats.go's text of a
+// permission violation: Permissions Violation for Publish to "subject".
+var violationRe = regexp.MustCompile(`(?i)for (publish|subscription) to "([^"]+)"`)
+
+// permissionDenied says what to do about a permission violation the
+// server sent (asynchronously: a refused publish is not answered), or
+// nil for any other error. A refused subscription to the reply inbox
+// means requests and JetStream acks can never arrive.
+func permissionDenied(err error, inboxPrefix string) error {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	m := violationRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("permission denied: %v", err)
+	}
+	op, subject := strings.ToLower(m[1]), m[2]
+	inbox := cmpOr(inboxPrefix, nats.InboxPrefix[:len(nats.InboxPrefix)-1])
+	switch {
+	case op == "subscription" && strings.HasPrefix(subject, inbox+"."):
+		if inboxPrefix == "" {
+			return fmt.Errorf("no permission on the reply inbox %s: set --inbox-prefix (or NATS_INBOX_PREFIX) to the inbox prefix the server gives this user", subject)
+		}
+		return fmt.Errorf("no permission on the reply inbox %s: the server does not let this user subscribe to --inbox-prefix %s", subject, inboxPrefix)
+	case op == "publish":
+		return fmt.Errorf("permission denied for subject %s: the server does not let this user publish to it", subject)
+	}
+	return fmt.Errorf("permission denied: the server does not let this user subscribe to %s", subject)
+}
+
+func cmpOr(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
 }
 
 // connectOnce connects for a one-shot command: a few quick attempts, then
 // a clear error, since a person is waiting for the answer.
 func connectOnce(ctx context.Context, c *cli.Context, name string, log zerolog.Logger) (*nats.Conn, error) {
+	return connectOnceDenied(ctx, c, name, log, nil)
+}
+
+// connectOnceDenied is connectOnce with connectOptionsDenied.
+func connectOnceDenied(ctx context.Context, c *cli.Context, name string, log zerolog.Logger, deniedFunc func(error)) (*nats.Conn, error) {
 	url := lookup(c, "nats")
 	if err := checkConnFlags(c); err != nil {
 		return nil, err
 	}
-	opts := append(connectOptions(c, name, log), nats.Timeout(2*time.Second))
+	opts := append(connectOptionsDenied(c, name, log, deniedFunc), nats.Timeout(2*time.Second))
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
 		nc, err := nats.Connect(url, opts...)
@@ -152,13 +237,20 @@ func connectOnce(ctx context.Context, c *cli.Context, name string, log zerolog.L
 			return nc, nil
 		}
 		lastErr = err
+		if _, unreachable := workers.ConnError(err); !unreachable {
+			break // TLS and authorization do not pass by trying again
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
 		}
 	}
-	return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %v (is `jetfleet dev` or a nats-server running? set --nats or NATS_URL)", redact(url), lastErr), 1)
+	cause, unreachable := workers.ConnError(lastErr)
+	if unreachable {
+		return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %s (%s)", redact(url), cause, workers.HintUnreachable), 1)
+	}
+	return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
 }
 
 // connectService connects for a long-running process: it returns at once
@@ -172,10 +264,19 @@ func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn
 	opts := append(connectOptions(c, name, log), nats.RetryOnFailedConnect(true))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("NATS at %s: %v", redact(url), err), 1)
+		cause, _ := workers.ConnError(err)
+		return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
 	}
 	if !nc.IsConnected() {
-		log.Warn().Str("url", redact(url)).Msg("NATS not reachable yet; retrying in the background")
+		ev := log.Warn().Str("url", redact(url))
+		if err := nc.LastError(); err != nil {
+			cause, unreachable := workers.ConnError(err)
+			ev = ev.Str("cause", cause)
+			if unreachable {
+				ev = ev.Str("hint", workers.HintUnreachable)
+			}
+		}
+		ev.Msg("cannot connect to NATS yet; retrying in the background (the log says why each time the cause changes)")
 	}
 	// Connected: refuse a server too old for the contract now (later, the
 	// streams' and buckets' Ensure does).
@@ -230,8 +331,15 @@ func openSession(c *cli.Context, name string, opts ...jetstream.JetStreamOpt) (*
 	if err != nil {
 		return nil, err
 	}
-	ctx, stop := signalContext(log)
-	nc, err := connectOnce(ctx, c, name, log)
+	sigCtx, stopSignals := signalContext(log)
+	// A permission the server refuses (the reply inbox, say) ends the
+	// command at once, with what to do, instead of a timeout later.
+	ctx, deny := context.WithCancelCause(sigCtx)
+	stop := func() {
+		deny(context.Canceled)
+		stopSignals()
+	}
+	nc, err := connectOnceDenied(ctx, c, name, log, deny)
 	if err != nil {
 		stop()
 		return nil, err

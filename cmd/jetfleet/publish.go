@@ -51,10 +51,20 @@ A malformed line is published anyway (the pipeline dead-letters it) unless --str
 			&cli.BoolFlag{Name: "strict", Usage: "stop at the first malformed line instead of publishing it"},
 			&cli.BoolFlag{Name: "object", Usage: "upload --file whole to the jf-landing object store as <dataset>/<file name>; the ingest step parses it (NDJSON, CSV, fixed-width)"},
 			&cli.IntFlag{Name: "replicas", Usage: "with --object: replicas of the jf-landing bucket if this upload creates it (3 on a cluster)", Value: 1},
+			&cli.DurationFlag{Name: "retry-for", Usage: "publish a message again for up to this long while its stream has no leader (a cluster node died) or the connection is down; at most 2m, the streams' de-duplication window", Value: time.Minute},
 		),
 		Action: runPublish,
 	}
 }
+
+const (
+	// maxRetryFor is the streams' de-duplication window (subjects).
+	maxRetryFor = 2 * time.Minute
+	// publishAckTimeout is how long an ack is awaited before the message
+	// is published again: a publish lost with a dying stream leader is
+	// retried after this, not after --retry-for.
+	publishAckTimeout = 5 * time.Second
+)
 
 func runPublish(c *cli.Context) error {
 	if c.NArg() != 1 {
@@ -78,6 +88,10 @@ func runPublish(c *cli.Context) error {
 	if format != ingest.NDJSON && format != ingest.CSV && format != ingest.FixedWidth {
 		return usagef(c, "--format %q: want ndjson, csv or fixed_width", format)
 	}
+	retryFor := c.Duration("retry-for")
+	if retryFor <= 0 || retryFor > maxRetryFor {
+		return usagef(c, "--retry-for %s: want more than 0 and at most %s (a retry after the streams' de-duplication window could store a record twice)", retryFor, maxRetryFor)
+	}
 	log, err := newLogger(c)
 	if err != nil {
 		return err
@@ -90,16 +104,20 @@ func runPublish(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	ctx, stop := signalContext(log)
+	sigCtx, stop := signalContext(log)
 	defer stop()
-	nc, err := connectOnce(ctx, c, "publish", log)
+	// The server refuses a publish or the reply inbox by an async error
+	// and no answer: stop at once and say which, not after ack timeouts.
+	ctx, deny := context.WithCancelCause(sigCtx)
+	defer deny(nil)
+	nc, err := connectOnceDenied(ctx, c, "publish", log, deny)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	// A publish lost with a dying cluster node fails after the timeout
-	// instead of hanging; re-running the command is safe (message ids).
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	// A publish lost with a dying cluster node times out soon and is
+	// published again (same message id) until --retry-for runs out.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		return err
 	}
@@ -117,9 +135,15 @@ func runPublish(c *cli.Context) error {
 	}
 	pc := ingest.PublisherConfig{
 		JS: js, Dataset: ds, Subject: subject, IDField: idField, Bulk: c.Int("bulk"), MaxRecordBytes: maxRecord,
-		// A stream between leaders (a cluster node died) answers "no
-		// responders" for a few seconds: keep trying for about 15s.
-		PublishOpts: []jetstream.PublishOpt{jetstream.WithStallWait(30 * time.Second), jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(250 * time.Millisecond)},
+		PublishOpts: []jetstream.PublishOpt{jetstream.WithStallWait(30 * time.Second)},
+		RetryFor:    retryFor,
+		WaitingFunc: func(w ingest.Waiting) {
+			if w.Over {
+				log.Info().Dur("waited", w.For).Msgf("publishing again after %s (%s)", w.For.Round(100*time.Millisecond), w.Reason)
+				return
+			}
+			log.Warn().Err(w.Err).Dur("waited", w.For).Msgf("%s, waiting (%ds of --retry-for %s)", w.Reason, int(w.For.Seconds()), retryFor)
+		},
 		SkippedFunc: func(rec ingest.Record, size int) {
 			fmt.Fprintf(os.Stderr, "jetfleet: %s: %d bytes exceeds the server's max payload (%d); skipped\n", recordWhere(rec, idField), size, nc.MaxPayload())
 		},
@@ -140,8 +164,17 @@ func runPublish(c *cli.Context) error {
 	if progress != nil {
 		progress.stop()
 	}
-	fmt.Fprintf(c.App.Writer, "published %d records in %d messages to %s: %d duplicates (already stored), %d rejected lines\n",
-		res.Records, res.Messages, subject, res.Duplicates, res.Skipped)
+	if cause := context.Cause(ctx); runErr != nil && cause != nil && sigCtx.Err() == nil && !errors.Is(cause, context.Canceled) {
+		// Refused: nothing here is known to be stored. Publishing again
+		// once the permission is fixed is safe (message ids).
+		return cli.Exit(fmt.Sprintf("publish to %s: %v", subject, cause), 1)
+	}
+	again := ""
+	if res.Republished > 0 {
+		again = fmt.Sprintf(", %d published again after the stream did not answer", res.Republished)
+	}
+	fmt.Fprintf(c.App.Writer, "published %d records in %d messages to %s: %d duplicates (already stored), %d rejected lines%s\n",
+		res.Records, res.Messages, subject, res.Duplicates, res.Skipped, again)
 	if runErr != nil {
 		return cli.Exit(publishError(subject, runErr).Error(), 1)
 	}

@@ -38,7 +38,9 @@ func serviceMember(name string, svc service) Member {
 // ingestMembers are the landing-zone watchers: one per dataset with a
 // watched directory, and one for the object store landing bucket.
 func (f *Fleet) ingestMembers(datasets []*pipeline.Dataset) error {
-	js, err := jetstream.New(f.cfg.Conn)
+	// A publish lost with a dying stream leader times out and is published
+	// again (ingest.PublisherConfig.RetryFor) instead of hanging.
+	js, err := jetstream.New(f.cfg.Conn, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return err
 	}

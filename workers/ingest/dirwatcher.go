@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +157,8 @@ func (w *DirWatcher) Scan(ctx context.Context, now bool) int {
 func (w *DirWatcher) ingest(ctx context.Context, name string) bool {
 	path := filepath.Join(w.cfg.Dir, name)
 	start := time.Now()
-	res, err := LocalFile(ctx, w.cfg.JS, w.cfg.Dataset, path)
+	open := func(context.Context) (io.ReadCloser, error) { return os.Open(path) }
+	res, err := Publish(ctx, Source{Name: path, Open: open}, PublisherConfig{JS: w.cfg.JS, Dataset: w.cfg.Dataset, WaitingFunc: logWaiting(w.log.With().Str("file", name).Logger())}, nil)
 	switch {
 	case err == nil:
 		if err := moveAside(path, filepath.Join(w.cfg.Dir, DoneDir)); err != nil {

@@ -178,7 +178,8 @@ func (w *ObjectWatcher) ingest(ctx context.Context, obs jetstream.ObjectStore, i
 	}
 	digest, _ := ParseDigest(info.Digest)
 	open := func(ctx context.Context) (io.ReadCloser, error) { return obs.Get(ctx, info.Name) }
-	return File(ctx, w.cfg.JS, ds, file, open, digest)
+	pc := PublisherConfig{JS: w.cfg.JS, Dataset: ds, WaitingFunc: logWaiting(w.log.With().Str("object", info.Name).Logger())}
+	return Publish(ctx, Source{Name: file, Open: open, Digest: digest}, pc, nil)
 }
 
 // rename moves an object to its done/ or failed/ name, replacing an older

@@ -3,13 +3,17 @@ package ingest
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/backoff"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -19,8 +23,13 @@ import (
 type Result struct {
 	Records    int // records read and published
 	Messages   int // messages published (fewer than Records in bulk mode)
-	Duplicates int // messages the server had already stored (a re-ingest)
+	Duplicates int // messages the server had already stored (a re-ingest, a producer retry)
 	Skipped    int // records over the largest message the server takes, not published
+	// Republished counts messages published again because the stream did
+	// not answer (an election, a lost connection). One acknowledged as a
+	// duplicate is counted here, not in Duplicates: the copy stored may be
+	// its own first attempt.
+	Republished int
 }
 
 // maxBulkBytes caps a bulk message below the server's default 1 MiB payload.
@@ -68,6 +77,40 @@ type PublisherConfig struct {
 	PublishOpts []jetstream.PublishOpt
 	// AckWindow is how many publishes may await their ack. Default 256.
 	AckWindow int
+	// RetryFor is how long after its first attempt a message is published
+	// again while the stream cannot take it: it has no leader (a node
+	// died and an election is on), the connection is being re-made, or
+	// another publish of the same message id is being stored. Keep it
+	// below the stream's de-duplication window (2 minutes): a retry
+	// after that could store a message twice. Default 1 minute.
+	RetryFor time.Duration
+	// WaitingFunc, when set, hears what publishing waits for once a wait
+	// has lasted a second, then every few seconds, and when it is over.
+	WaitingFunc func(w Waiting)
+}
+
+// logWaiting is the WaitingFunc of the ingest step: it logs what a file's
+// publishing waits for (a stream without a leader) and when it goes on.
+func logWaiting(log zerolog.Logger) func(Waiting) {
+	return func(w Waiting) {
+		if w.Over {
+			log.Info().Dur("waited", w.For).Str("reason", w.Reason).Msg("publishing again")
+			return
+		}
+		log.Warn().Err(w.Err).Dur("waited", w.For).Str("reason", w.Reason).Msg(w.Reason + ", waiting")
+	}
+}
+
+// Waiting is what a [Publisher] waits for.
+type Waiting struct {
+	// Reason says what is waited for: "JF_INGEST has no leader".
+	Reason string
+	// For is how long the wait has lasted.
+	For time.Duration
+	// Err is the last error the stream or connection gave.
+	Err error
+	// Over is set on the last report of a wait: the stream answers again.
+	Over bool
 }
 
 // Publisher publishes records to a dataset's ingest subject: the one
@@ -84,7 +127,25 @@ type Publisher struct {
 	chunkBytes int
 	chunkFirst int
 	chunkLast  int
-	pending    []jetstream.PubAckFuture
+	pending    []inflight
+
+	stream     string    // the stream that stores Subject, from its acks
+	lastAnswer time.Time // when the stream last stored a message
+	waitSince  time.Time
+	waitReason string
+	waitErr    error
+	reported   time.Time // last WaitingFunc call of this wait; zero: none yet
+}
+
+// inflight is a published message awaiting its ack.
+type inflight struct {
+	f     jetstream.PubAckFuture
+	first time.Time // when it was first published
+	sent  time.Time // when it was last published
+	tries int
+	// unsure: an earlier attempt ended without an answer (timeout, lost
+	// connection), so that attempt may have been stored.
+	unsure bool
 }
 
 // NewPublisher checks cfg. It does no I/O.
@@ -100,6 +161,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	if cfg.AckWindow <= 0 {
 		cfg.AckWindow = ackWindow
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = time.Minute
 	}
 	if cfg.IDField == "" && cfg.Dataset.Ingest.ID == pipeline.IDKey {
 		cfg.IDField = cfg.Dataset.Key
@@ -220,34 +284,182 @@ func (p *Publisher) send(ctx context.Context, data []byte, id string, bulk int) 
 	if bulk > 0 {
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(bulk))
 	}
-	f, err := p.cfg.JS.PublishMsgAsync(m, p.cfg.PublishOpts...)
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", p.cfg.Subject, err)
+	pm := inflight{first: time.Now()}
+	if err := p.publish(ctx, &pm, m); err != nil {
+		return err
 	}
 	p.res.Messages++
-	p.pending = append(p.pending, f)
+	p.pending = append(p.pending, pm)
 	if len(p.pending) >= p.cfg.AckWindow {
 		return p.wait(ctx)
 	}
 	return nil
 }
 
-// wait collects the acks of every pending publish.
+// publish sends m, retrying while the stream or connection cannot take
+// it (see retryReason) for up to RetryFor since pm.first.
+func (p *Publisher) publish(ctx context.Context, pm *inflight, m *nats.Msg) error {
+	for {
+		pm.sent = time.Now()
+		f, err := p.cfg.JS.PublishMsgAsync(m, p.cfg.PublishOpts...)
+		if err == nil {
+			pm.f = f
+			return nil
+		}
+		if err := p.retry(ctx, pm, err); err != nil {
+			return err
+		}
+	}
+}
+
+// wait collects the acks of every pending publish, publishing again a
+// message the stream did not take for a reason that passes.
 func (p *Publisher) wait(ctx context.Context) error {
-	defer func() { p.pending = p.pending[:0] }()
-	for _, f := range p.pending {
+	defer func() {
+		clear(p.pending)
+		p.pending = p.pending[:0]
+	}()
+	for i := range p.pending {
+		if err := p.settle(ctx, &p.pending[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle waits for one message's ack, publishing it again after an
+// error that passes; messages are settled in order, so a producer retry
+// right behind its original finds it stored.
+func (p *Publisher) settle(ctx context.Context, pm *inflight) error {
+	for {
 		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
+		case ack := <-pm.f.Ok():
+			switch {
+			case ack.Duplicate && pm.unsure:
+				p.res.Republished++
+			case ack.Duplicate:
 				p.res.Duplicates++
+			case pm.tries > 0:
+				p.res.Republished++
 			}
-		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", p.cfg.Subject, err)
+			p.stream = ack.Stream
+			p.answered()
+			return nil
+		case err := <-pm.f.Err():
+			if err := p.retry(ctx, pm, err); err != nil {
+				return err
+			}
+			if err := p.publish(ctx, pm, pm.f.Msg()); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// retry decides on a failed attempt: an error that passes (see
+// retryReason) within RetryFor waits a backoff and returns nil, for the
+// caller to publish again; anything else is returned.
+func (p *Publisher) retry(ctx context.Context, pm *inflight, err error) error {
+	reason, ok := p.retryReason(err)
+	if !ok {
+		return fmt.Errorf("publish %s: %w", p.cfg.Subject, err)
+	}
+	if workers.PublishOutcomeUnknown(err) {
+		pm.unsure = true
+	}
+	if waited := time.Since(pm.first); waited > p.cfg.RetryFor {
+		return fmt.Errorf("publish %s: %s for %s, gave up (retry limit %s): %w", p.cfg.Subject, reason, waited.Round(time.Second), p.cfg.RetryFor, err)
+	}
+	p.waiting(pm, reason, err)
+	pm.tries++
+	if p.lastAnswer.After(pm.sent) {
+		// The stream stored another message since this one was sent: the
+		// error is old news (a timeout of a publish lost in an election).
+		return nil
+	}
+	// An id in process is stored within milliseconds; an election takes
+	// seconds.
+	delay := backoff.Delay(250*time.Millisecond, 2*time.Second, pm.tries)
+	if workers.MsgIDInProcess(err) {
+		delay = backoff.Delay(10*time.Millisecond, time.Second, pm.tries)
+	}
+	if !backoff.Sleep(ctx, delay) {
+		return ctx.Err()
+	}
 	return nil
+}
+
+// retryReason says what a failed publish waits for, or false when err
+// will not pass by waiting (limits, a bad message, permissions).
+func (p *Publisher) retryReason(err error) (string, bool) {
+	switch {
+	case workers.MsgIDInProcess(err):
+		return "a message with the same id is being stored", true
+	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting):
+		return "the NATS connection is down, reconnecting", true
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+		return p.streamName() + " has no leader", true
+	}
+	return "", false
+}
+
+// streamName is the stream that stores Subject, as its acks name it or
+// as jetfleet's subjects say.
+func (p *Publisher) streamName() string {
+	if p.stream != "" {
+		return p.stream
+	}
+	if sp, err := subjects.Parse(p.cfg.Subject); err == nil {
+		if name := subjects.StreamFor(sp.Kind); name != "" {
+			return name
+		}
+	}
+	return "the stream of " + p.cfg.Subject
+}
+
+// waitReportEvery spaces the reports of one wait.
+const waitReportEvery = 5 * time.Second
+
+// waiting notes a failed attempt of pm and reports the wait once it has
+// lasted a second (a blip stays quiet), then every waitReportEvery. A
+// wait starts when the stream last answered, or when pm was sent if
+// later: an ack lost with a dead leader only fails after the ack
+// timeout, and a message may sit in the ack window well after it was
+// sent.
+func (p *Publisher) waiting(pm *inflight, reason string, err error) {
+	now := time.Now()
+	if p.waitSince.IsZero() {
+		p.waitSince = pm.first
+		if p.lastAnswer.After(pm.first) {
+			p.waitSince = p.lastAnswer
+		}
+	}
+	p.waitReason, p.waitErr = reason, err
+	waited := now.Sub(p.waitSince)
+	if p.cfg.WaitingFunc == nil || waited < time.Second {
+		return
+	}
+	if !p.reported.IsZero() && now.Sub(p.reported) < waitReportEvery {
+		return
+	}
+	p.reported = now
+	p.cfg.WaitingFunc(Waiting{Reason: reason, For: waited, Err: err})
+}
+
+// answered ends a wait: the stream stored a message.
+func (p *Publisher) answered() {
+	p.lastAnswer = time.Now()
+	if p.waitSince.IsZero() {
+		return
+	}
+	if p.cfg.WaitingFunc != nil && !p.reported.IsZero() {
+		p.cfg.WaitingFunc(Waiting{Reason: p.waitReason, For: time.Since(p.waitSince), Err: p.waitErr, Over: true})
+	}
+	p.waitSince, p.reported, p.waitReason, p.waitErr = time.Time{}, time.Time{}, "", nil
 }
 
 // ContentID turns a SHA-256 digest into the id prefix of a file's
