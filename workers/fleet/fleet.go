@@ -38,6 +38,8 @@ type Config struct {
 	// LoadLookups writes the spec's lookup tables into their KV buckets at
 	// Prepare (dev mode); in production `jetfleet lookup load` does it.
 	LoadLookups bool
+	// QuietStart logs each worker's start at debug (workers.Config).
+	QuietStart bool
 	// Consumer and Streams tune every worker.
 	Consumer subjects.ConsumerOptions
 	Streams  subjects.StreamOptions
@@ -247,6 +249,7 @@ func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func()
 			NewHandlerFunc: newHandler,
 			Version:        f.cfg.Version,
 			Logger:         f.cfg.Logger,
+			QuietStart:     f.cfg.QuietStart,
 			Consumer:       f.cfg.Consumer,
 			Streams:        f.cfg.Streams,
 		})
