@@ -59,7 +59,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET /console/api/history", c.serveHistory)
 	c.mux.HandleFunc("GET /console/api/deadletters", c.serveLetters)
 	c.mux.HandleFunc("GET /console/api/deadletters/{seq}", c.serveLetter)
-	c.mux.HandleFunc("POST /console/api/replay", c.write(c.serveReplay))
+	c.mux.HandleFunc("POST /console/api/replay", c.serveReplay) // a dry run reads only; serveReplay checks the rest
 	c.mux.HandleFunc("POST /console/api/control", c.write(c.serveControl))
 	c.mux.HandleFunc("GET /console/api/alerts", c.serveAlerts)
 	c.mux.Handle("GET /console/api/query", httpguard.Limit(cfg.MaxQueries, http.HandlerFunc(c.serveQuery)))
@@ -126,11 +126,14 @@ func (c *Console) status(ctx context.Context) (*supervisor.Status, error) {
 	return st, nil
 }
 
+// refuseWrite says why a write action is refused.
+const refuseWrite = "write actions are off: start the server with --console-write to allow replay, pause, resume and drain"
+
 // write refuses h unless the console was started with writes on.
 func (c *Console) write(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !c.cfg.Write {
-			writeError(w, http.StatusForbidden, "write actions are off: start the server with --console-write to allow replay, pause, resume and drain")
+			writeError(w, http.StatusForbidden, refuseWrite)
 			return
 		}
 		h(w, r)

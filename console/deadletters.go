@@ -160,8 +160,9 @@ func (c *Console) serveLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	doc := lettersDoc{Letters: make([]letter, 0, len(dls)), Matched: n}
 	for _, d := range dls {
-		d.Header = nil
-		doc.Letters = append(doc.Letters, toLetter(d, excerpt))
+		l := toLetter(d, excerpt)
+		l.Header = nil // the list shows what the headers say; one letter shows them
+		doc.Letters = append(doc.Letters, l)
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
@@ -208,6 +209,10 @@ func (c *Console) serveReplay(w http.ResponseWriter, r *http.Request) {
 	var req replayRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad replay request: "+err.Error())
+		return
+	}
+	if !req.DryRun && !c.cfg.Write {
+		writeError(w, http.StatusForbidden, refuseWrite)
 		return
 	}
 	if len(req.Seqs) == 0 && !req.All {

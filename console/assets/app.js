@@ -182,15 +182,17 @@ async function refreshHistory() {
   try {
     const h = await get(api + "history");
     const span = h.times.length > 1 ? Math.round((new Date(h.times[h.times.length - 1]) - new Date(h.times[0])) / 60000) : 0;
+    const rank = s => s.step === "alert" ? order.length : (order.includes(s.step) ? order.indexOf(s.step) : order.length + 1);
+    h.steps.sort((a, b) => a.dataset.localeCompare(b.dataset) || rank(a) - rank(b));
     $("#charts").innerHTML = h.steps.map(s => {
       const last = a => a.length ? a[a.length - 1] : -1;
       const maxR = Math.max(0, ...s.records_per_min), maxP = Math.max(0, ...s.pending);
-      return `<div class="chart" data-chart="${esc(s.step)}/${esc(s.dataset)}"><div class="title">${esc(s.step)} / ${esc(s.dataset)}</div>
+      return `<div class="chart" data-chart="${esc(s.step)}/${esc(s.dataset)}" data-max-rate="${maxR}"><div class="title">${esc(s.step)} / ${esc(s.dataset)}</div>
         <svg viewBox="0 0 ${W} ${H}" height="${H}" role="img" aria-label="records per minute and lag of ${esc(s.step)}">
         <line x1="0" y1="${H - PAD}" x2="${W}" y2="${H - PAD}" stroke="#d9dde5"/>
         ${sparkline(s.records_per_min, "#2f5fd0")}${sparkline(s.pending, "#cf222e")}</svg>
         <div class="legend"><span style="color:#2f5fd0">■</span> records/min ${fmt(last(s.records_per_min))} (max ${fmt(maxR)})
-        · <span style="color:#cf222e">■</span> lag ${fmt(last(s.pending))} (max ${fmt(maxP)}) · ${span} min</div></div>`;
+        · <span style="color:#cf222e">■</span> lag ${fmt(last(s.pending))} (max ${fmt(maxP)}) · over ${span < 1 ? "<1" : span} min</div></div>`;
     }).join("") || '<p class="muted">No samples yet.</p>';
   } catch (e) { /* the headline already says the fleet cannot be read */ }
 }
@@ -313,6 +315,9 @@ function renderMarts() {
   }
 }
 
+// cellText shows a number as the table reads best (the CSV keeps every digit).
+const cellText = v => typeof v === "number" && !Number.isInteger(v) ? v.toLocaleString("en-US", { maximumFractionDigits: 4, useGrouping: false }) : String(v);
+
 const timeType = t => /^(DATE|TIMESTAMP|TIME)/i.test(t);
 const numType = t => /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL|REAL)/i.test(t);
 
@@ -373,7 +378,7 @@ async function runQuery(ev) {
     const doc = await get(api + "query?" + new URLSearchParams({ q }));
     err.hidden = true;
     table.innerHTML = `<thead><tr>${doc.columns.map(c => `<th title="${esc(c.type)}">${esc(c.name)}</th>`).join("")}</tr></thead><tbody>` +
-      doc.rows.map(r => `<tr>${r.map((v, i) => `<td class="${numType(doc.columns[i].type) ? "num" : ""}">${v === null ? '<span class="muted">NULL</span>' : esc(v)}</td>`).join("")}</tr>`).join("") + "</tbody>";
+      doc.rows.map(r => `<tr>${r.map((v, i) => `<td class="${numType(doc.columns[i].type) ? "num" : ""}">${v === null ? '<span class="muted">NULL</span>' : esc(cellText(v))}</td>`).join("")}</tr>`).join("") + "</tbody>";
     $("#query-info").textContent = `${doc.total} row(s)${doc.truncated ? ", first " + doc.rows.length + " shown (the CSV has them all)" : ""}`;
     const svg = chart(doc);
     box.hidden = !svg;
