@@ -108,6 +108,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	defer cancel()
 	dev := startDev(t, t.TempDir(), "--demo", "--demo-rate", "20", "--console-write")
 	base := "http://" + dev.http
+	requireReadyLine(t, dev.proc.out.String())
 
 	// A lookup table missing a row is a cause fixed outside the record:
 	// the transform step dead-letters GBP orders until the row is back.
@@ -289,7 +290,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// refuses to write.
 	supHTTP := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sup := start(t, dev.env, "supervisor", "--http", supHTTP, "--log-format", "json")
-	waitFor(t, 30*time.Second, "supervisor serving", func() bool { return strings.Contains(sup.out.String(), "serving the console") })
+	waitFor(t, 30*time.Second, "supervisor serving", func() bool { return strings.Contains(sup.out.String(), "the console at /") })
 	validateLetters, err := supervisor.ListDeadLetters(ctx, dev.js, supervisor.DLQFilter{Step: subjects.StepValidate.Name, Dataset: "orders"})
 	require.NoError(t, err)
 	require.NotEmpty(t, validateLetters, "the demo's invalid orders")

@@ -96,7 +96,7 @@ func runSupervisor(c *cli.Context) error {
 		}
 		defer stopConsole(context.WithoutCancel(ctx))
 		srv = serveHTTP(ln, guard.Wrap(mux), log)
-		log.Info().Str("http", "http://"+ln.Addr().String()).Bool("console_write", c.Bool("console-write")).Msg("serving the console at /, /metrics, /healthz, /readyz, /status")
+		log.Info().Str("http", "http://"+ln.Addr().String()).Bool("console_write", c.Bool("console-write")).Msg("serving /metrics, /healthz, /readyz, /status and the console at /")
 	}
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
