@@ -33,7 +33,6 @@ type Console struct {
 	mu       sync.Mutex
 	last     *supervisor.Status
 	lastAt   time.Time
-	lastErr  error
 	history  *history
 	refreshM sync.Mutex // one status read at a time
 }
@@ -116,13 +115,12 @@ func (c *Console) status(ctx context.Context) (*supervisor.Status, error) {
 	}
 	c.mu.Unlock()
 	st, err := supervisor.Snapshot(ctx, c.cfg.JS, c.cfg.Snapshot...)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		c.lastErr = err
 		return nil, err
 	}
-	c.last, c.lastAt, c.lastErr = st, time.Now(), nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last, c.lastAt = st, time.Now()
 	return st, nil
 }
 

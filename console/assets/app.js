@@ -4,7 +4,9 @@
 "use strict";
 
 const api = "/console/api/";
-const state = { status: null, selected: null, letter: null, tab: "pipeline", letters: [] };
+// ctl is the last control answer {step, text, error}: the step panel is
+// drawn anew on every poll and shows it again.
+const state = { status: null, selected: null, letter: null, tab: "pipeline", letters: [], ctl: null };
 
 function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -121,17 +123,16 @@ function renderStep() {
     <div class="row"><button data-op="pause">Pause</button><button data-op="resume">Resume</button><button data-op="drain">Drain</button>
     <span class="muted">${state.status.write ? "acts on every worker of the step" : "read-only: the server was started without --console-write"}</span></div>
     <div id="ctl-message" class="message" hidden></div>`;
+  const ctl = state.ctl;
+  if (ctl && ctl.step === state.selected) showMessage("#ctl-message", ctl.text, ctl.error);
   box.querySelectorAll("button[data-op]").forEach(b => b.addEventListener("click", async () => {
-    const msg = $("#ctl-message");
     try {
       const res = await post(api + "control", { op: b.dataset.op, target: s.step, dataset: s.dataset });
-      msg.className = "message";
-      msg.textContent = res.replies.map(r => `${r.worker}: ${r.state}${r.error ? " (" + r.error + ")" : ""}`).join("\n");
+      state.ctl = { step: state.selected, error: false, text: res.replies.map(r => `${r.worker}: ${r.state}${r.error ? " (" + r.error + ")" : ""}`).join("\n") };
     } catch (e) {
-      msg.className = "message error";
-      msg.textContent = b.dataset.op + " refused: " + e.message;
+      state.ctl = { step: state.selected, error: true, text: b.dataset.op + " refused: " + e.message };
     }
-    msg.hidden = false;
+    renderStep();
   }));
 }
 
