@@ -108,7 +108,12 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 
-	fl, err := buildFleet(c, fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true, QuietStart: true})
+	fl, err := buildFleet(c, fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true, QuietStart: true,
+		// Beats carry the counters the console and status show: at 2s a
+		// fresh fleet shows records moving within seconds (a beat is a
+		// few hundred bytes per worker).
+		HeartbeatInterval: 2 * time.Second,
+	})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -40,6 +40,8 @@ type Config struct {
 	LoadLookups bool
 	// QuietStart logs each worker's start at debug (workers.Config).
 	QuietStart bool
+	// HeartbeatInterval is every worker's (workers.Config); default 5s.
+	HeartbeatInterval time.Duration
 	// Consumer and Streams tune every worker.
 	Consumer subjects.ConsumerOptions
 	Streams  subjects.StreamOptions
@@ -243,15 +245,16 @@ func Build(cfg Config) (*Fleet, error) {
 func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error)) error {
 	for i := range max(f.cfg.Replicas[step.Name], 1) {
 		w, err := workers.New(workers.Config{
-			Conn:           f.cfg.Conn,
-			Step:           step,
-			Dataset:        dataset,
-			NewHandlerFunc: newHandler,
-			Version:        f.cfg.Version,
-			Logger:         f.cfg.Logger,
-			QuietStart:     f.cfg.QuietStart,
-			Consumer:       f.cfg.Consumer,
-			Streams:        f.cfg.Streams,
+			Conn:              f.cfg.Conn,
+			Step:              step,
+			Dataset:           dataset,
+			NewHandlerFunc:    newHandler,
+			Version:           f.cfg.Version,
+			Logger:            f.cfg.Logger,
+			QuietStart:        f.cfg.QuietStart,
+			HeartbeatInterval: f.cfg.HeartbeatInterval,
+			Consumer:          f.cfg.Consumer,
+			Streams:           f.cfg.Streams,
 		})
 		if err != nil {
 			return err

@@ -222,7 +222,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	intake := s.intake
 	s.mu.Unlock()
 	wcfg := intake.WorkerConfig(workers.Config{
-		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version, QuietStart: cfg.QuietStart,
+		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version, QuietStart: cfg.QuietStart, HeartbeatInterval: cfg.HeartbeatInterval,
 		Consumer: cfg.Consumer, Streams: cfg.Streams,
 	}, p, s.n)
 	w, err := workers.New(wcfg)
