@@ -44,6 +44,9 @@ func (w *Worker) control(data []byte) (reply subjects.ControlReply, ok bool) {
 		w.waitFor(func() bool { return *w.state.Load() != subjects.StateRunning })
 	case subjects.CtlResume:
 		w.Resume()
+		// The loop reopens its iterator before it runs again; answer with
+		// the state it resumed to, not the paused one.
+		w.waitFor(func() bool { return *w.state.Load() != subjects.StatePaused })
 	case subjects.CtlDrain:
 		w.Pause()
 		if !w.waitFor(func() bool { return *w.state.Load() != subjects.StateRunning && w.stats.inFlight.Load() == 0 }) {
