@@ -48,10 +48,8 @@ func New(cfg Config) (*Console, error) {
 	static, _ := fs.Sub(assets, "assets")
 	files := http.FileServerFS(static)
 	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/"
 		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r2)
+		files.ServeHTTP(w, r)
 	})
 	c.mux.Handle("GET /console/", http.StripPrefix("/console", files))
 	c.mux.HandleFunc("GET /console/api/status", c.serveStatus)
@@ -65,8 +63,16 @@ func New(cfg Config) (*Console, error) {
 	return c, nil
 }
 
+// csp lets the page run only its own script and style, and no other
+// site frame it: a framed page could be clicked into a replay.
+const csp = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+
 // ServeHTTP serves / and everything under /console/.
-func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("X-Frame-Options", "DENY")
+	c.mux.ServeHTTP(w, r)
+}
 
 // Start samples the fleet's rates and lag every Config.SampleEvery until
 // Stop; it returns after the first sample.

@@ -92,6 +92,7 @@ func TestPageAndAssets(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 		require.Contains(t, string(body), want, path)
+		require.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'", path)
 	}
 	resp, err := http.Get(url + "/nothing-here")
 	require.NoError(t, err)
