@@ -23,7 +23,7 @@ dev: build ## run the whole fleet with demo data on an embedded NATS server
 	./$(BIN) dev --demo --nats-config nats.conf
 
 .PHONY: tools
-tools: ## install what the tests need beyond Go (Debian's nats-server 2.9, the too-old server)
+tools: ## install what the tests need beyond Go (Debian's nats-server 2.9, the too-old server; chromium for the console test)
 	scripts/tools.sh
 
 .PHONY: test

@@ -134,6 +134,9 @@ func (s *Supervisor) sweep(ctx context.Context, now time.Time) {
 func (s *Supervisor) transition(w WorkerStatus, from, to string) {
 	s.metrics.transitions.WithLabelValues(to).Inc()
 	ev := s.log.Info()
+	if from == "" && to == LivenessAlive {
+		ev = s.log.Debug() // a worker's first beat: one line per worker at every start
+	}
 	if to == LivenessStale || to == LivenessDead {
 		ev = s.log.Warn()
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	Version string
 	// Logger gets the worker's structured log lines.
 	Logger zerolog.Logger
+	// QuietStart logs "worker started" at debug instead of info: a fleet
+	// in one process (jetfleet dev) starts a dozen at once and says it once.
+	QuietStart bool
 
 	// Partitions, when above 0, makes the worker consume only partition
 	// Partition (of Partitions) of its clean-stage input, through that

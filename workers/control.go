@@ -44,6 +44,9 @@ func (w *Worker) control(data []byte) (reply subjects.ControlReply, ok bool) {
 		w.waitFor(func() bool { return *w.state.Load() != subjects.StateRunning })
 	case subjects.CtlResume:
 		w.Resume()
+		// The loop reopens its iterator before it runs again; answer with
+		// the state it resumed to, not the paused one.
+		w.waitFor(func() bool { return *w.state.Load() != subjects.StatePaused })
 	case subjects.CtlDrain:
 		w.Pause()
 		if !w.waitFor(func() bool { return *w.state.Load() != subjects.StateRunning && w.stats.inFlight.Load() == 0 }) {
@@ -53,7 +56,16 @@ func (w *Worker) control(data []byte) (reply subjects.ControlReply, ok bool) {
 	default:
 		reply.Error = fmt.Sprintf("%v %q (pause, resume, drain, ping)", errUnknownOp, req.Op)
 	}
-	w.log.Info().Str("op", req.Op).Str("error", reply.Error).Msg("control request")
+	// A ping (service discovery, the supervisor's checks) is routine; a
+	// pause, resume or drain is an operator's act worth a line.
+	ev := w.log.Info()
+	if req.Op == subjects.CtlPing {
+		ev = w.log.Debug()
+	}
+	if reply.Error != "" {
+		ev = w.log.Warn().Str("error", reply.Error)
+	}
+	ev.Str("op", req.Op).Msg("control request")
 	w.beat() // let the fleet see the new state now, not at the next beat
 	snap := w.Snapshot()
 	reply.State, reply.InFlight = snap.State, snap.InFlight

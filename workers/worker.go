@@ -177,7 +177,11 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	g.Go(func() error { w.drainOnStop(ctx, bgCtx, hardCancel); return nil })
 
 	w.setState(subjects.StateRunning)
-	w.log.Info().Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
+	ev := w.log.Info()
+	if w.cfg.QuietStart {
+		ev = w.log.Debug()
+	}
+	ev.Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
 	started()
 
 	runErr := w.fetchLoop(ctx, hardCtx, cons, r, s)

@@ -20,6 +20,7 @@ import (
 // pipelines it fits.
 type demo struct {
 	what    string // for logs: "shop orders"
+	detail  string // for the start banner: what to expect of the data
 	dataset string
 	fits    func(*pipeline.Spec) bool
 	// newNextFunc returns the generator: each call gives one record and
@@ -30,7 +31,8 @@ type demo struct {
 var demos = []demo{
 	{
 		what: "shop orders", dataset: "orders",
-		fits: func(s *pipeline.Spec) bool { ds := s.Dataset("orders"); return ds != nil && ds.Key == "order_id" },
+		detail: "about 5% invalid (dead-lettered with the reason) and 2% repeated order ids (counted once)",
+		fits:   func(s *pipeline.Spec) bool { ds := s.Dataset("orders"); return ds != nil && ds.Key == "order_id" },
 		newNextFunc: func() func() ([]byte, string) {
 			gen := bench.NewOrderGenerator(uint64(time.Now().UnixNano()), 0.05, 0.02)
 			gen.Start = time.Now().UTC().Add(-24 * time.Hour)
@@ -46,6 +48,7 @@ var demos = []demo{
 	},
 	{
 		what: "market ticks from two feeds", dataset: marketgen.Dataset,
+		detail: "about 3% invalid and 3% replayed by the feeds, event time from three hours ago",
 		fits: func(s *pipeline.Spec) bool {
 			ds := s.Dataset(marketgen.Dataset)
 			return ds != nil && ds.Key == "trade_id" && len(ds.Sources) > 0
@@ -93,7 +96,7 @@ func runDemo(ctx context.Context, js jetstream.JetStream, d demo, rate float64, 
 	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer t.Stop()
 	log = log.With().Str("component", "demo").Str("dataset", d.dataset).Logger()
-	log.Info().Float64("rate", rate).Msg("publishing demo " + d.what)
+	log.Debug().Float64("rate", rate).Msg("publishing demo " + d.what) // the start banner says so
 	for {
 		select {
 		case <-ctx.Done():

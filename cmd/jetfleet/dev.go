@@ -26,8 +26,10 @@ func devCommand() *cli.Command {
 		Name:  "dev",
 		Usage: "run an embedded NATS server and the whole fleet in one process",
 		Description: `Starts nats-server with JetStream in this process (loopback only, data under --data-dir),
-every worker of the pipeline, and serves /healthz, /readyz, /metrics, /status and
-/query (read-only SQL over the marts: GET /query?q=SELECT...&format=csv) over HTTP.
+every worker of the pipeline, and serves the console at / (docs/console.md),
+/healthz, /readyz, /metrics, /status and /query (read-only SQL over the marts:
+GET /query?q=SELECT...&format=csv) over HTTP. The console only reads unless
+--console-write is given.
 Outside clients connect to --listen: jetfleet publish, nats pub, nats.js.
 HTTP answers requests addressed to localhost or the bound IP (--http-allow-host adds
 names), never cross-origin browser requests, and with --http-token only requests that
@@ -42,12 +44,12 @@ SIGINT or SIGTERM drains the fleet (in-flight records finish and are acked) and 
 			dataDirFlag(),
 			memoryLimitFlag(),
 			&cli.StringFlag{Name: "listen", Usage: "NATS client address (loopback)", Value: "127.0.0.1:4222"},
-			&cli.StringFlag{Name: "http", Usage: "address for /healthz, /readyz, /metrics, /status and /query", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "http", Usage: "address for the console (/), /healthz, /readyz, /metrics, /status and /query", Value: "127.0.0.1:8080"},
 			&cli.StringFlag{Name: "nats-config", Usage: "nats-server config file (default: the built-in nats.conf)"},
 			pipelineFlag(),
 			&cli.BoolFlag{Name: "demo", Usage: "also publish sample data so data flows: shop orders, or ticks for examples/market"},
 			&cli.Float64Flag{Name: "demo-rate", Usage: "demo records per second", Value: 5},
-		}, append(append(httpFlags(), queryFlags()...), logFlags()...)...),
+		}, append(append(append(httpFlags(), consoleFlags()...), queryFlags()...), logFlags()...)...),
 		Action: runDev,
 	}
 }
@@ -106,7 +108,12 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 
-	fl, err := buildFleet(c, fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true})
+	fl, err := buildFleet(c, fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true, QuietStart: true,
+		// Beats carry the counters the console and status show: at 2s a
+		// fresh fleet shows records moving within seconds (a beat is a
+		// few hundred bytes per worker).
+		HeartbeatInterval: 2 * time.Second,
+	})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -147,6 +154,11 @@ func runDev(c *cli.Context) error {
 		Engine:  query.Config{DataDir: dataDir, MemoryLimit: c.String("memory-limit")},
 		Timeout: c.Duration("query-timeout"),
 	})))
+	snap := []supervisor.SnapshotOption{supervisor.WithMarts(marts), supervisor.WithProgress(supervisor.DirProgress(dataDir)), supervisor.WithTree(tree)}
+	stopConsole, err := startConsole(ctx, c, mux, sup.JetStream(), nc, spec, dataDir, snap, log)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
 	httpSrv := serveHTTP(httpLn, guard.Wrap(mux), log)
 
 	demoDone := make(chan struct{})
@@ -163,14 +175,26 @@ func runDev(c *cli.Context) error {
 		close(demoDone)
 	}
 
-	log.Info().Str("nats", srv.ClientURL()).Str("http", "http://"+httpLn.Addr().String()).
-		Str("data_dir", dataDir).Str("pipeline", spec.Name).Int("workers", len(fl.Members)).Msg("jetfleet dev ready")
+	bannerDone := make(chan struct{})
+	go func() {
+		defer close(bannerDone)
+		if waitRunning(ctx, fl, 15*time.Second) {
+			b := devBanner{nats: srv.ClientURL(), http: "http://" + httpLn.Addr().String(), dataDir: dataDir, spec: spec,
+				builtin: c.String("pipeline") == "", write: c.Bool("console-write"), workers: len(fl.Workers())}
+			if c.Bool("demo") && fits {
+				b.demo, b.demoRate = &d, c.Float64("demo-rate")
+			}
+			b.print(c, log)
+		}
+	}()
 	treeErr := tree.Run(ctx)
+	<-bannerDone
 	<-demoDone
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutdownCtx)
+	stopConsole(shutdownCtx)
 	if err := sup.Stop(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("stop supervisor")
 	}

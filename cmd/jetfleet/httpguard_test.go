@@ -172,7 +172,15 @@ func TestHTTPGuardDev(t *testing.T) {
 		{"healthz, DNS rebinding", "/healthz", headersWith(nil, "Host", "attacker.example"), 421, "is not a name of this server"},
 		{"status from a foreign page", "/status", headersWith(tokenHeader, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
 		{"query from a foreign page", q, headersWith(tokenHeader, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
+		{"console without token", "/", nil, 401, "no bearer token"},
+		{"console", "/", tokenHeader, 200, "<title>jetfleet console</title>"},
+		{"console API without token", "/console/api/status", nil, 401, "no bearer token"},
+		{"console API", "/console/api/status", tokenHeader, 200, `"write":false`},
+		{"console API from a foreign page", "/console/api/deadletters", headersWith(tokenHeader, "Origin", "http://attacker.example"), 403, "cross-origin request refused"},
+		{"console API, DNS rebinding", "/console/api/status", headersWith(tokenHeader, "Host", "attacker.example"), 421, "is not a name of this server"},
 	})
+	code, _, body := httpDo(t, http.MethodPost, base+"/console/api/replay", headersWith(tokenHeader, "Origin", "http://attacker.example"))
+	require.Equal(t, http.StatusForbidden, code, "a console write from a foreign page: %s", body)
 	code, h, _ := httpDo(t, http.MethodOptions, base+q, map[string]string{"Origin": "http://attacker.example", "Access-Control-Request-Method": "GET"})
 	require.Equal(t, http.StatusForbidden, code, "a CORS preflight")
 	require.Empty(t, h.Get("Access-Control-Allow-Origin"))

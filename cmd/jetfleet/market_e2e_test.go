@@ -30,9 +30,9 @@ func TestMarketDemo(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	dev := startDev(t, dataDir, "--pipeline", marketPipeline, "--demo", "--demo-rate", "100")
-	// The demo publisher starts beside the fleet, and says so after ready.
+	// The demo publisher starts beside the fleet; the ready line says so.
 	waitFor(t, 30*time.Second, "the demo publisher", func() bool {
-		return strings.Contains(dev.proc.out.String(), "publishing demo market ticks from two feeds")
+		return strings.Contains(dev.proc.out.String(), `"demo":"market ticks from two feeds to jf.ingest.ticks at 100/s`)
 	})
 
 	// One query over HTTP: rows of both marts, full indicators, both feeds.

@@ -20,18 +20,19 @@ func supervisorCommand() *cli.Command {
 		Usage: "watch the fleet: heartbeats and liveness, dead letters from JetStream advisories, metrics",
 		Description: `Runs until SIGINT/SIGTERM. Folds every worker's heartbeat into the fleet KV bucket
 (a worker missing 3 beats is stale, one silent past --dead-after is dead), copies
-messages JetStream gave up on to jf.dlq.<step>.<dataset>, and serves /metrics,
-/healthz, /readyz and /status on --http. Run one per fleet (more are harmless).
+messages JetStream gave up on to jf.dlq.<step>.<dataset>, and serves the console
+at / (docs/console.md; read-only unless --console-write), /metrics, /healthz,
+/readyz and /status on --http. Run one per fleet (more are harmless).
 HTTP answers requests addressed to localhost or the bound IP (--http-allow-host adds
 names); off loopback it needs --http-token (all but /healthz and /readyz require it).`,
 		Flags: commonFlags(append([]cli.Flag{
-			&cli.StringFlag{Name: "http", Usage: "address for /metrics, /healthz, /readyz and /status (empty: none)", Value: "127.0.0.1:8081", EnvVars: []string{"JETFLEET_SUPERVISOR_HTTP"}},
+			&cli.StringFlag{Name: "http", Usage: "address for the console (/), /metrics, /healthz, /readyz and /status (empty: none)", Value: "127.0.0.1:8081", EnvVars: []string{"JETFLEET_SUPERVISOR_HTTP"}},
 			&cli.DurationFlag{Name: "dead-after", Usage: "a worker silent this long is dead", Value: 30 * time.Second},
 			&cli.IntFlag{Name: "stale-beats", Usage: "missed heartbeats that make a worker stale", Value: 3},
 			&cli.DurationFlag{Name: "gone-retention", Usage: "how long dead and stopped workers stay listed", Value: 10 * time.Minute},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster; unset: 1 when creating it, an existing bucket keeps its own)", Value: 1},
 			&cli.StringFlag{Name: "data-dir", Usage: "the --data-dir of an aggregator on this machine: its marts and progress are reported to jetfleet status (status --wait-idle waits for them, and the books in status need them)", EnvVars: []string{"JETFLEET_DATA_DIR"}},
-		}, httpFlags()...)...),
+		}, append(append(httpFlags(), consoleFlags()...), queryFlags()...)...)...),
 		Action: runSupervisor,
 	}
 }
@@ -83,8 +84,19 @@ func runSupervisor(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
-		srv = serveHTTP(ln, guard.Wrap(h), log)
-		log.Info().Str("http", "http://"+ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz, /status")
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		var snap []supervisor.SnapshotOption
+		if m := supervisorMarts(c); m != nil {
+			snap = append(snap, supervisor.WithMarts(m), supervisor.WithProgress(supervisorProgress(c)))
+		}
+		stopConsole, err := startConsole(ctx, c, mux, sup.JetStream(), nc, nil, c.String("data-dir"), snap, log)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		defer stopConsole(context.WithoutCancel(ctx))
+		srv = serveHTTP(ln, guard.Wrap(mux), log)
+		log.Info().Str("http", "http://"+ln.Addr().String()).Bool("console_write", c.Bool("console-write")).Msg("serving /metrics, /healthz, /readyz, /status and the console at /")
 	}
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

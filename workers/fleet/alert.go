@@ -63,7 +63,7 @@ func (f *Fleet) alertMembers(datasets []*pipeline.Dataset) error {
 			w, err := workers.New(workers.Config{
 				Conn: f.cfg.Conn, Step: subjects.StepWebhook, Dataset: target.Name, FilterSubjects: subs,
 				NewHandlerFunc: func() (workers.Handler, error) { return h, nil },
-				Version:        f.cfg.Version, Logger: f.cfg.Logger, Consumer: f.cfg.Consumer, Streams: f.cfg.Streams,
+				Version:        f.cfg.Version, Logger: f.cfg.Logger, QuietStart: f.cfg.QuietStart, HeartbeatInterval: f.cfg.HeartbeatInterval, Consumer: f.cfg.Consumer, Streams: f.cfg.Streams,
 				RetryBackoffMin: f.cfg.WebhookBackoffMin,
 			})
 			if err != nil {

@@ -38,6 +38,10 @@ type Config struct {
 	// LoadLookups writes the spec's lookup tables into their KV buckets at
 	// Prepare (dev mode); in production `jetfleet lookup load` does it.
 	LoadLookups bool
+	// QuietStart logs each worker's start at debug (workers.Config).
+	QuietStart bool
+	// HeartbeatInterval is every worker's (workers.Config); default 5s.
+	HeartbeatInterval time.Duration
 	// Consumer and Streams tune every worker.
 	Consumer subjects.ConsumerOptions
 	Streams  subjects.StreamOptions
@@ -241,14 +245,16 @@ func Build(cfg Config) (*Fleet, error) {
 func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error)) error {
 	for i := range max(f.cfg.Replicas[step.Name], 1) {
 		w, err := workers.New(workers.Config{
-			Conn:           f.cfg.Conn,
-			Step:           step,
-			Dataset:        dataset,
-			NewHandlerFunc: newHandler,
-			Version:        f.cfg.Version,
-			Logger:         f.cfg.Logger,
-			Consumer:       f.cfg.Consumer,
-			Streams:        f.cfg.Streams,
+			Conn:              f.cfg.Conn,
+			Step:              step,
+			Dataset:           dataset,
+			NewHandlerFunc:    newHandler,
+			Version:           f.cfg.Version,
+			Logger:            f.cfg.Logger,
+			QuietStart:        f.cfg.QuietStart,
+			HeartbeatInterval: f.cfg.HeartbeatInterval,
+			Consumer:          f.cfg.Consumer,
+			Streams:           f.cfg.Streams,
 		})
 		if err != nil {
 			return err

@@ -154,7 +154,11 @@ func (s *partitionSet) run(ctx context.Context) (err error) {
 }
 
 func (s *partitionSet) staticLoop(ctx context.Context) error {
-	s.log.Info().Ints("partitions", s.static).Int("of", s.n).Msg("aggregator owns partitions")
+	ev := s.log.Info()
+	if s.f.cfg.QuietStart {
+		ev = s.log.Debug()
+	}
+	ev.Ints("partitions", s.static).Int("of", s.n).Msg("aggregator owns partitions")
 	if err := s.startPartitions(ctx, s.static); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -218,7 +222,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 	intake := s.intake
 	s.mu.Unlock()
 	wcfg := intake.WorkerConfig(workers.Config{
-		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version,
+		Conn: cfg.Conn, Logger: cfg.Logger, Version: cfg.Version, QuietStart: cfg.QuietStart, HeartbeatInterval: cfg.HeartbeatInterval,
 		Consumer: cfg.Consumer, Streams: cfg.Streams,
 	}, p, s.n)
 	w, err := workers.New(wcfg)
