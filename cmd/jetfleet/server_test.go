@@ -121,9 +121,12 @@ jetstream { store_dir: %q, sync_interval: 10s }
 `, port, store)), 0o600))
 	srv := start(t, nil, "server", "--log-format", "json", "--config", conf)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	waitFor(t, 30*time.Second, "server ready", func() bool { return strings.Contains(srv.out.String(), "jetfleet server ready") })
+	// The client URL is printed after the ready line.
+	waitFor(t, 30*time.Second, "server ready and its URL printed", func() bool {
+		out := srv.out.String()
+		return strings.Contains(out, "jetfleet server ready") && strings.Contains(out, url+"\n")
+	})
 	out := srv.out.String()
-	require.Contains(t, out, url+"\n", "prints the client URL")
 	require.Contains(t, out, `"name":"from-file"`)
 	require.Contains(t, out, `"sync":"10s"`)
 	require.Contains(t, out, `"store":"`+store+`"`)
