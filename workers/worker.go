@@ -36,6 +36,8 @@ type Worker struct {
 	lastReconnect atomic.Pointer[time.Time]
 
 	maxDeliver int
+	// dlqLimit is the largest dead letter JF_DLQ takes (DeadLetterLimit).
+	dlqLimit int64
 	// handlerSeconds is this worker's series of the handler latency histogram.
 	handlerSeconds prometheus.Observer
 	// stall bounds how long a publish waits for room in the async window:
@@ -229,6 +231,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err := w.tryBind(ctx, ccfg)
 		if err == nil {
 			w.maxDeliver = cons.CachedInfo().Config.MaxDeliver
+			w.dlqLimit = DeadLetterLimit(ctx, w.js)
 			if attempt > 1 {
 				w.log.Info().Int("attempts", attempt).Msg("JetStream reachable")
 			}
