@@ -334,10 +334,13 @@ func TestTruncatedDeadLetterIsReplayedWholeFromItsStream(t *testing.T) {
 	require.Equal(t, supervisor.ReplayPublished, res[0].Outcome)
 	ingest, err := b.js.Stream(t.Context(), subjects.StreamIngest)
 	require.NoError(t, err)
-	replayed, err := ingest.GetMsg(t.Context(), res[0].StreamSeq)
+	// Read through a consumer: the get API is slow for 8 MB under -race.
+	cons2, err := ingest.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: res[0].StreamSeq})
 	require.NoError(t, err)
-	require.Equal(t, record, replayed.Data, "the whole record, from its stream")
-	require.Equal(t, subjects.ReplayMsgID(d.Seq), replayed.Header.Get(subjects.HeaderMsgID))
+	replayed, err := cons2.Next(jetstream.FetchMaxWait(timeout(10 * time.Second)))
+	require.NoError(t, err)
+	require.Equal(t, record, replayed.Data(), "the whole record, from its stream")
+	require.Equal(t, subjects.ReplayMsgID(d.Seq), replayed.Headers().Get(subjects.HeaderMsgID))
 
 	require.NoError(t, ingest.DeleteMsg(t.Context(), ack.Sequence))
 	_, err = supervisor.Replay(t.Context(), b.js, supervisor.ReplayOptions{Seqs: []uint64{d.Seq}, Force: true})

@@ -12,10 +12,11 @@ import (
 
 // getMsg reads the message at seq of stream through a short-lived
 // ordered consumer rather than the stream's get API: that API answers
-// with the message base64-encoded in JSON (and direct get adds headers),
-// which for a message near the max payload exceeds it, so the answer
-// never comes. A delivery carries the message as it was stored. It
-// returns jetstream.ErrMsgNotFound when seq is not in the stream.
+// with the message base64-encoded in JSON, which for a message at the
+// 8 MiB max payload took 0.5 s on a quiet 2-core machine and 7 s under
+// -race, past the 5 s the supervisor gives one dead letter; a delivery
+// carries the message as it was stored (30 ms and 94 ms). It returns
+// jetstream.ErrMsgNotFound when seq is not in the stream.
 func getMsg(ctx context.Context, js jetstream.JetStream, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
