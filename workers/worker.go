@@ -32,6 +32,8 @@ type Worker struct {
 	stats   counters
 	lastErr atomic.Pointer[string]
 	state   atomic.Pointer[string]
+	// waiting is what WaitFunc last said the worker waits for.
+	waiting atomic.Pointer[string]
 	// lastReconnect is when the connection last came back.
 	lastReconnect atomic.Pointer[time.Time]
 
@@ -154,9 +156,6 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	if err != nil {
 		return err
 	}
-	if err := w.openIter(cons); err != nil {
-		return err
-	}
 	defer w.stopIter()
 
 	// Handlers and the settler run under hardCtx, which outlives ctx by
@@ -178,11 +177,18 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	g.Go(func() error { w.watchConn(bgCtx); return nil })
 	g.Go(func() error { w.drainOnStop(ctx, bgCtx, hardCancel); return nil })
 
-	w.setState(subjects.StateRunning)
-	w.log.Info().Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
 	started()
-
-	runErr := w.fetchLoop(ctx, hardCtx, cons, r, s)
+	runErr := w.waitReady(ctx)
+	if runErr == nil {
+		runErr = w.openIter(cons)
+	}
+	if runErr == nil {
+		w.setState(subjects.StateRunning)
+		w.log.Info().Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
+		runErr = w.fetchLoop(ctx, hardCtx, cons, r, s)
+	} else if ctx.Err() != nil {
+		runErr = nil // stopped while waiting
+	}
 	w.stopIter()
 	s.close()
 	_ = g.Wait()
@@ -199,6 +205,33 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	}
 	w.log.Info().Int64("acked", w.stats.acked.Load()).Msg("worker stopped")
 	return nil
+}
+
+// waitReady runs WaitFunc, if any, in state waiting: the worker beats and
+// answers control requests, and holds no message.
+func (w *Worker) waitReady(ctx context.Context) error {
+	if w.cfg.WaitFunc == nil {
+		return nil
+	}
+	err := w.cfg.WaitFunc(ctx, func(reason string) {
+		w.waiting.Store(&reason)
+		w.setState(subjects.StateWaiting)
+		w.log.Warn().Str("waiting_for", reason).Msg("not ready: consuming nothing until then")
+		w.beat() // the fleet sees why at once, not at the next beat
+	})
+	if w.waiting.Swap(nil) != nil && err == nil {
+		w.log.Info().Msg("ready: what the step waited for is there")
+	}
+	return err
+}
+
+// Waiting is what the worker waits for before it consumes anything (see
+// Config.WaitFunc), "" when it does not wait.
+func (w *Worker) Waiting() string {
+	if r := w.waiting.Load(); r != nil {
+		return *r
+	}
+	return ""
 }
 
 // drainOnStop drains the iterator once ctx is cancelled (buffered

@@ -31,14 +31,9 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 	}
 	want := make(map[string]bool, len(rows))
 	for i, row := range rows {
-		kval, ok := row[l.Key]
-		if !ok || kval == nil {
-			return res, fmt.Errorf("lookup %s: row %d has no key column %s", l.Name, i, l.Key)
-		}
-		key := subjects.LookupKey(pipeline.KeyString(kval))
-		data, err := json.Marshal(row)
+		key, data, err := encodeRow(l, i, row)
 		if err != nil {
-			return res, fmt.Errorf("lookup %s: row %d: %w", l.Name, i, err)
+			return res, err
 		}
 		if _, err := kv.Put(ctx, key, data); err != nil {
 			return res, fmt.Errorf("lookup %s: put %s: %w", l.Name, key, err)
@@ -63,6 +58,20 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 		res.Deleted++
 	}
 	return res, nil
+}
+
+// encodeRow is row number i of table l as its bucket stores it: under
+// the key of its key column, as JSON.
+func encodeRow(l *pipeline.Lookup, i int, row map[string]any) (key string, data []byte, err error) {
+	kval, ok := row[l.Key]
+	if !ok || kval == nil {
+		return "", nil, fmt.Errorf("lookup %s: row %d has no key column %s", l.Name, i, l.Key)
+	}
+	data, err = json.Marshal(row)
+	if err != nil {
+		return "", nil, fmt.Errorf("lookup %s: row %d: %w", l.Name, i, err)
+	}
+	return subjects.LookupKey(pipeline.KeyString(kval)), data, nil
 }
 
 // LoadTables loads every lookup table of spec from its inline rows or CSV
