@@ -104,9 +104,9 @@ type Config struct {
 	// until what its handler needs is there (a transform's lookup tables):
 	// it returns nil once the handler can work, or ctx's error. While it
 	// blocks, the worker is bound but holds no message, beats with state
-	// waiting and the reason last passed to waiting, and Waiting returns
+	// waiting and the reason last passed to waitingFunc, and Waiting returns
 	// that reason.
-	WaitFunc func(ctx context.Context, waiting func(reason string)) error
+	WaitFunc func(ctx context.Context, waitingFunc func(reason string)) error
 }
 
 func (c *Config) setDefaults() {

@@ -214,15 +214,15 @@ func Build(cfg Config) (*Fleet, error) {
 				return nil, err
 			}
 			h := th.WithPartitions(cfg.Streams.Partitions)
-			var wait func(context.Context, func(string)) error
+			var waitFunc func(context.Context, func(string)) error
 			if used := transform.TablesOf(ds); f.tables != nil && len(used) > 0 {
 				// Without its rows a lookup dead-letters every record
 				// (missing: dlq) or passes it on unenriched: the step waits
 				// for its tables instead, consuming nothing.
 				tables := f.tables
-				wait = func(ctx context.Context, waiting func(string)) error { return tables.Wait(ctx, used, waiting) }
+				waitFunc = func(ctx context.Context, waitingFunc func(string)) error { return tables.Wait(ctx, used, waitingFunc) }
 			}
-			if err := f.addWorkers(subjects.StepTransform, ds.Name, func() (workers.Handler, error) { return h, nil }, wait); err != nil {
+			if err := f.addWorkers(subjects.StepTransform, ds.Name, func() (workers.Handler, error) { return h, nil }, waitFunc); err != nil {
 				return nil, err
 			}
 		}
@@ -256,9 +256,9 @@ func Build(cfg Config) (*Fleet, error) {
 	return f, nil
 }
 
-// addWorkers adds the replicas of step on dataset; wait, if set, is
+// addWorkers adds the replicas of step on dataset; waitFunc, if set, is
 // their workers.Config.WaitFunc.
-func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error), wait func(context.Context, func(string)) error) error {
+func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error), waitFunc func(context.Context, func(string)) error) error {
 	for i := range max(f.cfg.Replicas[step.Name], 1) {
 		w, err := workers.New(workers.Config{
 			Conn:           f.cfg.Conn,
@@ -269,7 +269,7 @@ func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func()
 			Logger:         f.cfg.Logger,
 			Consumer:       f.cfg.Consumer,
 			Streams:        f.cfg.Streams,
-			WaitFunc:       wait,
+			WaitFunc:       waitFunc,
 		})
 		if err != nil {
 			return err

@@ -236,9 +236,9 @@ func seedTable(ctx context.Context, kv jetstream.KeyValue, l *pipeline.Lookup, l
 
 // Wait returns once every table of tables that has rows to wait for
 // holds at least one row, or with ctx's error. While it waits it calls
-// waiting with the reason: the first empty table and how to load it. An
+// waitingFunc with the reason: the first empty table and how to load it. An
 // inline table with no rows in the pipeline file has nothing to wait for.
-func (t *KVTables) Wait(ctx context.Context, tables []string, waiting func(reason string)) error {
+func (t *KVTables) Wait(ctx context.Context, tables []string, waitingFunc func(reason string)) error {
 	last := ""
 	for {
 		t.mu.RLock()
@@ -260,7 +260,7 @@ func (t *KVTables) Wait(ctx context.Context, tables []string, waiting func(reaso
 		}
 		if reason := fmt.Sprintf("lookup table %s is empty: load it with `%s`", empty, t.cfg.LoadHintFunc(empty)); reason != last {
 			last = reason
-			waiting(reason)
+			waitingFunc(reason)
 		}
 		select {
 		case <-changed:
