@@ -50,9 +50,10 @@ type nearLimitLetter struct {
 // order and a huge invalid one. Every record ends in the marts or in a
 // dead letter, the big dead letters truncated and marked; the books
 // balance; `status --wait-idle` exits 0; `dlq show` explains a truncated
-// letter and `dlq replay` sends its whole record from JF_INGEST.
+// letter and `dlq replay` sends its whole record from JF_INGEST (the bad
+// line alone for a chunk's record), and refuses once the original is gone.
 // Before dead letters were cut to fit, four of these were in no stream,
-// mart or dead letter.
+// mart or dead letter (wait-idle: "4 record(s) unaccounted").
 func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir())
@@ -137,21 +138,34 @@ func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^truncated:  body truncated to \d+ of 8388408 bytes to fit the server's max payload; the whole record is JF_INGEST seq \d+, still retained \(jetfleet dlq replay --seq `+seq+` sends it whole\)$`), out[:2000])
 	require.True(t, strings.HasSuffix(out, "still retained (jetfleet dlq replay --seq "+seq+" sends it whole))\n"), "repeated below the body")
 
-	out, code = jf(t, dev.env, "dlq", "replay", "--seq", seq)
+	// Replay sends the whole records: the non-JSON body, and the huge bad
+	// line of the chunk on its own (not the chunk).
+	bulkSeq := fmt.Sprint(byID["n-bulk"].Seq)
+	out, code = jf(t, dev.env, "dlq", "replay", "--seq", seq, "--seq", bulkSeq)
 	require.Zero(t, code, out)
-	require.Contains(t, out, "replayed 1,")
+	require.Contains(t, out, "replayed 2,")
 	ingest, err := dev.js.Stream(t.Context(), subjects.StreamIngest)
 	require.NoError(t, err)
-	// Read through a consumer: the stream get API cannot answer with a
-	// message this size (base64 in JSON exceeds the max payload).
-	cons, err := ingest.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPolicy})
+	// Read through a consumer: the stream get API is slow for messages
+	// this size (it answers in base64 in JSON).
+	lastSeq := ingest.CachedInfo().State.LastSeq
+	cons, err := ingest.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: lastSeq - 1})
 	require.NoError(t, err)
-	last, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-	require.NoError(t, err)
-	require.Equal(t, subjects.ReplayMsgID(byID["n-nonjson"].Seq), last.Headers().Get(subjects.HeaderMsgID))
-	require.Equal(t, len(nonJSON.Data), len(last.Data()), "the whole record, not the truncated head")
+	replayed := map[string]jetstream.Msg{}
+	for range 2 {
+		m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		require.NoError(t, err)
+		replayed[m.Headers().Get(subjects.HeaderMsgID)] = m
+	}
+	again := replayed[subjects.ReplayMsgID(byID["n-nonjson"].Seq)]
+	require.NotNil(t, again, "replay of the non-JSON letter")
+	require.Equal(t, len(nonJSON.Data), len(again.Data()), "the whole record, not the truncated head")
+	line := replayed[subjects.ReplayMsgID(byID["n-bulk"].Seq)]
+	require.NotNil(t, line, "replay of the chunk's bad record")
+	require.Equal(t, len(bulk.Data)-len(small)-1, len(line.Data()), "the whole bad line")
+	require.Empty(t, line.Headers().Get(subjects.HeaderRecords), "a record on its own, not the chunk")
 
-	// It fails validation again, and the books still balance.
+	// Both fail validation again, and the books still balance.
 	out, code = jf(t, dev.env, "status", "--wait-idle", "120s")
 	require.Zero(t, code, out)
 	out, code = jf(t, dev.env, "status", "--json")
@@ -160,5 +174,19 @@ func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &doc), out)
 	b = doc.Balance[0]
 	require.Equal(t, "balanced", b.State, out)
-	require.Equal(t, [3]int64{7, 2, 5}, [3]int64{b.Published, b.Clean, b.DeadLettered})
+	require.Equal(t, [3]int64{8, 2, 6}, [3]int64{b.Published, b.Clean, b.DeadLettered})
+
+	// Once the original has left its stream, show says so and replay
+	// refuses rather than send the head alone.
+	require.NoError(t, ingest.DeleteMsg(t.Context(), byID["n-nonjson"].OrigSeq))
+	out, code = jf(t, dev.env, "dlq", "show", seq)
+	require.Zero(t, code, out[:min(len(out), 2000)])
+	require.Contains(t, out[:2000], fmt.Sprintf("the whole record (JF_INGEST seq %d) is no longer retained: only this head is left", byID["n-nonjson"].OrigSeq))
+	out, code = jf(t, dev.env, "dlq", "replay", "--seq", seq, "--force")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, fmt.Sprintf("original no longer retained: JF_INGEST seq %d has left the stream", byID["n-nonjson"].OrigSeq))
+	require.Contains(t, out, "so it is not replayed")
+	info, err := ingest.Info(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, lastSeq, info.State.LastSeq, "nothing sent")
 }
