@@ -146,9 +146,21 @@ func TestInlineTableIsLoadedOnceWhenWorkersStartTogether(t *testing.T) {
 	for _, fl := range fleets {
 		require.Empty(t, fl.Waiting())
 	}
-	kvStream, err := js.Stream(ctx, "KV_"+subjects.LookupBucket("fx"))
+	// Each row written once: the rows hold the bucket's first three
+	// revisions (a row written again would hold a later one); the loaded
+	// markers come after them.
+	kv, err := js.KeyValue(ctx, subjects.LookupBucket("fx"))
 	require.NoError(t, err)
-	require.Equal(t, uint64(3), kvStream.CachedInfo().State.LastSeq, "three rows, each written once")
+	var revisions []uint64
+	for _, cur := range []string{"USD", "EUR", "GBP"} {
+		e, err := kv.Get(ctx, subjects.LookupKey(cur))
+		require.NoError(t, err)
+		revisions = append(revisions, e.Revision())
+	}
+	require.ElementsMatch(t, []uint64{1, 2, 3}, revisions, "three rows, each written once")
+	marker, err := kv.Get(ctx, subjects.LookupLoadedKey)
+	require.NoError(t, err)
+	require.Greater(t, marker.Revision(), uint64(3))
 
 	// Records go through the first fleet's transform with the rows.
 	fl := runLookupFleet(t, nc, spec, "transform")

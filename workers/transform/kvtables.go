@@ -48,6 +48,10 @@ type KVTables struct {
 	rows map[string]map[string]map[string]any // table -> key -> row
 	// changed is closed (and replaced) whenever a row changes: Wait's signal.
 	changed chan struct{}
+	// loaded holds the tables whose loaded marker was seen; lastChange is
+	// when a table's rows last changed.
+	loaded     map[string]bool
+	lastChange map[string]time.Time
 
 	svc startstop.Service
 }
@@ -63,11 +67,13 @@ func NewKVTables(cfg KVTablesConfig) (*KVTables, error) {
 		}
 	}
 	t := &KVTables{
-		cfg:     cfg,
-		log:     cfg.Logger.With().Str("component", "lookup-tables").Logger(),
-		rows:    map[string]map[string]map[string]any{},
-		changed: make(chan struct{}),
-		svc:     startstop.Service{Cause: workers.ErrStopped},
+		cfg:        cfg,
+		log:        cfg.Logger.With().Str("component", "lookup-tables").Logger(),
+		rows:       map[string]map[string]map[string]any{},
+		changed:    make(chan struct{}),
+		loaded:     map[string]bool{},
+		lastChange: map[string]time.Time{},
+		svc:        startstop.Service{Cause: workers.ErrStopped},
 	}
 	if t.cfg.LoadHintFunc == nil {
 		t.cfg.LoadHintFunc = func(table string) string { return "jetfleet lookup load " + table }
@@ -231,43 +237,78 @@ func seedTable(ctx context.Context, kv jetstream.KeyValue, l *pipeline.Lookup, l
 		created++
 	}
 	log.Info().Str("table", l.Name).Int("rows", created).Msg("lookup table was empty: loaded its inline rows from the pipeline file")
-	return nil
+	return markLoaded(ctx, kv, l, len(l.Rows))
 }
 
-// Wait returns once every table of tables that has rows to wait for
-// holds at least one row, or with ctx's error. While it waits it calls
-// waitingFunc with the reason: the first empty table and how to load it. An
-// inline table with no rows in the pipeline file has nothing to wait for.
+// unmarkedQuiet is how long rows written without a loaded marker (by an
+// older jetfleet, or `nats kv put`) must stay unchanged before a waiting
+// step takes the table as loaded.
+const unmarkedQuiet = 2 * time.Second
+
+// Wait returns once every table of tables is loaded, or with ctx's error:
+// its loaded marker was seen (every row of the load is in memory), or it
+// has rows that have not changed for a while (a load that writes no
+// marker). A table that gets its first row is not loaded yet: a step that
+// started then would dead-letter records for the rows still on their way.
+// While it waits it calls waitingFunc with the reason: the first table
+// not loaded and how to load it. An inline table with no rows in the
+// pipeline file has nothing to wait for.
 func (t *KVTables) Wait(ctx context.Context, tables []string, waitingFunc func(reason string)) error {
 	last := ""
 	for {
 		t.mu.RLock()
 		changed := t.changed
-		empty := ""
+		pending, rows, quietIn := "", 0, time.Duration(0)
 		for _, name := range tables {
-			if len(t.rows[name]) > 0 {
+			if t.loaded[name] {
 				continue
 			}
 			if l := t.inline(name); l != nil && len(l.Rows) == 0 {
 				continue
 			}
-			empty = name
+			rows = len(t.rows[name])
+			if rows > 0 {
+				if quietIn = unmarkedQuiet - time.Since(t.lastChange[name]); quietIn <= 0 {
+					continue
+				}
+			}
+			pending = name
 			break
 		}
 		t.mu.RUnlock()
-		if empty == "" {
+		if pending == "" {
 			return nil
 		}
-		if reason := fmt.Sprintf("lookup table %s is empty: load it with `%s`", empty, t.cfg.LoadHintFunc(empty)); reason != last {
+		reason := fmt.Sprintf("lookup table %s is empty: load it with `%s`", pending, t.cfg.LoadHintFunc(pending))
+		if rows > 0 {
+			reason = fmt.Sprintf("lookup table %s is being loaded (%d rows so far)", pending, rows)
+		}
+		if reason != last {
 			last = reason
 			waitingFunc(reason)
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := waitChange(ctx, changed, quietIn); err != nil {
+			return err
 		}
 	}
+}
+
+// waitChange returns when changed is closed, after quiet if it is more
+// than zero, or with ctx's error.
+func waitChange(ctx context.Context, changed <-chan struct{}, quiet time.Duration) error {
+	var after <-chan time.Time
+	if quiet > 0 {
+		timer := time.NewTimer(quiet)
+		defer timer.Stop()
+		after = timer.C
+	}
+	select {
+	case <-changed:
+	case <-after:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (t *KVTables) follow(ctx context.Context, table string, w jetstream.KeyWatcher) {
@@ -288,6 +329,14 @@ func (t *KVTables) follow(ctx context.Context, table string, w jetstream.KeyWatc
 }
 
 func (t *KVTables) apply(table string, e jetstream.KeyValueEntry) {
+	if e.Key() == subjects.LookupLoadedKey {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.loaded[table] = e.Operation() == jetstream.KeyValuePut
+		close(t.changed)
+		t.changed = make(chan struct{})
+		return
+	}
 	key, ok := subjects.ParseLookupKey(e.Key())
 	if !ok {
 		t.log.Warn().Str("table", table).Str("key", e.Key()).Msg("ignoring a key jetfleet did not write")
@@ -297,6 +346,7 @@ func (t *KVTables) apply(table string, e jetstream.KeyValueEntry) {
 	defer t.mu.Unlock()
 	close(t.changed)
 	t.changed = make(chan struct{})
+	t.lastChange[table] = time.Now()
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(t.rows[table], key)
 		return

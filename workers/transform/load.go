@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -47,7 +48,7 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 	}
 	var stale []string
 	for k := range keys.Keys() {
-		if !want[k] {
+		if !want[k] && k != subjects.LookupLoadedKey {
 			stale = append(stale, k)
 		}
 	}
@@ -57,7 +58,20 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 		}
 		res.Deleted++
 	}
-	return res, nil
+	return res, markLoaded(ctx, kv, l, res.Put)
+}
+
+// markLoaded puts the loaded marker after a table's rows: a watcher that
+// applies it has every row written before it (a watch delivers in order).
+func markLoaded(ctx context.Context, kv jetstream.KeyValue, l *pipeline.Lookup, rows int) error {
+	data, _ := json.Marshal(struct {
+		Rows int       `json:"rows"`
+		At   time.Time `json:"at"`
+	}{rows, time.Now().UTC()})
+	if _, err := kv.Put(ctx, subjects.LookupLoadedKey, data); err != nil {
+		return fmt.Errorf("lookup %s: mark loaded: %w", l.Name, err)
+	}
+	return nil
 }
 
 // encodeRow is row number i of table l as its bucket stores it: under
