@@ -156,6 +156,13 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	if err != nil {
 		return err
 	}
+	// A worker that waits opens its iterator once it no longer waits:
+	// until then it holds no message.
+	if w.cfg.WaitFunc == nil {
+		if err := w.openIter(cons); err != nil {
+			return err
+		}
+	}
 	defer w.stopIter()
 
 	// Handlers and the settler run under hardCtx, which outlives ctx by
@@ -177,14 +184,25 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	g.Go(func() error { w.watchConn(bgCtx); return nil })
 	g.Go(func() error { w.drainOnStop(ctx, bgCtx, hardCancel); return nil })
 
-	started()
-	runErr := w.waitReady(ctx)
-	if runErr == nil {
-		runErr = w.openIter(cons)
-	}
-	if runErr == nil {
+	running := func() {
 		w.setState(subjects.StateRunning)
 		w.log.Info().Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
+	}
+	if w.cfg.WaitFunc == nil {
+		running()
+	}
+	started()
+	var runErr error
+	if w.cfg.WaitFunc != nil {
+		if runErr = w.waitReady(ctx); runErr == nil && ctx.Err() == nil {
+			if runErr = w.openIter(cons); runErr == nil {
+				running()
+			}
+		} else if runErr == nil {
+			runErr = ctx.Err() // stopping: open nothing
+		}
+	}
+	if runErr == nil {
 		runErr = w.fetchLoop(ctx, hardCtx, cons, r, s)
 	} else if ctx.Err() != nil {
 		runErr = nil // stopped while waiting
