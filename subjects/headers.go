@@ -32,6 +32,13 @@ const (
 	HeaderFailedAt     = "Jf-Failed-At"
 	HeaderReplayOf     = "Jf-Replay-Of"
 	HeaderReplayedFrom = "Jf-Replayed-From"
+
+	// HeaderTruncated marks a dead letter whose body was cut to fit the
+	// server's max payload beside its headers; HeaderOrigSize is then
+	// the size of the body it was cut from. The whole original stays in
+	// Jf-Orig-Stream at Jf-Orig-Seq while that stream retains it.
+	HeaderTruncated = "Jf-Truncated"
+	HeaderOrigSize  = "Jf-Orig-Size"
 )
 
 // maxMsgIDLen bounds derived ids: ids grow by a suffix per hop, and a long

@@ -17,8 +17,12 @@ type Beat struct {
 	// IntervalMS is how often this worker beats; the supervisor marks it
 	// stale after three missed beats.
 	IntervalMS int64 `json:"interval_ms"`
-	// State is running, paused, draining or stopped (the goodbye beat).
-	State    string         `json:"state"`
+	// State is starting, waiting, running, paused, draining or stopped
+	// (the goodbye beat).
+	State string `json:"state"`
+	// Waiting says what a worker in state waiting waits for before it
+	// consumes anything (an empty lookup table, and how to load it).
+	Waiting  string         `json:"waiting,omitempty"`
 	InFlight int64          `json:"in_flight"`
 	Counters WorkerCounters `json:"counters"`
 	LastErr  string         `json:"last_error,omitempty"`
@@ -64,4 +68,7 @@ const (
 	StateDraining = "draining"
 	StateStopped  = "stopped"
 	StateStarting = "starting"
+	// StateWaiting is a bound worker that consumes nothing yet because
+	// its handler lacks something it needs (Beat.Waiting says what).
+	StateWaiting = "waiting"
 )

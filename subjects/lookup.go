@@ -30,6 +30,13 @@ func LookupBucketConfig(table string, replicas int) jetstream.KeyValueConfig {
 	}
 }
 
+// LookupLoadedKey is the key under which a load of a lookup table
+// (`jetfleet lookup load`, or the workers writing an inline table) puts a
+// marker once every row is written: a step waiting for the table starts
+// when it sees the marker, not at the first row. Plain keys never hold a
+// '.', encoded ones start with "b64.", so it is no row's key.
+const LookupLoadedKey = "jf.loaded"
+
 // lookupKeyB64 prefixes keys that had to be encoded; plain keys never hold
 // a '.', so the two forms cannot collide.
 const (

@@ -103,7 +103,7 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries, 
 			what = fmt.Sprintf("ran out of deliveries (%d)", a.Deliveries)
 		}
 		lost.Reason = fmt.Sprintf("%s and could not be dead-lettered: %v", what, err)
-		if orig, gerr := s.getMsg(wctx, a.Stream, a.StreamSeq); gerr == nil {
+		if orig, gerr := getMsg(wctx, s.js, a.Stream, a.StreamSeq); gerr == nil {
 			lost.Subject = orig.Subject
 			lost.Records = 1
 			if n, perr := strconv.ParseInt(orig.Header.Get(subjects.HeaderRecords), 10, 64); perr == nil && n > 0 {
@@ -133,11 +133,7 @@ func (s *Supervisor) onAdvisory(ctx context.Context, a advisory, maxDeliveries, 
 // Its id is the one the worker would have used, so a message
 // dead-lettered by both is stored once.
 func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, dataset, worker, reason string) (seq uint64, traceID string, err error) {
-	stream, err := s.js.Stream(ctx, a.Stream)
-	if err != nil {
-		return 0, "", fmt.Errorf("stream %s: %w", a.Stream, err)
-	}
-	orig, err := stream.GetMsg(ctx, a.StreamSeq)
+	orig, err := getMsg(ctx, s.js, a.Stream, a.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, "", fmt.Errorf("%s seq %d is gone from the stream (expired or purged): %w", a.Stream, a.StreamSeq, err)
 	}
@@ -167,17 +163,10 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 	}
 	m.Header.Set(subjects.HeaderReason, workers.CleanReason(reason))
 	m.Header.Set(subjects.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	workers.FitDeadLetter(m, workers.DeadLetterLimit(ctx, s.js))
 	ack, err := s.js.PublishMsg(ctx, m)
 	if err != nil {
 		return 0, "", fmt.Errorf("publish dead letter: %w", err)
 	}
 	return ack.Sequence, workers.TraceID(m.Header.Get(subjects.HeaderTraceParent)), nil
-}
-
-func (s *Supervisor) getMsg(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
-	st, err := s.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	return st.GetMsg(ctx, seq)
 }

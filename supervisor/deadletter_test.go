@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -280,4 +282,72 @@ func TestAdvisoriesMissedWhileDownAreBackfilled(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A message at the max payload that JetStream gave up on is still
+// dead-lettered by the supervisor: its copy is cut to fit and marked.
+// Replay sends the whole record from its stream, and refuses (it does
+// not send the head alone) once the stream no longer holds it.
+func TestTruncatedDeadLetterIsReplayedWholeFromItsStream(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startSupervisor(t, nil)
+	ccfg, err := subjects.Consumer(subjects.StepValidate, dataset, subjects.ConsumerOptions{MaxDeliver: 2, AckWait: 5 * time.Second})
+	require.NoError(t, err)
+	cons, err := b.js.CreateOrUpdateConsumer(t.Context(), subjects.StreamIngest, ccfg)
+	require.NoError(t, err)
+
+	m := nats.NewMsg(subjects.Ingest(dataset))
+	m.Header.Set(subjects.HeaderMsgID, "order-0000000000001")
+	m.Data = bytes.Repeat([]byte("x"), int(b.nc.MaxPayload())-(m.Size()-len(m.Subject)))
+	ack, err := b.js.PublishMsg(t.Context(), m)
+	require.NoError(t, err)
+	record := m.Data
+
+	// A step that cannot dead-letter it (an old client) terminates it.
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(timeout(2*time.Second)))
+	require.NoError(t, err)
+	msg := <-batch.Messages()
+	require.NotNil(t, msg)
+	require.NoError(t, msg.Term())
+
+	var dls []supervisor.DeadLetter
+	checkFor(t, 10*time.Second, func() error {
+		dls, err = supervisor.ListDeadLetters(t.Context(), b.js, supervisor.DLQFilter{})
+		if err == nil && len(dls) != 1 {
+			err = fmt.Errorf("%d dead letters", len(dls))
+		}
+		return err
+	})
+	d := dls[0]
+	require.True(t, d.Truncated)
+	require.Equal(t, len(record), d.OrigSize)
+	require.Less(t, len(d.Data), len(record))
+	require.Equal(t, record[:len(d.Data)], d.Data)
+	require.Equal(t, ack.Sequence, d.OrigSeq)
+	require.Contains(t, d.Reason, "terminated")
+	stored := &nats.Msg{Subject: d.Subject, Header: d.Header, Data: d.Data}
+	require.LessOrEqual(t, int64(stored.Size()-len(stored.Subject)), b.nc.MaxPayload())
+
+	res, err := supervisor.Replay(t.Context(), b.js, supervisor.ReplayOptions{Seqs: []uint64{d.Seq}})
+	require.NoError(t, err)
+	require.Equal(t, supervisor.ReplayPublished, res[0].Outcome)
+	ingest, err := b.js.Stream(t.Context(), subjects.StreamIngest)
+	require.NoError(t, err)
+	// Read through a consumer: the get API is slow for 8 MB under -race.
+	cons2, err := ingest.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: res[0].StreamSeq})
+	require.NoError(t, err)
+	replayed, err := cons2.Next(jetstream.FetchMaxWait(timeout(10 * time.Second)))
+	require.NoError(t, err)
+	require.Equal(t, record, replayed.Data(), "the whole record, from its stream")
+	require.Equal(t, subjects.ReplayMsgID(d.Seq), replayed.Headers().Get(subjects.HeaderMsgID))
+
+	require.NoError(t, ingest.DeleteMsg(t.Context(), ack.Sequence))
+	_, err = supervisor.Replay(t.Context(), b.js, supervisor.ReplayOptions{Seqs: []uint64{d.Seq}, Force: true})
+	require.ErrorIs(t, err, supervisor.ErrOriginalGone)
+	require.ErrorContains(t, err, fmt.Sprintf("JF_INGEST seq %d has left the stream", ack.Sequence))
+	require.ErrorContains(t, err, "not replayed")
+	_, err = supervisor.Replay(t.Context(), b.js, supervisor.ReplayOptions{All: true, DryRun: true, Force: true})
+	require.ErrorIs(t, err, supervisor.ErrOriginalGone, "a dry run says so too")
+	require.Equal(t, uint64(1), b.streamMsgs(t, subjects.StreamIngest, subjects.Ingest(dataset)), "nothing sent after the original left")
 }

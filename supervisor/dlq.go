@@ -35,6 +35,11 @@ type DeadLetter struct {
 	RecordIndex int    `json:"record_index"`
 	Records     int    `json:"records,omitempty"`
 	TraceID     string `json:"trace_id,omitempty"`
+	// Truncated says the body was cut to fit the max payload beside the
+	// headers; OrigSize is the size of the whole record, which stays in
+	// OrigStream at OrigSeq while that stream retains it ([Original]).
+	Truncated bool `json:"truncated,omitempty"`
+	OrigSize  int  `json:"orig_size,omitempty"`
 	// Replayed is when `dlq replay` republished it, if it did.
 	Replayed *time.Time  `json:"replayed,omitempty"`
 	Header   nats.Header `json:"header,omitempty"`
@@ -67,7 +72,47 @@ func deadLetterFrom(seq uint64, subject string, at time.Time, h nats.Header, dat
 	}
 	d.Records, _ = strconv.Atoi(h.Get(subjects.HeaderRecords))
 	d.TraceID = workers.TraceID(h.Get(subjects.HeaderTraceParent))
+	d.Truncated = h.Get(subjects.HeaderTruncated) == "true"
+	d.OrigSize, _ = strconv.Atoi(h.Get(subjects.HeaderOrigSize))
 	return d
+}
+
+// Original fetches the whole record a dead letter was made of from its
+// stream (OrigStream at OrigSeq): for a truncated dead letter the only
+// full copy. It wraps [ErrOriginalGone] when the stream no longer holds
+// that message (expired, purged, or the sequence now holds another one).
+func Original(ctx context.Context, js jetstream.JetStream, d DeadLetter) ([]byte, error) {
+	if d.OrigStream == "" || d.OrigSeq == 0 {
+		return nil, fmt.Errorf("dead letter %d names no original stream and sequence", d.Seq)
+	}
+	gone := func(why string) error {
+		return fmt.Errorf("dead letter %d: %w: %s seq %d %s", d.Seq, ErrOriginalGone, d.OrigStream, d.OrigSeq, why)
+	}
+	m, err := getMsg(ctx, js, d.OrigStream, d.OrigSeq)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, gone("(the stream is gone)")
+	}
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, gone("has left the stream (expired or purged)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s seq %d: %w", d.OrigStream, d.OrigSeq, err)
+	}
+	id := m.Header.Get(subjects.HeaderMsgID)
+	if id == "" {
+		id = subjects.SequenceMsgID(d.OrigStream, d.OrigSeq)
+	}
+	if m.Subject != d.OrigSubject || (d.OrigMsgID != "" && id != d.OrigMsgID) {
+		return nil, gone(fmt.Sprintf("holds another message (%s, id %s)", m.Subject, id))
+	}
+	if d.RecordIndex < 0 {
+		return m.Data, nil
+	}
+	recs, _ := workers.SplitBulk(m.Header, m.Data)
+	if d.RecordIndex >= len(recs) {
+		return nil, fmt.Errorf("dead letter %d: %s seq %d has %d records, not record %d", d.Seq, d.OrigStream, d.OrigSeq, len(recs), d.RecordIndex)
+	}
+	return recs[d.RecordIndex], nil
 }
 
 // ListDeadLetters returns the dead letters matching f, oldest first.
@@ -121,11 +166,8 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DLQFilter) (
 
 // GetDeadLetter returns the dead letter stored at seq in JF_DLQ.
 func GetDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (*DeadLetter, error) {
-	stream, err := js.Stream(ctx, subjects.StreamDLQ)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", subjects.StreamDLQ, err)
-	}
-	m, err := stream.GetMsg(ctx, seq)
+	// A dead letter may be as large as the max payload: see getMsg.
+	m, err := getMsg(ctx, js, subjects.StreamDLQ, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, fmt.Errorf("%w: seq %d", ErrNotFound, seq)
 	}
@@ -245,6 +287,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) ([]Rep
 		case d.Replayed != nil && !o.Force:
 			r.Outcome = ReplaySkipped
 		case o.DryRun:
+			if d.Truncated {
+				if _, err := Original(ctx, js, d); err != nil {
+					return results, err
+				}
+			}
 			r.Outcome = ReplayDryRun
 		default:
 			if err := replayOne(ctx, js, kv, d, &r); err != nil {
@@ -257,7 +304,16 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions) ([]Rep
 }
 
 func replayOne(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, d DeadLetter, r *ReplayResult) error {
-	m := &nats.Msg{Subject: d.OrigSubject, Data: d.Data, Header: nats.Header{}}
+	data := d.Data
+	if d.Truncated {
+		// The dead letter holds only the head of the record: send the whole
+		// one from its stream, or nothing.
+		var err error
+		if data, err = Original(ctx, js, d); err != nil {
+			return fmt.Errorf("%w; its body is truncated (%d of %d bytes), so it is not replayed", err, len(d.Data), d.OrigSize)
+		}
+	}
+	m := &nats.Msg{Subject: d.OrigSubject, Data: data, Header: nats.Header{}}
 	m.Header.Set(subjects.HeaderMsgID, r.MsgID)
 	m.Header.Set(subjects.HeaderReplayOf, strconv.FormatUint(d.Seq, 10))
 	if d.OrigStream != "" {
@@ -271,6 +327,10 @@ func replayOne(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValu
 	if d.RecordIndex < 0 && d.Header.Get(subjects.HeaderRecords) != "" {
 		m.Header.Set(subjects.HeaderRecords, d.Header.Get(subjects.HeaderRecords))
 	}
+	if err := fitReplay(m, js.Conn().MaxPayload()); err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", d.Seq, err)
+	}
+	r.MsgID = m.Header.Get(subjects.HeaderMsgID)
 	ack, err := js.PublishMsg(ctx, m)
 	if err != nil {
 		return fmt.Errorf("replay dead letter %d to %s: %w", d.Seq, d.OrigSubject, err)
@@ -280,11 +340,31 @@ func replayOne(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValu
 	if ack.Duplicate {
 		r.Outcome = ReplayDuplicate
 	}
-	data, _ := json.Marshal(replayRecord{At: time.Now().UTC(), Subject: d.OrigSubject, Seq: ack.Sequence})
-	if _, err := kv.Put(ctx, subjects.KeyReplayed(d.Seq), data); err != nil {
+	mark, _ := json.Marshal(replayRecord{At: time.Now().UTC(), Subject: d.OrigSubject, Seq: ack.Sequence})
+	if _, err := kv.Put(ctx, subjects.KeyReplayed(d.Seq), mark); err != nil {
 		return fmt.Errorf("mark dead letter %d replayed: %w", d.Seq, err)
 	}
 	return nil
+}
+
+// fitReplay drops the informational headers of a replay that would not
+// fit the max payload with them: a record near the limit goes back with
+// only its replay id (and Jf-Records) on top, and one that filled the
+// limit with a shorter id of its own without the replay id as well (the
+// replay mark still keeps a second replay from sending it; --force
+// would).
+func fitReplay(m *nats.Msg, limit int64) error {
+	size := func() int64 { return int64(m.Size() - len(m.Subject) - len(m.Reply)) }
+	if limit <= 0 || size() <= limit {
+		return nil
+	}
+	for _, h := range []string{subjects.HeaderTraceState, subjects.HeaderReplayedFrom, subjects.HeaderReplayOf, subjects.HeaderTraceParent, subjects.HeaderMsgID} {
+		m.Header.Del(h)
+		if size() <= limit {
+			return nil
+		}
+	}
+	return fmt.Errorf("%d bytes with its replay id exceed the server's max payload (%d)", size(), limit)
 }
 
 // PurgeDeadLetters removes the dead letters matching f (Limit is

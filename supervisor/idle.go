@@ -47,6 +47,8 @@ func (s *Status) busy(dataset string) string {
 			}
 			name := st.Step + "/" + st.Dataset
 			switch {
+			case st.Pending > 0 && st.Waiting != "":
+				return fmt.Sprintf("%s: %d pending, not consumed: the step waits (%s)", name, st.Pending, st.Waiting)
 			case st.Pending > 0 && st.AckPending > 0:
 				return fmt.Sprintf("%s: %d pending, %d in flight", name, st.Pending, st.AckPending)
 			case st.Pending > 0:

@@ -46,7 +46,7 @@ func (s *Supervisor) onBeat(ctx context.Context, data []byte, now time.Time) {
 	rec := WorkerStatus{
 		ID: b.Worker, Step: b.Step, Dataset: b.Dataset, Consumer: consumer, Host: b.Host, PID: b.PID,
 		Version: b.Version, State: b.State, Liveness: LivenessAlive, Started: b.Started, LastBeat: now.UTC(),
-		InFlight: b.InFlight, Counters: b.Counters, LastErr: b.LastErr, IntervalMS: b.IntervalMS,
+		InFlight: b.InFlight, Counters: b.Counters, LastErr: b.LastErr, IntervalMS: b.IntervalMS, Waiting: b.Waiting,
 		StaleAfterMS: s.staleAfter(interval).Milliseconds(), DeadAfterMS: s.deadAfter(interval).Milliseconds(),
 		Conn: b.Conn,
 	}

@@ -118,8 +118,10 @@ type StepStatus struct {
 	Dataset  string `json:"dataset"`
 	Consumer string `json:"consumer"`
 	Stream   string `json:"stream"`
-	// State is ok, idle, paused, failed, no_workers, stale or
-	// no_consumer (a dead-letter subject whose consumer is gone).
+	// State is ok, idle, paused, waiting (its workers consume nothing
+	// until something they need is there, see Waiting), failed,
+	// no_workers, stale or no_consumer (a dead-letter subject whose
+	// consumer is gone).
 	State string `json:"state"`
 	// Pending is the consumer's lag: messages not yet delivered.
 	Pending uint64 `json:"pending"`
@@ -143,6 +145,8 @@ type StepStatus struct {
 	PerMinute        int64 `json:"per_minute"`
 	RecordsPerMinute int64 `json:"records_per_minute"`
 	Paused           bool  `json:"paused"`
+	// Waiting is what the step's live workers wait for when they all wait.
+	Waiting string `json:"waiting,omitempty"`
 	// Partitions is the number of partition consumers (one per key
 	// partition of the clean stage) summed up in this row; Consumer then
 	// names them with a wildcard, aggregate_<dataset>_p*.
@@ -173,8 +177,10 @@ type WorkerStatus struct {
 	PID      int    `json:"pid"`
 	Version  string `json:"version,omitempty"`
 	// State is what the worker reports: running, paused, draining,
-	// starting or stopped.
-	State    string    `json:"state"`
+	// starting, waiting or stopped.
+	State string `json:"state"`
+	// Waiting is what a worker in state waiting waits for.
+	Waiting  string    `json:"waiting,omitempty"`
 	Liveness string    `json:"liveness"`
 	Started  time.Time `json:"started"`
 	// LastBeat is when the supervisor received the last heartbeat.
@@ -556,13 +562,17 @@ func judge(st *Status) {
 	for i := range st.Steps {
 		s := &st.Steps[i]
 		name := s.Step + "/" + s.Dataset
-		var live, stale, dead, paused int
+		var live, stale, dead, paused, waiting int
 		for _, w := range s.Workers {
 			switch w.Liveness {
 			case LivenessAlive:
 				live++
 				if w.State == subjects.StatePaused {
 					paused++
+				}
+				if w.State == subjects.StateWaiting {
+					waiting++
+					s.Waiting = w.Waiting
 				}
 			case LivenessStale:
 				stale++
@@ -575,11 +585,17 @@ func judge(st *Status) {
 		}
 		alive += live
 		s.Paused = live > 0 && paused == live
+		if waiting == 0 || waiting < live {
+			s.Waiting = "" // a worker that consumes carries the step
+		}
 		switch {
 		case s.Failed != "":
 			s.State = "failed"
 			st.Problems = append(st.Problems, fmt.Sprintf("%s failed: %s", name, s.Failed))
 		case s.State == "no_consumer":
+		case s.Waiting != "":
+			s.State = "waiting"
+			st.Problems = append(st.Problems, fmt.Sprintf("%s is not ready, it consumes nothing: %s", name, s.Waiting))
 		case s.Paused:
 			s.State = "paused"
 			st.Notes = append(st.Notes, fmt.Sprintf("%s is paused (jetfleet ctl resume %s)", name, s.Step))

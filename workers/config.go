@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -102,6 +103,13 @@ type Config struct {
 	// stream leader during an election, a lost publish) is published
 	// again before the input is nak'ed. Default AckWait.
 	RepublishFor time.Duration
+	// WaitFunc, if set, holds the worker back before it consumes anything
+	// until what its handler needs is there (a transform's lookup tables):
+	// it returns nil once the handler can work, or ctx's error. While it
+	// blocks, the worker is bound but holds no message, beats with state
+	// waiting and the reason last passed to waitingFunc, and Waiting returns
+	// that reason.
+	WaitFunc func(ctx context.Context, waitingFunc func(reason string)) error
 }
 
 func (c *Config) setDefaults() {

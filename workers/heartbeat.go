@@ -41,6 +41,7 @@ func (w *Worker) Snapshot() subjects.Beat {
 	if e := w.lastErr.Load(); e != nil {
 		hb.LastErr = *e
 	}
+	hb.Waiting = w.Waiting()
 	hb.Conn = w.connState()
 	return hb
 }

@@ -32,10 +32,14 @@ type Worker struct {
 	stats   counters
 	lastErr atomic.Pointer[string]
 	state   atomic.Pointer[string]
+	// waiting is what WaitFunc last said the worker waits for.
+	waiting atomic.Pointer[string]
 	// lastReconnect is when the connection last came back.
 	lastReconnect atomic.Pointer[time.Time]
 
 	maxDeliver int
+	// dlqLimit is the largest dead letter JF_DLQ takes (DeadLetterLimit).
+	dlqLimit int64
 	// handlerSeconds is this worker's series of the handler latency histogram.
 	handlerSeconds prometheus.Observer
 	// stall bounds how long a publish waits for room in the async window:
@@ -152,8 +156,12 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	if err != nil {
 		return err
 	}
-	if err := w.openIter(cons); err != nil {
-		return err
+	// A worker that waits opens its iterator once it no longer waits:
+	// until then it holds no message.
+	if w.cfg.WaitFunc == nil {
+		if err := w.openIter(cons); err != nil {
+			return err
+		}
 	}
 	defer w.stopIter()
 
@@ -176,15 +184,33 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	g.Go(func() error { w.watchConn(bgCtx); return nil })
 	g.Go(func() error { w.drainOnStop(ctx, bgCtx, hardCancel); return nil })
 
-	w.setState(subjects.StateRunning)
-	ev := w.log.Info()
-	if w.cfg.QuietStart {
-		ev = w.log.Debug()
+	running := func() {
+		w.setState(subjects.StateRunning)
+		ev := w.log.Info()
+		if w.cfg.QuietStart {
+			ev = w.log.Debug()
+		}
+		ev.Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
 	}
-	ev.Str("consumer", w.consumer).Str("output", w.outSubject).Msg("worker started")
+	if w.cfg.WaitFunc == nil {
+		running()
+	}
 	started()
-
-	runErr := w.fetchLoop(ctx, hardCtx, cons, r, s)
+	var runErr error
+	if w.cfg.WaitFunc != nil {
+		if runErr = w.waitReady(ctx); runErr == nil && ctx.Err() == nil {
+			if runErr = w.openIter(cons); runErr == nil {
+				running()
+			}
+		} else if runErr == nil {
+			runErr = ctx.Err() // stopping: open nothing
+		}
+	}
+	if runErr == nil {
+		runErr = w.fetchLoop(ctx, hardCtx, cons, r, s)
+	} else if ctx.Err() != nil {
+		runErr = nil // stopped while waiting
+	}
 	w.stopIter()
 	s.close()
 	_ = g.Wait()
@@ -201,6 +227,33 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	}
 	w.log.Info().Int64("acked", w.stats.acked.Load()).Msg("worker stopped")
 	return nil
+}
+
+// waitReady runs WaitFunc, if any, in state waiting: the worker beats and
+// answers control requests, and holds no message.
+func (w *Worker) waitReady(ctx context.Context) error {
+	if w.cfg.WaitFunc == nil {
+		return nil
+	}
+	err := w.cfg.WaitFunc(ctx, func(reason string) {
+		w.waiting.Store(&reason)
+		w.setState(subjects.StateWaiting)
+		w.log.Warn().Str("waiting_for", reason).Msg("not ready: consuming nothing until then")
+		w.beat() // the fleet sees why at once, not at the next beat
+	})
+	if w.waiting.Swap(nil) != nil && err == nil {
+		w.log.Info().Msg("ready: what the step waited for is there")
+	}
+	return err
+}
+
+// Waiting is what the worker waits for before it consumes anything (see
+// Config.WaitFunc), "" when it does not wait.
+func (w *Worker) Waiting() string {
+	if r := w.waiting.Load(); r != nil {
+		return *r
+	}
+	return ""
 }
 
 // drainOnStop drains the iterator once ctx is cancelled (buffered
@@ -233,6 +286,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err := w.tryBind(ctx, ccfg)
 		if err == nil {
 			w.maxDeliver = cons.CachedInfo().Config.MaxDeliver
+			w.dlqLimit = DeadLetterLimit(ctx, w.js)
 			if attempt > 1 {
 				w.log.Info().Int("attempts", attempt).Msg("JetStream reachable")
 			}

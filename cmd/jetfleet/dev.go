@@ -144,7 +144,7 @@ func runDev(c *cli.Context) error {
 	if err := sup.Start(ctx); err != nil {
 		return cli.Exit(fmt.Sprintf("supervisor: %v", err), 1)
 	}
-	handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: sup.JetStream(), Supervisor: sup, Tree: tree, MartsFunc: marts, Logger: log})
+	handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: sup.JetStream(), Supervisor: sup, Tree: tree, MartsFunc: marts, Logger: log, ReadyFunc: fleetReady(fl)})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -121,8 +121,12 @@ func dlqList(ctx context.Context, c *cli.Context, js jetstream.JetStream) error 
 		if d.RecordIndex >= 0 {
 			from += fmt.Sprintf("[%d]", d.RecordIndex)
 		}
+		reason := d.Reason
+		if d.Truncated {
+			reason = fmt.Sprintf("[truncated, %d bytes] %s", d.OrigSize, reason)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Time.Local().Format("01-02 15:04:05"), d.Step, d.Dataset,
-			from, d.Deliveries, replayed, trim(d.Reason, 80))
+			from, d.Deliveries, replayed, trim(reason, 80))
 	}
 	return tw.Flush()
 }
@@ -149,16 +153,41 @@ func dlqShow(ctx context.Context, c *cli.Context, js jetstream.JetStream) error 
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
+	// A truncated dead letter is only the head of its record: say whether
+	// the whole one can still be had from its stream.
+	var retained *bool
+	var gone error
+	if d.Truncated {
+		_, gone = supervisor.Original(ctx, js, *d)
+		if gone != nil && !errors.Is(gone, supervisor.ErrOriginalGone) {
+			return cli.Exit(gone.Error(), 1)
+		}
+		retained = new(bool)
+		*retained = gone == nil
+	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, struct {
 			*supervisor.DeadLetter
-			Body string `json:"body"`
-		}{d, string(d.Data)})
+			OriginalRetained *bool  `json:"original_retained,omitempty"`
+			Body             string `json:"body"`
+		}{d, retained, string(d.Data)})
 	}
 	w := c.App.Writer
+	truncated := ""
+	if d.Truncated {
+		truncated = fmt.Sprintf("body truncated to %d of %d bytes to fit the server's max payload; ", len(d.Data), d.OrigSize)
+		if gone == nil {
+			truncated += fmt.Sprintf("the whole record is %s seq %d, still retained (jetfleet dlq replay --seq %d sends it whole)", d.OrigStream, d.OrigSeq, d.Seq)
+		} else {
+			truncated += fmt.Sprintf("the whole record (%s seq %d) is no longer retained: only this head is left", d.OrigStream, d.OrigSeq)
+		}
+	}
 	fmt.Fprintf(w, "dead letter %d on %s at %s\n", d.Seq, d.Subject, d.Time.Local().Format(time.RFC3339))
 	fmt.Fprintf(w, "reason:     %s\n", d.Reason)
 	fmt.Fprintf(w, "from:       %s seq %d (%s)\n", d.OrigStream, d.OrigSeq, d.OrigSubject)
+	if truncated != "" {
+		fmt.Fprintf(w, "truncated:  %s\n", truncated)
+	}
 	fmt.Fprintf(w, "deliveries: %d by %s (consumer %s)\n", d.Deliveries, d.Worker, d.Consumer)
 	if d.TraceID != "" {
 		fmt.Fprintf(w, "trace:      %s\n", d.TraceID)
@@ -176,7 +205,11 @@ func dlqShow(ctx context.Context, c *cli.Context, js jetstream.JetStream) error 
 		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(d.Header[k], ", "))
 	}
 	fmt.Fprintln(w, "body:")
-	_, err = fmt.Fprintf(w, "%s\n", d.Data)
+	if _, err = fmt.Fprintf(w, "%s\n", d.Data); err != nil || truncated == "" {
+		return err
+	}
+	// Repeated below the body, which may be megabytes long.
+	_, err = fmt.Fprintf(w, "(truncated: %s)\n", truncated)
 	return err
 }
 

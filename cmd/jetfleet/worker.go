@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -134,7 +135,7 @@ func runWorker(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log})
+		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log, ReadyFunc: fleetReady(fl)})
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
@@ -158,4 +159,15 @@ func externalDatasets(spec *pipeline.Spec, step string) []string {
 		}
 	}
 	return out
+}
+
+// fleetReady is /readyz's check of the fleet's workers: not ready while
+// one waits for something before it consumes (an empty lookup table).
+func fleetReady(fl *fleet.Fleet) func() error {
+	return func() error {
+		if w := fl.Waiting(); len(w) > 0 {
+			return errors.New(strings.Join(w, "; "))
+		}
+		return nil
+	}
 }

@@ -46,7 +46,7 @@ func (f *Fleet) alertMembers(datasets []*pipeline.Dataset) error {
 			defer cancel()
 			return alert.NewStep(ctx, alert.StepConfig{JS: js, Spec: spec, Dataset: ds.Name, Streams: f.cfg.Streams, Logger: f.cfg.Logger})
 		}
-		if err := f.addWorkers(subjects.StepAlert, ds.Name, newHandler); err != nil {
+		if err := f.addWorkers(subjects.StepAlert, ds.Name, newHandler, nil); err != nil {
 			return err
 		}
 	}

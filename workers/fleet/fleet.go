@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -175,7 +176,16 @@ func Build(cfg Config) (*Fleet, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.tables, err = transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: tables, Replicas: cfg.Streams.Replicas, Logger: cfg.Logger})
+		var inline []*pipeline.Lookup
+		for _, name := range tables {
+			if l := cfg.Spec.Lookup(name); l != nil && l.CSV == "" {
+				inline = append(inline, l)
+			}
+		}
+		f.tables, err = transform.NewKVTables(transform.KVTablesConfig{
+			JS: js, Tables: tables, Inline: inline, Replicas: cfg.Streams.Replicas, Logger: cfg.Logger,
+			LoadHintFunc: func(table string) string { return loadHint(cfg.Spec, table) },
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +204,7 @@ func Build(cfg Config) (*Fleet, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := f.addWorkers(subjects.StepValidate, ds.Name, func() (workers.Handler, error) { return h, nil }); err != nil {
+			if err := f.addWorkers(subjects.StepValidate, ds.Name, func() (workers.Handler, error) { return h, nil }, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -208,7 +218,15 @@ func Build(cfg Config) (*Fleet, error) {
 				return nil, err
 			}
 			h := th.WithPartitions(cfg.Streams.Partitions)
-			if err := f.addWorkers(subjects.StepTransform, ds.Name, func() (workers.Handler, error) { return h, nil }); err != nil {
+			var waitFunc func(context.Context, func(string)) error
+			if used := transform.TablesOf(ds); f.tables != nil && len(used) > 0 {
+				// Without its rows a lookup dead-letters every record
+				// (missing: dlq) or passes it on unenriched: the step waits
+				// for its tables instead, consuming nothing.
+				tables := f.tables
+				waitFunc = func(ctx context.Context, waitingFunc func(string)) error { return tables.Wait(ctx, used, waitingFunc) }
+			}
+			if err := f.addWorkers(subjects.StepTransform, ds.Name, func() (workers.Handler, error) { return h, nil }, waitFunc); err != nil {
 				return nil, err
 			}
 		}
@@ -219,7 +237,7 @@ func Build(cfg Config) (*Fleet, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := f.addWorkers(subjects.StepRekey, ds.Name, func() (workers.Handler, error) { return rk, nil }); err != nil {
+			if err := f.addWorkers(subjects.StepRekey, ds.Name, func() (workers.Handler, error) { return rk, nil }, nil); err != nil {
 				return nil, err
 			}
 			replicas := max(cfg.Replicas[subjects.StepAggregate.Name], 1)
@@ -242,7 +260,9 @@ func Build(cfg Config) (*Fleet, error) {
 	return f, nil
 }
 
-func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error)) error {
+// addWorkers adds the replicas of step on dataset; waitFunc, if set, is
+// their workers.Config.WaitFunc.
+func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error), waitFunc func(context.Context, func(string)) error) error {
 	for i := range max(f.cfg.Replicas[step.Name], 1) {
 		w, err := workers.New(workers.Config{
 			Conn:              f.cfg.Conn,
@@ -255,6 +275,7 @@ func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func()
 			HeartbeatInterval: f.cfg.HeartbeatInterval,
 			Consumer:          f.cfg.Consumer,
 			Streams:           f.cfg.Streams,
+			WaitFunc:          waitFunc,
 		})
 		if err != nil {
 			return err
@@ -288,6 +309,29 @@ func (f *Fleet) Close(ctx context.Context) error {
 		return nil
 	}
 	return f.tables.Stop(ctx)
+}
+
+// loadHint is the command that loads table of spec into its bucket.
+func loadHint(spec *pipeline.Spec, table string) string {
+	if fi, err := os.Stat(spec.File); err == nil && fi.Mode().IsRegular() {
+		return fmt.Sprintf("jetfleet lookup load --pipeline %s %s", spec.File, table)
+	}
+	return "jetfleet lookup load " + table // the built-in pipeline
+}
+
+// Waiting lists the fleet's workers that wait before consuming anything,
+// as "<step>/<dataset>: <what for>" (see workers.Config.WaitFunc).
+func (f *Fleet) Waiting() []string {
+	var out []string
+	for _, m := range f.Members {
+		if m.Worker == nil {
+			continue
+		}
+		if why := m.Worker.Waiting(); why != "" {
+			out = append(out, m.Name+": "+why)
+		}
+	}
+	return out
 }
 
 // Workers lists the step workers of the fleet.

@@ -13,16 +13,20 @@
 // subjects.LookupBucket), filled by [LoadTable] (`jetfleet lookup load`).
 // [KVTables] holds every table the step needs in memory and watches the
 // buckets, so an update reaches running workers within moments and a
-// record costs no round trip. [StaticTables] serves the pipeline file's own
-// rows, for tests, benchmarks and dry runs.
+// record costs no round trip. Start writes an inline table into its empty
+// bucket; [KVTables.Wait] is the step's workers.Config.WaitFunc, so a step
+// whose table is not loaded yet waits instead of dead-lettering every
+// record. [StaticTables] serves the pipeline file's own rows, for tests,
+// benchmarks and dry runs.
 //
 // # Usage
 //
-//	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: transform.TablesOf(ds)})
+//	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: transform.TablesOf(ds), Inline: spec.Lookups})
 //	err = tables.Start(ctx)
 //	defer tables.Stop(ctx)
 //	h, err := transform.New(ds, tables)
-//	// workers.Config{Step: subjects.StepTransform, NewHandlerFunc: func() (workers.Handler, error) { return h, nil }}
+//	// workers.Config{Step: subjects.StepTransform, NewHandlerFunc: func() (workers.Handler, error) { return h, nil },
+//	//	WaitFunc: func(ctx context.Context, f func(string)) error { return tables.Wait(ctx, transform.TablesOf(ds), f) }}
 //
 // A Handler is immutable and safe for concurrent use.
 package transform

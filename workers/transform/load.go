@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,14 +32,9 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 	}
 	want := make(map[string]bool, len(rows))
 	for i, row := range rows {
-		kval, ok := row[l.Key]
-		if !ok || kval == nil {
-			return res, fmt.Errorf("lookup %s: row %d has no key column %s", l.Name, i, l.Key)
-		}
-		key := subjects.LookupKey(pipeline.KeyString(kval))
-		data, err := json.Marshal(row)
+		key, data, err := encodeRow(l, i, row)
 		if err != nil {
-			return res, fmt.Errorf("lookup %s: row %d: %w", l.Name, i, err)
+			return res, err
 		}
 		if _, err := kv.Put(ctx, key, data); err != nil {
 			return res, fmt.Errorf("lookup %s: put %s: %w", l.Name, key, err)
@@ -52,7 +48,7 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 	}
 	var stale []string
 	for k := range keys.Keys() {
-		if !want[k] {
+		if !want[k] && k != subjects.LookupLoadedKey {
 			stale = append(stale, k)
 		}
 	}
@@ -62,7 +58,34 @@ func LoadTable(ctx context.Context, js jetstream.JetStream, l *pipeline.Lookup, 
 		}
 		res.Deleted++
 	}
-	return res, nil
+	return res, markLoaded(ctx, kv, l, res.Put)
+}
+
+// markLoaded puts the loaded marker after a table's rows: a watcher that
+// applies it has every row written before it (a watch delivers in order).
+func markLoaded(ctx context.Context, kv jetstream.KeyValue, l *pipeline.Lookup, rows int) error {
+	data, _ := json.Marshal(struct {
+		Rows int       `json:"rows"`
+		At   time.Time `json:"at"`
+	}{rows, time.Now().UTC()})
+	if _, err := kv.Put(ctx, subjects.LookupLoadedKey, data); err != nil {
+		return fmt.Errorf("lookup %s: mark loaded: %w", l.Name, err)
+	}
+	return nil
+}
+
+// encodeRow is row number i of table l as its bucket stores it: under
+// the key of its key column, as JSON.
+func encodeRow(l *pipeline.Lookup, i int, row map[string]any) (key string, data []byte, err error) {
+	kval, ok := row[l.Key]
+	if !ok || kval == nil {
+		return "", nil, fmt.Errorf("lookup %s: row %d has no key column %s", l.Name, i, l.Key)
+	}
+	data, err = json.Marshal(row)
+	if err != nil {
+		return "", nil, fmt.Errorf("lookup %s: row %d: %w", l.Name, i, err)
+	}
+	return subjects.LookupKey(pipeline.KeyString(kval)), data, nil
 }
 
 // LoadTables loads every lookup table of spec from its inline rows or CSV

@@ -1,0 +1,191 @@
+package workers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+)
+
+// storedSize is what a stored message counts against the max payload:
+// its headers as the client encodes them, and its body.
+func storedSize(m *jetstream.RawStreamMsg) int64 {
+	nm := &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}
+	return int64(nm.Size() - len(nm.Subject))
+}
+
+// publishFull publishes body with id so that headers and body fill the
+// server's max payload exactly, padding body with 'x'. It returns the body.
+func (b *testBundle) publishFull(t *testing.T, subject, id string, head []byte, header nats.Header) []byte {
+	t.Helper()
+	m := &nats.Msg{Subject: subject, Header: header}
+	m.Header.Set(subjects.HeaderMsgID, id)
+	room := int(b.nc.MaxPayload()) - (m.Size() - len(subject))
+	m.Data = append(head, bytes.Repeat([]byte{'x'}, room-len(head))...)
+	_, err := b.js.PublishMsg(t.Context(), m)
+	require.NoError(t, err)
+	return m.Data
+}
+
+// readMsg reads the message at seq of stream through a consumer: the
+// stream get API takes seconds under -race for a message near the max
+// payload (it answers in base64 in JSON).
+func (b *testBundle) readMsg(t *testing.T, stream string, seq uint64) *jetstream.RawStreamMsg {
+	t.Helper()
+	cons, err := b.js.OrderedConsumer(t.Context(), stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq})
+	require.NoError(t, err)
+	m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	require.NoError(t, err)
+	meta, err := m.Metadata()
+	require.NoError(t, err)
+	require.Equal(t, seq, meta.Sequence.Stream)
+	return &jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: seq, Header: m.Headers(), Data: m.Data()}
+}
+
+// requireTruncated checks a dead letter that could not hold its whole
+// record: it fits, says it is cut and from what size, keeps the head of
+// the record and where the whole record is.
+func requireTruncated(t *testing.T, b *testBundle, dl *jetstream.RawStreamMsg, record []byte) {
+	t.Helper()
+	require.LessOrEqual(t, storedSize(dl), b.nc.MaxPayload())
+	require.Equal(t, "true", dl.Header.Get(subjects.HeaderTruncated))
+	require.Equal(t, strconv.Itoa(len(record)), dl.Header.Get(subjects.HeaderOrigSize))
+	require.Less(t, len(dl.Data), len(record))
+	require.Greater(t, len(dl.Data), len(record)-4096, "keeps what fits, not a token prefix")
+	require.Equal(t, record[:len(dl.Data)], dl.Data)
+	require.Equal(t, subjects.StreamIngest, dl.Header.Get(subjects.HeaderOrigStream))
+	require.NotEmpty(t, dl.Header.Get(subjects.HeaderOrigSeq))
+	require.NotEmpty(t, dl.Header.Get(subjects.HeaderReason))
+}
+
+// A record that fills the max payload is dead-lettered all the same: the
+// dead-letter headers push it over the limit, so its body is cut to what
+// fits and marked (before, the publish failed with "maximum payload
+// exceeded" until the record ran out of deliveries, and the supervisor's
+// copy failed the same way: it was in no stream, mart or dead letter).
+func TestDeadLetterOfARecordAtTheLimitIsTruncatedToFit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	reject := workers.HandlerFunc(func(context.Context, workers.Record) ([]workers.Output, error) {
+		return nil, workers.Permanentf("not a JSON object")
+	})
+	run(t, b.fastConfig(t, subjects.StepValidate, reject))
+
+	record := b.publishFull(t, subjects.Ingest(dataset), "big-1", []byte("not json "), nats.Header{})
+	waitFor(t, 30*time.Second, "the dead letter", func() bool { return b.count(t, subjects.StreamDLQ) == 1 })
+	dl := b.readMsg(t, subjects.StreamDLQ, 1)
+	requireTruncated(t, b, dl, record)
+	require.Equal(t, "1", dl.Header.Get(subjects.HeaderOrigSeq))
+	require.Equal(t, "not a JSON object", dl.Header.Get(subjects.HeaderReason))
+
+	// A small dead letter is not touched.
+	b.publish(t, subjects.Ingest(dataset), 1, "small-")
+	waitFor(t, 30*time.Second, "the second dead letter", func() bool { return b.count(t, subjects.StreamDLQ) == 2 })
+	dl = b.readMsg(t, subjects.StreamDLQ, 2)
+	require.Empty(t, dl.Header.Get(subjects.HeaderTruncated))
+	require.Empty(t, dl.Header.Get(subjects.HeaderOrigSize))
+	require.JSONEq(t, `{"i":0}`, string(dl.Data))
+}
+
+// Bulk chunks at the limit: a huge bad record of a chunk is dead-lettered
+// on its own, truncated, beside a small one that is not; a chunk that
+// runs out of deliveries is dead-lettered whole, truncated, and keeps
+// its record count so the books still add up.
+func TestDeadLettersOfBulkChunksAtTheLimitFit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	h := workers.HandlerFunc(func(_ context.Context, rec workers.Record) ([]workers.Output, error) {
+		if bytes.HasPrefix(rec.Data, []byte("transient")) {
+			return nil, errors.New("warehouse db unavailable")
+		}
+		return nil, workers.Permanentf("record %d rejected", rec.Index)
+	})
+	run(t, b.fastConfig(t, subjects.StepValidate, h))
+
+	// One after the other: a transient failure fails the handler's whole batch.
+	perRecord := b.publishFull(t, subjects.Ingest(dataset), "chunk-1", []byte("small\n"), nats.Header{subjects.HeaderRecords: {"2"}})
+	waitFor(t, 30*time.Second, "two dead letters", func() bool { return b.count(t, subjects.StreamDLQ) == 2 })
+	whole := b.publishFull(t, subjects.Ingest(dataset), "chunk-2", []byte("transient\n"), nats.Header{subjects.HeaderRecords: {"2"}})
+	waitFor(t, 30*time.Second, "three dead letters", func() bool { return b.count(t, subjects.StreamDLQ) == 3 })
+
+	var small, huge, all *jetstream.RawStreamMsg
+	for seq := uint64(1); seq <= 3; seq++ {
+		m := b.readMsg(t, subjects.StreamDLQ, seq)
+		switch {
+		case m.Header.Get(subjects.HeaderRecordIndex) == "0":
+			small = m
+		case m.Header.Get(subjects.HeaderRecordIndex) == "1":
+			huge = m
+		default:
+			all = m
+		}
+	}
+	require.NotNil(t, small)
+	require.Equal(t, "small", string(small.Data))
+	require.Empty(t, small.Header.Get(subjects.HeaderTruncated))
+
+	require.NotNil(t, huge)
+	requireTruncated(t, b, huge, perRecord[len("small\n"):])
+
+	require.NotNil(t, all)
+	requireTruncated(t, b, all, whole)
+	require.Equal(t, "2", all.Header.Get(subjects.HeaderRecords))
+	require.Contains(t, all.Header.Get(subjects.HeaderReason), "warehouse db unavailable")
+}
+
+func TestFitDeadLetter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		body  string
+		limit int64
+		want  string
+	}{
+		{"fits", "abcdef", 200, "abcdef"},
+		{"no limit", "abcdef", 0, "abcdef"},
+		{"cut", "abcde" + strings.Repeat("z", 100), 0, ""}, // limit set below from the header size
+		{"cut before a split rune", "aaaaé" + strings.Repeat("z", 100), 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := &nats.Msg{Subject: "jf.dlq.validate.orders", Data: []byte(tc.body), Header: nats.Header{}}
+			m.Header.Set(subjects.HeaderReason, "bad")
+			limit := tc.limit
+			if tc.want == "" {
+				// Room for the headers with the truncation marks and 5 bytes.
+				probe := &nats.Msg{Subject: m.Subject, Header: nats.Header{}}
+				probe.Header.Set(subjects.HeaderReason, "bad")
+				probe.Header.Set(subjects.HeaderTruncated, "true")
+				probe.Header.Set(subjects.HeaderOrigSize, strconv.Itoa(len(tc.body)))
+				limit = int64(probe.Size()-len(probe.Subject)) + 5
+			}
+			cut := workers.FitDeadLetter(m, limit)
+			size := int64(m.Size() - len(m.Subject))
+			if tc.want != "" {
+				require.False(t, cut)
+				require.Equal(t, tc.want, string(m.Data))
+				require.Empty(t, m.Header.Get(subjects.HeaderTruncated))
+				return
+			}
+			require.True(t, cut)
+			require.LessOrEqual(t, size, limit)
+			require.Equal(t, "true", m.Header.Get(subjects.HeaderTruncated))
+			require.Equal(t, strconv.Itoa(len(tc.body)), m.Header.Get(subjects.HeaderOrigSize))
+			if tc.name == "cut" {
+				require.Equal(t, "abcde", string(m.Data))
+			} else {
+				require.Equal(t, "aaaa", string(m.Data), "é would be split at byte 5: cut before it")
+			}
+		})
+	}
+}
