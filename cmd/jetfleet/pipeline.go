@@ -14,7 +14,7 @@ import (
 func pipelineCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pipeline",
-		Usage: "check or print pipeline files",
+		Usage: "check, test or print pipeline files",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "check",
@@ -28,6 +28,7 @@ the file is good, 1 when it is not.
    jetfleet pipeline check examples/shop/pipeline.yaml`,
 				Action: runPipelineCheck,
 			},
+			pipelineTestCommand(),
 			{
 				Name:  "default",
 				Usage: "print the built-in shop pipeline (a starting point for your own)",

@@ -1,0 +1,87 @@
+package main_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestPipelineTestExamples runs the shipped examples' test files, so `go
+// test` (and make test) keeps them passing.
+func TestPipelineTestExamples(t *testing.T) {
+	t.Parallel()
+	out, code := jf(t, nil, "pipeline", "test", "--json", "../../examples/")
+	require.Equal(t, 0, code, out)
+	var rep struct {
+		Passed, Failed int
+		Results        []struct {
+			File   string
+			Case   string
+			Passed bool
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	require.Zero(t, rep.Failed, out)
+	files := map[string]bool{}
+	for _, r := range rep.Results {
+		files[filepath.Base(filepath.Dir(r.File))] = true
+	}
+	for _, ex := range []string{"shop", "iot", "market", "feedback"} {
+		require.True(t, files[ex], "no test cases ran for examples/%s: %s", ex, out)
+	}
+}
+
+// TestPipelineTestBrokenExpectation breaks expectations in a copy of the
+// shop example: the run fails, and says row by row what differed.
+func TestPipelineTestBrokenExpectation(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "shop")
+	require.NoError(t, os.CopyFS(dir, os.DirFS("../../examples/shop")))
+	edit := func(name string, pairs ...string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		s := string(b)
+		for i := 0; i < len(pairs); i += 2 {
+			require.Contains(t, s, pairs[i])
+			s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+		}
+		require.NoError(t, os.WriteFile(path, []byte(s), 0o600))
+	}
+	edit("pipeline.test.yaml",
+		"{day: \"2026-10-02\", country: GB, orders: 1, revenue_usd: 1270}", "{day: \"2026-10-02\", country: GB, orders: 1, revenue_usd: 1300}",
+		"{step: validate, reason: currency, record: {order_id: b-3}}", "{step: validate, reason: bitcoin, record: {order_id: b-3}}")
+	edit("testdata/sample.golden.yaml", "amount_usd: 21.6, country: DE", "amount_usd: 21.7, country: DE")
+
+	out, code := jf(t, nil, "pipeline", "test", dir)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "2 passed, 3 failed")
+	require.Contains(t, out, "FAIL "+filepath.Join(dir, "pipeline.test.yaml")+":6: the sample file")
+	require.Contains(t, out, `~ order_id="s-2": amount_usd: want 21.7, got 21.6`)
+	require.Contains(t, out, `~ country="GB" day="2026-10-02": revenue_usd: want 1300, got 1270`)
+	require.Contains(t, out, `- want, missing:   validate: reason "bitcoin" record {"order_id":"b-3"}`)
+	require.Contains(t, out, `+ got, unexpected: validate/orders: reason "validation failed: currency: \"JPY\" is not one of USD, EUR, GBP"`)
+
+	// --update makes the golden file what the fleet gives again.
+	out, code = jf(t, nil, "pipeline", "test", "--update", "--run", "sample file", dir)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "wrote "+filepath.Join(dir, "testdata", "sample.golden.yaml"))
+	golden, err := os.ReadFile(filepath.Join(dir, "testdata", "sample.golden.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, string(golden), "amount_usd: 21.6, country: DE")
+	if diff, err := exec.Command("diff", "-u", "../../examples/shop/testdata/sample.golden.yaml", filepath.Join(dir, "testdata", "sample.golden.yaml")).CombinedOutput(); err != nil {
+		t.Fatalf("an updated golden file differs from the shipped one:\n%s", diff)
+	}
+
+	// A misspelt key is an error with the file and line, not an unchecked expectation.
+	edit("pipeline.test.yaml", "    expect:\n      clean:", "    expect:\n      cleen:")
+	out, code = jf(t, nil, "pipeline", "test", dir)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "field cleen not found")
+}
