@@ -33,6 +33,7 @@ Prints one line per case and, for a failed one, what differed row by row (- want
 			&cli.BoolFlag{Name: "json", Usage: "print the results as one JSON document (for CI)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "longest a case may run (a case's timeout: overrides it)", Value: testrun.DefaultTimeout},
 			&cli.StringFlag{Name: "run", Usage: "run only cases whose name contains this"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep each case's data dir (printed) to look into with jetfleet query --data-dir"},
 			&cli.StringFlag{Name: "log-level", Usage: "the fleet's log level (logs go to stderr)", Value: "error"},
 			&cli.StringFlag{Name: "log-format", Usage: "json or console"},
 		},
@@ -76,7 +77,7 @@ func runPipelineTest(c *cli.Context) error {
 	if len(problems) > 0 {
 		return cli.Exit(strings.Join(problems, "\n"), 1)
 	}
-	r := testrun.New(testrun.Config{Logger: log, Version: version, Timeout: c.Duration("timeout"), Update: c.Bool("update"), CaseFilter: c.String("run")})
+	r := testrun.New(testrun.Config{Logger: log, Version: version, Timeout: c.Duration("timeout"), Update: c.Bool("update"), CaseFilter: c.String("run"), Keep: c.Bool("keep")})
 	var rep testReport
 	w := c.App.Writer
 	for _, f := range files {

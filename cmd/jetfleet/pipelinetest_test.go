@@ -85,3 +85,53 @@ func TestPipelineTestBrokenExpectation(t *testing.T) {
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "field cleen not found")
 }
+
+// keptShopDataDir runs one shop case with --keep and returns the data
+// dir it leaves: a lake and marts written by the real fleet.
+func keptShopDataDir(t *testing.T) string {
+	t.Helper()
+	out, code := jf(t, []string{"TMPDIR=" + t.TempDir()}, "pipeline", "test", "--keep", "--json", "--run", "rolled up", "../../examples/shop/pipeline.yaml")
+	require.Equal(t, 0, code, out)
+	var rep struct {
+		Results []struct {
+			DataDir string `json:"data_dir"`
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	require.Len(t, rep.Results, 1)
+	require.DirExists(t, filepath.Join(rep.Results[0].DataDir, "lake", "orders"))
+	return rep.Results[0].DataDir
+}
+
+// TestPipelineCheckAgainstLake: with --data-dir, a changed column type and
+// a dropped column a mart uses are refused with file:line before
+// anything runs; an added column passes.
+func TestPipelineCheckAgainstLake(t *testing.T) {
+	t.Parallel()
+	dataDir := keptShopDataDir(t)
+	orig, err := os.ReadFile("../../examples/shop/pipeline.yaml")
+	require.NoError(t, err)
+	write := func(pairs ...string) string {
+		t.Helper()
+		s := string(orig)
+		for i := 0; i < len(pairs); i += 2 {
+			require.Contains(t, s, pairs[i])
+			s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+		}
+		path := filepath.Join(t.TempDir(), "pipeline.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(s), 0o600))
+		return path
+	}
+	bad := write("{name: amount, type: DOUBLE}", `{name: amount, type: "DECIMAL(18,2)"}`,
+		"      - {name: customer_id, type: VARCHAR}\n", "")
+	out, code := jf(t, nil, "pipeline", "check", "--data-dir", dataDir, bad)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, bad+":11:16: datasets.orders.schema[1].type: column amount changes type from DOUBLE (the lake's) to DECIMAL(18,2)")
+	require.Contains(t, out, bad+":69:3: marts.customer_ltv.sql: uses column customer_id, which the schema of dataset orders no longer has")
+	require.Contains(t, out, "2 problem(s) against the lake of "+dataDir)
+
+	added := write("      - {name: email_hash, type: VARCHAR}\n", "      - {name: email_hash, type: VARCHAR}\n      - {name: channel, type: VARCHAR}\n")
+	out, code = jf(t, nil, "pipeline", "check", "--data-dir", dataDir, added)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "ok: pipeline shop")
+}

@@ -39,6 +39,9 @@ type Config struct {
 	TempDir string
 	// CaseFilter runs only the cases whose name contains it.
 	CaseFilter string
+	// Keep leaves each case's temp dir (server store and data dir) in
+	// place, named in Result.DataDir, to look into with `jetfleet query`.
+	Keep bool
 }
 
 // DefaultTimeout bounds a case that sets none.
@@ -70,6 +73,8 @@ type Result struct {
 	Updated string `json:"updated,omitempty"`
 	// Notes are what the run changed from production (external steps).
 	Notes []string `json:"notes,omitempty"`
+	// DataDir is the case's data dir, kept with Config.Keep.
+	DataDir string `json:"data_dir,omitempty"`
 }
 
 // Text is the result as the command prints it: a line, and for a case
@@ -83,6 +88,9 @@ func (res Result) Text() string {
 	fmt.Fprintf(&b, "%s %s:%d: %s (%.1fs)\n", status, res.File, res.Line, res.Case, res.Seconds)
 	for _, n := range res.Notes {
 		fmt.Fprintf(&b, "    note: %s\n", n)
+	}
+	if res.DataDir != "" {
+		fmt.Fprintf(&b, "    data dir: %s\n", res.DataDir)
 	}
 	if res.Updated != "" {
 		fmt.Fprintf(&b, "    wrote %s\n", res.Updated)
@@ -116,7 +124,7 @@ func (r *Runner) RunFile(ctx context.Context, f *File, each func(Result)) []Resu
 func (r *Runner) runCase(ctx context.Context, f *File, c *Case) Result {
 	start := time.Now()
 	res := Result{File: f.Path, Line: c.line, Case: c.Name}
-	got, notes, err := r.outputs(ctx, f, c)
+	got, notes, err := r.outputs(ctx, f, c, &res.DataDir)
 	res.Notes = notes
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {
@@ -146,7 +154,7 @@ func (r *Runner) runCase(ctx context.Context, f *File, c *Case) Result {
 }
 
 // outputs runs the case on a fleet of its own and collects what came out.
-func (r *Runner) outputs(ctx context.Context, f *File, c *Case) (*Outputs, []string, error) {
+func (r *Runner) outputs(ctx context.Context, f *File, c *Case, kept *string) (*Outputs, []string, error) {
 	timeout := r.cfg.Timeout
 	if c.Timeout != "" {
 		d, err := time.ParseDuration(c.Timeout)
@@ -170,7 +178,11 @@ func (r *Runner) outputs(ctx context.Context, f *File, c *Case) (*Outputs, []str
 	if err != nil {
 		return nil, notes, err
 	}
-	defer os.RemoveAll(dir)
+	if r.cfg.Keep {
+		*kept = filepath.Join(dir, "data")
+	} else {
+		defer os.RemoveAll(dir)
+	}
 
 	srv, err := embedded.Start(embedded.Config{StoreDir: filepath.Join(dir, "nats"), Port: -1, Quiet: true})
 	if err != nil {
