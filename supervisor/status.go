@@ -205,8 +205,12 @@ type MartStatus struct {
 	// mart's files; 0 if unknown.
 	LastSeq uint64 `json:"last_seq"`
 	// Unflushed counts records consumed but not yet in the files.
-	Unflushed int64  `json:"unflushed"`
-	Err       string `json:"error,omitempty"`
+	Unflushed int64 `json:"unflushed"`
+	// Rebuilding says why the mart is being recomputed from the lake (its
+	// definition changed); RebuiltAt is when the last rebuild was written.
+	Rebuilding string     `json:"rebuilding,omitempty"`
+	RebuiltAt  *time.Time `json:"rebuilt_at,omitempty"`
+	Err        string     `json:"error,omitempty"`
 }
 
 // MartsFunc reports the marts; [Snapshot] and the supervisor call it.

@@ -297,3 +297,20 @@ func TestFailedChildInStatus(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMartRebuildInStatus: a mart rebuilt from the lake keeps the fleet
+// busy and says so; once written, status says when it was rebuilt.
+func TestMartRebuildInStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	rebuilt := now.Add(-90 * time.Second)
+	st := &supervisor.Status{Time: now, Marts: []supervisor.MartStatus{
+		{Name: "daily_sales", Dataset: "orders", Rows: 3, UpdatedAt: now.Add(-time.Hour), Rebuilding: "definition changed"},
+		{Name: "customer_ltv", Dataset: "orders", Rows: 2, UpdatedAt: rebuilt, RebuiltAt: &rebuilt},
+	}}
+	require.Equal(t, "mart daily_sales: rebuilding from the lake (definition changed)", st.Busy())
+	var text strings.Builder
+	require.NoError(t, supervisor.RenderText(&text, st, supervisor.TextOptions{}))
+	require.Contains(t, text.String(), "rebuilding from the lake (definition changed)")
+	require.Contains(t, text.String(), "rebuilt from the lake 1m30s ago")
+}

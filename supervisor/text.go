@@ -102,6 +102,12 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 			if !m.UpdatedAt.IsZero() {
 				upd = ago(st.Time.Sub(m.UpdatedAt)) + " ago"
 			}
+			switch {
+			case m.Rebuilding != "":
+				upd += "  rebuilding from the lake (" + m.Rebuilding + ")"
+			case m.RebuiltAt != nil:
+				upd += "  rebuilt from the lake " + ago(st.Time.Sub(*m.RebuiltAt)) + " ago"
+			}
 			if m.Err != "" {
 				upd += "  error: " + shorten(m.Err, 60)
 			}
