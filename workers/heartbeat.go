@@ -42,6 +42,9 @@ func (w *Worker) Snapshot() subjects.Beat {
 		hb.LastErr = *e
 	}
 	hb.Conn = w.connState()
+	if cr := w.reporter.Load(); cr != nil {
+		hb.Contract = (*cr).ContractCounts()
+	}
 	return hb
 }
 

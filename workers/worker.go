@@ -36,6 +36,8 @@ type Worker struct {
 	lastReconnect atomic.Pointer[time.Time]
 
 	maxDeliver int
+	// reporter is the handler's ContractReporter, if it is one.
+	reporter atomic.Pointer[ContractReporter]
 	// handlerSeconds is this worker's series of the handler latency histogram.
 	handlerSeconds prometheus.Observer
 	// stall bounds how long a publish waits for room in the async window:

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/metrics"
 	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/subjects"
 )
 
 // contract applies a dataset's schema contract to clean records: what
@@ -23,10 +25,11 @@ type contract struct {
 	mu       sync.Mutex
 	counters map[string]prometheus.Counter // by field, at most MaxContractFields
 	other    prometheus.Counter
+	counts   map[string]int64 // records per field (as labelled), for heartbeats
 }
 
 func newContract(ds *pipeline.Dataset) *contract {
-	c := &contract{dataset: ds.Name, mode: ds.Contract, columns: make(map[string]struct{}, len(ds.Schema)), counters: map[string]prometheus.Counter{}}
+	c := &contract{dataset: ds.Name, mode: ds.Contract, columns: make(map[string]struct{}, len(ds.Schema)), counters: map[string]prometheus.Counter{}, counts: map[string]int64{}}
 	switch c.mode {
 	case pipeline.ContractDiscardColumns:
 		c.decision = "dropped"
@@ -56,7 +59,7 @@ func (c *contract) apply(f *pipeline.Fields, unknown *[]string) error {
 		return nil
 	}
 	for _, n := range names {
-		c.counter(n).Inc()
+		c.count(n).Inc()
 	}
 	switch c.mode {
 	case pipeline.ContractDiscardColumns:
@@ -70,21 +73,35 @@ func (c *contract) apply(f *pipeline.Fields, unknown *[]string) error {
 	return nil
 }
 
-// counter is the field's counter; a handler labels a bounded number of
-// field names, as they come from the data.
-func (c *contract) counter(field string) prometheus.Counter {
+// count notes a record with field and returns the field's metric; a
+// handler labels a bounded number of field names, as they come from the
+// data.
+func (c *contract) count(field string) prometheus.Counter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if k, ok := c.counters[field]; ok {
+		c.counts[field]++
 		return k
 	}
 	if len(c.counters) >= metrics.MaxContractFields {
 		if c.other == nil {
 			c.other = metrics.ContractFields.WithLabelValues(c.dataset, metrics.OtherField, c.decision)
 		}
+		c.counts[metrics.OtherField]++
 		return c.other
 	}
 	k := metrics.ContractFields.WithLabelValues(c.dataset, field, c.decision)
 	c.counters[field] = k
+	c.counts[field]++
 	return k
+}
+
+// snapshot is a copy of the decisions so far, nil before the first.
+func (c *contract) snapshot() *subjects.ContractCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.counts) == 0 {
+		return nil
+	}
+	return &subjects.ContractCounts{Contract: c.mode, Fields: maps.Clone(c.counts)}
 }

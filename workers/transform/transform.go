@@ -122,6 +122,11 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 	return h, nil
 }
 
+// ContractCounts reports what the dataset's schema contract did to
+// fields outside the schema (workers.ContractReporter); nil until a
+// record had one.
+func (h *Handler) ContractCounts() *subjects.ContractCounts { return h.contract.snapshot() }
+
 // WithPartitions returns a copy of h for a clean stage of n partitions
 // (subjects.StreamOptions.Partitions); the default is
 // subjects.DefaultPartitions.
