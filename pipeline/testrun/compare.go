@@ -265,7 +265,7 @@ func (w DeadLetter) String() string {
 }
 
 func (w Alert) matches(g Alert) bool {
-	return w.Rule == g.Rule && (w.Key == "" || w.Key == g.Key) && (w.Severity == "" || w.Severity == g.Severity) &&
+	return (w.Rule == "" || w.Rule == g.Rule) && (w.Key == "" || w.Key == g.Key) && (w.Severity == "" || w.Severity == g.Severity) &&
 		(w.Message == "" || matches(w.Message, w.re, g.Message))
 }
 

@@ -307,7 +307,17 @@ func prepareSpec(spec *pipeline.Spec, c *Case) ([]string, error) {
 		}
 		l.Rows, l.CSV = rows, ""
 	}
+	// A test must not reach outside its temp dir: no watched landing
+	// directory (the watcher moves the files it ingests), no webhook.
+	if len(spec.Webhooks) > 0 {
+		notes = append(notes, fmt.Sprintf("%d webhook target(s) not called (alerts are checked on JF_ALERTS)", len(spec.Webhooks)))
+		spec.Webhooks = nil
+	}
 	for _, ds := range spec.Datasets {
+		if ds.Ingest.Watch != "" {
+			notes = append(notes, fmt.Sprintf("dataset %s: landing directory %s not watched", ds.Name, ds.Ingest.Watch))
+			ds.Ingest.Watch = ""
+		}
 		for _, st := range ds.ExternalSteps {
 			if st == subjects.StepTransform.Name && len(ds.Transforms) == 0 {
 				notes = append(notes, fmt.Sprintf("dataset %s: external step %s runs as pass-through", ds.Name, st))

@@ -1,6 +1,8 @@
 package testrun_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,4 +75,20 @@ func TestLoadErrors(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestIsolated: a pipeline that watches a landing directory and calls a
+// webhook runs in a test without either, and says so.
+func TestIsolated(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "isolated")
+	require.NoError(t, os.CopyFS(dir, os.DirFS("testdata/isolated")))
+	results := run(t, filepath.Join(dir, "pipeline.test.yaml"))
+	require.Len(t, results, 1)
+	require.True(t, results[0].Passed, results[0].Text())
+	require.Equal(t, []string{
+		"1 webhook target(s) not called (alerts are checked on JF_ALERTS)",
+		"dataset events: landing directory " + filepath.Join(dir, "landing") + " not watched",
+	}, results[0].Notes)
+	require.FileExists(t, filepath.Join(dir, "landing", "z.ndjson"), "the landing file is left alone")
 }
