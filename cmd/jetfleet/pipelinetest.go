@@ -33,7 +33,8 @@ Prints one line per case and, for a failed one, what differed row by row (- want
 			&cli.BoolFlag{Name: "json", Usage: "print the results as one JSON document (for CI)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "longest a case may run (a case's timeout: overrides it)", Value: testrun.DefaultTimeout},
 			&cli.StringFlag{Name: "run", Usage: "run only cases whose name contains this"},
-			&cli.BoolFlag{Name: "keep", Usage: "keep each case's data dir (printed) to look into with jetfleet query --data-dir"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep each case's data dir (printed) to look into with jetfleet query --data-dir, or to start from with --data-dir"},
+			&cli.StringFlag{Name: "data-dir", Usage: "start each case from a copy of this data dir (a kept one, or a jetfleet dev one not in use) instead of an empty one"},
 			&cli.StringFlag{Name: "log-level", Usage: "the fleet's log level (logs go to stderr)", Value: "error"},
 			&cli.StringFlag{Name: "log-format", Usage: "json or console"},
 		},
@@ -77,7 +78,7 @@ func runPipelineTest(c *cli.Context) error {
 	if len(problems) > 0 {
 		return cli.Exit(strings.Join(problems, "\n"), 1)
 	}
-	r := testrun.New(testrun.Config{Logger: log, Version: version, Timeout: c.Duration("timeout"), Update: c.Bool("update"), CaseFilter: c.String("run"), Keep: c.Bool("keep")})
+	r := testrun.New(testrun.Config{Logger: log, Version: version, Timeout: c.Duration("timeout"), Update: c.Bool("update"), CaseFilter: c.String("run"), Keep: c.Bool("keep"), DataDir: c.String("data-dir")})
 	var rep testReport
 	w := c.App.Writer
 	for _, f := range files {

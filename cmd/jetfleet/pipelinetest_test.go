@@ -135,3 +135,43 @@ func TestPipelineCheckAgainstLake(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "ok: pipeline shop")
 }
+
+// TestPipelineTestAddedColumnOnData: a column added to the schema of a
+// pipeline with data works without a rebuild: a case run from a kept data
+// dir sees old records with the column NULL and new ones with it, in a
+// new mart and an unchanged one.
+func TestPipelineTestAddedColumnOnData(t *testing.T) {
+	t.Parallel()
+	dataDir := keptShopDataDir(t)
+	dir := t.TempDir()
+	orig, err := os.ReadFile("../../examples/shop/pipeline.yaml")
+	require.NoError(t, err)
+	v2 := strings.Replace(string(orig), "      - {name: email_hash, type: VARCHAR}\n", "      - {name: email_hash, type: VARCHAR}\n      - {name: channel, type: VARCHAR}\n", 1)
+	v2 = strings.Replace(v2, "marts:\n", "marts:\n  by_channel:\n    dataset: orders\n    sql: SELECT channel, count(*) AS orders FROM orders GROUP BY ALL\n", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pipeline.yaml"), []byte(v2), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pipeline.test.yaml"), []byte(`cases:
+  - name: old records and new ones
+    input:
+      - records:
+          - {order_id: n-1, customer_id: c-9, amount: 50, currency: USD, country: US, ts: "2026-10-01T12:00:00Z", channel: web}
+    expect:
+      clean:   # the case's own records, not the data dir's
+        orders: {fields: [order_id, channel], records: [{order_id: n-1, channel: web}]}
+      dead_letters: []
+      marts:
+        by_channel:
+          exact: true
+          rows: [{orders: 3}, {channel: web, orders: 1}]
+        daily_sales:
+          fields: [day, country, orders, revenue_usd]
+          rows:
+            - {day: "2026-10-01", country: US, orders: 2, revenue_usd: 150}
+            - {day: "2026-10-02", country: DE, orders: 1, revenue_usd: 54}
+            - {day: "2026-10-02", country: GB, orders: 1, revenue_usd: 1270}
+`), 0o600))
+	out, code := jf(t, nil, "pipeline", "check", "--data-dir", dataDir, filepath.Join(dir, "pipeline.yaml"))
+	require.Equal(t, 0, code, out)
+	out, code = jf(t, nil, "pipeline", "test", "--data-dir", dataDir, dir)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "1 passed, 0 failed")
+}

@@ -39,9 +39,16 @@ type Config struct {
 	TempDir string
 	// CaseFilter runs only the cases whose name contains it.
 	CaseFilter string
-	// Keep leaves each case's temp dir (server store and data dir) in
-	// place, named in Result.DataDir, to look into with `jetfleet query`.
+	// Keep leaves each case's data dir (with the server's store under
+	// nats/, as `jetfleet dev` lays it out) in place, named in
+	// Result.DataDir, to look into with `jetfleet query` or to start
+	// another run from (DataDir).
 	Keep bool
+	// DataDir, if set, is copied as each case's starting state: its
+	// streams, lake, marts and aggregator state (a kept data dir, or a
+	// `jetfleet dev` one not in use). Clean records, dead letters and
+	// alerts are then those of the case's input; mart rows are the marts'.
+	DataDir string
 }
 
 // DefaultTimeout bounds a case that sets none.
@@ -178,13 +185,19 @@ func (r *Runner) outputs(ctx context.Context, f *File, c *Case, kept *string) (*
 	if err != nil {
 		return nil, notes, err
 	}
+	dataDir := filepath.Join(dir, "data")
 	if r.cfg.Keep {
-		*kept = filepath.Join(dir, "data")
+		*kept = dataDir
 	} else {
 		defer os.RemoveAll(dir)
 	}
+	if r.cfg.DataDir != "" {
+		if err := os.CopyFS(dataDir, os.DirFS(r.cfg.DataDir)); err != nil {
+			return nil, notes, fmt.Errorf("copy the data dir: %w", err)
+		}
+	}
 
-	srv, err := embedded.Start(embedded.Config{StoreDir: filepath.Join(dir, "nats"), Port: -1, Quiet: true})
+	srv, err := embedded.Start(embedded.Config{StoreDir: filepath.Join(dataDir, "nats"), Port: -1, Quiet: true})
 	if err != nil {
 		return nil, notes, err
 	}
@@ -201,6 +214,12 @@ func (r *Runner) outputs(ctx context.Context, f *File, c *Case, kept *string) (*
 	if err := subjects.Ensure(ctx, js, subjects.StreamOptions{}); err != nil {
 		return nil, notes, err
 	}
+	// What the streams held before (a data dir's history) is not the
+	// case's output.
+	before, err := streamCounts(ctx, js, spec)
+	if err != nil {
+		return nil, notes, err
+	}
 	// Inputs go in before the fleet starts, so the aggregator sees them
 	// in few batches and the marts are written (and their alert rules
 	// evaluated) on the whole input, as a test expects.
@@ -208,7 +227,6 @@ func (r *Runner) outputs(ctx context.Context, f *File, c *Case, kept *string) (*
 		return nil, notes, err
 	}
 
-	dataDir := filepath.Join(dir, "data")
 	fl, err := fleet.Build(fleet.Config{
 		Conn: nc, Logger: r.cfg.Logger, Version: r.cfg.Version, Spec: spec, LoadLookups: true,
 		DataDir: dataDir, MemoryLimit: "256MB",
@@ -261,7 +279,7 @@ func (r *Runner) outputs(ctx context.Context, f *File, c *Case, kept *string) (*
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, notes, fmt.Errorf("fleet: %w", err)
 	}
-	got, err := collect(ctx, js, spec, dataDir)
+	got, err := collect(ctx, js, spec, dataDir, before)
 	return got, notes, err
 }
 
@@ -409,10 +427,10 @@ func waitFor(ctx context.Context, cond func() bool) error {
 // collect reads what the fleet produced: clean records and dead letters
 // from their streams, alerts from JF_ALERTS, mart rows from the Parquet
 // files through DuckDB.
-func collect(ctx context.Context, js jetstream.JetStream, spec *pipeline.Spec, dataDir string) (*Outputs, error) {
+func collect(ctx context.Context, js jetstream.JetStream, spec *pipeline.Spec, dataDir string, before counts) (*Outputs, error) {
 	got := &Outputs{Clean: map[string]*Rows{}, Marts: map[string]*Rows{}}
 	for _, ds := range spec.Datasets {
-		rows, err := readRecords(ctx, js, subjects.StreamClean, subjects.CleanFilters(ds.Name))
+		rows, err := readRecords(ctx, js, subjects.StreamClean, subjects.CleanFilters(ds.Name), before)
 		if err != nil {
 			return nil, err
 		}
@@ -425,6 +443,9 @@ func collect(ctx context.Context, js jetstream.JetStream, spec *pipeline.Spec, d
 	}
 	var dead []DeadLetter
 	for _, d := range dls {
+		if d.Seq <= before[subjects.StreamDLQ].last {
+			continue
+		}
 		for _, body := range deadBodies(d) {
 			dl := DeadLetter{Dataset: d.Dataset, Step: d.Step, Reason: d.Reason}
 			var rec map[string]any
@@ -439,7 +460,7 @@ func collect(ctx context.Context, js jetstream.JetStream, spec *pipeline.Spec, d
 	got.DeadLetters = &dead
 
 	alerts := []Alert{}
-	bodies, err := readBodies(ctx, js, subjects.StreamAlerts, nil)
+	bodies, err := readBodies(ctx, js, subjects.StreamAlerts, nil, before)
 	if err != nil {
 		return nil, err
 	}
@@ -496,8 +517,8 @@ func deadBodies(d supervisor.DeadLetter) [][]byte {
 	return [][]byte{d.Data}
 }
 
-func readRecords(ctx context.Context, js jetstream.JetStream, stream string, filters []string) ([]map[string]any, error) {
-	bodies, err := readBodies(ctx, js, stream, filters)
+func readRecords(ctx context.Context, js jetstream.JetStream, stream string, filters []string, before counts) ([]map[string]any, error) {
+	bodies, err := readBodies(ctx, js, stream, filters, before)
 	if err != nil {
 		return nil, err
 	}
@@ -517,31 +538,87 @@ func readRecords(ctx context.Context, js jetstream.JetStream, stream string, fil
 	return rows, nil
 }
 
-// readBodies reads every message of stream (matching filters) in order.
-func readBodies(ctx context.Context, js jetstream.JetStream, stream string, filters []string) ([][]byte, error) {
+// streamState is what a stream held: its last sequence, and messages
+// per filter.
+type streamState struct {
+	last     uint64
+	byFilter map[string]uint64
+}
+
+// counts are the output streams' states, by stream.
+type counts map[string]streamState
+
+// outputFilters are the filters collect reads each output stream with.
+func outputFilters(spec *pipeline.Spec) map[string][]string {
+	clean := []string{}
+	for _, ds := range spec.Datasets {
+		clean = append(clean, subjects.CleanFilters(ds.Name)...)
+	}
+	return map[string][]string{subjects.StreamClean: clean, subjects.StreamDLQ: {">"}, subjects.StreamAlerts: {">"}}
+}
+
+func streamCounts(ctx context.Context, js jetstream.JetStream, spec *pipeline.Spec) (counts, error) {
+	out := counts{}
+	for stream, filters := range outputFilters(spec) {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		st := streamState{byFilter: map[string]uint64{}}
+		for _, f := range filters {
+			n, last, err := filterCount(ctx, s, f)
+			if err != nil {
+				return nil, err
+			}
+			st.byFilter[f], st.last = n, max(st.last, last)
+		}
+		out[stream] = st
+	}
+	return out, nil
+}
+
+// filterCount is how many messages of s match filter, and s's last
+// sequence.
+func filterCount(ctx context.Context, s jetstream.Stream, filter string) (n, last uint64, err error) {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, info.State.LastSeq, nil
+}
+
+// readBodies reads the messages of stream (matching filters) stored
+// after before's, in order.
+func readBodies(ctx context.Context, js jetstream.JetStream, stream string, filters []string, before counts) ([][]byte, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
 	// Count first: an ordered consumer says nothing of an empty filter
 	// but by timing out.
-	var total uint64
 	if len(filters) == 0 {
 		filters = []string{">"}
 	}
+	prev := before[stream]
+	var total uint64
 	for _, f := range filters {
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(f))
+		n, _, err := filterCount(ctx, s, f)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range info.State.Subjects {
-			total += n
-		}
+		total += n - min(n, prev.byFilter[f])
 	}
 	if total == 0 {
 		return nil, nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+	if prev.last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, prev.last+1
+	}
+	c, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
