@@ -31,6 +31,10 @@ test: tools ## go vet + every test with the race detector (what CI runs)
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
 
+.PHONY: test/pipelines
+test/pipelines: build ## run the examples' pipeline tests (jetfleet pipeline test examples/; go test runs them too)
+	./$(BIN) pipeline test examples/
+
 .PHONY: test/race
 test/race: test ## alias of test
 

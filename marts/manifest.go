@@ -45,6 +45,11 @@ type Manifest struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// LastSeq is the highest stream sequence folded into the files.
 	LastSeq uint64 `json:"last_seq"`
+	// Rebuilding says why the mart is being recomputed from the lake
+	// ("definition changed"); its files are still the old ones meanwhile.
+	Rebuilding string `json:"rebuilding,omitempty"`
+	// RebuiltAt is when the last recomputation from the lake was written.
+	RebuiltAt *time.Time `json:"rebuilt_at,omitempty"`
 	// Dir is the directory the manifest describes (filled in on read).
 	Dir string `json:"-"`
 }

@@ -24,5 +24,5 @@ func ObserveHandler(step, dataset string, d time.Duration) {
 
 // Collectors are this package's metrics, for registering on a registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{HandlerSeconds, AlertsFired, AlertsSuppressed, NativeMemory}
+	return []prometheus.Collector{HandlerSeconds, AlertsFired, AlertsSuppressed, NativeMemory, ContractFields}
 }

@@ -17,6 +17,8 @@ type Dataset struct {
 	// once downstream.
 	Key    string
 	Schema []Column // columns of the clean record, in order
+	// SchemaPos are the positions of Schema's columns in the file.
+	SchemaPos []Pos
 	// Sources are the shapes records arrive in, mapped to one before
 	// validation; empty when records arrive in the dataset's shape.
 	Sources    []*Source
@@ -27,8 +29,31 @@ type Dataset struct {
 	// jetfleet runs (any language, following docs/wire.md): the fleet
 	// builds no worker for them, and the steps around them run as usual.
 	ExternalSteps []string
-	Pos           Pos
+	// Contract says what happens to a clean record's fields that are not
+	// in Schema: one of Contracts, default ContractEvolve.
+	Contract    string
+	ContractPos Pos
+	Pos         Pos
 }
+
+// Schema contracts: what the transform step does with a clean record's
+// fields that are not schema columns (docs/pipeline.md, "Schema contracts").
+const (
+	// ContractEvolve keeps them in the clean record (JF_CLEAN and its
+	// readers see them); the lake and marts hold the schema's columns, so
+	// a field becomes a column by adding it to the schema.
+	ContractEvolve = "evolve"
+	// ContractDiscardColumns drops them from the clean record.
+	ContractDiscardColumns = "discard_columns"
+	// ContractFreeze dead-letters the record, naming the fields.
+	ContractFreeze = "freeze"
+	// ContractDiscardRows is ContractFreeze: a record is never dropped
+	// without a trace, so a discarded row is a dead letter.
+	ContractDiscardRows = "discard_rows"
+)
+
+// Contracts are the values of a dataset's contract.
+var Contracts = []string{ContractEvolve, ContractDiscardColumns, ContractFreeze, ContractDiscardRows}
 
 // ExternalStepNames are the steps a dataset may leave to an outside
 // program: the record steps between two streams. Ingest has no consumer,
@@ -78,7 +103,11 @@ func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Datas
 	d.mapping(n, path,
 		field{name: "description", set: func(v *yaml.Node, p string) { ds.Description = d.str(v, p) }},
 		field{name: "key", required: true, set: func(v *yaml.Node, p string) { ds.Key = d.str(v, p) }},
-		field{name: "schema", required: true, set: func(v *yaml.Node, p string) { ds.Schema = d.parseSchema(v, p) }},
+		field{name: "schema", required: true, set: func(v *yaml.Node, p string) {
+			d.schemaPos = nil
+			ds.Schema = d.parseSchema(v, p)
+			ds.SchemaPos = d.schemaPos
+		}},
 		field{name: "sources", set: func(v *yaml.Node, p string) { ds.Sources = d.parseSources(v, p) }},
 		field{name: "validate", set: func(v *yaml.Node, p string) {
 			d.list(v, p, "rules", func(i int, v *yaml.Node, p string) {
@@ -96,9 +125,23 @@ func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Datas
 		}},
 		field{name: "ingest", set: func(v *yaml.Node, p string) { ds.Ingest = d.parseIngest(v, p) }},
 		field{name: "external_steps", set: func(v *yaml.Node, p string) { ds.ExternalSteps = d.parseExternalSteps(v, p) }},
+		field{name: "contract", set: func(v *yaml.Node, p string) {
+			ds.Contract, ds.ContractPos = d.oneOf(v, p, Contracts...), d.pos(v)
+		}},
 	)
 	if n.Kind == yaml.MappingNode {
 		d.checkExternal(ds, n, path)
+	}
+	if ds.Contract == ContractDiscardRows {
+		ds.Contract = ContractFreeze
+	}
+	// The transform step enforces the contract, on the record as it
+	// leaves for JF_CLEAN; a program outside jetfleet would not.
+	if ds.Contract != "" && ds.Contract != ContractEvolve && ds.External("transform") {
+		d.errorf(n, join(path, "contract"), "contract %s is enforced by jetfleet's transform step, and transform is in external_steps: enforce it in that program, or leave contract out", ds.Contract)
+	}
+	if ds.Contract == "" {
+		ds.Contract = ContractEvolve
 	}
 	return ds
 }
@@ -126,6 +169,11 @@ func (d *decoder) parseSchema(n *yaml.Node, path string) []Column {
 			d.errorf(typeNode, join(p, "type"), "unknown type %q (want a DuckDB type such as VARCHAR, DOUBLE, BIGINT, BOOLEAN, DATE, TIMESTAMPTZ, DECIMAL(18,2))", c.Type)
 		}
 		cols = append(cols, c)
+		pos := d.pos(v)
+		if nameNode != nil {
+			pos = d.pos(nameNode)
+		}
+		d.schemaPos = append(d.schemaPos, pos)
 	})
 	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
 		d.errorf(n, path, "empty, want at least one column")

@@ -19,6 +19,8 @@ const maxErrors = 50
 type decoder struct {
 	file string
 	errs []error
+	// schemaPos collects the column positions of the schema being parsed.
+	schemaPos []Pos
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {

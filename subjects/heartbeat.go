@@ -30,6 +30,17 @@ type Beat struct {
 	// Conn is the worker's NATS connection: which server, how often it
 	// reconnected (a cluster node died, a server restarted).
 	Conn *ConnState `json:"conn,omitempty"`
+	// Contract is what the dataset's schema contract did since the
+	// worker's handler was built (transform step only).
+	Contract *ContractCounts `json:"contract,omitempty"`
+}
+
+// ContractCounts are a schema contract's decisions: per field outside
+// the schema, the records that had it. The contract says what was done
+// to them (evolve: kept, discard_columns: dropped, freeze: rejected).
+type ContractCounts struct {
+	Contract string           `json:"contract"`
+	Fields   map[string]int64 `json:"fields"`
 }
 
 // ConnState is a worker's NATS connection as it last saw it.

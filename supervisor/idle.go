@@ -75,6 +75,9 @@ func (s *Status) busy(dataset string) string {
 		if m.Unflushed > 0 {
 			return fmt.Sprintf("mart %s: %d record(s) not flushed", m.Name, m.Unflushed)
 		}
+		if m.Rebuilding != "" {
+			return fmt.Sprintf("mart %s: rebuilding from the lake (%s)", m.Name, m.Rebuilding)
+		}
 		if m.Dataset == "" {
 			continue
 		}

@@ -48,7 +48,7 @@ func (s *Supervisor) onBeat(ctx context.Context, data []byte, now time.Time) {
 		Version: b.Version, State: b.State, Liveness: LivenessAlive, Started: b.Started, LastBeat: now.UTC(),
 		InFlight: b.InFlight, Counters: b.Counters, LastErr: b.LastErr, IntervalMS: b.IntervalMS, Waiting: b.Waiting,
 		StaleAfterMS: s.staleAfter(interval).Milliseconds(), DeadAfterMS: s.deadAfter(interval).Milliseconds(),
-		Conn: b.Conn,
+		Conn: b.Conn, Contract: b.Contract,
 	}
 
 	s.mu.Lock()

@@ -156,6 +156,9 @@ type StepStatus struct {
 	// restart intensity.
 	Failed  string         `json:"failed,omitempty"`
 	Workers []WorkerStatus `json:"workers"`
+	// Contract sums the schema contract decisions its live workers report
+	// (docs/pipeline.md, "Schema contracts"): fields outside the schema.
+	Contract *subjects.ContractCounts `json:"contract,omitempty"`
 }
 
 // Liveness of a worker as the supervisor sees it.
@@ -197,6 +200,8 @@ type WorkerStatus struct {
 	// Conn is the worker's NATS connection as of its last beat: server,
 	// status and reconnect count.
 	Conn *subjects.ConnState `json:"conn,omitempty"`
+	// Contract is what its schema contract did (transform workers).
+	Contract *subjects.ContractCounts `json:"contract,omitempty"`
 }
 
 // MartStatus is one data mart, as reported by a [MartsFunc].
@@ -211,8 +216,12 @@ type MartStatus struct {
 	// mart's files; 0 if unknown.
 	LastSeq uint64 `json:"last_seq"`
 	// Unflushed counts records consumed but not yet in the files.
-	Unflushed int64  `json:"unflushed"`
-	Err       string `json:"error,omitempty"`
+	Unflushed int64 `json:"unflushed"`
+	// Rebuilding says why the mart is being recomputed from the lake (its
+	// definition changed); RebuiltAt is when the last rebuild was written.
+	Rebuilding string     `json:"rebuilding,omitempty"`
+	RebuiltAt  *time.Time `json:"rebuilt_at,omitempty"`
+	Err        string     `json:"error,omitempty"`
 }
 
 // MartsFunc reports the marts; [Snapshot] and the supervisor call it.
@@ -459,6 +468,9 @@ func addFleet(ctx context.Context, kv jetstream.KeyValue, st *Status, now time.T
 			}
 			st.Steps[i].Workers = append(st.Steps[i].Workers, w)
 		}
+	}
+	for i := range st.Steps {
+		st.Steps[i].Contract = sumContracts(st.Steps[i].Workers)
 	}
 	rates, err := readAll(ctx, kv, subjects.KeyPrefixRate)
 	if err != nil {
@@ -756,4 +768,37 @@ func addLanding(ctx context.Context, js jetstream.JetStream, st *Status) {
 			st.Landing.Names = append(st.Landing.Names, info.Name)
 		}
 	}
+}
+
+// sumContracts adds up the contract counts of a step's workers. The
+// replicas of a step in one process share one handler, so each reports
+// the process's counts: they count once per process.
+func sumContracts(ws []WorkerStatus) *subjects.ContractCounts {
+	procs := map[string]*subjects.ContractCounts{}
+	var contract string
+	for _, w := range ws {
+		if w.Contract == nil {
+			continue
+		}
+		contract = w.Contract.Contract
+		key := fmt.Sprintf("%s/%d", w.Host, w.PID)
+		p := procs[key]
+		if p == nil {
+			p = &subjects.ContractCounts{Fields: map[string]int64{}}
+			procs[key] = p
+		}
+		for f, n := range w.Contract.Fields {
+			p.Fields[f] = max(p.Fields[f], n)
+		}
+	}
+	if len(procs) == 0 {
+		return nil
+	}
+	out := &subjects.ContractCounts{Contract: contract, Fields: map[string]int64{}}
+	for _, p := range procs {
+		for f, n := range p.Fields {
+			out.Fields[f] += n
+		}
+	}
+	return out
 }

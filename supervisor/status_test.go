@@ -297,3 +297,56 @@ func TestFailedChildInStatus(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMartRebuildInStatus: a mart rebuilt from the lake keeps the fleet
+// busy and says so; once written, status says when it was rebuilt.
+func TestMartRebuildInStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	rebuilt := now.Add(-90 * time.Second)
+	st := &supervisor.Status{Time: now, Marts: []supervisor.MartStatus{
+		{Name: "daily_sales", Dataset: "orders", Rows: 3, UpdatedAt: now.Add(-time.Hour), Rebuilding: "definition changed"},
+		{Name: "customer_ltv", Dataset: "orders", Rows: 2, UpdatedAt: rebuilt, RebuiltAt: &rebuilt},
+	}}
+	require.Equal(t, "mart daily_sales: rebuilding from the lake (definition changed)", st.Busy())
+	var text strings.Builder
+	require.NoError(t, supervisor.RenderText(&text, st, supervisor.TextOptions{}))
+	require.Contains(t, text.String(), "rebuilding from the lake (definition changed)")
+	require.Contains(t, text.String(), "rebuilt from the lake 1m30s ago")
+}
+
+// driftHandler is a transform handler whose schema contract kept a field
+// outside the schema (note) on every record.
+type driftHandler struct{ n atomic.Int64 }
+
+func (h *driftHandler) Handle(_ context.Context, rec workers.Record) ([]workers.Output, error) {
+	h.n.Add(1)
+	return []workers.Output{{Subject: subjects.Clean(dataset), Data: rec.Data}}, nil
+}
+
+func (h *driftHandler) ContractCounts() *subjects.ContractCounts {
+	return &subjects.ContractCounts{Contract: "evolve", Fields: map[string]int64{"note": h.n.Load()}}
+}
+
+// TestContractDecisionsInStatus: what a step's schema contract did rides
+// on its workers' heartbeats into status, per dataset and field.
+func TestContractDecisionsInStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startSupervisor(t, nil)
+	runWorker(t, b.workerConfig(t, subjects.StepTransform, &driftHandler{}))
+	b.publish(t, subjects.Valid(dataset), `{"a":1,"note":"x"}`, `{"a":2,"note":"y"}`)
+	var st *supervisor.Status
+	checkFor(t, 10*time.Second, func() error {
+		st = b.snapshot(t)
+		for _, s := range st.Steps {
+			if s.Step == subjects.StepTransform.Name && s.Contract != nil && s.Contract.Fields["note"] == 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no contract counts yet: %+v", st.Steps)
+	})
+	var text strings.Builder
+	require.NoError(t, supervisor.RenderText(&text, st, supervisor.TextOptions{}))
+	require.Regexp(t, `(?m)^orders +evolve +note +2 kept$`, text.String())
+}

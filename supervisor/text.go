@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -102,10 +103,25 @@ func RenderText(w io.Writer, st *Status, o TextOptions) error {
 			if !m.UpdatedAt.IsZero() {
 				upd = ago(st.Time.Sub(m.UpdatedAt)) + " ago"
 			}
+			switch {
+			case m.Rebuilding != "":
+				upd += "  rebuilding from the lake (" + m.Rebuilding + ")"
+			case m.RebuiltAt != nil:
+				upd += "  rebuilt from the lake " + ago(st.Time.Sub(*m.RebuiltAt)) + " ago"
+			}
 			if m.Err != "" {
 				upd += "  error: " + shorten(m.Err, 60)
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", m.Name, m.Rows, m.Partitions, upd)
+		}
+		_ = tw.Flush()
+	}
+	if drift := contractLines(st); len(drift) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATASET\tCONTRACT\tFIELD OUTSIDE THE SCHEMA\tRECORDS")
+		for _, l := range drift {
+			fmt.Fprintln(tw, l)
 		}
 		_ = tw.Flush()
 	}
@@ -201,4 +217,31 @@ func clustered(streams []StreamStatus) bool {
 		}
 	}
 	return false
+}
+
+// contractLines are the schema contract decisions of the steps that
+// report any, a line per field, most records first.
+func contractLines(st *Status) []string {
+	var out []string
+	for _, s := range st.Steps {
+		c := s.Contract
+		if c == nil || len(c.Fields) == 0 {
+			continue
+		}
+		fields := make([]string, 0, len(c.Fields))
+		for f := range c.Fields {
+			fields = append(fields, f)
+		}
+		sort.Slice(fields, func(i, j int) bool {
+			if c.Fields[fields[i]] != c.Fields[fields[j]] {
+				return c.Fields[fields[i]] > c.Fields[fields[j]]
+			}
+			return fields[i] < fields[j]
+		})
+		what := map[string]string{"evolve": "kept", "discard_columns": "dropped", "freeze": "dead-lettered"}[c.Contract]
+		for _, f := range fields {
+			out = append(out, fmt.Sprintf("%s\t%s\t%s\t%d %s", s.Dataset, c.Contract, f, c.Fields[f], what))
+		}
+	}
+	return out
 }

@@ -43,6 +43,9 @@ func (w *Worker) Snapshot() subjects.Beat {
 	}
 	hb.Waiting = w.Waiting()
 	hb.Conn = w.connState()
+	if cr := w.reporter.Load(); cr != nil {
+		hb.Contract = (*cr).ContractCounts()
+	}
 	return hb
 }
 

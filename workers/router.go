@@ -40,6 +40,9 @@ func (w *Worker) newRouter() (*router, error) {
 			return nil, fmt.Errorf("build %s handler: %w", w.cfg.Step.Name, err)
 		}
 		h = recordHandler(rh)
+		if cr, ok := rh.(ContractReporter); ok {
+			w.reporter.Store(&cr)
+		}
 	}
 	mw := []message.Middleware{
 		middleware.Trace(),

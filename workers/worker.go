@@ -40,6 +40,8 @@ type Worker struct {
 	maxDeliver int
 	// dlqLimit is the largest dead letter JF_DLQ takes (DeadLetterLimit).
 	dlqLimit int64
+	// reporter is the handler's ContractReporter, if it is one.
+	reporter atomic.Pointer[ContractReporter]
 	// handlerSeconds is this worker's series of the handler latency histogram.
 	handlerSeconds prometheus.Observer
 	// stall bounds how long a publish waits for room in the async window:

@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
@@ -14,7 +17,7 @@ import (
 func pipelineCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pipeline",
-		Usage: "check or print pipeline files",
+		Usage: "check, test or print pipeline files",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "check",
@@ -25,9 +28,19 @@ not compile and references to missing datasets, lookup tables or CSV files are
 errors, each printed as file:line:column: field: what was expected. Exit 0 when
 the file is good, 1 when it is not.
 
-   jetfleet pipeline check examples/shop/pipeline.yaml`,
+With --data-dir, the schema is also checked against the lake the data dir holds
+(written by the pipeline's previous version): a column whose type changed, or a
+column dropped while a mart still uses it, is refused before anything runs; an
+added column is fine (older lake files read it as NULL).
+
+   jetfleet pipeline check examples/shop/pipeline.yaml
+   jetfleet pipeline check --data-dir .jetfleet examples/shop/pipeline.yaml`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "data-dir", Usage: "also check the schema against the lake of this data dir"},
+				},
 				Action: runPipelineCheck,
 			},
+			pipelineTestCommand(),
 			{
 				Name:  "default",
 				Usage: "print the built-in shop pipeline (a starting point for your own)",
@@ -59,6 +72,11 @@ func runPipelineCheck(c *cli.Context) error {
 		}
 		return cli.Exit(fmt.Sprintf("%s\n%s: %d problem(s)", strings.Join(msgs, "\n"), c.Args().First(), len(msgs)), 1)
 	}
+	if dir := c.String("data-dir"); dir != "" {
+		if err := checkAgainstLake(spec, dir); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+	}
 	if err := fleet.CheckMarts(spec); err != nil {
 		return cli.Exit(fmt.Sprintf("%s: %v", c.Args().First(), err), 1)
 	}
@@ -84,6 +102,41 @@ func runPipelineCheck(c *cli.Context) error {
 		if _, err := fmt.Fprintf(c.App.Writer, "  mart %s: %s\n", u.Mart, how); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkAgainstLake checks spec's schemas against the lakes of dataDir.
+func checkAgainstLake(spec *pipeline.Spec, dataDir string) error {
+	if _, err := os.Stat(dataDir); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	ms, err := marts.ReadManifests(dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: %w", dataDir, err)
+	}
+	var msgs []string
+	for _, m := range ms {
+		ds := spec.Dataset(m.Dataset)
+		if m.Kind != marts.KindLake || ds == nil {
+			continue
+		}
+		// The lake's own two columns (event date, month partition)
+		// follow the schema's.
+		lakeCols := m.Columns
+		if n := len(lakeCols); n >= 2 && slices.Contains(m.PartitionBy, lakeCols[n-1].Name) {
+			lakeCols = lakeCols[:n-2]
+		}
+		var cols []pipeline.Column
+		for _, c := range lakeCols {
+			cols = append(cols, pipeline.Column{Name: c.Name, Type: c.Type})
+		}
+		for _, e := range pipeline.CheckSchemaChange(spec, ds, cols) {
+			msgs = append(msgs, e.Error())
+		}
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("%s\n%s: %d problem(s) against the lake of %s", strings.Join(msgs, "\n"), spec.File, len(msgs), dataDir)
 	}
 	return nil
 }

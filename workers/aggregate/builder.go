@@ -391,9 +391,13 @@ func (b *MartBuilder) restore(ctx context.Context) error {
 			b.log.Info().Str("mart", ms.name).Msg("new mart: computing it from the lake")
 			ms.rebuild = true
 		case mc.Fingerprint != ms.fingerprint:
-			b.log.Info().Str("mart", ms.name).Msg("mart definition changed: recomputing it from the lake")
-			ms.rebuild = true
+			b.log.Info().Str("mart", ms.name).Int64("lake_rows", cp.LakeRows).Msg("mart definition changed: rebuilding it from the lake")
+			ms.rebuild, ms.rebuildSince = true, time.Now()
+			b.markRebuilding(ms, "definition changed")
 		default:
+			if old, err := marts.ReadManifest(ms.dir); err == nil && old.RebuiltAt != nil {
+				ms.rebuiltAt = *old.RebuiltAt
+			}
 			keep[ms] = true
 			ms.parts, ms.updatedAt, ms.lastSeq = mc.Parts, mc.UpdatedAt, mc.LastSeq
 			if ms.parts == nil {
@@ -774,8 +778,17 @@ func (b *MartBuilder) writeMart(ctx context.Context, ms *martState, folded uint6
 	}
 	ms.whole, ms.pendingRecords, ms.pendingSince = false, 0, time.Time{}
 	ms.updatedAt, ms.lastSeq = time.Now().UTC(), folded
+	rebuilt := !ms.rebuildSince.IsZero()
+	if rebuilt {
+		ms.rebuiltAt = ms.updatedAt
+	}
 	if err := b.writeManifest(ms); err != nil {
 		return err
+	}
+	if rebuilt {
+		rows, _ := ms.rows()
+		b.log.Info().Str("mart", ms.name).Int64("rows", rows).Int("partitions", len(written)).Dur("took", time.Since(ms.rebuildSince)).Msg("mart rebuilt from the lake")
+		ms.rebuildSince = time.Time{}
 	}
 	b.log.Debug().Str("mart", ms.name).Int("partitions", len(written)).Int("removed", len(gone)).Dur("took", time.Since(start)).Msg("mart written")
 	if f := b.cfg.FlushedFunc; f != nil {
@@ -786,6 +799,21 @@ func (b *MartBuilder) writeMart(ctx context.Context, ms *martState, folded uint6
 		}
 	}
 	return nil
+}
+
+// markRebuilding notes in the manifest of a changed mart that it is
+// being rebuilt, so that status says so while its old files still
+// serve queries (the manifest keeps their columns until the new write).
+// Best effort: only status reads the note.
+func (b *MartBuilder) markRebuilding(ms *martState, why string) {
+	m, err := marts.ReadManifest(ms.dir)
+	if err != nil {
+		return // never written: nothing to show yet
+	}
+	m.Rebuilding = why
+	if err := marts.WriteManifestMirror(m); err != nil {
+		b.log.Warn().Err(err).Str("mart", ms.name).Msg("note the rebuild in the mart's manifest")
+	}
 }
 
 // writeManifest rewrites ms's manifest; like its files, it is synced at

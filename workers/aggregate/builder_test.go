@@ -11,9 +11,11 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/marts"
@@ -123,11 +125,16 @@ type builderBundle struct {
 
 func newBuilderBundle(t *testing.T, dataDir string, ms []Mart) *builderBundle {
 	t.Helper()
+	return newBuilderBundleLog(t, dataDir, ms, testLog(t))
+}
+
+func newBuilderBundleLog(t *testing.T, dataDir string, ms []Mart, log zerolog.Logger) *builderBundle {
+	t.Helper()
 	eng, err := OpenEngine(EngineConfig{MemoryLimit: "256MB", Threads: 1, TempDir: filepath.Join(t.TempDir(), "duck")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = eng.Close() })
 	b, err := NewMartBuilder(MartBuilderConfig{Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Marts: ms,
-		FlushRecords: 1 << 30, FlushInterval: time.Hour, CheckpointInterval: time.Hour, Logger: testLog(t)})
+		FlushRecords: 1 << 30, FlushInterval: time.Hour, CheckpointInterval: time.Hour, Logger: log})
 	require.NoError(t, err)
 	in, err := NewIntake(IntakeConfig{Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Builder: b, Logger: testLog(t)})
 	require.NoError(t, err)
@@ -226,4 +233,75 @@ func TestMartBuilderRestarts(t *testing.T) {
 	bb.feed(stream[3*quarter:])
 	bb.stop()
 	requireMartsMatchBatch(t, dir, changed, distinct)
+}
+
+// syncLog is a log sink a test reads while the builder writes it.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestMartBuilderShowsRebuild changes a mart's SQL on a data dir with
+// records: the log and the manifest (what status reads) say the mart is
+// being rebuilt from the lake while its old files still serve, then that
+// it was, and the rebuilt mart equals the batch query.
+func TestMartBuilderShowsRebuild(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ms := allKindsOfMarts()
+	distinct, stream := genOrders(3, 1500)
+	half := len(stream) / 2
+	bb := newBuilderBundle(t, dir, ms)
+	bb.feed(stream[:half])
+	bb.build()
+	bb.stop()
+	before, err := marts.ReadManifest(marts.MartPath(dir, ms[1].Name))
+	require.NoError(t, err)
+	require.Empty(t, before.Rebuilding)
+	require.Nil(t, before.RebuiltAt, "a mart computed as records came is no rebuild")
+
+	changed := slices.Clone(ms)
+	changed[1].SQL = `SELECT customer_id, count(*) AS orders, max(amount_usd) AS biggest_usd FROM orders GROUP BY customer_id`
+	var log syncLog
+	bb = newBuilderBundleLog(t, dir, changed, zerolog.New(&log))
+	bb.b.buildMu.Lock()
+	locked, err := bb.b.acquire(t.Context()) // take the build over, as a starting aggregator does
+	bb.b.buildMu.Unlock()
+	require.NoError(t, err)
+	require.True(t, locked)
+	require.Contains(t, log.String(), `"mart":"`+ms[1].Name+`","lake_rows":`)
+	require.Contains(t, log.String(), `"message":"mart definition changed: rebuilding it from the lake"`)
+	during, err := marts.ReadManifest(marts.MartPath(dir, ms[1].Name))
+	require.NoError(t, err)
+	require.Equal(t, "definition changed", during.Rebuilding)
+	require.Equal(t, before.Columns, during.Columns, "the old files keep their columns until the rebuilt mart is written")
+	other, err := marts.ReadManifest(marts.MartPath(dir, ms[0].Name))
+	require.NoError(t, err)
+	require.Empty(t, other.Rebuilding, "an unchanged mart is not rebuilt")
+
+	bb.feed(stream[half:])
+	bb.build()
+	after, err := marts.ReadManifest(marts.MartPath(dir, ms[1].Name))
+	require.NoError(t, err)
+	require.Empty(t, after.Rebuilding)
+	require.NotNil(t, after.RebuiltAt)
+	require.Contains(t, log.String(), `"message":"mart rebuilt from the lake"`)
+	require.NotContains(t, log.String(), `"mart":"`+ms[0].Name+`","rows"`, "only the changed mart is rebuilt")
+	bb.stop()
+	requireMartsMatchBatch(t, dir, changed, distinct)
+	kept, err := marts.ReadManifest(marts.MartPath(dir, ms[1].Name))
+	require.NoError(t, err)
+	require.Equal(t, after.RebuiltAt, kept.RebuiltAt, "later writes keep when it was rebuilt")
 }

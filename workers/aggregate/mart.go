@@ -51,6 +51,11 @@ type martState struct {
 	// rebuild: its partial aggregates (or, recomputed, its partitions) are
 	// to be computed from the whole lake before the next write.
 	rebuild bool
+	// rebuildSince is when a recomputation from the lake of a changed
+	// mart began (zero: none under way), for the log and status;
+	// rebuiltAt is when the last one was written.
+	rebuildSince time.Time
+	rebuiltAt    time.Time
 	// dirtyFiles were written since the last checkpoint, not synced.
 	dirtyFiles map[string]bool
 }
@@ -108,10 +113,15 @@ func (ms *martState) rows() (rows int64, partitions int) {
 
 func (ms *martState) manifest(dataset string) marts.Manifest {
 	rows, partitions := ms.rows()
-	return marts.Manifest{
+	m := marts.Manifest{
 		Name: ms.name, Kind: marts.KindMart, Dataset: dataset, Columns: ms.columns, PartitionBy: ms.partitionBy,
 		Rows: rows, Partitions: partitions, UpdatedAt: ms.updatedAt.UTC(), LastSeq: ms.lastSeq, Dir: ms.dir,
 	}
+	if !ms.rebuiltAt.IsZero() {
+		at := ms.rebuiltAt.UTC()
+		m.RebuiltAt = &at
+	}
+	return m
 }
 
 // partitionExprs are the mart's partition columns as text, as DuckDB

@@ -54,6 +54,7 @@ type MartRules struct {
 
 	mu      sync.Mutex
 	pending map[string]evaluation // by rule: the latest rows not yet published
+	busy    int                   // evaluations and publishes under way
 	kick    chan struct{}
 
 	// Owned by Run's goroutine.
@@ -102,6 +103,14 @@ type evaluation struct {
 // for Run to publish. A rule whose SQL fails is logged; the next write
 // runs it again. It never waits on NATS.
 func (m *MartRules) MartFlushed(ctx context.Context, q Querier, man marts.Manifest) {
+	m.mu.Lock()
+	m.busy++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.busy--
+		m.mu.Unlock()
+	}()
 	queued := false
 	for _, rule := range m.rules {
 		if rule.Mart != man.Name {
@@ -129,6 +138,15 @@ func (m *MartRules) MartFlushed(ctx context.Context, q Querier, man marts.Manife
 		default:
 		}
 	}
+}
+
+// Pending counts the evaluations queued or under way (0: every write's
+// alerts are published), so a caller that waited for the marts can wait
+// for their alerts too (`jetfleet pipeline test`).
+func (m *MartRules) Pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending) + m.busy
 }
 
 // Run publishes the alerts of evaluated rules until ctx is cancelled. A
@@ -183,7 +201,13 @@ func (m *MartRules) publishPending(ctx context.Context) error {
 	m.mu.Lock()
 	pending := m.pending
 	m.pending = map[string]evaluation{}
+	m.busy++
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.busy--
+		m.mu.Unlock()
+	}()
 	var errs []error
 	for name, ev := range pending {
 		if err := m.apply(ctx, ev); err != nil {

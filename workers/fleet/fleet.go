@@ -118,6 +118,18 @@ func (f *Fleet) AggregateMemory(ctx context.Context) (duckdb, keys int64) {
 	return duckdb, keys
 }
 
+// AlertsPending counts the mart rule evaluations not yet published as
+// alerts: after the marts are written, their alerts follow.
+func (f *Fleet) AlertsPending() int {
+	n := 0
+	for _, s := range f.sets {
+		if s.rules != nil {
+			n += s.rules.Pending()
+		}
+	}
+	return n
+}
+
 // DataDir is the data dir the fleet's aggregators use.
 func (f *Fleet) DataDir() string { return f.cfg.DataDir }
 

@@ -39,6 +39,8 @@ type Handler struct {
 	// scratch holds one record's fields and buffers, so that a record
 	// costs no allocation beyond its output.
 	scratch *sync.Pool
+	// contract judges the fields outside the schema.
+	contract *contract
 }
 
 // route is where the records of one key bucket go.
@@ -63,6 +65,8 @@ type state struct {
 	norm   []byte
 	hashIn []byte
 	out    []byte
+	// unknown holds the names of fields outside the schema.
+	unknown []string
 	// slab is where clean records are cut from (see keepOutput).
 	slab []byte
 }
@@ -81,6 +85,7 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 		partitions: subjects.DefaultPartitions,
 		buckets:    new([subjects.KeyBuckets]atomic.Pointer[route]),
 		scratch:    &sync.Pool{New: func() any { return new(state) }},
+		contract:   newContract(ds),
 	}
 	for _, t := range ds.Transforms {
 		switch {
@@ -116,6 +121,11 @@ func New(ds *pipeline.Dataset, tables Tables) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// ContractCounts reports what the dataset's schema contract did to
+// fields outside the schema (workers.ContractReporter); nil until a
+// record had one.
+func (h *Handler) ContractCounts() *subjects.ContractCounts { return h.contract.snapshot() }
 
 // WithPartitions returns a copy of h for a clean stage of n partitions
 // (subjects.StreamOptions.Partitions); the default is
@@ -200,6 +210,9 @@ func (h *Handler) transform(st *state, data []byte) ([]byte, error) {
 	}
 	st.arena = st.arena[:0]
 	if err := h.apply(st); err != nil {
+		return nil, err
+	}
+	if err := h.contract.apply(&st.fields, &st.unknown); err != nil {
 		return nil, err
 	}
 	out, err := st.fields.AppendJSON(st.out[:0])
