@@ -39,8 +39,8 @@ func setup(t *testing.T) *testBundle {
 	m.Header.Set(subjects.HeaderOrigStream, subjects.StreamIngest)
 	m.Header.Set(subjects.HeaderOrigSeq, "7")
 	m.Header.Set(subjects.HeaderReason, "validation failed: amount: want a number")
-	m.Header.Set("Jf-Body-Truncated", "true")
-	m.Header.Set("Jf-Body-Size", "2000000")
+	m.Header.Set(subjects.HeaderTruncated, "true")
+	m.Header.Set(subjects.HeaderOrigSize, "2000000")
 	ack, err := js.PublishMsg(t.Context(), m)
 	require.NoError(t, err)
 	return &testBundle{js: js, nc: nc, seq: ack.Sequence}

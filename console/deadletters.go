@@ -66,29 +66,13 @@ func toLetter(d supervisor.DeadLetter, bodyMax int) letter {
 	return l
 }
 
-// truncation reads the headers that mark a dead letter whose body was cut
-// to fit the stream: any header named *Truncated* that is set, and a
-// *Size* header beside it with the original's size. Matched by name part
-// so that the header names of the dead-letter writer can settle without
-// the console changing (see subjects for the names).
+// truncation says whether a dead letter's body was cut to fit the stream
+// (subjects.HeaderTruncated) and the original's size.
 func truncation(d supervisor.DeadLetter) (bool, int64) {
-	var trunc bool
-	var size int64
-	for k, v := range d.Header {
-		lk := strings.ToLower(k)
-		switch {
-		case strings.Contains(lk, "truncated") && len(v) > 0 && v[0] != "" && v[0] != "false" && v[0] != "0":
-			trunc = true
-		case strings.Contains(lk, "size") && len(v) > 0:
-			if n, err := strconv.ParseInt(v[0], 10, 64); err == nil {
-				size = n
-			}
-		}
+	if !d.Truncated {
+		return false, 0
 	}
-	if !trunc {
-		size = 0
-	}
-	return trunc, size
+	return true, int64(d.OrigSize)
 }
 
 // listLetters returns the newest dead letters matching f (at most
