@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ type testBundle struct {
 	js  jetstream.JetStream
 	nc  *nats.Conn
 	seq uint64 // the dead letter published by setup
+	// origSeq is the JF_INGEST sequence of the letter's whole record.
+	origSeq uint64
 }
 
 // setup starts a server with the stage streams and one dead letter of
@@ -33,17 +36,20 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	nc, js := embeddedtest.JetStream(t)
 	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
+	// The whole record, which a replay of the truncated letter fetches.
+	orig, err := js.Publish(t.Context(), subjects.Ingest("orders"), []byte(`{"order_id":"o-1","note":"xxxxxxxx"}`))
+	require.NoError(t, err)
 	m := nats.NewMsg(subjects.DeadLetter("validate", "orders"))
 	m.Data = []byte(`{"order_id":"o-1","note":"xxxx`)
 	m.Header.Set(subjects.HeaderOrigSubject, subjects.Ingest("orders"))
 	m.Header.Set(subjects.HeaderOrigStream, subjects.StreamIngest)
-	m.Header.Set(subjects.HeaderOrigSeq, "7")
+	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(orig.Sequence, 10))
 	m.Header.Set(subjects.HeaderReason, "validation failed: amount: want a number")
 	m.Header.Set(subjects.HeaderTruncated, "true")
 	m.Header.Set(subjects.HeaderOrigSize, "2000000")
 	ack, err := js.PublishMsg(t.Context(), m)
 	require.NoError(t, err)
-	return &testBundle{js: js, nc: nc, seq: ack.Sequence}
+	return &testBundle{js: js, nc: nc, seq: ack.Sequence, origSeq: orig.Sequence}
 }
 
 func serve(t *testing.T, b *testBundle, write bool) string {
@@ -144,7 +150,7 @@ func TestWritesRefusedWithoutWrite(t *testing.T) {
 	require.NoError(t, err)
 	info, err := s.Info(t.Context())
 	require.NoError(t, err)
-	require.Zero(t, info.State.Msgs, "nothing replayed")
+	require.Equal(t, b.origSeq, info.State.LastSeq, "nothing replayed")
 }
 
 func TestReplayWithWrite(t *testing.T) {
@@ -165,7 +171,8 @@ func TestReplayWithWrite(t *testing.T) {
 	require.NoError(t, err)
 	m, err := s.GetLastMsgForSubject(t.Context(), subjects.Ingest("orders"))
 	require.NoError(t, err)
-	require.Equal(t, `{"order_id":"o-1","note":"xxxx`, string(m.Data))
+	require.Equal(t, `{"order_id":"o-1","note":"xxxxxxxx"}`, string(m.Data), "a truncated letter is replayed whole, from its stream")
+	require.Equal(t, b.origSeq+1, m.Sequence, "the replay is a new message")
 
 	// Twice changes nothing: the mark skips it.
 	require.Equal(t, http.StatusOK, call(t, http.MethodPost, url+"/console/api/replay", string(body), &res))
