@@ -11,7 +11,8 @@
 //	jf.dlq.<step>.<dataset>      dead letters, with the reason in headers
 //	jf.alert.<rule>              alerts
 //	jf.hb.<step>.<worker>        heartbeats (core NATS, not persisted)
-//	jf.ctl.<worker>              control requests to one worker
+//	jf.ctl.step.<step>           control requests to every worker of a step
+//	jf.ctl.step.<step>.<worker>  control requests to one worker
 //	jf.sup.>                     supervisor requests and events
 //
 // No other package spells a subject, stream or header name as a literal.

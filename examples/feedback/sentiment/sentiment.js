@@ -11,7 +11,7 @@
 //     with the contract's headers and a reason, then terminates its message
 //   - handles bulk messages (Jf-Records: NDJSON, one output bulk message)
 //   - beats on jf.hb.transform.<worker> so `jetfleet status` lists it, and
-//     answers ping, pause, resume and drain on jf.ctl.<worker>
+//     answers ping, pause, resume and drain on jf.ctl.step.transform.<worker>
 //   - registers as NATS micro service jetfleet-transform (`nats micro ls`)
 //     with the endpoints and metadata of the Go workers
 //   - drains on SIGTERM or SIGINT: finishes what it fetched, acks, exits 0
@@ -291,7 +291,7 @@ class Step {
     return this.js.publish(this.dlq, d.data, { msgID: id, headers: h });
   }
 
-  // control answers a request on jf.ctl.<worker> or jf.ctl.step.transform
+  // control answers a request on jf.ctl.step.transform.<worker> or jf.ctl.step.transform
   // with the JSON reply of the contract, or null if not addressed to us.
   async control(data) {
     let req;
@@ -381,7 +381,7 @@ async function main() {
 
   // The step is a NATS micro service like the Go workers (docs/wire.md):
   // `nats micro ls` lists it as jetfleet-transform, its endpoints are
-  // jf.ctl.<worker> and jf.ctl.step.transform (no queue group: a step-wide
+  // jf.ctl.step.transform.<worker> and jf.ctl.step.transform (no queue group: a step-wide
   // request reaches every worker), its stats carry the heartbeat.
   const svc = new contract.MicroService(
     nc,
