@@ -134,7 +134,9 @@ func runWorker(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log})
+		// The probes read only this process's own consumers: a step's user
+		// may not list consumers or read the account (docs/security.md).
+		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log, Own: &supervisor.OwnScope{BeatsFunc: fl.Beats}})
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}

@@ -294,3 +294,18 @@ func (f *Fleet) Workers() []*workers.Worker {
 	}
 	return ws
 }
+
+// Beats is the current heartbeat of every step worker of the fleet,
+// aggregator partitions running now included.
+func (f *Fleet) Beats() []subjects.Beat {
+	var beats []subjects.Beat
+	for _, w := range f.Workers() {
+		beats = append(beats, w.Snapshot())
+	}
+	for _, s := range f.sets {
+		for _, r := range s.runners() {
+			beats = append(beats, r.w.Snapshot())
+		}
+	}
+	return beats
+}
