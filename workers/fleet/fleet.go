@@ -90,6 +90,10 @@ type Fleet struct {
 	Members []Member
 	tables  *transform.KVTables
 	sets    []*partitionSet
+	// lookups are the lookup tables the fleet's transforms read; ingest
+	// says whether it watches the landing bucket.
+	lookups []string
+	ingest  bool
 }
 
 // AggregateMemory is what the fleet's aggregators hold beside the Go
@@ -166,6 +170,7 @@ func Build(cfg Config) (*Fleet, error) {
 			}
 		}
 	}
+	f.lookups = tables
 	if len(tables) > 0 {
 		js, err := jetstream.New(cfg.Conn)
 		if err != nil {
@@ -178,6 +183,7 @@ func Build(cfg Config) (*Fleet, error) {
 	}
 
 	if runs(subjects.StepIngest.Name) {
+		f.ingest = true
 		if err := f.ingestMembers(datasets); err != nil {
 			return nil, err
 		}
