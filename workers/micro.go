@@ -16,7 +16,7 @@ import (
 // ServicePrefix starts the NATS micro service name of every jetfleet
 // process: `nats micro ls` lists jetfleet-validate, jetfleet-transform,
 // jetfleet-aggregate and jetfleet-supervisor.
-const ServicePrefix = "jetfleet-"
+const ServicePrefix = subjects.MicroServicePrefix
 
 // ServiceName is the micro service name of the workers of step.
 func ServiceName(step string) string { return ServicePrefix + step }

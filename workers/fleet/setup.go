@@ -8,7 +8,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers/alert"
+	"github.com/jetfleet/jetfleet/workers/transform"
 )
 
 // consumers lists the durable consumers the fleet's members bind to:
@@ -147,4 +150,27 @@ func (f *Fleet) Check(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Shape is what of spec its server permissions depend on
+// (subjects.Roles): datasets, lookup tables, alert rules, webhook targets.
+func Shape(spec *pipeline.Spec, partitions int) subjects.PipelineShape {
+	p := subjects.PipelineShape{Name: spec.Name, Partitions: partitions}
+	for _, ds := range spec.Datasets {
+		p.Datasets = append(p.Datasets, ds.Name)
+		for _, t := range transform.TablesOf(ds) {
+			if !slices.Contains(p.Lookups, t) {
+				p.Lookups = append(p.Lookups, t)
+			}
+		}
+	}
+	for _, a := range spec.Alerts {
+		p.Alerts = append(p.Alerts, subjects.AlertShape{Name: a.Name, Dataset: a.Dataset, Record: a.Kind == pipeline.AlertRecord})
+	}
+	for _, w := range spec.Webhooks {
+		if len(alert.WebhookSubjects(spec, w.Name)) > 0 {
+			p.Webhooks = append(p.Webhooks, w.Name)
+		}
+	}
+	return p
 }
