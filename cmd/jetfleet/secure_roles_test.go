@@ -250,3 +250,66 @@ func TestSecureGeneratedConfRunsThePipeline(t *testing.T) {
 		}
 	}
 }
+
+// TestSecureReadmeLines runs the README's secure set-up as written (the
+// server on a free port instead of 4222): the generated config in a
+// jetfleet server process, setup as ops, a validate worker as validate.
+func TestSecureReadmeLines(t *testing.T) {
+	t.Parallel()
+	readme := string(mustRead(t, filepath.Join("..", "..", "README.md")))
+	for _, line := range []string{
+		"jetfleet security conf --pipeline pipeline.yaml --out nats.conf",
+		"jetfleet server --config nats.conf --store-dir /var/lib/jetfleet/nats",
+		"NATS_USER=ops NATS_INBOX_PREFIX=_INBOX_ops jetfleet setup --pipeline pipeline.yaml",
+		"NATS_USER=validate NATS_INBOX_PREFIX=_INBOX_validate jetfleet worker --pipeline pipeline.yaml validate",
+	} {
+		require.Contains(t, readme, line, "the README changed: change this test with it")
+	}
+	pipelineFile, err := filepath.Abs(filepath.Join("..", "..", "examples", "shop", "pipeline.yaml"))
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	b := &secureBundle{dir: dir, passwords: map[string]string{}, serverLog: newSyncBuffer(), port: freePort(t)}
+	b.ca, b.cert, b.key = writeCerts(t, dir)
+	out, code := jf(t, nil, "security", "conf", "--pipeline", pipelineFile, "--out", filepath.Join(dir, "nats.conf"))
+	require.Zero(t, code, out)
+	site := fmt.Sprintf("JF_TLS_CERT: %q\nJF_TLS_KEY: %q\nJF_TLS_CA: %q\n", filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), b.ca)
+	for _, role := range []string{"ops", "validate", "publisher", "ingest", "transform", "aggregate", "alert", "supervisor"} {
+		out, code := jf(t, nil, "passwd", "--generate")
+		require.Zero(t, code, out)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		b.passwords[role] = lines[0]
+		site += fmt.Sprintf("%s: %q\n", subjects.PasswordVar(role), lines[1])
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "site.conf"), []byte(site), 0o600))
+	srv := start(t, nil, "server", "--config", filepath.Join(dir, "nats.conf"), "--store-dir", filepath.Join(dir, "store"),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", b.port), "--log-format", "json")
+	waitFor(t, 30*time.Second, "the server accepts ops", func() bool {
+		nc, err := b.connect(t, "ops", nil)
+		if err != nil {
+			return false
+		}
+		nc.Close()
+		return true
+	})
+
+	out, code = jf(t, b.env("ops"), "setup", "--pipeline", pipelineFile)
+	require.Zero(t, code, out)
+	w := start(t, b.env("validate"), "worker", "--pipeline", pipelineFile, "--log-format", "json", "validate")
+	waitFor(t, 60*time.Second, "validate running", func() bool { return strings.Contains(w.out.String(), "jetfleet worker running") })
+	f := filepath.Join(dir, "orders.ndjson")
+	require.NoError(t, os.WriteFile(f, []byte(shopOrder("r-1", "c-1")+"\n"), 0o600))
+	out, code = jf(t, b.env("publisher"), "publish", "--file", f, subjects.Ingest("orders"))
+	require.Zero(t, code, out)
+	ops, err := b.connect(t, "ops", nil)
+	require.NoError(t, err)
+	js, err := jetstream.New(ops)
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, "the order validated", func() bool {
+		s, err := js.Stream(t.Context(), subjects.StreamValid)
+		return err == nil && s.CachedInfo().State.Msgs == 1
+	})
+	for _, s := range []string{srv.out.String(), w.out.String()} {
+		require.NotContains(t, strings.ToLower(s), "permissions violation", s)
+	}
+}
