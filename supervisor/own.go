@@ -42,10 +42,12 @@ func ownConsumers(beats []subjects.Beat) [][2]string {
 // ownReady says whether every worker of the process has bound its
 // consumer and JetStream answers for it.
 func ownReady(ctx context.Context, js jetstream.JetStream, scope *OwnScope) error {
-	beats := scope.BeatsFunc()
-	if len(beats) == 0 {
-		return fmt.Errorf("no worker started yet")
+	if !js.Conn().IsConnected() {
+		return fmt.Errorf("NATS: %s", js.Conn().Status())
 	}
+	// A process without step workers (ingest: landing watchers) has no
+	// consumer to ask about: connected is ready.
+	beats := scope.BeatsFunc()
 	for _, b := range beats {
 		if b.State == subjects.StateStarting || b.State == subjects.StateStopped {
 			return fmt.Errorf("worker %s (%s/%s) is %s", b.Worker, b.Step, b.Dataset, b.State)

@@ -129,6 +129,10 @@ func TestSecureGeneratedConfRunsThePipeline(t *testing.T) {
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "stream JF_INGEST does not exist (an admin creates it: jetfleet setup --pipeline FILE)")
 
+	out, code = jf(t, b.env("supervisor"), "supervisor", "--http", "")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "key-value bucket jf_fleet does not exist (an admin creates it: jetfleet setup --pipeline FILE)")
+
 	out, code = jf(t, b.env("ops"), "setup", "--pipeline", twoDatasets)
 	require.Zero(t, code, out)
 	require.Contains(t, out, "created   consumer     JF_ALERTS/webhook_pager")
