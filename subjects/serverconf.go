@@ -63,8 +63,9 @@ tls {
 		if r.Responses {
 			// One request reaches every worker of the process that serves
 			// the subject (a worker per dataset, partition and replica), and
-			// each answers: true would allow one answer per request.
-			w("  allow_responses: { max: %d }\n", maxResponses)
+			// each answers: true would allow one answer per request. A drain
+			// answers within seconds; the right to answer ends after a minute.
+			w("  allow_responses: { max: %d, expires: %q }\n", maxResponses, "1m")
 		}
 		w("}\n")
 	}

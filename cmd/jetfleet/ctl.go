@@ -118,7 +118,8 @@ func runCtl(c *cli.Context, op string) error {
 	if len(got) == 0 {
 		msg := fmt.Sprintf("no worker answered on %s within %s (is it running? see jetfleet status)", subject, wait)
 		if len(untrusted) > 0 {
-			msg = fmt.Sprintf("no trusted worker answered on %s within %s; %d reply(ies) ignored", subject, wait, len(untrusted))
+			msg = fmt.Sprintf("no trusted worker answered on %s within %s; %d reply(ies) ignored (ctl trusts a worker it hears beat on %s: may this user subscribe there?)",
+				subject, wait, len(untrusted), beatFilter)
 		}
 		return cli.Exit(msg, 1)
 	}
