@@ -82,6 +82,20 @@ func Setup(ctx context.Context, cfg Config) ([]subjects.Change, error) {
 	if err != nil {
 		return changes, err
 	}
+	// A step run outside jetfleet (external_steps) binds to the same
+	// durable as a Go worker would: setup makes it for it.
+	for _, ds := range cfg.Spec.Datasets {
+		for _, step := range []subjects.Step{subjects.StepValidate, subjects.StepTransform} {
+			if !ds.External(step.Name) {
+				continue
+			}
+			ccfg, err := subjects.Consumer(step, ds.Name, cfg.Consumer)
+			if err != nil {
+				return changes, err
+			}
+			defs = append(defs, subjects.ConsumerDef{Stream: subjects.StreamFor(step.Input), Config: ccfg})
+		}
+	}
 	defs = append(defs, subjects.ConsumerDef{Stream: subjects.StreamAdvisories, Config: subjects.AdvisoriesConsumer()})
 	var errs []error
 	for _, def := range defs {
