@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 func TestCtlResumeRepliesTheStateItProduced(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
+	waitStarted(t, dev, "validate", "transform")
 
 	out, code := jf(t, dev.env, "ctl", "pause", "validate")
 	require.Zero(t, code, out)
@@ -44,6 +46,7 @@ func TestCtlResumeRepliesTheStateItProduced(t *testing.T) {
 func TestCtlIgnoresForgedReplies(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
+	waitStarted(t, dev, "validate", "transform")
 	nc, _ := embeddedtest.Connect(t, dev.url)
 	forged, _ := json.Marshal(subjects.ControlReply{Worker: "FORGED-by-validate", Step: "transform", Dataset: "orders", Op: "resume", State: "running"})
 	sub, err := nc.Subscribe(subjects.ControlStep("transform"), func(m *nats.Msg) { _ = m.Respond(forged) })
@@ -67,6 +70,7 @@ func TestCtlIgnoresForgedReplies(t *testing.T) {
 func TestCtlOneWorkerBySubjectUnderItsStep(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
+	waitStarted(t, dev, "validate", "transform")
 	out, code := jf(t, dev.env, "ctl", "pause", "transform")
 	require.Zero(t, code, out)
 	m := regexpWorker.FindStringSubmatch(out)
@@ -86,3 +90,20 @@ func TestCtlOneWorkerBySubjectUnderItsStep(t *testing.T) {
 }
 
 var regexpWorker = regexp.MustCompile(`(?m)^(\S+)\s+transform\s+orders\s+paused`)
+
+// waitStarted waits until dev's workers of steps have bound their
+// consumers: "dev ready" comes before, and a starting worker answers
+// control requests with state starting.
+func waitStarted(t *testing.T, dev *devBundle, steps ...string) {
+	t.Helper()
+	for _, step := range steps {
+		waitFor(t, 30*time.Second, step+" started", func() bool {
+			for _, l := range strings.Split(dev.proc.out.String(), "\n") {
+				if strings.Contains(l, `"step":"`+step+`"`) && strings.Contains(l, `"message":"worker started"`) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
