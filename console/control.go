@@ -6,9 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/supervisor"
 )
 
 // controlRequest is the body of POST /console/api/control: pause, resume
@@ -44,21 +43,29 @@ func (c *Console) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	subject := subjects.Control(req.Target)
-	_, isStep := subjects.StepByName(req.Target)
-	if isStep {
-		subject = subjects.ControlStep(req.Target)
-	}
 	wait := controlWait
 	if req.Op == subjects.CtlDrain {
 		wait += 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	replies, err := c.control(ctx, subject, subjects.ControlRequest{Op: req.Op, Dataset: req.Dataset}, !isStep)
+	step, worker := req.Target, ""
+	if _, isStep := subjects.StepByName(req.Target); !isStep {
+		worker = req.Target
+		var err error
+		if step, err = supervisor.StepOfWorker(ctx, c.cfg.Conn, worker, controlWait); err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+	}
+	res, err := supervisor.SendControl(ctx, c.cfg.Conn, step, worker, subjects.ControlRequest{Op: req.Op, Dataset: req.Dataset}, wait)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
+	}
+	subject, replies := res.Subject, res.Trusted
+	for _, u := range res.Untrusted {
+		c.log.Warn().Str("subject", subject).Str("claims_worker", u.Worker).Str("claims_step", u.Step).Str("why", supervisor.WhyUntrusted(u, step)).Msg("ignored a control reply")
 	}
 	if len(replies) == 0 {
 		writeError(w, http.StatusGatewayTimeout, "no worker answered on "+subject+" within "+wait.String())
@@ -66,31 +73,4 @@ func (c *Console) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.Info().Str("op", req.Op).Str("target", req.Target).Int("replies", len(replies)).Str("remote", r.RemoteAddr).Msg("control from the console")
 	writeJSON(w, http.StatusOK, controlDoc{Subject: subject, Replies: replies})
-}
-
-// control publishes one request and collects replies until ctx ends (or
-// the first, for one worker).
-func (c *Console) control(ctx context.Context, subject string, req subjects.ControlRequest, one bool) ([]subjects.ControlReply, error) {
-	inbox := c.cfg.Conn.NewInbox()
-	sub, err := c.cfg.Conn.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(req)
-	if err := c.cfg.Conn.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body}); err != nil {
-		return nil, err
-	}
-	got := []subjects.ControlReply{}
-	for !one || len(got) == 0 {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			break // the wait is over
-		}
-		var rep subjects.ControlReply
-		if json.Unmarshal(m.Data, &rep) == nil {
-			got = append(got, rep)
-		}
-	}
-	return got, nil
 }

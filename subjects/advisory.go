@@ -100,9 +100,13 @@ func EnsureAdvisories(ctx context.Context, js jetstream.JetStream, o StreamOptio
 		return nil, err
 	}
 	anyReplicas := o.Replicas == 0
+	bindOnly := o.BindOnly
 	o.setDefaults()
-	if err := ensureStream(ctx, js, advisoriesStream(o), anyReplicas, false); err != nil {
+	if _, err := ensureStream(ctx, js, advisoriesStream(o), anyReplicas, false, bindOnly); err != nil {
 		return nil, err
+	}
+	if bindOnly {
+		return BindConsumer(ctx, js, StreamAdvisories, AdvisoriesConsumer())
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamAdvisories, AdvisoriesConsumer())
 	if err != nil {

@@ -9,8 +9,7 @@ const (
 )
 
 // ControlStep is the subject every worker of step listens on, besides its
-// own jf.ctl.<worker>. It has one token more than a worker's subject, so
-// the two never collide.
+// own [Control] subject, which is one token longer.
 func ControlStep(step string) string { return join(Root, string(KindControl), "step", step) }
 
 // ControlRequest is the JSON body of a control request. Dataset, if set,

@@ -11,6 +11,16 @@ var (
 	// cannot be reconciled with the wire contract without data loss.
 	ErrStreamConflict = errors.New("existing stream conflicts with jetfleet's definition")
 
+	// ErrNotSetUp reports a stream, consumer or bucket that a bind-only
+	// process ([StreamOptions].BindOnly) needs and that does not exist:
+	// `jetfleet setup` creates them.
+	ErrNotSetUp = errors.New("not set up")
+
+	// ErrConsumerConflict reports an existing durable consumer whose
+	// configuration breaks the wire contract (another filter, ack policy
+	// or unlimited deliveries).
+	ErrConsumerConflict = errors.New("existing consumer conflicts with jetfleet's definition")
+
 	// ErrServerTooOld reports a nats-server that lacks a feature the wire
 	// contract needs (see [ServerFeatures]); see [ServerTooOldError].
 	ErrServerTooOld = errors.New("nats-server too old for jetfleet")

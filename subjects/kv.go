@@ -82,6 +82,9 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 	if err := CheckServer(js.Conn()); err != nil {
 		return nil, err
 	}
+	if o.BindOnly {
+		return BindBucket(ctx, js, cfg.Bucket)
+	}
 	if o.Replicas == 0 {
 		if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
 			if st, err := kv.Status(ctx); err == nil {

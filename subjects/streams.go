@@ -46,6 +46,12 @@ type StreamOptions struct {
 	// its count: for processes that neither publish clean records nor
 	// aggregate them (the fleet always sets it).
 	Partitions int
+	// BindOnly makes every Ensure function look, never create or change:
+	// a missing stream, consumer or bucket is reported with ErrNotSetUp,
+	// one that breaks the contract with ErrStreamConflict or
+	// ErrConsumerConflict. Processes on a locked-down server run with it,
+	// after `jetfleet setup` made everything (docs/security.md).
+	BindOnly bool
 }
 
 func (o *StreamOptions) setDefaults() {
@@ -131,33 +137,51 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o StreamOptions) error 
 	if err := CheckServer(js.Conn()); err != nil {
 		return err
 	}
+	_, err := EnsureStreams(ctx, js, o)
+	return err
+}
+
+// EnsureStreams is [Ensure], saying what it did to each stream.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) ([]Change, error) {
+	if err := CheckServer(js.Conn()); err != nil {
+		return nil, err
+	}
 	anyReplicas := o.Replicas == 0
 	anyPartitions := o.Partitions == 0 // join a partitioned JF_CLEAN whatever its count
 	var errs []error
+	var changes []Change
 	for _, want := range Streams(o) {
-		if err := ensureStream(ctx, js, want, anyReplicas, anyPartitions); err != nil {
+		c, err := ensureStream(ctx, js, want, anyReplicas, anyPartitions, o.BindOnly)
+		if err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		changes = append(changes, c)
 	}
-	return errors.Join(errs...)
+	return changes, errors.Join(errs...)
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, anyReplicas, anyPartitions bool) error {
-	// Look before creating: a worker of a locked-down server may read
-	// stream info but not create streams (scripts/secure/nats.conf).
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, anyReplicas, anyPartitions, bindOnly bool) (Change, error) {
+	change := Change{Kind: "stream", Name: want.Name, Action: ActionUnchanged}
+	// Look before creating: a bind-only process may read stream info but
+	// not create streams.
 	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && bindOnly {
+		return change, fmt.Errorf("%w: stream %s does not exist (an admin creates it: jetfleet setup --pipeline FILE)", ErrNotSetUp, want.Name)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, want)
 		if err == nil {
-			return nil
+			change.Action = ActionCreated
+			return change, nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return fmt.Errorf("create stream %s: %w", want.Name, err)
+			return change, fmt.Errorf("create stream %s: %w", want.Name, err)
 		}
 		s, err = js.Stream(ctx, want.Name) // created concurrently by another process
 	}
 	if err != nil {
-		return fmt.Errorf("look up stream %s: %w", want.Name, err)
+		return change, fmt.Errorf("look up stream %s: %w", want.Name, err)
 	}
 	have := s.CachedInfo().Config
 	if anyReplicas {
@@ -167,20 +191,21 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		want.SubjectTransform = have.SubjectTransform
 	}
 	if diffs := conflicts(have, want); len(diffs) > 0 {
-		return fmt.Errorf("%w: stream %s: %s (change or delete it by hand; jetfleet will not)",
+		return change, fmt.Errorf("%w: stream %s: %s (change or delete it by hand; jetfleet will not)",
 			ErrStreamConflict, want.Name, strings.Join(diffs, "; "))
 	}
 	// The server reports an unset MaxMsgSize as -1: the same as our 0.
 	sameMaxMsg := have.MaxMsgSize == want.MaxMsgSize || (have.MaxMsgSize <= 0 && want.MaxMsgSize <= 0)
-	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && sameMaxMsg {
-		return nil
+	if bindOnly || (have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && sameMaxMsg) {
+		return change, nil // a bind-only process takes the limits the admin chose
 	}
 	upd := have
 	upd.MaxAge, upd.Duplicates, upd.MaxMsgSize = want.MaxAge, want.Duplicates, want.MaxMsgSize
 	if _, err := js.UpdateStream(ctx, upd); err != nil {
-		return fmt.Errorf("update stream %s: %w", want.Name, err)
+		return change, fmt.Errorf("update stream %s: %w", want.Name, err)
 	}
-	return nil
+	change.Action, change.Detail = ActionUpdated, fmt.Sprintf("max_age %s, duplicate_window %s, max_msg_size %d", want.MaxAge, want.Duplicates, want.MaxMsgSize)
+	return change, nil
 }
 
 func conflicts(have, want jetstream.StreamConfig) []string {
@@ -193,6 +218,14 @@ func conflicts(have, want jetstream.StreamConfig) []string {
 	}
 	if have.Retention != want.Retention {
 		d = append(d, fmt.Sprintf("retention %s, want %s", have.Retention, want.Retention))
+	}
+	// Count limits drop records whatever their age: the contract keeps
+	// them by age only.
+	if have.MaxMsgs > 0 {
+		d = append(d, fmt.Sprintf("max_msgs %d, want unlimited", have.MaxMsgs))
+	}
+	if have.MaxMsgsPerSubject > 0 {
+		d = append(d, fmt.Sprintf("max_msgs_per_subject %d, want unlimited", have.MaxMsgsPerSubject))
 	}
 	if have.Replicas != want.Replicas {
 		d = append(d, fmt.Sprintf("replicas %d, want %d", have.Replicas, want.Replicas))

@@ -81,8 +81,14 @@ func Alert(rule string) string { return join(Root, string(KindAlert), rule) }
 // Heartbeat is the subject a worker beats on.
 func Heartbeat(step, worker string) string { return join(Root, string(KindHeartbeat), step, worker) }
 
-// Control is the subject a worker takes control requests on.
-func Control(worker string) string { return join(Root, string(KindControl), worker) }
+// Control is the subject one worker of step takes control requests on,
+// jf.ctl.step.<step>.<worker>. It sits under its step's subject so that a
+// server permission per step (jf.ctl.step.<step> and
+// jf.ctl.step.<step>.*) covers every worker of the step and nothing else:
+// a worker id alone could not be confined to a role.
+func Control(step, worker string) string {
+	return join(Root, string(KindControl), "step", step, worker)
+}
 
 // Supervisor is a supervisor request or event subject, jf.sup.<name>.
 func Supervisor(name string) string { return join(Root, string(KindSup), name) }
@@ -108,8 +114,8 @@ type Parsed struct {
 	KeyToken    string
 	Partition   int
 	Partitioned bool
-	Step        string // dlq, hb
-	Worker      string // hb, ctl
+	Step        string // dlq, hb, ctl
+	Worker      string // hb, ctl (one worker)
 	Rule        string // alert
 	Name        string // sup
 }
@@ -160,8 +166,12 @@ func Parse(subject string) (Parsed, error) {
 			return p, nil
 		}
 	case KindControl:
-		if n == 3 {
-			p.Worker = tokens[2]
+		if tokens[2] == "step" && n == 4 {
+			p.Step = tokens[3]
+			return p, nil
+		}
+		if tokens[2] == "step" && n == 5 {
+			p.Step, p.Worker = tokens[3], tokens[4]
 			return p, nil
 		}
 	case KindAlert:

@@ -22,7 +22,8 @@ func TestBuildersRoundTrip(t *testing.T) {
 		{subjects.CleanPartition("o-2", 7, "00ff"), subjects.Parsed{Kind: subjects.KindClean, Dataset: "o-2", KeyToken: "00ff", Partition: 7, Partitioned: true}},
 		{subjects.DeadLetter("validate", "orders"), subjects.Parsed{Kind: subjects.KindDLQ, Step: "validate", Dataset: "orders"}},
 		{subjects.Heartbeat("transform", "host-1"), subjects.Parsed{Kind: subjects.KindHeartbeat, Step: "transform", Worker: "host-1"}},
-		{subjects.Control("w1"), subjects.Parsed{Kind: subjects.KindControl, Worker: "w1"}},
+		{subjects.Control("transform", "w1"), subjects.Parsed{Kind: subjects.KindControl, Step: "transform", Worker: "w1"}},
+		{subjects.ControlStep("transform"), subjects.Parsed{Kind: subjects.KindControl, Step: "transform"}},
 		{subjects.Alert("big_order"), subjects.Parsed{Kind: subjects.KindAlert, Rule: "big_order"}},
 		{subjects.SupEvents, subjects.Parsed{Kind: subjects.KindSup, Name: "events"}},
 	}
@@ -117,7 +118,10 @@ func FuzzParse(f *testing.F) {
 		case subjects.KindHeartbeat:
 			rebuilt = subjects.Heartbeat(p.Step, p.Worker)
 		case subjects.KindControl:
-			rebuilt = subjects.Control(p.Worker)
+			rebuilt = subjects.ControlStep(p.Step)
+			if p.Worker != "" {
+				rebuilt = subjects.Control(p.Step, p.Worker)
+			}
 		case subjects.KindAlert:
 			rebuilt = subjects.Alert(p.Rule)
 		case subjects.KindSup:

@@ -74,7 +74,7 @@ func TestWireDocNamesEveryConstant(t *testing.T) {
 	for _, v := range []string{
 		subjects.Ingest("<dataset>"), subjects.Valid("<dataset>"), subjects.Clean("<dataset>"),
 		subjects.DeadLetter("<step>", "<dataset>"), subjects.Alert("<rule>"), subjects.Heartbeat("<step>", "<worker>"),
-		subjects.Control("<worker>"), subjects.ControlStep("<step>"), subjects.SupEvents, subjects.SupStatus,
+		subjects.Control("<step>", "<worker>"), subjects.ControlStep("<step>"), subjects.SupEvents, subjects.SupStatus,
 		subjects.FleetBucket, subjects.LandingBucket, subjects.LookupBucket("<table>"),
 		subjects.KeyWorker("<step>", "<worker>"), subjects.KeyGone("<step>", "<worker>"), subjects.KeySupervisor("<id>"),
 		subjects.KeyRate("<consumer>"), subjects.KeyReplayed(0)[:len(subjects.KeyPrefixReplayed)] + ".<dlq seq>", subjects.KeyMarts,

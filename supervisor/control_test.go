@@ -51,14 +51,14 @@ func TestControlPauseResume(t *testing.T) {
 		return nil
 	})
 
-	request(subjects.Control(w.ID()), subjects.CtlResume)
+	request(subjects.Control("validate", w.ID()), subjects.CtlResume)
 	require.False(t, w.Paused())
 	st, err := supervisor.WaitIdle(t.Context(), b.js, supervisor.WaitIdleOptions{Poll: 20 * time.Millisecond})
 	require.NoError(t, err)
 	require.Equal(t, uint64(0), step(st, "validate", dataset).Pending)
 	require.Equal(t, uint64(2), b.streamMsgs(t, subjects.StreamValid, subjects.Valid(dataset)))
 
-	r = request(subjects.Control(w.ID()), subjects.CtlDrain)
+	r = request(subjects.Control("validate", w.ID()), subjects.CtlDrain)
 	require.Equal(t, subjects.StatePaused, r.State)
 	require.Zero(t, r.InFlight)
 }

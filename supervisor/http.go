@@ -30,6 +30,11 @@ type HandlerConfig struct {
 	MartsFunc MartsFunc
 	// ReadyFunc, if set, must return nil for /readyz to say ready.
 	ReadyFunc func() error
+	// Own, if set, makes the handler a worker process's: /readyz asks
+	// for its workers' consumers instead of the account info, and /status
+	// and /metrics show only them ([OwnSnapshot]), so the probes need no
+	// right the step's user lacks.
+	Own *OwnScope
 	// Registry gets the metrics; default a new registry with the Go and
 	// process collectors. Register the process's own metrics on it too.
 	Registry *prometheus.Registry
@@ -66,7 +71,14 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	if cfg.Tree != nil {
 		opts = append(opts, WithTree(cfg.Tree))
 	}
-	cs := []prometheus.Collector{&fleetCollector{js: cfg.JS, opts: opts, timeout: cfg.Timeout, log: cfg.Logger}}
+	snapshot := func(ctx context.Context) (*Status, error) { return Snapshot(ctx, cfg.JS, opts...) }
+	if cfg.Own != nil {
+		if cfg.Own.BeatsFunc == nil {
+			return nil, fmt.Errorf("%w: OwnScope.BeatsFunc is nil", ErrInvalidConfig)
+		}
+		snapshot = func(ctx context.Context) (*Status, error) { return OwnSnapshot(ctx, cfg.JS, cfg.Own, cfg.Tree) }
+	}
+	cs := []prometheus.Collector{&fleetCollector{snapshot: snapshot, timeout: cfg.Timeout, log: cfg.Logger}}
 	cs = append(cs, metrics.Collectors()...)
 	if cfg.Supervisor != nil {
 		cs = append(cs, cfg.Supervisor.Collectors()...)
@@ -96,7 +108,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
 		defer cancel()
-		st, err := Snapshot(ctx, cfg.JS, opts...)
+		st, err := snapshot(ctx)
 		if err != nil {
 			http.Error(w, "status: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -115,7 +127,11 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 }
 
 func ready(ctx context.Context, cfg HandlerConfig) error {
-	if _, err := cfg.JS.AccountInfo(ctx); err != nil {
+	if cfg.Own != nil {
+		if err := ownReady(ctx, cfg.JS, cfg.Own); err != nil {
+			return err
+		}
+	} else if _, err := cfg.JS.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("JetStream: %w", err)
 	}
 	if cfg.Supervisor != nil && !cfg.Supervisor.Ready() {

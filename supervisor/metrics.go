@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -44,10 +43,9 @@ func (s *Supervisor) Collectors() []prometheus.Collector {
 
 // fleetCollector reports the fleet from a [Snapshot] taken per scrape.
 type fleetCollector struct {
-	js      jetstream.JetStream
-	opts    []SnapshotOption
-	timeout time.Duration
-	log     zerolog.Logger
+	snapshot func(ctx context.Context) (*Status, error)
+	timeout  time.Duration
+	log      zerolog.Logger
 }
 
 var (
@@ -89,7 +87,7 @@ func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	st, err := Snapshot(ctx, c.js, c.opts...)
+	st, err := c.snapshot(ctx)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("metrics: fleet status")
 		ch <- prometheus.MustNewConstMetric(descScrape, prometheus.GaugeValue, 0)

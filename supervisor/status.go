@@ -43,6 +43,9 @@ type Status struct {
 	Balance []DatasetBalance `json:"balance"`
 
 	dlqLastSeq uint64
+	// own marks the view of one worker process ([OwnSnapshot]), which
+	// cannot know whether a supervisor runs.
+	own bool
 }
 
 // LandingStatus counts objects in the landing bucket not yet moved to
@@ -555,7 +558,7 @@ func childStep(name string) (step, dataset string, ok bool) {
 
 // judge fills in step states, problems, notes and the headline.
 func judge(st *Status) {
-	if !st.Supervisor.Up {
+	if !st.Supervisor.Up && !st.own {
 		st.Problems = append(st.Problems, "supervisor is down: worker liveness is as last recorded, advisories are not watched (start `jetfleet supervisor`)")
 	}
 	for _, c := range st.Supervisor.Children {

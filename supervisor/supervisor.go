@@ -217,7 +217,7 @@ func (s *Supervisor) bind(ctx context.Context) (jetstream.KeyValue, error) {
 		if err == nil {
 			return kv, nil
 		}
-		if errors.Is(err, subjects.ErrServerTooOld) {
+		if errors.Is(err, subjects.ErrServerTooOld) || errors.Is(err, subjects.ErrNotSetUp) {
 			return nil, err // retrying cannot help
 		}
 		delay := backoff.Delay(200*time.Millisecond, 10*time.Second, attempt)
@@ -239,7 +239,8 @@ func (s *Supervisor) bindAdvisories(ctx context.Context) (jetstream.Consumer, er
 		if err == nil {
 			return cons, nil
 		}
-		if errors.Is(err, subjects.ErrServerTooOld) || errors.Is(err, subjects.ErrStreamConflict) {
+		if errors.Is(err, subjects.ErrServerTooOld) || errors.Is(err, subjects.ErrStreamConflict) ||
+			errors.Is(err, subjects.ErrNotSetUp) || errors.Is(err, subjects.ErrConsumerConflict) {
 			return nil, err
 		}
 		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream (advisories)")

@@ -9,8 +9,8 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// ServeControl serves the worker's control subjects, jf.ctl.<worker> and
-// the step-wide subjects.ControlStep(step), answering pause, resume, drain
+// ServeControl serves the worker's control subjects, its own
+// subjects.Control(step, worker) and the step-wide subjects.ControlStep(step), answering pause, resume, drain
 // and ping requests (see subjects.ControlRequest). Drain pauses the worker
 // and replies once it holds no message, so every in-flight message has
 // been settled. The subjects are the endpoints of a NATS micro service
@@ -43,10 +43,12 @@ func (w *Worker) control(data []byte) (reply subjects.ControlReply, ok bool) {
 		w.Pause()
 		w.waitFor(func() bool { return *w.state.Load() != subjects.StateRunning })
 	case subjects.CtlResume:
+		// The reply tells the state the resume produced: wait for the
+		// fetch loop to leave the pause (unless paused again meanwhile).
 		w.Resume()
-		// The loop reopens its iterator before it runs again; answer with
-		// the state it resumed to, not the paused one.
-		w.waitFor(func() bool { return *w.state.Load() != subjects.StatePaused })
+		if !w.waitFor(func() bool { return *w.state.Load() != subjects.StatePaused || w.paused.Load() }) {
+			reply.Error = fmt.Sprintf("still paused after %s", w.cfg.DrainTimeout)
+		}
 	case subjects.CtlDrain:
 		w.Pause()
 		if !w.waitFor(func() bool { return *w.state.Load() != subjects.StateRunning && w.stats.inFlight.Load() == 0 }) {

@@ -16,7 +16,7 @@ import (
 // ServicePrefix starts the NATS micro service name of every jetfleet
 // process: `nats micro ls` lists jetfleet-validate, jetfleet-transform,
 // jetfleet-aggregate and jetfleet-supervisor.
-const ServicePrefix = "jetfleet-"
+const ServicePrefix = subjects.MicroServicePrefix
 
 // ServiceName is the micro service name of the workers of step.
 func ServiceName(step string) string { return ServicePrefix + step }
@@ -24,7 +24,7 @@ func ServiceName(step string) string { return ServicePrefix + step }
 // Names of the micro endpoints a worker serves. Both carry the control
 // requests of jetfleet ctl and the supervisor's pings.
 const (
-	EndpointControl     = "control"      // jf.ctl.<worker>
+	EndpointControl     = "control"      // jf.ctl.step.<step>.<worker>
 	EndpointControlStep = "control-step" // jf.ctl.step.<step>, every worker of the step
 )
 
@@ -87,7 +87,7 @@ func (w *Worker) serveMicro() (micro.Service, error) {
 	}
 	handler := micro.HandlerFunc(w.handleControl)
 	for name, subject := range map[string]string{
-		EndpointControl:     subjects.Control(w.cfg.ID),
+		EndpointControl:     subjects.Control(w.cfg.Step.Name, w.cfg.ID),
 		EndpointControlStep: subjects.ControlStep(w.cfg.Step.Name),
 	} {
 		if err := svc.AddEndpoint(name, handler, micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroupDisabled()); err != nil {

@@ -97,12 +97,12 @@ func TestWorkerIsMicroService(t *testing.T) {
 		subjectsOf[e.Name] = e.Subject
 		require.Empty(t, e.QueueGroup, "a step-wide request must reach every worker")
 	}
-	require.Equal(t, map[string]string{"control": subjects.Control(w.ID()), "control-step": subjects.ControlStep("validate")}, subjectsOf)
+	require.Equal(t, map[string]string{"control": subjects.Control("validate", w.ID()), "control-step": subjects.ControlStep("validate")}, subjectsOf)
 
 	// Real traffic: ctl requests, one of them failing.
 	for _, op := range []string{subjects.CtlPing, subjects.CtlPing, "explode"} {
 		body, _ := json.Marshal(subjects.ControlRequest{Op: op})
-		m, err := b.nc.Request(subjects.Control(w.ID()), body, 5*time.Second)
+		m, err := b.nc.Request(subjects.Control("validate", w.ID()), body, 5*time.Second)
 		require.NoError(t, err)
 		var r subjects.ControlReply
 		require.NoError(t, json.Unmarshal(m.Data, &r))

@@ -277,15 +277,34 @@ func (w *Worker) drainOnStop(ctx, done context.Context, hardCancel context.Cance
 	}
 }
 
-// bind ensures the streams and the durable consumer, retrying with backoff
-// while JetStream is unreachable, so a worker may start before its server.
-func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
+// ConsumerDef is the durable consumer the worker binds to, on its
+// input stream: what `jetfleet setup` creates for it.
+func (w *Worker) ConsumerDef() (subjects.ConsumerDef, error) {
 	ccfg, err := w.cfg.consumerConfig()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return subjects.ConsumerDef{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch len(w.cfg.FilterSubjects) {
+	case 0:
+	case 1: // the server's single-filter path is the fast one
+		ccfg.FilterSubject, ccfg.FilterSubjects = w.cfg.FilterSubjects[0], nil
+	default:
+		ccfg.FilterSubject, ccfg.FilterSubjects = "", w.cfg.FilterSubjects
+	}
+	return subjects.ConsumerDef{Stream: subjects.StreamFor(w.cfg.Step.Input), Config: ccfg}, nil
+}
+
+// bind ensures the streams and the durable consumer, retrying with backoff
+// while JetStream is unreachable, so a worker may start before its server.
+// A bind-only worker (Streams.BindOnly) creates nothing and gives up at
+// once when something is missing or breaks the contract.
+func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
+	def, err := w.ConsumerDef()
+	if err != nil {
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		cons, err := w.tryBind(ctx, ccfg)
+		cons, err := w.tryBind(ctx, def)
 		if err == nil {
 			w.maxDeliver = cons.CachedInfo().Config.MaxDeliver
 			w.dlqLimit = DeadLetterLimit(ctx, w.js)
@@ -294,7 +313,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 			}
 			return cons, nil
 		}
-		if errors.Is(err, subjects.ErrStreamConflict) {
+		if errors.Is(err, subjects.ErrStreamConflict) || errors.Is(err, subjects.ErrConsumerConflict) || errors.Is(err, subjects.ErrNotSetUp) {
 			return nil, err
 		}
 		w.setLastErr(err)
@@ -306,23 +325,18 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 	}
 }
 
-func (w *Worker) tryBind(ctx context.Context, ccfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+func (w *Worker) tryBind(ctx context.Context, def subjects.ConsumerDef) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := subjects.Ensure(ctx, w.js, w.cfg.Streams); err != nil {
 		return nil, err
 	}
-	switch len(w.cfg.FilterSubjects) {
-	case 0:
-	case 1: // the server's single-filter path is the fast one
-		ccfg.FilterSubject, ccfg.FilterSubjects = w.cfg.FilterSubjects[0], nil
-	default:
-		ccfg.FilterSubject, ccfg.FilterSubjects = "", w.cfg.FilterSubjects
+	if w.cfg.Streams.BindOnly {
+		return subjects.BindConsumer(ctx, w.js, def.Stream, def.Config)
 	}
-	stream := subjects.StreamFor(w.cfg.Step.Input)
-	cons, err := w.js.CreateOrUpdateConsumer(ctx, stream, ccfg)
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, def.Stream, def.Config)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", ccfg.Durable, stream, err)
+		return nil, fmt.Errorf("consumer %s on %s: %w", def.Config.Durable, def.Stream, err)
 	}
 	return cons, nil
 }

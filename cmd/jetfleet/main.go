@@ -72,6 +72,7 @@ NATS_URL sets the server for every command.`,
 			alertsCommand(),
 			serverCommand(),
 			passwdCommand(),
+			setupCommand(), securityCommand(),
 			versionCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {

@@ -84,7 +84,7 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 		return out
 	}
 	require.Equal(t, []micro.EndpointInfo{
-		{Name: workers.EndpointControl, Subject: subjects.Control("<worker>")},
+		{Name: workers.EndpointControl, Subject: subjects.Control("transform", "<worker>")},
 		{Name: workers.EndpointControlStep, Subject: subjects.ControlStep("transform")},
 	}, endpoints(goInfo, goWorker), "the Go side of the contract")
 	require.Equal(t, endpoints(goInfo, goWorker), endpoints(jsInfo, jsWorker), "the JS step registers what the Go worker does")
@@ -137,7 +137,7 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 	require.Equal(t, map[string]bool{goWorker: true, jsWorker: true}, replied)
 
 	// A failed op is a service error, as on the Go side.
-	resp, err := nc.Request(subjects.Control(jsWorker), []byte(`{"op":"explode"}`), 5*time.Second)
+	resp, err := nc.Request(subjects.Control("transform", jsWorker), []byte(`{"op":"explode"}`), 5*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, "400", resp.Header.Get(micro.ErrorCodeHeader))
 	require.Contains(t, resp.Header.Get(micro.ErrorHeader), "unknown control op")

@@ -45,6 +45,15 @@ type secureBundle struct {
 
 func setupSecure(t *testing.T) *secureBundle {
 	t.Helper()
+	conf, err := os.ReadFile(filepath.Join("..", "..", "scripts", "secure", "nats.conf"))
+	require.NoError(t, err)
+	return setupSecureWith(t, conf)
+}
+
+// setupSecureWith starts a server from conf, a config with the users of
+// secureRoles (jetfleet security conf writes them).
+func setupSecureWith(t *testing.T, conf []byte) *secureBundle {
+	t.Helper()
 	dir := t.TempDir()
 	b := &secureBundle{dir: dir, passwords: map[string]string{}, serverLog: newSyncBuffer()}
 	b.ca, b.cert, b.key = writeCerts(t, dir)
@@ -58,8 +67,6 @@ func setupSecure(t *testing.T) *secureBundle {
 		b.passwords[role] = pw
 		fmt.Fprintf(&site, "JF_%s_PASS: %q\n", strings.ToUpper(role), hash)
 	}
-	conf, err := os.ReadFile(filepath.Join("..", "..", "scripts", "secure", "nats.conf"))
-	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "nats.conf"), conf, 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "site.conf"), []byte(site.String()), 0o600))
 
@@ -279,6 +286,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	t.Parallel()
 	b := setupSecure(t)
 	dataDir := t.TempDir()
+	setupAsAdmin(t, b) // workers bind only: their users may not create
 
 	out, code := jf(t, b.env("ops"), "lookup", "load")
 	require.Zero(t, code, out)

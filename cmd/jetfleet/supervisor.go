@@ -32,6 +32,7 @@ names); off loopback it needs --http-token (all but /healthz and /readyz require
 			&cli.DurationFlag{Name: "gone-retention", Usage: "how long dead and stopped workers stay listed", Value: 10 * time.Minute},
 			&cli.IntFlag{Name: "replicas", Usage: "replicas of the fleet KV bucket (3 on a cluster; unset: 1 when creating it, an existing bucket keeps its own)", Value: 1},
 			&cli.StringFlag{Name: "data-dir", Usage: "the --data-dir of an aggregator on this machine: its marts and progress are reported to jetfleet status (status --wait-idle waits for them, and the books in status need them)", EnvVars: []string{"JETFLEET_DATA_DIR"}},
+			bindOnlyFlag(),
 		}, append(append(httpFlags(), consoleFlags()...), queryFlags()...)...)...),
 		Action: runSupervisor,
 	}
@@ -113,10 +114,11 @@ func runSupervisor(c *cli.Context) error {
 // supervisorStreams passes --replicas only when set, so a supervisor
 // started without it keeps a cluster's bucket at its replica count.
 func supervisorStreams(c *cli.Context) subjects.StreamOptions {
-	if !c.IsSet("replicas") {
-		return subjects.StreamOptions{}
+	o := subjects.StreamOptions{BindOnly: bindOnly(c)}
+	if c.IsSet("replicas") {
+		o.Replicas = c.Int("replicas")
 	}
-	return subjects.StreamOptions{Replicas: c.Int("replicas")}
+	return o
 }
 
 // supervisorMarts reports the marts under --data-dir, nil without it.

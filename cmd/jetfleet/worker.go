@@ -50,6 +50,7 @@ SIGINT or SIGTERM drains in-flight work and exits 0.
 			&cli.StringFlag{Name: "partitions", Usage: "aggregate: the partitions this process owns, e.g. 0-3,6 (default: all)"},
 			&cli.BoolFlag{Name: "claim", Usage: "aggregate: claim a fair share of partitions through leases and take over those of a replica that dies (see docs/scale-out.md)"},
 			&cli.DurationFlag{Name: "lease-ttl", Usage: "aggregate --claim: a dead replica's partitions move after this long", Value: 10 * time.Second},
+			bindOnlyFlag(),
 		}, httpFlags()...)...),
 		Action: runWorker,
 	}
@@ -90,7 +91,7 @@ func runWorker(c *cli.Context) error {
 	cfg := fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec}
 	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
 	cfg.Replicas = map[string]int{step: c.Int("replicas")}
-	cfg.Streams = subjects.StreamOptions{Partitions: c.Int("partition-count")}
+	cfg.Streams = subjects.StreamOptions{Partitions: c.Int("partition-count"), BindOnly: bindOnly(c)}
 	if c.IsSet("stream-replicas") { // unset: join existing streams whatever their replicas
 		cfg.Streams.Replicas = c.Int("stream-replicas")
 	}
@@ -117,6 +118,13 @@ func runWorker(c *cli.Context) error {
 		}
 		return cli.Exit(msg, 2)
 	}
+	if cfg.Streams.BindOnly {
+		// Every reason at once, before any member starts and fails alone.
+		if err := fl.Check(ctx); err != nil {
+			return cli.Exit(fmt.Sprintf("worker %s: --bind-only: %v", step, err), 1)
+		}
+		log.Info().Msg("bind-only: streams, consumers and buckets are in place")
+	}
 	if err := fl.Prepare(ctx); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -135,7 +143,9 @@ func runWorker(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log, ReadyFunc: fleetReady(fl)})
+		// The probes read only this process's own consumers: a step's user
+		// may not list consumers or read the account (docs/security.md).
+		handler, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: js, Tree: tree, Logger: log, ReadyFunc: fleetReady(fl), Own: &supervisor.OwnScope{BeatsFunc: fl.Beats}})
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}

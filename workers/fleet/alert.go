@@ -151,6 +151,9 @@ func oneLine(s string) string {
 // alert step reading the same stream, the fleet could otherwise look idle
 // before the aggregator is there. Best effort: the worker binds for real.
 func (f *Fleet) declareConsumer(ctx context.Context, step subjects.Step, dataset string) {
+	if f.cfg.Streams.BindOnly {
+		return // the admin's setup made it
+	}
 	js, err := jetstream.New(f.cfg.Conn)
 	if err != nil {
 		return

@@ -56,6 +56,9 @@ func (s *partitionSet) leaseBucket(ctx context.Context, ttl time.Duration) (jets
 	if err != nil {
 		return nil, err
 	}
+	if s.f.cfg.Streams.BindOnly {
+		return subjects.BindBucket(ctx, js, subjects.PartitionBucket)
+	}
 	for attempt := 1; ; attempt++ {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, subjects.PartitionsKV(s.f.cfg.Streams, ttl))
 		if err == nil {

@@ -95,6 +95,10 @@ type Fleet struct {
 	Members []Member
 	tables  *transform.KVTables
 	sets    []*partitionSet
+	// lookups are the lookup tables the fleet's transforms read; ingest
+	// says whether it watches the landing bucket.
+	lookups []string
+	ingest  bool
 }
 
 // AggregateMemory is what the fleet's aggregators hold beside the Go
@@ -183,6 +187,7 @@ func Build(cfg Config) (*Fleet, error) {
 			}
 		}
 	}
+	f.lookups = tables
 	if len(tables) > 0 {
 		js, err := jetstream.New(cfg.Conn)
 		if err != nil {
@@ -204,6 +209,7 @@ func Build(cfg Config) (*Fleet, error) {
 	}
 
 	if runs(subjects.StepIngest.Name) {
+		f.ingest = true
 		if err := f.ingestMembers(datasets); err != nil {
 			return nil, err
 		}
@@ -355,4 +361,19 @@ func (f *Fleet) Workers() []*workers.Worker {
 		}
 	}
 	return ws
+}
+
+// Beats is the current heartbeat of every step worker of the fleet,
+// aggregator partitions running now included.
+func (f *Fleet) Beats() []subjects.Beat {
+	var beats []subjects.Beat
+	for _, w := range f.Workers() {
+		beats = append(beats, w.Snapshot())
+	}
+	for _, s := range f.sets {
+		for _, r := range s.runners() {
+			beats = append(beats, r.w.Snapshot())
+		}
+	}
+	return beats
 }

@@ -255,6 +255,9 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 // backlog from the start. Errors are left to the worker's own binding.
 func (s *partitionSet) declareConsumer(ctx context.Context, p int) {
 	cfg := s.f.cfg
+	if cfg.Streams.BindOnly {
+		return // the admin's setup made it
+	}
 	js, err := jetstream.New(cfg.Conn)
 	if err != nil {
 		return

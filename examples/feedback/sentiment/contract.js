@@ -15,7 +15,7 @@ const subjects = {
   clean: (dataset) => `${ROOT}.clean.${dataset}`,
   deadLetter: (step, dataset) => `${ROOT}.dlq.${step}.${dataset}`,
   heartbeat: (step, worker) => `${ROOT}.hb.${step}.${worker}`,
-  control: (worker) => `${ROOT}.ctl.${worker}`,
+  control: (step, worker) => `${ROOT}.ctl.step.${step}.${worker}`,
   controlStep: (step) => `${ROOT}.ctl.step.${step}`,
 };
 
@@ -215,7 +215,7 @@ class Heartbeat {
 // reaches every worker. nats.js 2.x's services API puts every endpoint in
 // a queue group ("q") and cannot turn that off, hence this small version.
 const SERVICE_PREFIX = "jetfleet-";
-const ENDPOINT_CONTROL = "control"; // jf.ctl.<worker>
+const ENDPOINT_CONTROL = "control"; // jf.ctl.step.<step>.<worker>
 const ENDPOINT_CONTROL_STEP = "control-step"; // jf.ctl.step.<step>
 
 // serviceName is the micro service of every worker of step.
@@ -260,7 +260,7 @@ function serviceConfig({ worker, step, dataset, version, serviceVersion, descrip
       version: String(version),
     },
     endpoints: [
-      { name: ENDPOINT_CONTROL, subject: subjects.control(worker) },
+      { name: ENDPOINT_CONTROL, subject: subjects.control(step, worker) },
       { name: ENDPOINT_CONTROL_STEP, subject: subjects.controlStep(step) },
     ],
   };

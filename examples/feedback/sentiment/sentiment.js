@@ -11,7 +11,7 @@
 //     with the contract's headers and a reason, then terminates its message
 //   - handles bulk messages (Jf-Records: NDJSON, one output bulk message)
 //   - beats on jf.hb.transform.<worker> so `jetfleet status` lists it, and
-//     answers ping, pause, resume and drain on jf.ctl.<worker>
+//     answers ping, pause, resume and drain on jf.ctl.step.transform.<worker>
 //   - registers as NATS micro service jetfleet-transform (`nats micro ls`)
 //     with the endpoints and metadata of the Go workers
 //   - drains on SIGTERM or SIGINT: finishes what it fetched, acks, exits 0
@@ -41,6 +41,9 @@ const cfg = {
   worker: process.env.JF_WORKER_ID || contract.newWorkerId("js"),
   ackWaitMs: parseInt(process.env.JF_ACK_WAIT_MS || "30000", 10),
   maxDeliver: parseInt(process.env.JF_MAX_DELIVER || "5", 10),
+  // On a server where only the admin creates consumers (jetfleet setup),
+  // bind to the durable instead of creating it (docs/security.md).
+  bindOnly: ["1", "true", "yes"].includes((process.env.JETFLEET_BIND_ONLY || "").toLowerCase()),
 };
 
 // One JSON object per line, like the Go workers' logs, with the worker,
@@ -117,12 +120,15 @@ class Step {
   }
 
   // bind creates or updates the durable consumer with the contract's
-  // settings, waiting (with backoff) until jetfleet has made the streams.
+  // settings, waiting (with backoff) until jetfleet has made the streams;
+  // bind-only, it waits until jetfleet setup has made the consumer.
   async bind() {
     const ccfg = contract.consumerConfig(STEP, cfg.dataset, { ackWaitMs: cfg.ackWaitMs, maxDeliver: cfg.maxDeliver });
     for (let attempt = 1; !this.stopping; attempt++) {
       try {
-        const info = await this.jsm.consumers.add(this.stream, ccfg, "" /* create or update */);
+        const info = cfg.bindOnly
+          ? await this.bindOnly(ccfg)
+          : await this.jsm.consumers.add(this.stream, ccfg, "" /* create or update */);
         this.maxDeliver = info.config.max_deliver;
         return await this.js.consumers.get(this.stream, ccfg.durable_name);
       } catch (err) {
@@ -133,6 +139,19 @@ class Step {
       }
     }
     return null;
+  }
+
+  // bindOnly reads the durable's info, and refuses one that breaks the
+  // contract (another filter or ack policy) rather than consume from it.
+  async bindOnly(ccfg) {
+    const info = await this.jsm.consumers.info(this.stream, ccfg.durable_name);
+    if (info.config.filter_subject !== ccfg.filter_subject || info.config.ack_policy !== ccfg.ack_policy) {
+      throw new Error(
+        `consumer ${ccfg.durable_name} on ${this.stream} breaks the contract: filter ${info.config.filter_subject}, ` +
+          `ack ${info.config.ack_policy}; want ${ccfg.filter_subject}, ${ccfg.ack_policy} (jetfleet setup makes it right)`,
+      );
+    }
+    return info;
   }
 
   async run() {
@@ -291,7 +310,7 @@ class Step {
     return this.js.publish(this.dlq, d.data, { msgID: id, headers: h });
   }
 
-  // control answers a request on jf.ctl.<worker> or jf.ctl.step.transform
+  // control answers a request on jf.ctl.step.transform.<worker> or jf.ctl.step.transform
   // with the JSON reply of the contract, or null if not addressed to us.
   async control(data) {
     let req;
@@ -381,7 +400,7 @@ async function main() {
 
   // The step is a NATS micro service like the Go workers (docs/wire.md):
   // `nats micro ls` lists it as jetfleet-transform, its endpoints are
-  // jf.ctl.<worker> and jf.ctl.step.transform (no queue group: a step-wide
+  // jf.ctl.step.transform.<worker> and jf.ctl.step.transform (no queue group: a step-wide
   // request reaches every worker), its stats carry the heartbeat.
   const svc = new contract.MicroService(
     nc,
