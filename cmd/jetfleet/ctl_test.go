@@ -20,7 +20,7 @@ import (
 func TestCtlResumeRepliesTheStateItProduced(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
-	waitStarted(t, dev, "validate", "transform")
+	waitStarted(t, dev)
 
 	out, code := jf(t, dev.env, "ctl", "pause", "validate")
 	require.Zero(t, code, out)
@@ -46,7 +46,7 @@ func TestCtlResumeRepliesTheStateItProduced(t *testing.T) {
 func TestCtlIgnoresForgedReplies(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
-	waitStarted(t, dev, "validate", "transform")
+	waitStarted(t, dev)
 	nc, _ := embeddedtest.Connect(t, dev.url)
 	forged, _ := json.Marshal(subjects.ControlReply{Worker: "FORGED-by-validate", Step: "transform", Dataset: "orders", Op: "resume", State: "running"})
 	sub, err := nc.Subscribe(subjects.ControlStep("transform"), func(m *nats.Msg) { _ = m.Respond(forged) })
@@ -70,7 +70,7 @@ func TestCtlIgnoresForgedReplies(t *testing.T) {
 func TestCtlOneWorkerBySubjectUnderItsStep(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, t.TempDir(), "--pipeline", passthrough)
-	waitStarted(t, dev, "validate", "transform")
+	waitStarted(t, dev)
 	out, code := jf(t, dev.env, "ctl", "pause", "transform")
 	require.Zero(t, code, out)
 	m := regexpWorker.FindStringSubmatch(out)
@@ -91,19 +91,12 @@ func TestCtlOneWorkerBySubjectUnderItsStep(t *testing.T) {
 
 var regexpWorker = regexp.MustCompile(`(?m)^(\S+)\s+transform\s+orders\s+paused`)
 
-// waitStarted waits until dev's workers of steps have bound their
-// consumers: "dev ready" comes before, and a starting worker answers
-// control requests with state starting.
-func waitStarted(t *testing.T, dev *devBundle, steps ...string) {
+// waitStarted waits until dev's workers have bound their consumers: dev
+// says it is ready once every worker fetches (a starting worker answers
+// control requests with state starting).
+func waitStarted(t *testing.T, dev *devBundle) {
 	t.Helper()
-	for _, step := range steps {
-		waitFor(t, 30*time.Second, step+" started", func() bool {
-			for _, l := range strings.Split(dev.proc.out.String(), "\n") {
-				if strings.Contains(l, `"step":"`+step+`"`) && strings.Contains(l, `"message":"worker started"`) {
-					return true
-				}
-			}
-			return false
-		})
-	}
+	waitFor(t, 30*time.Second, "jetfleet dev ready", func() bool {
+		return strings.Contains(dev.proc.out.String(), `"message":"jetfleet dev ready"`)
+	})
 }
