@@ -105,9 +105,10 @@ func TestWorkerSurvivesServerRestart(t *testing.T) {
 		require.NoError(t, err, "no heartbeat with the reconnect")
 		var hb subjects.Beat
 		require.NoError(t, json.Unmarshal(m.Data, &hb))
-		if hb.Conn != nil && hb.Conn.Reconnects >= 1 {
+		// The client counts the reconnect before its handler notes the
+		// time: a beat between the two has the count alone.
+		if hb.Conn != nil && hb.Conn.Reconnects >= 1 && !hb.Conn.LastReconnect.IsZero() {
 			require.Equal(t, "127.0.0.1:"+strconv.Itoa(port), hb.Conn.URL[len("nats://"):])
-			require.False(t, hb.Conn.LastReconnect.IsZero())
 			break
 		}
 	}
