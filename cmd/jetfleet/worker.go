@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/internal/backoff"
 	"github.com/jetfleet/jetfleet/internal/httpguard"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -119,8 +121,9 @@ func runWorker(c *cli.Context) error {
 		return cli.Exit(msg, 2)
 	}
 	if cfg.Streams.BindOnly {
-		// Every reason at once, before any member starts and fails alone.
-		if err := fl.Check(ctx); err != nil {
+		// Every reason at once, before any member starts and fails alone;
+		// a server not reachable yet is waited for, as a worker's bind does.
+		if err := checkBindOnly(ctx, fl, log); err != nil {
 			return cli.Exit(fmt.Sprintf("worker %s: --bind-only: %v", step, err), 1)
 		}
 		log.Info().Msg("bind-only: streams, consumers and buckets are in place")
@@ -179,5 +182,26 @@ func fleetReady(fl *fleet.Fleet) func() error {
 			return errors.New(strings.Join(w, "; "))
 		}
 		return nil
+	}
+}
+
+// checkBindOnly checks that what the fleet binds to exists and matches the
+// contract, retrying with backoff while JetStream does not answer (the
+// connection's own log says why); what is missing or conflicting is
+// returned at once.
+func checkBindOnly(ctx context.Context, fl *fleet.Fleet, log zerolog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fl.Check(actx)
+		cancel()
+		if err == nil || errors.Is(err, subjects.ErrNotSetUp) || errors.Is(err, subjects.ErrStreamConflict) ||
+			errors.Is(err, subjects.ErrConsumerConflict) || errors.Is(err, subjects.ErrServerTooOld) {
+			return err
+		}
+		delay := backoff.Delay(200*time.Millisecond, 10*time.Second, attempt)
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("waiting for JetStream")
+		if !backoff.Sleep(ctx, delay) {
+			return ctx.Err()
+		}
 	}
 }
