@@ -1,6 +1,7 @@
 package marts
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +86,9 @@ func ReadPartitionProgress(dataDir, dataset string, n int) ([]PartitionProgress,
 }
 
 // ReadOnePartitionProgress reads partition p's progress, zero if it has
-// none yet.
+// none yet. Its CommittedSeq is at least the partition's committed mark
+// (CommittedMark): the mirror is rewritten at most once a second, and an
+// owner killed in between must not leave its last commits looking folded.
 func ReadOnePartitionProgress(dataDir, dataset string, p int) (PartitionProgress, error) {
 	out := PartitionProgress{Dataset: dataset, Partition: p}
 	path := PartitionProgressFile(dataDir, dataset, p)
@@ -99,7 +102,42 @@ func ReadOnePartitionProgress(dataDir, dataset string, p int) (PartitionProgress
 	if err := json.Unmarshal(b, &out); err != nil {
 		return out, fmt.Errorf("%w: %s: %v", ErrBadManifest, path, err)
 	}
+	if seq, ok := ReadCommittedMark(CommittedMarkFile(dataDir, dataset, p)); ok {
+		out.CommittedSeq = max(out.CommittedSeq, seq)
+	}
 	return out, nil
+}
+
+// CommittedMarkFile holds the highest sequence partition p has committed,
+// rewritten in place by every commit before its acks.
+func CommittedMarkFile(dataDir, dataset string, p int) string {
+	return filepath.Join(PartitionStateDir(dataDir, dataset, p), "committed.mark")
+}
+
+// committedMarkSize is a mark's bytes: the sequence and its complement,
+// so that a read racing a write is told from a mark.
+const committedMarkSize = 16
+
+// WriteCommittedMark writes seq into an open mark file at offset 0: one
+// small write, no rename and no sync (the journal is the durable record;
+// the mark only has to outlive the process).
+func WriteCommittedMark(f *os.File, seq uint64) error {
+	var b [committedMarkSize]byte
+	binary.LittleEndian.PutUint64(b[:8], seq)
+	binary.LittleEndian.PutUint64(b[8:], ^seq)
+	_, err := f.WriteAt(b[:], 0)
+	return err
+}
+
+// ReadCommittedMark reads a mark; ok is false when there is none or it
+// was caught mid-write.
+func ReadCommittedMark(path string) (seq uint64, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < committedMarkSize {
+		return 0, false
+	}
+	seq = binary.LittleEndian.Uint64(b[:8])
+	return seq, binary.LittleEndian.Uint64(b[8:16]) == ^seq
 }
 
 // FoldedSeq is the sequence up to which the marts hold every committed

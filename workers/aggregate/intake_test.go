@@ -3,6 +3,7 @@ package aggregate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -266,4 +267,24 @@ func TestIntakeFlushThatCommittedIsNotRedone(t *testing.T) {
 	require.Equal(t, int64(1), b2.in.Stats().Duplicates)
 	require.NoError(t, b2.in.Flush(t.Context()))
 	require.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1}, lakeRows(t, dir))
+}
+
+// The progress mirror is rewritten at most once a second; what a reader
+// sees as committed must still include every acked batch, so that an
+// owner killed between two mirror writes does not leave its last commits
+// looking folded into the marts (marts.FoldedSeq over stale progress).
+func TestProgressShowsEveryCommitBeforeItsAck(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	b := newIntake(t, dataDir, 0)
+	defer b.stop()
+	b.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0))
+	for seq := uint64(2); seq <= 5; seq++ {
+		b.commit(0, rec(orderJSON(fmt.Sprint("k", seq), "2026-10-01"), seq, 0))
+		p, err := marts.ReadOnePartitionProgress(dataDir, "orders", 0)
+		require.NoError(t, err)
+		require.Equal(t, seq, p.CommittedSeq, "committed as read by the builder and status")
+		folded, _ := marts.FoldedSeq([]marts.PartitionProgress{p}, map[int]uint64{0: 1})
+		require.Equal(t, uint64(1), folded, "records past the last lake flush are not folded")
+	}
 }

@@ -38,6 +38,7 @@ type partition struct {
 	keyFile  *keyFile
 	dupFile  *keyFile
 	unlock   func()
+	mark     *os.File   // the committed mark (marts.CommittedMarkFile)
 	newKeys  []keyEntry // committed since the key files were last appended to
 	newDups  []keyEntry
 	j        *journal
@@ -154,6 +155,12 @@ func (in *Intake) openPartition(p int) (_ *partition, err error) {
 	if pt.j, err = openJournal(dir, next, true); err != nil {
 		return nil, err
 	}
+	if pt.mark, err = os.OpenFile(marts.CommittedMarkFile(in.cfg.DataDir, in.cfg.Dataset.Name, p), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return nil, err
+	}
+	if err := marts.WriteCommittedMark(pt.mark, committed); err != nil {
+		return nil, err
+	}
 	pt.prog.Dataset, pt.prog.Partition = in.cfg.Dataset.Name, p
 	pt.prog.CommittedSeq = committed
 	pt.prog.Records, pt.prog.Duplicates = int64(pt.keys.Len()), int64(len(pt.dups))
@@ -237,6 +244,13 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 	for e := range pt.batchDup {
 		pt.dups[e] = struct{}{}
 		pt.newDups = append(pt.newDups, e)
+	}
+	// Before the acks: whoever reads the progress while this owner is
+	// gone must see these records as committed (the mirror may lag).
+	if maxSeq > pt.prog.CommittedSeq {
+		if err := marts.WriteCommittedMark(pt.mark, maxSeq); err != nil {
+			pt.log.Warn().Err(err).Msg("write committed mark")
+		}
 	}
 	pt.pending += inserted
 	pt.prog.CommittedSeq = maxSeq
@@ -453,6 +467,9 @@ func (pt *partition) closeFiles() error {
 	}
 	if pt.keyFile != nil {
 		errs = append(errs, pt.keyFile.Close())
+	}
+	if pt.mark != nil {
+		errs = append(errs, pt.mark.Close())
 	}
 	if pt.dupFile != nil {
 		errs = append(errs, pt.dupFile.Close())
