@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -255,18 +256,34 @@ func connectOnceDenied(ctx context.Context, c *cli.Context, name string, log zer
 
 // connectService connects for a long-running process: it returns at once
 // and keeps retrying in the background with backoff, logging each try,
-// so a worker may start before its server.
-func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn, error) {
+// so a worker may start before its server. The returned connLoss is set
+// and stop called when the client gives the connection up for good (it
+// does after repeated authorization errors): the process then ends with
+// the cause, for its manager to restart it, instead of running on a dead
+// connection.
+func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()) (*nats.Conn, *connLoss, error) {
 	url := lookup(c, "nats")
 	if err := checkConnFlags(c); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	loss := &connLoss{}
 	opts := append(connectOptions(c, name, log), nats.RetryOnFailedConnect(true))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		cause, _ := workers.ConnError(err)
-		return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
+		return nil, nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
 	}
+	closed := nc.Opts.ClosedCB
+	nc.SetClosedHandler(func(nc *nats.Conn) {
+		if closed != nil {
+			closed(nc)
+		}
+		if err := nc.LastError(); err != nil && !loss.closing.Load() {
+			cause, _ := workers.ConnError(err)
+			loss.err.Store(&cause)
+			stop()
+		}
+	})
 	if !nc.IsConnected() {
 		ev := log.Warn().Str("url", redact(url))
 		if err := nc.LastError(); err != nil {
@@ -281,10 +298,32 @@ func connectService(c *cli.Context, name string, log zerolog.Logger) (*nats.Conn
 	// Connected: refuse a server too old for the contract now (later, the
 	// streams' and buckets' Ensure does).
 	if err := subjects.CheckServer(nc); err != nil {
+		loss.closing.Store(true)
 		nc.Close()
-		return nil, cli.Exit(err.Error(), 1)
+		return nil, nil, cli.Exit(err.Error(), 1)
 	}
-	return nc, nil
+	return nc, loss, nil
+}
+
+// connLoss is why a service's connection was given up, if it was.
+type connLoss struct {
+	closing atomic.Bool // the process closes it itself
+	err     atomic.Pointer[string]
+}
+
+// close closes nc as the process's own doing.
+func (l *connLoss) close(nc *nats.Conn) {
+	l.closing.Store(true)
+	nc.Close()
+}
+
+// exit is the error a service ends with after its connection was given
+// up, or nil.
+func (l *connLoss) exit() error {
+	if cause := l.err.Load(); cause != nil {
+		return cli.Exit(fmt.Sprintf("the NATS client gave the connection up: %s; exiting so that the process manager restarts this process", *cause), 1)
+	}
+	return nil
 }
 
 // redact hides passwords and tokens in URLs before they reach a log.

@@ -131,10 +131,13 @@ func TestConnectErrorsNameTheCause(t *testing.T) {
 		want  string
 		hint  bool
 		retry bool // a worker's cause line
+		// exits: the client gives the connection up (it does after
+		// repeated authorization errors) and the worker ends, naming why.
+		exits bool
 	}{
-		{"wrong password", b.env("NATS_PASSWORD=wrong"), "authorization violation", false, true},
-		{"no CA", b.env("NATS_CA="), "x509: certificate signed by unknown authority", false, true},
-		{"unreachable", b.env("NATS_URL=" + dead), "cannot reach NATS at " + dead, true, false},
+		{"wrong password", b.env("NATS_PASSWORD=wrong"), "authorization violation", false, true, true},
+		{"no CA", b.env("NATS_CA="), "x509: certificate signed by unknown authority", false, true, false},
+		{"unreachable", b.env("NATS_URL=" + dead), "cannot reach NATS at " + dead, true, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -152,6 +155,18 @@ func TestConnectErrorsNameTheCause(t *testing.T) {
 			}
 			w := start(t, tc.env, "worker", "--log-format", "json", "validate")
 			waitFor(t, 30*time.Second, "the cause in the worker's log", func() bool { return strings.Contains(w.out.String(), tc.want) })
+			if tc.exits {
+				select {
+				case err := <-w.done:
+					w.done <- err
+					require.Error(t, err, "a worker whose connection was given up exits non-zero")
+				case <-time.After(time.Minute):
+					t.Fatalf("the worker runs on a connection the client gave up:\n%s", w.out.String())
+				}
+				require.Contains(t, w.out.String(), "the NATS client gave the connection up: ")
+				require.Contains(t, w.out.String(), tc.want)
+				return
+			}
 			// Several more tries go by; the cause has not changed.
 			waitFor(t, 30*time.Second, "more connection attempts", func() bool { return strings.Count(w.out.String(), "waiting for JetStream") >= 3 })
 			lines := 0

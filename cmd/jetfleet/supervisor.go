@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,11 +57,11 @@ func runSupervisor(c *cli.Context) error {
 		}
 		defer ln.Close()
 	}
-	nc, err := connectService(c, "supervisor", log)
+	nc, loss, err := connectService(c, "supervisor", log, stop)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer loss.close(nc)
 	sup, err := supervisor.New(supervisor.Config{
 		Conn: nc, Logger: log, Version: version,
 		Streams:       supervisorStreams(c),
@@ -106,9 +107,9 @@ func runSupervisor(c *cli.Context) error {
 		_ = srv.Shutdown(stopCtx)
 	}
 	if err := sup.Stop(stopCtx); err != nil {
-		return cli.Exit(fmt.Sprintf("supervisor stop: %v", err), 1)
+		return errors.Join(loss.exit(), cli.Exit(fmt.Sprintf("supervisor stop: %v", err), 1))
 	}
-	return nil
+	return loss.exit()
 }
 
 // supervisorStreams passes --replicas only when set, so a supervisor

@@ -85,11 +85,11 @@ func runWorker(c *cli.Context) error {
 	}
 	ctx, stop := signalContext(log)
 	defer stop()
-	nc, err := connectService(c, "worker "+step, log)
+	nc, loss, err := connectService(c, "worker "+step, log, stop)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer loss.close(nc)
 	cfg := fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec}
 	cfg.Datasets, cfg.Steps = c.StringSlice("dataset"), []string{step}
 	cfg.Replicas = map[string]int{step: c.Int("replicas")}
@@ -124,6 +124,9 @@ func runWorker(c *cli.Context) error {
 		// Every reason at once, before any member starts and fails alone;
 		// a server not reachable yet is waited for, as a worker's bind does.
 		if err := checkBindOnly(ctx, fl, log); err != nil {
+			if lost := loss.exit(); lost != nil {
+				return lost
+			}
 			return cli.Exit(fmt.Sprintf("worker %s: --bind-only: %v", step, err), 1)
 		}
 		log.Info().Msg("bind-only: streams, consumers and buckets are in place")
@@ -157,8 +160,12 @@ func runWorker(c *cli.Context) error {
 	}
 	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", redact(lookup(c, "nats"))).Msg("jetfleet worker running")
 	if err := tree.Run(ctx); err != nil {
-		return cli.Exit(err.Error(), 1)
+		return errors.Join(loss.exit(), cli.Exit(err.Error(), 1))
 	}
+	if err := loss.exit(); err != nil {
+		return err
+	}
+	loss.closing.Store(true)
 	_ = nc.Drain()
 	return nil
 }
