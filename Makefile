@@ -27,7 +27,8 @@ tools: ## install what the tests need beyond Go (Debian's nats-server 2.9, the t
 	scripts/tools.sh
 
 .PHONY: test
-test: tools ## go vet + every test with the race detector (what CI runs)
+test: tools ## go mod tidy check + go vet + every test with the race detector (what CI runs)
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
 
