@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -64,11 +65,13 @@ func NewStep(ctx context.Context, cfg StepConfig) (*Step, error) {
 // fire. A rule that cannot be evaluated on a record (a null field
 // compared with a number) does not fire, as a NULL comparison in SQL.
 func (s *Step) Handle(ctx context.Context, rec workers.Record) ([]workers.Output, error) {
-	r, err := pipeline.DecodeRecord(rec.Data)
-	if err != nil {
+	f := fieldsPool.Get().(*pipeline.Fields)
+	defer fieldsPool.Put(f)
+	if err := f.Scan(rec.Data); err != nil {
 		return nil, workers.Permanent(err)
 	}
-	env := pipeline.ExprEnv(r)
+	env := f.Env()
+	var r pipeline.Record // decoded only for a rule that fires
 	var out []workers.Output
 	for _, rule := range s.rules {
 		v, err := expr.Run(rule.WhenProgram, env)
@@ -82,6 +85,9 @@ func (s *Step) Handle(ctx context.Context, rec workers.Record) ([]workers.Output
 		key, err := evalKey(rule, env)
 		if err != nil {
 			s.log.Debug().Str("rule", rule.Name).Uint64("seq", rec.Seq).Str("error", firstLine(err.Error())).Msg("key not evaluable on record")
+		}
+		if r == nil {
+			r = f.Record()
 		}
 		at := eventTime(r, rule.Time, rec.Published)
 		id := subjects.AlertMsgID(rec.MsgID, rule.Name, rec.Index)
@@ -107,6 +113,11 @@ func (s *Step) Handle(ctx context.Context, rec workers.Record) ([]workers.Output
 	}
 	return out, nil
 }
+
+// fieldsPool holds the scanners of records being evaluated: a record is
+// taken apart in one pass (pipeline.Fields), not decoded with
+// encoding/json, as validate and transform do.
+var fieldsPool = sync.Pool{New: func() any { return new(pipeline.Fields) }}
 
 func datasetKey(spec *pipeline.Spec, dataset string) string {
 	if ds := spec.Dataset(dataset); ds != nil {
