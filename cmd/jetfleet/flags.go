@@ -397,3 +397,11 @@ func (s *session) Close() {
 	s.nc.Close()
 	s.stop()
 }
+
+// checkPartitionCount refuses a --partition-count the wire cannot carry.
+func checkPartitionCount(c *cli.Context) error {
+	if n := c.Int("partition-count"); n < 1 || n > subjects.MaxPartitions {
+		return usagef(c, "--partition-count %d: want 1 to %d", n, subjects.MaxPartitions)
+	}
+	return nil
+}

@@ -42,8 +42,8 @@ func runSecurityConf(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef(c, "unexpected argument %q", c.Args().First())
 	}
-	if n := c.Int("partition-count"); n < 1 || n > subjects.MaxPartitions {
-		return usagef(c, "--partition-count %d: want 1 to %d", n, subjects.MaxPartitions)
+	if err := checkPartitionCount(c); err != nil {
+		return err
 	}
 	log, err := newLogger(c)
 	if err != nil {

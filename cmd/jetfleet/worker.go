@@ -101,8 +101,8 @@ func runWorker(c *cli.Context) error {
 	if cfg.AggregateClaim && cfg.AggregatePartitions != "" {
 		return usagef(c, "--claim and --partitions exclude each other: a replica either claims partitions or owns a fixed set")
 	}
-	if n := c.Int("partition-count"); n < 1 || n > subjects.MaxPartitions {
-		return usagef(c, "--partition-count %d: want 1 to %d", n, subjects.MaxPartitions)
+	if err := checkPartitionCount(c); err != nil {
+		return err
 	}
 	if c.IsSet("lease-ttl") && c.Duration("lease-ttl") < time.Second {
 		return usagef(c, "--lease-ttl %s: want at least 1s", c.Duration("lease-ttl"))
