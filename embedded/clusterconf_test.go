@@ -1,8 +1,6 @@
 package embedded_test
 
 import (
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 )
 
 // TestClusterConfigsParse: the three-machine configs of scripts/cluster
@@ -57,7 +56,9 @@ func TestLocalClusterConfigs(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	dir := t.TempDir()
-	base := freePortBlock(t)
+	// Clients at base+i, routes at +2000, monitoring at +4000, as local.sh
+	// lays them out.
+	base := embeddedtest.FreePortBlock(t, 0, 1, 2, 2000, 2001, 2002, 4000, 4001, 4002)
 	cmd := exec.Command("bash", filepath.Join("..", "scripts", "cluster", "local.sh"), "configs")
 	cmd.Env = append(os.Environ(), "JF_CLUSTER_DIR="+dir, "JF_CLUSTER_PORT="+strconv.Itoa(base))
 	out, err := cmd.CombinedOutput()
@@ -89,33 +90,11 @@ func TestLocalClusterConfigs(t *testing.T) {
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	// Polled: the meta leader's election sends no event to clients.
+	embeddedtest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "a 3-replica stream on the local cluster")
+		return err
+	})
 	_, err = js.Publish(t.Context(), "r3.x", []byte("hi"))
 	require.NoError(t, err)
-}
-
-// freePortBlock finds a base port b with b, b+1, b+2 (clients), b+2000..
-// (routes) and b+4000.. (monitoring) free, as local.sh lays them out.
-func freePortBlock(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(20000)
-		free := true
-		for _, off := range []int{0, 1, 2, 2000, 2001, 2002, 4000, 4001, 4002} {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+off))
-			if err != nil {
-				free = false
-				break
-			}
-			_ = l.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	require.FailNow(t, "no free port block")
-	return 0
 }

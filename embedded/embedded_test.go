@@ -103,16 +103,12 @@ func TestCluster(t *testing.T) {
 	defer nc.Close()
 	js, err := nc.JetStream()
 	require.NoError(t, err)
-	// A replicated stream needs the meta leader; retry until it is elected.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, err = js.AddStream(&nats.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // polling leader election, no event to wait on
-	}
-	require.NoError(t, err)
+	// A replicated stream needs the meta leader; retry until it is elected
+	// (polled: an election sends no event to clients).
+	embeddedtest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		_, err := js.AddStream(&nats.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
+		return err
+	})
 	_, err = js.Publish("r3.x", []byte("hi"))
 	require.NoError(t, err)
 }
@@ -175,8 +171,8 @@ cluster {
 	defer nc.Close()
 	js, err := nc.JetStream()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		_, err = js.AddStream(&nats.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
-		return err == nil
-	}, 30*time.Second, 100*time.Millisecond, "R3 stream on the cluster: %v", err)
+	embeddedtest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		_, err := js.AddStream(&nats.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
+		return err
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
@@ -75,7 +76,7 @@ func TestBalanceFlagsARecordInNoneOfThem(t *testing.T) {
 	require.NoError(t, err)
 
 	// Before transform runs, one record leaves JF_VALID: deleted.
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if n := b.streamMsgs(t, subjects.StreamValid, subjects.Valid(dataset)); n != 5 {
 			return fmt.Errorf("%d valid messages", n)
 		}
@@ -95,7 +96,7 @@ func TestBalanceFlagsARecordInNoneOfThem(t *testing.T) {
 	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
 	runWorker(t, b.workerConfig(t, subjects.StepAggregate, agg))
 
-	ctx, cancel := context.WithTimeout(t.Context(), timeout(5*time.Second))
+	ctx, cancel := context.WithTimeout(t.Context(), embeddedtest.Timeout(5*time.Second))
 	defer cancel()
 	_, err = supervisor.WaitIdle(ctx, b.js, supervisor.WaitIdleOptions{Poll: 20 * time.Millisecond})
 	require.ErrorIs(t, err, supervisor.ErrNotIdle)
@@ -133,7 +134,7 @@ func TestBalanceBalancesWhenIdle(t *testing.T) {
 	runWorker(t, b.workerConfig(t, subjects.StepValidate, validate))
 	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`, `{"bad":2}`, `{"a":3}`)
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t)
 		if len(st.Balance) != 1 || st.Balance[0].State != supervisor.BalanceInFlight || st.Balance[0].InFlight != 2 {
 			return fmt.Errorf("balance %+v", st.Balance)
@@ -169,7 +170,7 @@ func TestBalanceListsAMessageThatCouldNotBeDeadLettered(t *testing.T) {
 	cons, err := b.js.CreateOrUpdateConsumer(t.Context(), subjects.StreamIngest, ccfg)
 	require.NoError(t, err)
 	seq := b.publish(t, subjects.Ingest(dataset), `{"id":"a record too big for its dead letter"}`)[0]
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(timeout(2*time.Second)))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(embeddedtest.Timeout(2*time.Second)))
 	require.NoError(t, err)
 	m := <-batch.Messages()
 	require.NotNil(t, m)
@@ -181,7 +182,7 @@ func TestBalanceListsAMessageThatCouldNotBeDeadLettered(t *testing.T) {
 	}
 
 	var st *supervisor.Status
-	checkFor(t, 10*time.Second, func() error {
+	embeddedtest.CheckFor(t, 10*time.Second, embeddedtest.PollEvery, func() error {
 		st = b.snapshot(t)
 		for _, bal := range st.Balance {
 			if len(bal.Lost) == 1 {
@@ -203,7 +204,7 @@ func TestBalanceListsAMessageThatCouldNotBeDeadLettered(t *testing.T) {
 	cfg.MaxMsgSize = 0
 	_, err = b.js.UpdateStream(t.Context(), cfg)
 	require.NoError(t, err)
-	checkFor(t, 15*time.Second, func() error {
+	embeddedtest.CheckFor(t, 15*time.Second, embeddedtest.PollEvery, func() error {
 		st = b.snapshot(t)
 		if st.DeadLetters != 1 {
 			return errors.New("no dead letter yet")

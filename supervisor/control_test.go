@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -27,7 +28,7 @@ func TestControlPauseResume(t *testing.T) {
 	request := func(subject, op string) subjects.ControlReply {
 		body, err := json.Marshal(subjects.ControlRequest{Op: op})
 		require.NoError(t, err)
-		m, err := b.nc.Request(subject, body, timeout(5*time.Second))
+		m, err := b.nc.Request(subject, body, embeddedtest.Timeout(5*time.Second))
 		require.NoError(t, err)
 		var r subjects.ControlReply
 		require.NoError(t, json.Unmarshal(m.Data, &r))
@@ -40,7 +41,7 @@ func TestControlPauseResume(t *testing.T) {
 	require.True(t, w.Paused())
 
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`, `{"a":2}`)
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t)
 		s := step(st, "validate", dataset)
 		if s == nil || !s.Paused || s.Pending != 2 {

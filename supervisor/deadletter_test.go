@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -95,7 +96,7 @@ func TestAdvisoryBackstop(t *testing.T) {
 
 	seq := b.publish(t, subjects.Ingest(dataset), `{"id":"p"}`)[0]
 	for range 2 {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(timeout(2*time.Second)))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(embeddedtest.Timeout(2*time.Second)))
 		require.NoError(t, err)
 		msg := <-batch.Messages()
 		require.NotNil(t, msg)
@@ -231,7 +232,7 @@ func TestAdvisoriesMissedWhileDownAreBackfilled(t *testing.T) {
 	require.NoError(t, err)
 	seq := b.publish(t, subjects.Ingest(dataset), `{"id":"p"}`)[0]
 	for range 2 {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(timeout(2*time.Second)))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(embeddedtest.Timeout(2*time.Second)))
 		require.NoError(t, err)
 		msg := <-batch.Messages()
 		require.NotNil(t, msg)
@@ -242,7 +243,7 @@ func TestAdvisoriesMissedWhileDownAreBackfilled(t *testing.T) {
 	for range batch.Messages() {
 		t.Fatal("delivered beyond MaxDeliver")
 	}
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		if n := b.streamMsgs(t, subjects.StreamAdvisories, ">"); n != 1 {
 			return fmt.Errorf("%d advisories kept, want 1", n)
 		}
@@ -252,7 +253,7 @@ func TestAdvisoriesMissedWhileDownAreBackfilled(t *testing.T) {
 
 	newSup()
 	var dls []supervisor.DeadLetter
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		dls, err = supervisor.ListDeadLetters(t.Context(), b.js, supervisor.DLQFilter{Step: "validate", Dataset: dataset})
 		require.NoError(t, err)
 		if len(dls) == 0 {
@@ -272,7 +273,7 @@ func TestAdvisoriesMissedWhileDownAreBackfilled(t *testing.T) {
 	require.Equal(t, `{"id":"p"}`, string(d.Data))
 
 	// Handled once: the advisory is acked, a third supervisor finds nothing to do.
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		c, err := b.js.Consumer(t.Context(), subjects.StreamAdvisories, subjects.ConsumerAdvisories)
 		require.NoError(t, err)
 		ci, err := c.Info(t.Context())
@@ -305,14 +306,14 @@ func TestTruncatedDeadLetterIsReplayedWholeFromItsStream(t *testing.T) {
 	record := m.Data
 
 	// A step that cannot dead-letter it (an old client) terminates it.
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(timeout(2*time.Second)))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(embeddedtest.Timeout(2*time.Second)))
 	require.NoError(t, err)
 	msg := <-batch.Messages()
 	require.NotNil(t, msg)
 	require.NoError(t, msg.Term())
 
 	var dls []supervisor.DeadLetter
-	checkFor(t, 10*time.Second, func() error {
+	embeddedtest.CheckFor(t, 10*time.Second, embeddedtest.PollEvery, func() error {
 		dls, err = supervisor.ListDeadLetters(t.Context(), b.js, supervisor.DLQFilter{})
 		if err == nil && len(dls) != 1 {
 			err = fmt.Errorf("%d dead letters", len(dls))
@@ -337,7 +338,7 @@ func TestTruncatedDeadLetterIsReplayedWholeFromItsStream(t *testing.T) {
 	// Read through a consumer: the get API is slow for 8 MB under -race.
 	cons2, err := ingest.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: res[0].StreamSeq})
 	require.NoError(t, err)
-	replayed, err := cons2.Next(jetstream.FetchMaxWait(timeout(10 * time.Second)))
+	replayed, err := cons2.Next(jetstream.FetchMaxWait(embeddedtest.Timeout(10 * time.Second)))
 	require.NoError(t, err)
 	require.Equal(t, record, replayed.Data(), "the whole record, from its stream")
 	require.Equal(t, subjects.ReplayMsgID(d.Seq), replayed.Headers().Get(subjects.HeaderMsgID))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,38 +32,6 @@ func TestMain(m *testing.M) {
 }
 
 const dataset = "orders"
-
-// timeout scales waits for slow CI machines (JETFLEET_TEST_SCALE=3).
-func timeout(d time.Duration) time.Duration {
-	if s := os.Getenv("JETFLEET_TEST_SCALE"); s != "" {
-		var f float64
-		if _, err := fmt.Sscan(s, &f); err == nil && f > 0 {
-			return time.Duration(float64(d) * f)
-		}
-	}
-	if os.Getenv("CI") != "" {
-		return 3 * d
-	}
-	return d
-}
-
-// checkFor polls f every 20ms until it returns nil or total passes.
-func checkFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout(total))
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("test ended while waiting: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("condition not met within %s: %v", timeout(total), err)
-}
 
 type testBundle struct {
 	nc  *nats.Conn
@@ -201,7 +168,7 @@ func (b *testBundle) subscribeEvents(t *testing.T) *events {
 // next waits for the next event matching f.
 func (e *events) next(t *testing.T, total time.Duration, f func(supervisor.Event) bool) supervisor.Event {
 	t.Helper()
-	timer := time.NewTimer(timeout(total))
+	timer := time.NewTimer(embeddedtest.Timeout(total))
 	defer timer.Stop()
 	for {
 		select {
@@ -210,7 +177,7 @@ func (e *events) next(t *testing.T, total time.Duration, f func(supervisor.Event
 				return ev
 			}
 		case <-timer.C:
-			t.Fatalf("no matching event within %s", timeout(total))
+			t.Fatalf("no matching event within %s", embeddedtest.Timeout(total))
 		}
 	}
 }

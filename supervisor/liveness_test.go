@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -43,7 +44,7 @@ func TestLivenessStaleThenDead(t *testing.T) {
 		}
 	}
 	ev.next(t, 2*time.Second, isWorker(supervisor.LivenessAlive))
-	checkFor(t, 2*time.Second, func() error {
+	embeddedtest.CheckFor(t, 2*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t)
 		s := step(st, "validate", dataset)
 		if s == nil || len(s.Workers) != 1 {
@@ -79,7 +80,7 @@ func TestLivenessStaleThenDead(t *testing.T) {
 	// even with no supervisor to delete it.
 	kv, err := b.js.KeyValue(t.Context(), subjects.FleetBucket)
 	require.NoError(t, err)
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		if _, err := kv.Get(t.Context(), subjects.KeyWorker("validate", "w-silent")); err == nil {
 			return errors.New("heartbeat key still there")
 		}
@@ -98,7 +99,7 @@ func TestLivenessGoodbye(t *testing.T) {
 	require.NoError(t, w.Start(t.Context()))
 
 	ev.next(t, 3*time.Second, func(e supervisor.Event) bool { return e.Worker == w.ID() && e.To == supervisor.LivenessAlive })
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		s := step(b.snapshot(t), "validate", dataset)
 		if s == nil || len(s.Workers) != 1 || s.Workers[0].State != subjects.StateRunning {
 			return errors.New("running worker not in status")
@@ -109,7 +110,7 @@ func TestLivenessGoodbye(t *testing.T) {
 	})
 	require.NoError(t, w.Stop(t.Context()))
 	ev.next(t, 3*time.Second, func(e supervisor.Event) bool { return e.Worker == w.ID() && e.To == supervisor.LivenessStopped })
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t)
 		s := step(st, "validate", dataset)
 		if len(s.Workers) != 1 || s.Workers[0].Liveness != supervisor.LivenessStopped {

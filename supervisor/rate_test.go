@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -43,7 +44,7 @@ func (b *testBundle) rates(t *testing.T) (perMinute, records int64) {
 // they hold for a few more supervisor writes (no overshoot later).
 func (b *testBundle) waitRates(t *testing.T, perMinute, records int64) {
 	t.Helper()
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if p, r := b.rates(t); p != perMinute || r != records {
 			return fmt.Errorf("per_minute %d, records_per_minute %d; want %d, %d", p, r, perMinute, records)
 		}
@@ -56,17 +57,13 @@ func (b *testBundle) waitRates(t *testing.T, perMinute, records int64) {
 	require.NoError(t, err)
 	defer func() { _ = w.Stop() }()
 	for range 3 {
-		select {
-		case e := <-w.Updates():
-			var r struct {
-				PerMinute int64 `json:"per_minute"`
-				Records   int64 `json:"records_per_minute"`
-			}
-			require.NoError(t, json.Unmarshal(e.Value(), &r))
-			require.Equal(t, [2]int64{perMinute, records}, [2]int64{r.PerMinute, r.Records}, "rates moved without acks")
-		case <-time.After(timeout(5 * time.Second)):
-			t.Fatal("no rate written")
+		e := embeddedtest.WaitOrTimeout(t, w.Updates(), 5*time.Second, "a rate written")
+		var r struct {
+			PerMinute int64 `json:"per_minute"`
+			Records   int64 `json:"records_per_minute"`
 		}
+		require.NoError(t, json.Unmarshal(e.Value(), &r))
+		require.Equal(t, [2]int64{perMinute, records}, [2]int64{r.PerMinute, r.Records}, "rates moved without acks")
 	}
 }
 
@@ -79,7 +76,7 @@ func TestRatePerMinuteCountsTheLastMinute(t *testing.T) {
 	b := setup(t)
 	b.startSupervisor(t, nil)
 	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if p, _ := b.rates(t); p != 0 {
 			return fmt.Errorf("per_minute %d before any record", p)
 		}
@@ -120,13 +117,13 @@ func TestRatePerMinuteWindowSlides(t *testing.T) {
 	b.startSupervisor(t, func(c *supervisor.Config) { c.RateWindow = 2 * time.Second })
 	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`, `{"a":2}`, `{"a":3}`)
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if p, _ := b.rates(t); p != 3 {
 			return fmt.Errorf("per_minute %d, want 3", p)
 		}
 		return nil
 	})
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if p, r := b.rates(t); p != 0 || r != 0 {
 			return fmt.Errorf("per_minute %d, records %d: the acks are older than the window", p, r)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -82,7 +83,7 @@ func TestStatusJSONKnownState(t *testing.T) {
 		return []supervisor.MartStatus{{Name: "daily_sales", Dataset: dataset, Rows: 3, Partitions: 2, UpdatedAt: updated}}, nil
 	})
 	var doc statusDoc
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t, marts)
 		data, err := json.Marshal(st)
 		require.NoError(t, err)
@@ -183,11 +184,11 @@ func TestWaitIdleWaitsForMarts(t *testing.T) {
 
 	// Everything flows, but the mart has not flushed: not idle.
 	var lastBusy atomic.Value
-	ctx, cancel := context.WithTimeout(t.Context(), timeout(3*time.Second))
+	ctx, cancel := context.WithTimeout(t.Context(), embeddedtest.Timeout(3*time.Second))
 	defer cancel()
 	o := opts
 	o.ProgressFunc = func(_ *supervisor.Status, busy string) { lastBusy.Store(busy) }
-	checkFor(t, 5*time.Second, func() error {
+	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if b.streamMsgs(t, subjects.StreamClean, subjects.Clean(dataset)+".>") != 50 || consumed.Load() < 50 {
 			return errors.New("not all through yet")
 		}
@@ -251,7 +252,7 @@ func TestHandler(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	code, _ = get("/readyz")
 	require.Equal(t, http.StatusOK, code)
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		code, body := get("/status")
 		require.Equal(t, http.StatusOK, code)
 		var st supervisor.Status
@@ -288,7 +289,7 @@ func TestFailedChildInStatus(t *testing.T) {
 	// In process, from the tree; from anywhere, once the supervisor wrote it.
 	st := b.snapshot(t, supervisor.WithTree(tree))
 	require.Equal(t, "failed", step(st, "validate", dataset).State)
-	checkFor(t, 3*time.Second, func() error {
+	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t)
 		if s := step(st, "validate", dataset); s.State != "failed" {
 			return fmt.Errorf("state %s", s.State)
@@ -337,7 +338,7 @@ func TestContractDecisionsInStatus(t *testing.T) {
 	runWorker(t, b.workerConfig(t, subjects.StepTransform, &driftHandler{}))
 	b.publish(t, subjects.Valid(dataset), `{"a":1,"note":"x"}`, `{"a":2,"note":"y"}`)
 	var st *supervisor.Status
-	checkFor(t, 10*time.Second, func() error {
+	embeddedtest.CheckFor(t, 10*time.Second, embeddedtest.PollEvery, func() error {
 		st = b.snapshot(t)
 		for _, s := range st.Steps {
 			if s.Step == subjects.StepTransform.Name && s.Contract != nil && s.Contract.Fields["note"] == 2 {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -38,21 +38,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestWorkerSurvivesServerRestart: the server goes away under a running
 // worker and comes back on the same address and store. The worker logs
 // the loss and the return, reports the reconnect in its heartbeat, and
 // handles what is published afterwards, with no restart of its own.
 func TestWorkerSurvivesServerRestart(t *testing.T) {
 	t.Parallel()
-	store, port := t.TempDir(), freePort(t)
+	store, port := t.TempDir(), embeddedtest.FreePort(t)
 	start := func() *embedded.Server {
 		srv, err := embedded.Start(embedded.Config{StoreDir: store, Port: port, Quiet: true})
 		require.NoError(t, err)
@@ -83,15 +75,17 @@ func TestWorkerSurvivesServerRestart(t *testing.T) {
 	require.NoError(t, err)
 
 	b.publish(t, subjects.Ingest(dataset), 5, "before-")
-	waitStream(t, js, subjects.StreamValid, 5)
+	embeddedtest.WaitStream(t, js, subjects.StreamValid, 5, 20*time.Second)
 
 	srv.Shutdown()
-	require.Eventually(t, func() bool { return w.Snapshot().Conn.Status != "CONNECTED" }, 10*time.Second, 20*time.Millisecond)
+	embeddedtest.WaitFor(t, 10*time.Second, "the worker to see the server gone", func() bool { return w.Snapshot().Conn.Status != "CONNECTED" })
 	start()
-	require.Eventually(t, func() bool { return w.Snapshot().Conn.Reconnects >= 1 && w.Snapshot().Conn.Status == "CONNECTED" }, 20*time.Second, 20*time.Millisecond)
+	embeddedtest.WaitFor(t, 20*time.Second, "the worker to reconnect", func() bool {
+		return w.Snapshot().Conn.Reconnects >= 1 && w.Snapshot().Conn.Status == "CONNECTED"
+	})
 
 	b.publish(t, subjects.Ingest(dataset), 5, "after-")
-	waitStream(t, js, subjects.StreamValid, 10)
+	embeddedtest.WaitStream(t, js, subjects.StreamValid, 10, 20*time.Second)
 
 	out := logs.String()
 	require.Contains(t, out, "disconnected from NATS; reconnecting")
@@ -112,16 +106,6 @@ func TestWorkerSurvivesServerRestart(t *testing.T) {
 			break
 		}
 	}
-}
-
-func waitStream(t *testing.T, js jetstream.JetStream, name string, want uint64) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, name)
-		return err == nil && s.CachedInfo().State.Msgs == want
-	}, 20*time.Second, 20*time.Millisecond, "stream %s to hold %d messages", name, want)
 }
 
 func TestRedactURL(t *testing.T) {
@@ -153,10 +137,10 @@ func TestOutputRepublishedWhileStreamAway(t *testing.T) {
 	w := run(t, cfg)
 	require.NoError(t, b.js.DeleteStream(ctx, subjects.StreamValid)) // the worker's start re-created it
 	b.publish(t, subjects.Ingest(dataset), 5, "r-")
-	require.Eventually(t, func() bool { return w.Snapshot().Counters.Republished > 0 }, 20*time.Second, 20*time.Millisecond)
+	embeddedtest.WaitFor(t, 20*time.Second, "an output republished", func() bool { return w.Snapshot().Counters.Republished > 0 })
 	require.NoError(t, subjects.Ensure(ctx, b.js, subjects.StreamOptions{}))
-	waitStream(t, b.js, subjects.StreamValid, 5)
-	require.Eventually(t, func() bool { return w.Snapshot().Counters.Acked == 5 }, 20*time.Second, 20*time.Millisecond)
+	embeddedtest.WaitStream(t, b.js, subjects.StreamValid, 5, 20*time.Second)
+	embeddedtest.WaitFor(t, 20*time.Second, "5 inputs acked", func() bool { return w.Snapshot().Counters.Acked == 5 })
 	c := w.Snapshot().Counters
 	require.Zero(t, c.DeadLettered)
 	require.Zero(t, c.Retried, "no nak: the input kept its delivery")

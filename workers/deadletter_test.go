@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -82,7 +83,7 @@ func TestDeadLetterOfARecordAtTheLimitIsTruncatedToFit(t *testing.T) {
 	run(t, b.fastConfig(t, subjects.StepValidate, reject))
 
 	record := b.publishFull(t, subjects.Ingest(dataset), "big-1", []byte("not json "), nats.Header{})
-	waitFor(t, 30*time.Second, "the dead letter", func() bool { return b.count(t, subjects.StreamDLQ) == 1 })
+	embeddedtest.WaitFor(t, 30*time.Second, "the dead letter", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 1 })
 	dl := b.readMsg(t, subjects.StreamDLQ, 1)
 	requireTruncated(t, b, dl, record)
 	require.Equal(t, "1", dl.Header.Get(subjects.HeaderOrigSeq))
@@ -90,7 +91,7 @@ func TestDeadLetterOfARecordAtTheLimitIsTruncatedToFit(t *testing.T) {
 
 	// A small dead letter is not touched.
 	b.publish(t, subjects.Ingest(dataset), 1, "small-")
-	waitFor(t, 30*time.Second, "the second dead letter", func() bool { return b.count(t, subjects.StreamDLQ) == 2 })
+	embeddedtest.WaitFor(t, 30*time.Second, "the second dead letter", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 2 })
 	dl = b.readMsg(t, subjects.StreamDLQ, 2)
 	require.Empty(t, dl.Header.Get(subjects.HeaderTruncated))
 	require.Empty(t, dl.Header.Get(subjects.HeaderOrigSize))
@@ -114,9 +115,9 @@ func TestDeadLettersOfBulkChunksAtTheLimitFit(t *testing.T) {
 
 	// One after the other: a transient failure fails the handler's whole batch.
 	perRecord := b.publishFull(t, subjects.Ingest(dataset), "chunk-1", []byte("small\n"), nats.Header{subjects.HeaderRecords: {"2"}})
-	waitFor(t, 30*time.Second, "two dead letters", func() bool { return b.count(t, subjects.StreamDLQ) == 2 })
+	embeddedtest.WaitFor(t, 30*time.Second, "two dead letters", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 2 })
 	whole := b.publishFull(t, subjects.Ingest(dataset), "chunk-2", []byte("transient\n"), nats.Header{subjects.HeaderRecords: {"2"}})
-	waitFor(t, 30*time.Second, "three dead letters", func() bool { return b.count(t, subjects.StreamDLQ) == 3 })
+	embeddedtest.WaitFor(t, 30*time.Second, "three dead letters", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 3 })
 
 	var small, huge, all *jetstream.RawStreamMsg
 	for seq := uint64(1); seq <= 3; seq++ {

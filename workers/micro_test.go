@@ -2,10 +2,10 @@ package workers_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/stretchr/testify/require"
 
@@ -39,29 +39,6 @@ func TestSemVer(t *testing.T) {
 	}
 }
 
-// discover sends a micro discovery request ($SRV.<verb>.<name>) and
-// collects the replies of every instance until wait passes, as `nats
-// micro ls` and `nats micro stats` do.
-func discover(t *testing.T, nc *nats.Conn, verb, name string, wait time.Duration) []*nats.Msg {
-	t.Helper()
-	subject, err := micro.ControlSubject(map[string]micro.Verb{"PING": micro.PingVerb, "INFO": micro.InfoVerb, "STATS": micro.StatsVerb}[verb], name, "")
-	require.NoError(t, err)
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	require.NoError(t, err)
-	defer func() { _ = sub.Unsubscribe() }()
-	require.NoError(t, nc.PublishRequest(subject, inbox, nil))
-	var out []*nats.Msg
-	deadline := time.Now().Add(wait)
-	for {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			return out
-		}
-		out = append(out, m)
-	}
-}
-
 // TestWorkerIsMicroService: a worker serving control is the micro service
 // jetfleet-<step>: listed by PING, described by INFO with its metadata and
 // control endpoints, its STATS count control requests and carry its
@@ -76,10 +53,10 @@ func TestWorkerIsMicroService(t *testing.T) {
 	require.NoError(t, err)
 	b.publish(t, subjects.Ingest(dataset), 5, "m-")
 
-	pings := discover(t, b.nc, "PING", "jetfleet-validate", time.Second)
+	pings := embeddedtest.MicroDiscover(t, b.nc, micro.PingVerb, "jetfleet-validate", time.Second)
 	require.Len(t, pings, 1)
 	var ping micro.Ping
-	require.NoError(t, json.Unmarshal(pings[0].Data, &ping))
+	require.NoError(t, json.Unmarshal(pings[0], &ping))
 	require.Equal(t, "jetfleet-validate", ping.Name)
 	require.Equal(t, "0.4.0+3-gdeadbee", ping.Version)
 	require.Equal(t, w.ID(), ping.Metadata["worker"])
@@ -88,10 +65,10 @@ func TestWorkerIsMicroService(t *testing.T) {
 	require.NotEmpty(t, ping.Metadata["pid"])
 	require.Equal(t, "v0.4.0-3-gdeadbee", ping.Metadata["version"])
 
-	infos := discover(t, b.nc, "INFO", "jetfleet-validate", time.Second)
+	infos := embeddedtest.MicroDiscover(t, b.nc, micro.InfoVerb, "jetfleet-validate", time.Second)
 	require.Len(t, infos, 1)
 	var info micro.Info
-	require.NoError(t, json.Unmarshal(infos[0].Data, &info))
+	require.NoError(t, json.Unmarshal(infos[0], &info))
 	subjectsOf := map[string]string{}
 	for _, e := range info.Endpoints {
 		subjectsOf[e.Name] = e.Subject
@@ -115,8 +92,8 @@ func TestWorkerIsMicroService(t *testing.T) {
 
 	var stats micro.Stats
 	checkStats := func() bool {
-		all := discover(t, b.nc, "STATS", "jetfleet-validate", time.Second)
-		if len(all) != 1 || json.Unmarshal(all[0].Data, &stats) != nil {
+		all := embeddedtest.MicroDiscover(t, b.nc, micro.StatsVerb, "jetfleet-validate", time.Second)
+		if len(all) != 1 || json.Unmarshal(all[0], &stats) != nil {
 			return false
 		}
 		var beat subjects.Beat
@@ -130,12 +107,13 @@ func TestWorkerIsMicroService(t *testing.T) {
 		}
 		return len(stats.Endpoints) == 2
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !checkStats() {
-		require.True(t, time.Now().Before(deadline), "stats with 3 control requests and 5 acked: %+v", stats)
-		time.Sleep(50 * time.Millisecond) // polling the worker's counters over NATS
-	}
+	embeddedtest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if checkStats() {
+			return nil
+		}
+		return fmt.Errorf("stats with 3 control requests and 5 acked: %+v", stats)
+	})
 
 	stop()
-	require.Empty(t, discover(t, b.nc, "PING", "jetfleet-validate", 300*time.Millisecond), "deregistered")
+	require.Empty(t, embeddedtest.MicroDiscover(t, b.nc, micro.PingVerb, "jetfleet-validate", 300*time.Millisecond), "deregistered")
 }

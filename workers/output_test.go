@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -40,7 +41,9 @@ func TestOutputWithOwnMsgID(t *testing.T) {
 			<-handled
 		}
 	}
-	waitFor(t, 30*time.Second, "outputs", func() bool { return b.count(t, subjects.StreamAlerts) >= 3 && b.count(t, subjects.StreamValid) >= 2 })
+	embeddedtest.WaitFor(t, 30*time.Second, "outputs", func() bool {
+		return embeddedtest.StreamMsgs(t, b.js, subjects.StreamAlerts) >= 3 && embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) >= 2
+	})
 	s, err := b.js.Stream(t.Context(), subjects.StreamAlerts)
 	require.NoError(t, err)
 	for i := range 3 {
@@ -50,7 +53,7 @@ func TestOutputWithOwnMsgID(t *testing.T) {
 		require.Empty(t, m.Header.Get(subjects.HeaderRecords), "not a bulk message")
 		require.JSONEq(t, fmt.Sprintf(`{"i":%d}`, i), string(m.Data))
 	}
-	require.Equal(t, uint64(3), b.count(t, subjects.StreamAlerts), "the second input's own-id outputs were duplicates")
+	require.Equal(t, uint64(3), embeddedtest.StreamMsgs(t, b.js, subjects.StreamAlerts), "the second input's own-id outputs were duplicates")
 	v, err := b.js.Stream(t.Context(), subjects.StreamValid)
 	require.NoError(t, err)
 	m, err := v.GetMsg(t.Context(), 1)

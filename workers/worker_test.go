@@ -82,39 +82,12 @@ func (b *testBundle) publish(t *testing.T, subject string, n int, idPrefix strin
 	}
 }
 
-func (b *testBundle) count(t *testing.T, stream string) uint64 {
-	t.Helper()
-	s, err := b.js.Stream(t.Context(), stream)
-	require.NoError(t, err)
-	return s.CachedInfo().State.Msgs
-}
-
-// waitFor polls cond until it holds or the (CI-scaled) timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition on the server
-	}
-}
-
 // payloads reads every message of a stream and returns the bodies.
 func (b *testBundle) payloads(t *testing.T, stream string) []string {
 	t.Helper()
-	cons, err := b.js.OrderedConsumer(t.Context(), stream, jetstream.OrderedConsumerConfig{})
-	require.NoError(t, err)
-	n := b.count(t, stream)
-	out := make([]string, 0, n)
-	for uint64(len(out)) < n {
-		batch, err := cons.Fetch(int(n)-len(out), jetstream.FetchMaxWait(5*time.Second))
-		require.NoError(t, err)
-		for m := range batch.Messages() {
-			out = append(out, string(m.Data()))
-		}
-		require.NoError(t, batch.Error())
+	var out []string
+	for _, m := range embeddedtest.ReadStream(t, b.js, stream) {
+		out = append(out, string(m.Data))
 	}
 	return out
 }
@@ -147,12 +120,12 @@ func TestPassthroughMovesEveryRecordOnce(t *testing.T) {
 
 	const n = 10_000
 	b.publish(t, subjects.Ingest(dataset), n, "id-")
-	waitFor(t, time.Minute, "clean records", func() bool { return b.count(t, subjects.StreamClean) >= n })
+	embeddedtest.WaitFor(t, time.Minute, "clean records", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamClean) >= n })
 	// The same file published again: the server drops every record as a duplicate.
 	b.publish(t, subjects.Ingest(dataset), n, "id-")
-	require.Equal(t, uint64(n), b.count(t, subjects.StreamIngest))
+	require.Equal(t, uint64(n), embeddedtest.StreamMsgs(t, b.js, subjects.StreamIngest))
 	requireExactlyOnce(t, b.payloads(t, subjects.StreamClean), n)
-	require.Zero(t, b.count(t, subjects.StreamDLQ))
+	require.Zero(t, embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ))
 }
 
 func TestHardStopMidRunLosesNothing(t *testing.T) {
@@ -183,17 +156,14 @@ func TestHardStopMidRunLosesNothing(t *testing.T) {
 	<-blocked
 	cancel()
 	require.NoError(t, <-done)
-	require.Less(t, b.count(t, subjects.StreamValid), uint64(n))
+	require.Less(t, embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid), uint64(n))
 
 	// A fresh replica takes over: unacked work is redelivered and
 	// outputs already published are dropped as duplicates.
 	run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
-	waitFor(t, time.Minute, "all valid records", func() bool { return b.count(t, subjects.StreamValid) >= n })
-	cons, err := b.js.Consumer(t.Context(), subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
-	require.NoError(t, err)
-	waitFor(t, 30*time.Second, "ack floor", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	embeddedtest.WaitFor(t, time.Minute, "all valid records", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) >= n })
+	embeddedtest.CheckFor(t, 30*time.Second, embeddedtest.PollEvery, func() error {
+		return embeddedtest.ConsumerIdle(t.Context(), b.js, subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
 	})
 	requireExactlyOnce(t, b.payloads(t, subjects.StreamValid), n)
 }
@@ -212,8 +182,8 @@ func TestPanicRestartsAndDeadLettersAfterMaxDeliver(t *testing.T) {
 	w := run(t, b.fastConfig(t, subjects.StepValidate, poison))
 	b.publish(t, subjects.Ingest(dataset), 20, "p-")
 
-	waitFor(t, 30*time.Second, "dead letter", func() bool { return b.count(t, subjects.StreamDLQ) == 1 })
-	waitFor(t, 30*time.Second, "the rest", func() bool { return b.count(t, subjects.StreamValid) == 19 })
+	embeddedtest.WaitFor(t, 30*time.Second, "dead letter", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 1 })
+	embeddedtest.WaitFor(t, 30*time.Second, "the rest", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) == 19 })
 	require.Equal(t, int64(3), calls.Load(), "exactly MaxDeliver attempts")
 	require.Equal(t, int64(3), w.Snapshot().Counters.Crashes)
 
@@ -245,8 +215,8 @@ func TestPermanentErrorsInBulk(t *testing.T) {
 	_, err := b.js.PublishMsg(t.Context(), m)
 	require.NoError(t, err)
 
-	waitFor(t, 30*time.Second, "outputs", func() bool {
-		return b.count(t, subjects.StreamValid) == 1 && b.count(t, subjects.StreamDLQ) == 2
+	embeddedtest.WaitFor(t, 30*time.Second, "outputs", func() bool {
+		return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) == 1 && embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 2
 	})
 	out, err := b.lastMsg(t, subjects.StreamValid, subjects.Valid(dataset))
 	require.NoError(t, err)
@@ -274,12 +244,12 @@ func TestTransientErrorRetriesWithBackoff(t *testing.T) {
 	})
 	w := run(t, b.fastConfig(t, subjects.StepValidate, flaky))
 	b.publish(t, subjects.Ingest(dataset), 1, "f-")
-	waitFor(t, 30*time.Second, "output", func() bool { return b.count(t, subjects.StreamValid) == 1 })
+	embeddedtest.WaitFor(t, 30*time.Second, "output", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) == 1 })
 	snap := w.Snapshot()
 	require.Equal(t, int64(2), snap.Counters.Retried)
 	require.Equal(t, int64(2), snap.Counters.Redelivered)
 	require.Contains(t, snap.LastErr, "downstream unavailable")
-	require.Zero(t, b.count(t, subjects.StreamDLQ))
+	require.Zero(t, embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ))
 }
 
 func TestStopDrainsInFlight(t *testing.T) {
@@ -292,7 +262,7 @@ func TestStopDrainsInFlight(t *testing.T) {
 	require.NoError(t, w.Stop(t.Context()), "Stop without Start is a no-op")
 	require.NoError(t, w.Start(t.Context()))
 	b.publish(t, subjects.Ingest(dataset), 2000, "d-")
-	waitFor(t, 30*time.Second, "some progress", func() bool { return w.Snapshot().Counters.Acked > 0 })
+	embeddedtest.WaitFor(t, 30*time.Second, "some progress", func() bool { return w.Snapshot().Counters.Acked > 0 })
 	require.NoError(t, w.Stop(t.Context()))
 	require.NoError(t, w.Stop(t.Context()), "Stop is idempotent")
 	<-w.Stopped()
@@ -306,13 +276,10 @@ func TestStopDrainsInFlight(t *testing.T) {
 	// Messages the server sent after the drain began come back after
 	// AckWait; a new replica finishes the job, each record once.
 	run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
-	cons, err := b.js.Consumer(t.Context(), subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
-	require.NoError(t, err)
-	waitFor(t, time.Minute, "drained", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	embeddedtest.CheckFor(t, time.Minute, embeddedtest.PollEvery, func() error {
+		return embeddedtest.ConsumerIdle(t.Context(), b.js, subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
 	})
-	require.Equal(t, uint64(2000), b.count(t, subjects.StreamValid))
+	require.Equal(t, uint64(2000), embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid))
 }
 
 func TestHeartbeats(t *testing.T) {
@@ -332,11 +299,11 @@ func TestPauseResume(t *testing.T) {
 	b := setup(t)
 	w := run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	w.Pause()
-	waitFor(t, 10*time.Second, "paused state", func() bool { return w.Snapshot().State == subjects.StatePaused })
+	embeddedtest.WaitFor(t, 10*time.Second, "paused state", func() bool { return w.Snapshot().State == subjects.StatePaused })
 	b.publish(t, subjects.Ingest(dataset), 10, "z-")
-	require.Zero(t, b.count(t, subjects.StreamValid), "a paused worker fetches nothing")
+	require.Zero(t, embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid), "a paused worker fetches nothing")
 	w.Resume()
-	waitFor(t, 10*time.Second, "resumed output", func() bool { return b.count(t, subjects.StreamValid) == 10 })
+	embeddedtest.WaitFor(t, 10*time.Second, "resumed output", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) == 10 })
 }
 
 func TestConfigValidation(t *testing.T) {
@@ -375,8 +342,8 @@ func TestTraceContextTravels(t *testing.T) {
 		_, err := b.js.PublishMsg(t.Context(), m)
 		require.NoError(t, err)
 	}
-	waitFor(t, 30*time.Second, "clean and dead", func() bool {
-		return b.count(t, subjects.StreamClean) == 1 && b.count(t, subjects.StreamDLQ) == 1
+	embeddedtest.WaitFor(t, 30*time.Second, "clean and dead", func() bool {
+		return embeddedtest.StreamMsgs(t, b.js, subjects.StreamClean) == 1 && embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 1
 	})
 	clean, err := b.lastMsg(t, subjects.StreamClean, subjects.Clean(dataset))
 	require.NoError(t, err)

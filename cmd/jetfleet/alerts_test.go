@@ -94,7 +94,7 @@ func TestAlertsThroughTheFleet(t *testing.T) {
 	_, err := dev.js.Publish(t.Context(), subjects.Ingest("ticks"), []byte(`{"id":"AAA-high","sym":"AAA","price":5000,"ts":"2026-10-01T09:03:00Z"}`))
 	require.NoError(t, err)
 
-	waitFor(t, 2*time.Minute, "alerts", func() bool { return dev.count(t, subjects.StreamAlerts) >= 5 })
+	embeddedtest.WaitFor(t, 2*time.Minute, "alerts", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamAlerts) >= 5 })
 	out, code = jf(t, dev.env, "alerts", "ls", "--json")
 	require.Equal(t, 0, code, out)
 	var got []struct {
@@ -125,7 +125,7 @@ func TestAlertsThroughTheFleet(t *testing.T) {
 	out, code = jf(t, dev.env, "alerts", "ls", "--since", "nonsense")
 	require.Equal(t, 2, code, out)
 
-	waitFor(t, time.Minute, "webhook deliveries", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "webhook deliveries", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(keys) >= 4
@@ -161,7 +161,7 @@ func TestAlertWorkerReplicaProcesses(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte(spec), 0o600))
 	for range 2 {
 		w := start(t, env, "worker", "--log-format", "json", "--pipeline", file, "alert")
-		waitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
+		embeddedtest.WaitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
 	}
 	t0 := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
 	const n = 600 // ten minutes of ticks, all above the threshold
@@ -171,11 +171,8 @@ func TestAlertWorkerReplicaProcesses(t *testing.T) {
 		require.NoError(t, err)
 	}
 	<-js.PublishAsyncComplete()
-	cons, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.ConsumerName("alert", "ticks"))
-	require.NoError(t, err)
-	waitFor(t, 2*time.Minute, "drained", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	embeddedtest.CheckFor(t, 2*time.Minute, embeddedtest.PollEvery, func() error {
+		return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamClean, subjects.ConsumerName("alert", "ticks"))
 	})
 	out, code := jf(t, env, "alerts", "ls", "--json", "--rule", "pricey")
 	require.Equal(t, 0, code, out)
@@ -218,9 +215,9 @@ func TestAlertsTail(t *testing.T) {
 	}
 	pub("a-1")
 	tail := start(t, env, "alerts", "tail", "--json", "--since", "1h", "--rule", "hot")
-	waitFor(t, 30*time.Second, "replayed alert", func() bool { return strings.Contains(tail.out.String(), `"id":"a-1"`) })
+	embeddedtest.WaitFor(t, 30*time.Second, "replayed alert", func() bool { return strings.Contains(tail.out.String(), `"id":"a-1"`) })
 	pub("a-2")
-	waitFor(t, 30*time.Second, "new alert", func() bool { return strings.Contains(tail.out.String(), `"id":"a-2"`) })
+	embeddedtest.WaitFor(t, 30*time.Second, "new alert", func() bool { return strings.Contains(tail.out.String(), `"id":"a-2"`) })
 	lines := strings.Split(strings.TrimSpace(tail.out.String()), "\n")
 	require.Len(t, lines, 2, tail.out.String())
 	var a struct {

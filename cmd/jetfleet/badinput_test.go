@@ -9,28 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
 func shopOrder(id, customer string) string {
 	return fmt.Sprintf(`{"order_id":%q,"customer_id":%q,"amount":10,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`, id, customer)
-}
-
-// deadLetterReasons reads every dead letter's Jf-Reason.
-func deadLetterReasons(t *testing.T, js jetstream.JetStream) []string {
-	t.Helper()
-	s, err := js.Stream(t.Context(), subjects.StreamDLQ)
-	require.NoError(t, err)
-	var reasons []string
-	for seq := s.CachedInfo().State.FirstSeq; seq <= s.CachedInfo().State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		require.NoError(t, err)
-		reasons = append(reasons, m.Header.Get(subjects.HeaderReason))
-	}
-	return reasons
 }
 
 // TestBadInputSizesAndShapes: a 1 MB record goes all the way into a mart;
@@ -61,9 +47,12 @@ func TestBadInputSizesAndShapes(t *testing.T) {
 
 	out, code = jf(t, dev.env, "status", "--wait-idle", "180s")
 	require.Zero(t, code, out)
-	require.Equal(t, uint64(5), dev.count(t, subjects.StreamIngest))
-	require.Equal(t, uint64(3), dev.count(t, subjects.StreamClean))
-	reasons := deadLetterReasons(t, dev.js)
+	require.Equal(t, uint64(5), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest))
+	require.Equal(t, uint64(3), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean))
+	var reasons []string
+	for _, m := range embeddedtest.ReadStream(t, dev.js, subjects.StreamDLQ) {
+		reasons = append(reasons, m.Header.Get(subjects.HeaderReason))
+	}
 	require.Len(t, reasons, 2, "%q", reasons)
 	joined := strings.Join(reasons, "\n")
 	require.Contains(t, joined, "nested too deeply")
@@ -78,7 +67,7 @@ func TestBadInputSizesAndShapes(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte(shopOrder("b-7", "c-7")+"\n"), 0o600))
 	out, code = jf(t, dev.env, "publish", "--file", file, "jf.ingest.orders")
 	require.Zero(t, code, out)
-	waitFor(t, 120*time.Second, "b-7 in the clean stream", func() bool { return dev.count(t, subjects.StreamClean) == 4 })
+	embeddedtest.WaitFor(t, 120*time.Second, "b-7 in the clean stream", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean) == 4 })
 }
 
 // TestBadInputFloodKeepsValidFlowing: 50000 invalid records with 2000 valid
@@ -117,9 +106,9 @@ func TestBadInputFloodKeepsValidFlowing(t *testing.T) {
 
 	out, code = jf(t, dev.env, "status", "--wait-idle", "300s")
 	require.Zero(t, code, out)
-	require.Equal(t, uint64(invalid+valid), dev.count(t, subjects.StreamIngest))
-	require.Equal(t, uint64(valid), dev.count(t, subjects.StreamClean))
-	require.Equal(t, uint64(invalid), dev.count(t, subjects.StreamDLQ))
+	require.Equal(t, uint64(invalid+valid), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest))
+	require.Equal(t, uint64(valid), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean))
+	require.Equal(t, uint64(invalid), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamDLQ))
 
 	out, code = jf(t, nil, "query", "--data-dir", dev.dataDir, "--format", "csv",
 		"SELECT count(*) AS n, count(DISTINCT order_id) AS ids FROM orders")

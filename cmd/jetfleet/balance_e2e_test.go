@@ -31,7 +31,7 @@ func TestBooksFlagRecordsInNoneOfThem(t *testing.T) {
 	env := []string{"NATS_URL=" + srv.ClientURL()}
 	dataDir := t.TempDir()
 	sup := start(t, env, "supervisor", "--log-format", "json", "--http", "", "--data-dir", dataDir)
-	waitFor(t, 30*time.Second, "supervisor started", func() bool { return strings.Contains(sup.out.String(), "supervisor started") })
+	embeddedtest.WaitFor(t, 30*time.Second, "supervisor started", func() bool { return strings.Contains(sup.out.String(), "supervisor started") })
 
 	dir := t.TempDir()
 	records := filepath.Join(dir, "orders.ndjson")
@@ -60,7 +60,7 @@ func TestBooksFlagRecordsInNoneOfThem(t *testing.T) {
 	require.NoError(t, m.TermWithReason(subjects.TermReasonDeadLettered+"pretend"))
 
 	start(t, env, "worker", "--log-format", "json", "--pipeline", passthrough, "validate")
-	waitFor(t, time.Minute, "validate drained", func() bool { return drained(t.Context(), js, subjects.StreamIngest, "validate_orders") })
+	embeddedtest.WaitFor(t, time.Minute, "validate drained", func() bool { return drained(t.Context(), js, subjects.StreamIngest, "validate_orders") })
 
 	// Lost #2: o-5 leaves JF_VALID before the transform step reads it.
 	valid, err := js.Stream(t.Context(), subjects.StreamValid)
@@ -96,7 +96,7 @@ func TestBooksFlagRecordsInNoneOfThem(t *testing.T) {
 		} `json:"balance"`
 	}
 	var doc statusDoc
-	waitFor(t, time.Minute, "the books settled", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "the books settled", func() bool {
 		out, code = jf(t, env, "status", "--json")
 		require.Equal(t, 0, code, out)
 		doc = statusDoc{}

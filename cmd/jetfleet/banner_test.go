@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 )
 
 // TestDevStartBanner: on a console (here forced, since the test's stderr
@@ -17,11 +19,11 @@ import (
 // empty error fields.
 func TestDevStartBanner(t *testing.T) {
 	t.Parallel()
-	port, httpPort := freePort(t), freePort(t)
+	port, httpPort := embeddedtest.FreePort(t), embeddedtest.FreePort(t)
 	dataDir := t.TempDir()
 	p := start(t, nil, "dev", "--demo", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--http", fmt.Sprintf("127.0.0.1:%d", httpPort), "--log-format", "console")
-	waitFor(t, 30*time.Second, "the banner", func() bool { return strings.Contains(p.out.String(), "  try ") })
+	embeddedtest.WaitFor(t, 30*time.Second, "the banner", func() bool { return strings.Contains(p.out.String(), "  try ") })
 	out := p.out.String()
 	nats := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	for _, want := range []string{

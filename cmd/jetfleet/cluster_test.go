@@ -35,7 +35,7 @@ func setupCluster(t *testing.T) *clusterBundle {
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	waitFor(t, time.Minute, "R3 streams (a meta leader)", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "R3 streams (a meta leader)", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		return subjects.Ensure(ctx, js, subjects.StreamOptions{Replicas: 3}) == nil
@@ -148,14 +148,14 @@ func TestPublishRidesThroughLeaderKill(t *testing.T) {
 	pub := start(t, []string{"NATS_URL=" + strings.Join(urls, ",")}, "publish", "--log-format", "json",
 		"--file", file, "--id-field", "order_id", "--rate", "200", "--retry-for", "90s", "jf.ingest.orders")
 
-	waitFor(t, time.Minute, "publish under way", func() bool { return b.orders(t) >= distinct/5 })
+	embeddedtest.WaitFor(t, time.Minute, "publish under way", func() bool { return b.orders(t) >= distinct/5 })
 	before := b.orders(t)
 	killed := time.Now()
 	victim.Kill()
 	t.Logf("SIGKILLed %s (JF_INGEST leader) with %d orders stored", leader, before)
 
 	var elected, resumed time.Duration
-	waitFor(t, time.Minute, "a new JF_INGEST leader", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "a new JF_INGEST leader", func() bool {
 		l := b.ingestLeader(t)
 		if l != "" && l != leader && elected == 0 {
 			elected = time.Since(killed)

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
@@ -130,7 +131,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	// A demo GBP order dead-lettered by transform shows the worker has
 	// seen the row go; only then is the test's own order published.
-	waitFor(t, time.Minute, "a demo GBP order dead-lettered by transform", func() bool { return len(transformLetters()) > 0 })
+	embeddedtest.WaitFor(t, time.Minute, "a demo GBP order dead-lettered by transform", func() bool { return len(transformLetters()) > 0 })
 	order := fmt.Sprintf(`{"order_id":"console-1","customer_id":"c-console","amount":100,"currency":"GBP","country":"GB","ts":%q}`,
 		time.Now().UTC().Format(time.RFC3339))
 	m := nats.NewMsg(subjects.Ingest("orders"))
@@ -139,7 +140,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	_, err = dev.js.PublishMsg(ctx, m)
 	require.NoError(t, err)
 	var ours supervisor.DeadLetter
-	waitFor(t, time.Minute, "the test's order dead-lettered by transform", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "the test's order dead-lettered by transform", func() bool {
 		for _, d := range transformLetters() {
 			if strings.Contains(string(d.Data), "c-console") {
 				ours = d
@@ -227,7 +228,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// The replayed order reaches the marts.
 	ltv := "SELECT customer_id, orders, round(revenue_usd, 2) AS revenue_usd FROM customer_ltv WHERE customer_id = 'c-console'"
-	waitFor(t, time.Minute, "the replayed order in customer_ltv", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "the replayed order in customer_ltv", func() bool {
 		rows, errText := consoleQuery(t, base, ltv)
 		return errText == "" && len(rows) == 1
 	})
@@ -302,9 +303,9 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// A supervisor's console without --console-write: it reads, and
 	// refuses to write.
-	supHTTP := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	supHTTP := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 	sup := start(t, dev.env, "supervisor", "--http", supHTTP, "--log-format", "json")
-	waitFor(t, 30*time.Second, "supervisor serving", func() bool { return strings.Contains(sup.out.String(), "the console at /") })
+	embeddedtest.WaitFor(t, 30*time.Second, "supervisor serving", func() bool { return strings.Contains(sup.out.String(), "the console at /") })
 	validateLetters, err := supervisor.ListDeadLetters(ctx, dev.js, supervisor.DLQFilter{Step: subjects.StepValidate.Name, Dataset: "orders"})
 	require.NoError(t, err)
 	require.NotEmpty(t, validateLetters, "the demo's invalid orders")

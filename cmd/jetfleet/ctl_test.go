@@ -96,7 +96,7 @@ var regexpWorker = regexp.MustCompile(`(?m)^(\S+)\s+transform\s+orders\s+paused`
 // control requests with state starting).
 func waitStarted(t *testing.T, dev *devBundle) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "jetfleet dev ready", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "jetfleet dev ready", func() bool {
 		return strings.Contains(dev.proc.out.String(), `"message":"jetfleet dev ready"`)
 	})
 }

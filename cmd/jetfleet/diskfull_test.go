@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
@@ -84,12 +83,12 @@ func TestAggregatorWaitsOutAFullDataDir(t *testing.T) {
 		return func() bool { a, p, ap := consumer(); return a == n && p == 0 && ap == 0 }
 	}
 
-	waitFor(t, 60*time.Second, "the aggregate consumer", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "the aggregate consumer", func() bool {
 		_, err := js.Consumer(t.Context(), subjects.StreamClean, subjects.PartitionConsumerName("aggregate", "orders", subjects.DefaultPartitions-1))
 		return err == nil
 	})
 	publish(0, 500)
-	waitFor(t, 60*time.Second, "the first 500 committed", idleAt(500))
+	embeddedtest.WaitFor(t, 60*time.Second, "the first 500 committed", idleAt(500))
 
 	pid := agg.cmd.Process.Pid
 	var limit unix.Rlimit
@@ -98,10 +97,10 @@ func TestAggregatorWaitsOutAFullDataDir(t *testing.T) {
 	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_FSIZE, &full, nil))
 
 	publish(500, 500)
-	waitFor(t, 60*time.Second, "the aggregator to report the refused write", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "the aggregator to report the refused write", func() bool {
 		return strings.Contains(agg.out.String(), "data dir refuses writes")
 	})
-	waitFor(t, 60*time.Second, "a heartbeat saying so", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "a heartbeat saying so", func() bool {
 		for {
 			select {
 			case b := <-beats:
@@ -115,36 +114,30 @@ func TestAggregatorWaitsOutAFullDataDir(t *testing.T) {
 	})
 	// It keeps trying with backoff, and acks nothing meanwhile; the wait is
 	// longer than 3 deliveries with a 10s ack wait would take.
-	waitFor(t, 90*time.Second, "a few failed retries", func() bool {
+	embeddedtest.WaitFor(t, 90*time.Second, "a few failed retries", func() bool {
 		return strings.Count(agg.out.String(), "data dir still refuses writes") >= 5
 	})
 	acked, _, _ := consumer()
 	require.Equal(t, uint64(500), acked, "nothing acked while the data dir refuses writes")
-	require.Zero(t, streamMsgs(t, js, subjects.StreamDLQ), "nothing dead-lettered for a full disk")
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ), "nothing dead-lettered for a full disk")
 
 	require.NoError(t, unix.Prlimit(pid, unix.RLIMIT_FSIZE, &limit, nil))
-	waitFor(t, 120*time.Second, "everything committed after the disk has room", idleAt(1000))
+	embeddedtest.WaitFor(t, 120*time.Second, "everything committed after the disk has room", idleAt(1000))
 	require.Contains(t, agg.out.String(), "data dir takes writes again; resuming intake")
-	require.Zero(t, streamMsgs(t, js, subjects.StreamDLQ))
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ))
 
 	eventually := func(want, sql string) {
-		var got string
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			if got, _ = jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv", sql); got == want {
-				return
+		t.Helper()
+		// Each check is a jetfleet process: no need to spin.
+		embeddedtest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+			if got, _ := jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv", sql); got != want {
+				return fmt.Errorf("%s\nwant %q\ngot  %q", sql, want, got)
 			}
-		}
-		require.Equal(t, want, got, sql)
+			return nil
+		})
 	}
 	eventually(fmt.Sprintf("n,ids,usd\n1000,1000,%s\n", strconv.FormatFloat(wantUSD, 'f', -1, 64)),
 		"SELECT count(*) AS n, count(DISTINCT order_id) AS ids, round(sum(amount_usd), 2) AS usd FROM orders")
 	eventually(fmt.Sprintf("n,usd\n1000,%s\n", strconv.FormatFloat(wantUSD, 'f', -1, 64)),
 		"SELECT sum(orders) AS n, round(sum(revenue_usd), 2) AS usd FROM daily_sales")
-}
-
-func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
-	t.Helper()
-	s, err := js.Stream(t.Context(), name)
-	require.NoError(t, err)
-	return s.CachedInfo().State.Msgs
 }

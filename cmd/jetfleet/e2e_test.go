@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -49,14 +48,6 @@ func TestMain(m *testing.M) {
 // the runtime rather than of validation rules.
 var passthrough, _ = filepath.Abs(filepath.Join("testdata", "passthrough.yaml"))
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // proc is a jetfleet process started by a test.
 type proc struct {
 	cmd  *exec.Cmd
@@ -83,51 +74,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// start runs a jetfleet process in the background; it is killed when the
+// test ends, and its output logged if the test failed.
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out := newSyncBuffer()
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	p := &proc{cmd: cmd, out: out, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("output of %v:\n%s", args, out.String())
-		}
-	})
-	return p
+	return startIn(t, "", env, args...)
 }
 
 // jf runs a jetfleet command to completion and returns its output and exit code.
 func jf(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		}
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return string(out), 0
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition in another process
-	}
+	return jfIn(t, "", env, args...)
 }
 
 type devBundle struct {
@@ -141,7 +98,7 @@ type devBundle struct {
 
 func startDev(t *testing.T, dataDir string, extra ...string) *devBundle {
 	t.Helper()
-	port, httpPort := freePort(t), freePort(t)
+	port, httpPort := embeddedtest.FreePort(t), embeddedtest.FreePort(t)
 	b := &devBundle{
 		url:     fmt.Sprintf("nats://127.0.0.1:%d", port),
 		http:    fmt.Sprintf("127.0.0.1:%d", httpPort),
@@ -150,20 +107,11 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devBundle {
 	b.env = []string{"NATS_URL=" + b.url}
 	args := append([]string{"dev", "--data-dir", dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http", b.http, "--log-format", "json"}, extra...)
 	b.proc = start(t, nil, args...)
-	waitFor(t, 30*time.Second, "dev ready", func() bool { return strings.Contains(b.proc.out.String(), "jetfleet dev ready") })
+	embeddedtest.WaitFor(t, 30*time.Second, "dev ready", func() bool { return strings.Contains(b.proc.out.String(), "jetfleet dev ready") })
 	nc, js := embeddedtest.Connect(t, b.url)
 	_ = nc
 	b.js = js
 	return b
-}
-
-func (b *devBundle) count(t *testing.T, stream string) uint64 {
-	t.Helper()
-	s, err := b.js.Stream(t.Context(), stream)
-	if err != nil {
-		return 0
-	}
-	return s.CachedInfo().State.Msgs
 }
 
 func writeOrders(t *testing.T, path string, from, n int) {
@@ -189,9 +137,9 @@ func TestDevMovesPublishedFileExactlyOnce(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "10000 duplicates", "the same file again is all duplicates")
 
-	waitFor(t, time.Minute, "clean records", func() bool { return dev.count(t, subjects.StreamClean) >= n })
-	require.Equal(t, uint64(n), dev.count(t, subjects.StreamIngest))
-	require.Equal(t, uint64(n), dev.count(t, subjects.StreamClean))
+	embeddedtest.WaitFor(t, time.Minute, "clean records", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean) >= n })
+	require.Equal(t, uint64(n), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest))
+	require.Equal(t, uint64(n), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean))
 }
 
 func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
@@ -203,7 +151,7 @@ func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
 	writeOrders(t, file, 0, n)
 	out, code := jf(t, dev.env, "publish", "--file", file, "--id-field", "order_id", "--bulk", "50", "jf.ingest.orders")
 	require.Equal(t, 0, code, out)
-	waitFor(t, time.Minute, "work in flight", func() bool { return dev.count(t, subjects.StreamValid) > 0 })
+	embeddedtest.WaitFor(t, time.Minute, "work in flight", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamValid) > 0 })
 
 	require.NoError(t, dev.proc.cmd.Process.Signal(syscall.SIGTERM))
 	stopped := time.Now()
@@ -221,20 +169,13 @@ func TestDevSIGTERMUnderLoadDrainsAndKeepsEverything(t *testing.T) {
 	dev2 := startDev(t, dataDir, "--pipeline", passthrough)
 	// Bulk chunks are split per key partition in the clean stage, so wait
 	// for the transform step to have handled every valid chunk.
-	waitFor(t, 2*time.Minute, "every record clean", func() bool {
-		return dev2.count(t, subjects.StreamValid) >= n/50 && drained(t.Context(), dev2.js, subjects.StreamValid, "transform_orders")
+	embeddedtest.WaitFor(t, 2*time.Minute, "every record clean", func() bool {
+		return embeddedtest.StreamMsgs(t, dev2.js, subjects.StreamValid) >= n/50 && drained(t.Context(), dev2.js, subjects.StreamValid, "transform_orders")
 	})
 	var records int
-	s, err := dev2.js.Stream(t.Context(), subjects.StreamClean)
-	require.NoError(t, err)
-	cons, err := s.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{})
-	require.NoError(t, err)
 	seen := map[string]bool{}
-	msgs := s.CachedInfo().State.Msgs
-	for range msgs {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		require.NoError(t, err)
-		for _, line := range strings.Split(string(m.Data()), "\n") {
+	for _, m := range embeddedtest.ReadStream(t, dev2.js, subjects.StreamClean) {
+		for _, line := range strings.Split(string(m.Data), "\n") {
 			require.False(t, seen[line], "record %s twice", line)
 			seen[line] = true
 			records++
@@ -249,7 +190,7 @@ func TestWorkerProcessKilledLosesNothing(t *testing.T) {
 	_, js := embeddedtest.Connect(t, srv.ClientURL())
 	env := []string{"NATS_URL=" + srv.ClientURL()}
 	w := start(t, env, "worker", "--log-format", "json", "--pipeline", passthrough, "--ack-wait", "3s", "validate")
-	waitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
+	embeddedtest.WaitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
 
 	const n = 5000
 	for i := range n {
@@ -267,7 +208,7 @@ func TestWorkerProcessKilledLosesNothing(t *testing.T) {
 		}
 		return s.CachedInfo().State.Msgs
 	}
-	waitFor(t, time.Minute, "progress", func() bool { return count() > 0 })
+	embeddedtest.WaitFor(t, time.Minute, "progress", func() bool { return count() > 0 })
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
 	<-w.done
 	w.done <- nil
@@ -275,19 +216,16 @@ func TestWorkerProcessKilledLosesNothing(t *testing.T) {
 	// Unacked messages come back after AckWait; a restarted
 	// worker finishes the job and outputs already published are dropped.
 	start(t, env, "worker", "--log-format", "json", "--pipeline", passthrough, "--ack-wait", "3s", "validate")
-	waitFor(t, 2*time.Minute, "every record valid", func() bool { return count() >= n })
-	cons, err := js.Consumer(t.Context(), subjects.StreamIngest, subjects.ConsumerName("validate", "orders"))
-	require.NoError(t, err)
-	waitFor(t, time.Minute, "drained", func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	embeddedtest.WaitFor(t, 2*time.Minute, "every record valid", func() bool { return count() >= n })
+	embeddedtest.CheckFor(t, time.Minute, embeddedtest.PollEvery, func() error {
+		return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamIngest, subjects.ConsumerName("validate", "orders"))
 	})
 	require.Equal(t, uint64(n), count(), "exactly once downstream")
 }
 
 func TestUnreachableServer(t *testing.T) {
 	t.Parallel()
-	dead := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("nats://127.0.0.1:%d", embeddedtest.FreePort(t))
 	start0 := time.Now()
 	out, code := jf(t, nil, "publish", "--nats", dead, "--file", "/dev/null", "jf.ingest.orders")
 	require.Equal(t, 1, code, out)
@@ -296,7 +234,7 @@ func TestUnreachableServer(t *testing.T) {
 
 	// A worker keeps retrying with backoff, says so, and still stops cleanly.
 	w := start(t, []string{"NATS_URL=" + dead}, "worker", "--log-format", "json", "validate")
-	waitFor(t, 30*time.Second, "retry log", func() bool { return strings.Contains(w.out.String(), "waiting for JetStream") })
+	embeddedtest.WaitFor(t, 30*time.Second, "retry log", func() bool { return strings.Contains(w.out.String(), "waiting for JetStream") })
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case err := <-w.done:
@@ -340,14 +278,14 @@ func TestDevPortInUseFailsFast(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	started := time.Now()
-	out, code := jf(t, nil, "dev", "--data-dir", t.TempDir(), "--listen", l.Addr().String(), "--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	out, code := jf(t, nil, "dev", "--data-dir", t.TempDir(), "--listen", l.Addr().String(), "--http", fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t)))
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "address already in use")
 	require.Less(t, time.Since(started), 3*time.Second)
 
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	require.NoError(t, os.WriteFile(bad, []byte("jetstream {"), 0o600))
-	out, code = jf(t, nil, "dev", "--data-dir", t.TempDir(), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--nats-config", bad)
+	out, code = jf(t, nil, "dev", "--data-dir", t.TempDir(), "--listen", fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t)), "--http", fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t)), "--nats-config", bad)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "bad.conf")
 }
@@ -372,21 +310,21 @@ datasets:
 		fmt.Fprintf(&buf, `{"order_id":"l-%d","amount":%d}`+"\n", i, i)
 	}
 	tmp := filepath.Join(dir, "landing", "batch1.ndjson.tmp")
-	waitFor(t, 10*time.Second, "landing dir", func() bool { _, err := os.Stat(filepath.Join(dir, "landing")); return err == nil })
+	embeddedtest.WaitFor(t, 10*time.Second, "landing dir", func() bool { _, err := os.Stat(filepath.Join(dir, "landing")); return err == nil })
 	require.NoError(t, os.WriteFile(tmp, buf.Bytes(), 0o600))
 	require.NoError(t, os.Rename(tmp, strings.TrimSuffix(tmp, ".tmp")))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "landing", "broken.csv"), []byte("a,b\n1\n"), 0o600))
 
-	waitFor(t, time.Minute, "clean records", func() bool { return dev.count(t, subjects.StreamClean) >= 50 })
-	waitFor(t, 30*time.Second, "file moved to done/", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "clean records", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean) >= 50 })
+	embeddedtest.WaitFor(t, 30*time.Second, "file moved to done/", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "landing", "done", "batch1.ndjson"))
 		return err == nil
 	})
-	waitFor(t, 30*time.Second, "broken file moved to failed/ with a note", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "broken file moved to failed/ with a note", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "landing", "failed", "broken.csv.error"))
 		return err == nil
 	})
-	require.Equal(t, uint64(50), dev.count(t, subjects.StreamIngest))
+	require.Equal(t, uint64(50), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest))
 }
 
 // TestPublishFileAsLandingDirectoryWould: `jetfleet publish --file` and the
@@ -437,15 +375,15 @@ datasets:
 		require.True(t, strings.HasPrefix(m.Header.Get(subjects.HeaderMsgID), "f:"), "a content id")
 	}
 
-	waitFor(t, 10*time.Second, "landing dir", func() bool { _, err := os.Stat(filepath.Join(dir, "landing")); return err == nil })
+	embeddedtest.WaitFor(t, 10*time.Second, "landing dir", func() bool { _, err := os.Stat(filepath.Join(dir, "landing")); return err == nil })
 	tmp := filepath.Join(dir, "landing", "orders.csv.tmp")
 	require.NoError(t, os.WriteFile(tmp, mustRead(t, file), 0o600))
 	require.NoError(t, os.Rename(tmp, strings.TrimSuffix(tmp, ".tmp")))
-	waitFor(t, 30*time.Second, "file moved to done/", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "file moved to done/", func() bool {
 		_, err := os.Stat(filepath.Join(dir, "landing", "done", "orders.csv"))
 		return err == nil
 	})
-	require.Equal(t, uint64(3), dev.count(t, subjects.StreamIngest), "the landing directory's messages were the published ones again")
+	require.Equal(t, uint64(3), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest), "the landing directory's messages were the published ones again")
 	require.Contains(t, dev.proc.out.String(), `"duplicates":3`)
 }
 

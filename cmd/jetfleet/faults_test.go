@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/bench"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/marts/query"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -227,7 +228,7 @@ func (p *chaosProc) start(t *testing.T) {
 		close(done)
 	}()
 	p.cmd, p.done = cmd, done
-	waitFor(t, time.Minute, p.name+" ready", func() bool {
+	embeddedtest.WaitFor(t, time.Minute, p.name+" ready", func() bool {
 		select {
 		case <-done:
 			t.Fatalf("%s exited while starting:\n%s", p.name, tail(p.log, 30))
@@ -307,7 +308,7 @@ func runFaults(t *testing.T, plan faultPlan) *faultReport {
 	base := t.TempDir()
 	storeDir, dataDir, logDir := filepath.Join(base, "nats"), filepath.Join(base, "data"), filepath.Join(base, "logs")
 	require.NoError(t, os.MkdirAll(logDir, 0o750))
-	port := freePort(t)
+	port := embeddedtest.FreePort(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	env := []string{"NATS_URL=" + url}
 	rng := rand.New(rand.NewPCG(plan.Seed, plan.Seed^0x5eed))
@@ -580,13 +581,13 @@ func verifyFaultRun(t *testing.T, js jetstream.JetStream, dataDir string, in gen
 func streamKeys(t *testing.T, js jetstream.JetStream, stream, subject string) map[string]int {
 	t.Helper()
 	keys := map[string]int{}
-	eachMsg(t, js, stream, subject, func(m jetstream.Msg) {
-		for _, line := range bytes.Split(m.Data(), []byte{'\n'}) {
+	for _, m := range embeddedtest.ReadStream(t, js, stream, subject) {
+		for _, line := range bytes.Split(m.Data, []byte{'\n'}) {
 			if len(bytes.TrimSpace(line)) > 0 {
 				keys[orderIDOf(line)]++
 			}
 		}
-	})
+	}
 	return keys
 }
 
@@ -595,42 +596,11 @@ func streamKeys(t *testing.T, js jetstream.JetStream, stream, subject string) ma
 func dlqByOrderID(t *testing.T, js jetstream.JetStream) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	eachMsg(t, js, subjects.StreamDLQ, "", func(m jetstream.Msg) {
-		require.NotEmpty(t, m.Headers().Get(subjects.HeaderReason), "dead letter %q without a reason", m.Data())
-		out[orderIDOf(m.Data())]++
-	})
+	for _, m := range embeddedtest.ReadStream(t, js, subjects.StreamDLQ) {
+		require.NotEmpty(t, m.Header.Get(subjects.HeaderReason), "dead letter %q without a reason", m.Data)
+		out[orderIDOf(m.Data)]++
+	}
 	return out
-}
-
-func eachMsg(t *testing.T, js jetstream.JetStream, stream, subject string, f func(jetstream.Msg)) {
-	t.Helper()
-	ctx := t.Context()
-	s, err := js.Stream(ctx, stream)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	if info.State.Msgs == 0 {
-		return
-	}
-	cfg := jetstream.OrderedConsumerConfig{}
-	if subject != "" {
-		cfg.FilterSubjects = []string{subject}
-	}
-	c, err := s.OrderedConsumer(ctx, cfg)
-	require.NoError(t, err)
-	it, err := c.Messages(jetstream.PullMaxMessages(1024))
-	require.NoError(t, err)
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextMaxWait(30 * time.Second))
-		require.NoError(t, err, "read %s", stream)
-		f(m)
-		meta, err := m.Metadata()
-		require.NoError(t, err)
-		if meta.NumPending == 0 {
-			return
-		}
-	}
 }
 
 // fxUSD is examples/shop/pipeline.yaml's fx lookup: USD per unit.

@@ -73,10 +73,10 @@ func tokenFile(t *testing.T) string {
 func TestHTTPGuardQueryServer(t *testing.T) {
 	t.Parallel()
 	dataDir := smokeDataDir(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 	p := start(t, []string{"JETFLEET_HTTP_ALLOW_HOST=jetfleet.example,metrics.example:9443"},
 		"query", "--http", addr, "--data-dir", dataDir, "--http-token-file", tokenFile(t), "--max-queries", "1", "--log-format", "json")
-	waitFor(t, 30*time.Second, "query --http serving", func() bool { return strings.Contains(p.out.String(), "serving queries") })
+	embeddedtest.WaitFor(t, 30*time.Second, "query --http serving", func() bool { return strings.Contains(p.out.String(), "serving queries") })
 	base := "http://" + addr
 	q := "/query?format=csv&q=" + url.QueryEscape("SELECT count(*) AS n FROM daily_sales")
 
@@ -117,7 +117,7 @@ func TestHTTPGuardQueryServer(t *testing.T) {
 		slowDone <- code
 	}()
 	var retryAfter, busy string
-	waitFor(t, 30*time.Second, "a query refused while the slow one runs", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "a query refused while the slow one runs", func() bool {
 		code, h, body := httpDo(t, http.MethodGet, base+q, tokenHeader)
 		retryAfter, busy = h.Get("Retry-After"), body
 		return code == http.StatusTooManyRequests
@@ -129,7 +129,7 @@ func TestHTTPGuardQueryServer(t *testing.T) {
 	require.Contains(t, busy, "too many requests to /query in progress (at most 1 at a time)")
 	stopSlow() // the client goes away: DuckDB is interrupted and the slot freed
 	require.Zero(t, <-slowDone, "the slow query answered")
-	waitFor(t, 30*time.Second, "the slot freed", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "the slot freed", func() bool {
 		code, _, _ := httpDo(t, http.MethodGet, base+q, tokenHeader)
 		return code == http.StatusOK
 	})
@@ -140,9 +140,9 @@ func TestHTTPGuardQueryServer(t *testing.T) {
 func TestHTTPQueryTimeout(t *testing.T) {
 	t.Parallel()
 	dataDir := smokeDataDir(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 	p := start(t, nil, "query", "--http", addr, "--data-dir", dataDir, "--query-timeout", "500ms", "--log-format", "json")
-	waitFor(t, 30*time.Second, "query --http serving", func() bool { return strings.Contains(p.out.String(), "serving queries") })
+	embeddedtest.WaitFor(t, 30*time.Second, "query --http serving", func() bool { return strings.Contains(p.out.String(), "serving queries") })
 	started := time.Now()
 	code, body := getQuery(t, "http://"+addr+"/query", "SELECT count(*) FROM range(1000000000000) t(i) WHERE hash(i) = 0")
 	require.Equal(t, http.StatusGatewayTimeout, code, body)
@@ -202,12 +202,12 @@ func TestHTTPGuardSupervisorAndWorker(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			addr := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 			args := append([]string{tc.args[0], "--http", addr, "--log-format", "json"}, tc.args[1:]...)
 			p := start(t, env, args...)
-			waitFor(t, 60*time.Second, tc.name+" serving", func() bool { return strings.Contains(p.out.String(), tc.ready) })
+			embeddedtest.WaitFor(t, 60*time.Second, tc.name+" serving", func() bool { return strings.Contains(p.out.String(), tc.ready) })
 			base := "http://" + addr
-			waitFor(t, 30*time.Second, tc.name+" ready", func() bool { code, _, _ := httpDo(t, http.MethodGet, base+"/readyz", nil); return code == 200 })
+			embeddedtest.WaitFor(t, 30*time.Second, tc.name+" ready", func() bool { code, _, _ := httpDo(t, http.MethodGet, base+"/readyz", nil); return code == 200 })
 			checkGuard(t, base, []guardCase{
 				{"healthz without token", "/healthz", nil, 200, "ok"},
 				{"status without token", "/status", nil, 401, "no bearer token"},

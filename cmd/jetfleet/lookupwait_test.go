@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
@@ -54,9 +53,9 @@ lookups:
 `), 0o600))
 
 	sup := start(t, env, "supervisor", "--log-format", "json", "--http", "")
-	waitFor(t, 30*time.Second, "supervisor started", func() bool { return strings.Contains(sup.out.String(), "supervisor started") })
+	embeddedtest.WaitFor(t, 30*time.Second, "supervisor started", func() bool { return strings.Contains(sup.out.String(), "supervisor started") })
 	start(t, env, "worker", "--log-format", "json", "--pipeline", pipelineFile, "validate")
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 	transform := start(t, env, "worker", "--log-format", "json", "--pipeline", pipelineFile, "--http", httpAddr, "transform")
 
 	records := filepath.Join(dir, "orders.ndjson")
@@ -71,7 +70,7 @@ lookups:
 	hint := fmt.Sprintf("lookup table fx is empty: load it with `jetfleet lookup load --pipeline %s fx`", pipelineFile)
 	hintJSON, err := json.Marshal(hint)
 	require.NoError(t, err)
-	waitFor(t, 30*time.Second, "the transform says what it waits for", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "the transform says what it waits for", func() bool {
 		return strings.Contains(transform.out.String(), `"waiting_for":`+string(hintJSON))
 	})
 	readyz := func() (int, string) {
@@ -83,7 +82,7 @@ lookups:
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	waitFor(t, 30*time.Second, "/readyz up", func() bool { code, _ := readyz(); return code != 0 })
+	embeddedtest.WaitFor(t, 30*time.Second, "/readyz up", func() bool { code, _ := readyz(); return code != 0 })
 	code, body := readyz()
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	require.Equal(t, "not ready: transform/orders#1: "+hint+"\n", body)
@@ -98,7 +97,7 @@ lookups:
 		} `json:"steps"`
 	}
 	var doc statusDoc
-	waitFor(t, 30*time.Second, "status shows the step waiting with the records validated", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "status shows the step waiting with the records validated", func() bool {
 		out, code := jf(t, env, "status", "--json")
 		require.Zero(t, code, out)
 		doc = statusDoc{}
@@ -114,26 +113,18 @@ lookups:
 	out, code = jf(t, env, "status", "--wait-idle", "2s")
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "transform/orders: 6 pending, not consumed: the step waits ("+hint+")")
-	require.Zero(t, dlqCount(t, js), "nothing dead-lettered while waiting")
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ), "nothing dead-lettered while waiting")
 
 	out, code = jf(t, env, "lookup", "load", "--pipeline", pipelineFile)
 	require.Zero(t, code, out)
 	require.Contains(t, out, "fx: 2 rows loaded")
-	waitFor(t, 60*time.Second, "every record transformed", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "every record transformed", func() bool {
 		s, err := js.Stream(t.Context(), subjects.StreamClean)
 		require.NoError(t, err)
 		return s.CachedInfo().State.Msgs == 6
 	})
-	require.Zero(t, dlqCount(t, js), "none dead-lettered")
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ), "none dead-lettered")
 	code, body = readyz()
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, transform.out.String(), "ready: what the step waited for is there")
-}
-
-// dlqCount is the number of dead letters stored.
-func dlqCount(t *testing.T, js jetstream.JetStream) uint64 {
-	t.Helper()
-	s, err := js.Stream(t.Context(), subjects.StreamDLQ)
-	require.NoError(t, err)
-	return s.CachedInfo().State.Msgs
 }

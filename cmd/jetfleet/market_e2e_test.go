@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -31,7 +33,7 @@ func TestMarketDemo(t *testing.T) {
 	dataDir := t.TempDir()
 	dev := startDev(t, dataDir, "--pipeline", marketPipeline, "--demo", "--demo-rate", "100")
 	// The demo publisher starts beside the fleet; the ready line says so.
-	waitFor(t, 30*time.Second, "the demo publisher", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "the demo publisher", func() bool {
 		return strings.Contains(dev.proc.out.String(), `"demo":"market ticks from two feeds to jf.ingest.ticks at 100/s`)
 	})
 
@@ -46,11 +48,11 @@ func TestMarketDemo(t *testing.T) {
 			t.Logf("last answer of /query: %s", last)
 		}
 	})
-	waitFor(t, 2*time.Minute, "market marts with full indicators", func() bool {
-		time.Sleep(200 * time.Millisecond) // each poll is a query; no need to spin
+	// Each check is a query: no need to spin.
+	embeddedtest.CheckFor(t, 2*time.Minute, 200*time.Millisecond, func() error {
 		resp, err := http.Get("http://" + dev.http + "/query?" + q.Encode())
 		if err != nil {
-			return false
+			return err
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
@@ -61,12 +63,14 @@ func TestMarketDemo(t *testing.T) {
 			Feeds          int64 `json:"feeds"`
 		}
 		if json.Unmarshal(body, &rows) != nil || len(rows) != 1 {
-			return false
+			return errors.New("market marts with full indicators: /query answered " + last)
 		}
-		r := rows[0]
-		return r.Bars > 0 && r.FullIndicators > 0 && r.Feeds == 2
+		if r := rows[0]; r.Bars == 0 || r.FullIndicators == 0 || r.Feeds != 2 {
+			return errors.New("market marts with full indicators: " + last)
+		}
+		return nil
 	})
-	waitFor(t, time.Minute, "dead letters", func() bool { return dev.count(t, subjects.StreamDLQ) > 0 })
+	embeddedtest.WaitFor(t, time.Minute, "dead letters", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamDLQ) > 0 })
 
 	out, code := jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv",
 		"SELECT count(*) > 0 AS ok FROM bars_1m WHERE low <= open AND open <= high AND low <= close AND close <= high AND trades > 0")

@@ -17,33 +17,11 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// microDiscover sends $SRV.<verb>[.<name>] and collects every instance's
-// reply for wait, the way `nats micro ls` and `nats micro stats` do.
-func microDiscover(t *testing.T, nc *nats.Conn, verb micro.Verb, name string, wait time.Duration) [][]byte {
-	t.Helper()
-	subject, err := micro.ControlSubject(verb, name, "")
-	require.NoError(t, err)
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	require.NoError(t, err)
-	defer func() { _ = sub.Unsubscribe() }()
-	require.NoError(t, nc.PublishRequest(subject, inbox, nil))
-	var out [][]byte
-	deadline := time.Now().Add(wait)
-	for {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			return out
-		}
-		out = append(out, m.Data)
-	}
-}
-
 // microServices lists name -> metadata of every jetfleet service instance.
 func microServices(t *testing.T, nc *nats.Conn) map[string][]map[string]string {
 	t.Helper()
 	out := map[string][]map[string]string{}
-	for _, data := range microDiscover(t, nc, micro.PingVerb, "", time.Second) {
+	for _, data := range embeddedtest.MicroDiscover(t, nc, micro.PingVerb, "", time.Second) {
 		var p micro.Ping
 		require.NoError(t, json.Unmarshal(data, &p))
 		out[p.Name] = append(out[p.Name], p.Metadata)
@@ -61,10 +39,10 @@ func TestFleetDiscoverableAsMicroServices(t *testing.T) {
 
 	// A worker in its own process joins the same fleet.
 	w := start(t, dev.env, "worker", "--log-format", "json", "--pipeline", passthrough, "validate")
-	waitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
+	embeddedtest.WaitFor(t, 30*time.Second, "worker started", func() bool { return strings.Contains(w.out.String(), "worker started") })
 
 	var services map[string][]map[string]string
-	waitFor(t, 30*time.Second, "every member listed", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "every member listed", func() bool {
 		services = microServices(t, nc)
 		return len(services["jetfleet-validate"]) == 2 && len(services["jetfleet-transform"]) == 1 &&
 			len(services["jetfleet-aggregate"]) == subjects.DefaultPartitions && len(services["jetfleet-supervisor"]) == 1 // a worker per partition
@@ -88,10 +66,10 @@ func TestFleetDiscoverableAsMicroServices(t *testing.T) {
 
 	// STATS: the two validate workers' acked counters add up to the input;
 	// transform saw all of it.
-	waitFor(t, 30*time.Second, "stats carry the counters", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "stats carry the counters", func() bool {
 		acked := map[string]int64{}
 		for _, name := range []string{"jetfleet-validate", "jetfleet-transform"} {
-			for _, data := range microDiscover(t, nc, micro.StatsVerb, name, time.Second) {
+			for _, data := range embeddedtest.MicroDiscover(t, nc, micro.StatsVerb, name, time.Second) {
 				var st micro.Stats
 				require.NoError(t, json.Unmarshal(data, &st))
 				i := slices.IndexFunc(st.Endpoints, func(e *micro.EndpointStats) bool { return e.Name == "control" })
@@ -121,8 +99,8 @@ func TestFleetDiscoverableAsMicroServices(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"validate", "transform", "aggregate", "rekey"}, steps, "the aggregate process runs rekey beside its partitions")
 	var supStats micro.Stats
-	waitFor(t, 30*time.Second, "supervisor stats", func() bool {
-		sups := microDiscover(t, nc, micro.StatsVerb, "jetfleet-supervisor", time.Second)
+	embeddedtest.WaitFor(t, 30*time.Second, "supervisor stats", func() bool {
+		sups := embeddedtest.MicroDiscover(t, nc, micro.StatsVerb, "jetfleet-supervisor", time.Second)
 		return len(sups) == 1 && json.Unmarshal(sups[0], &supStats) == nil
 	})
 	require.Len(t, supStats.Endpoints, 1)
@@ -135,5 +113,5 @@ func TestFleetDiscoverableAsMicroServices(t *testing.T) {
 	err = <-w.done
 	w.done <- err
 	require.NoError(t, err)
-	waitFor(t, 10*time.Second, "stopped worker gone", func() bool { return len(microServices(t, nc)["jetfleet-validate"]) == 1 })
+	embeddedtest.WaitFor(t, 10*time.Second, "stopped worker gone", func() bool { return len(microServices(t, nc)["jetfleet-validate"]) == 1 })
 }

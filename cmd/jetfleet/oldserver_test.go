@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -67,7 +68,7 @@ func oldNATSServer(t *testing.T) (path, version string) {
 func TestOldServerRefusedWithOneMessage(t *testing.T) {
 	t.Parallel()
 	bin, version := oldNATSServer(t)
-	port := freePort(t)
+	port := embeddedtest.FreePort(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	srv := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", t.TempDir())
 	out := newSyncBuffer()
@@ -83,7 +84,7 @@ func TestOldServerRefusedWithOneMessage(t *testing.T) {
 		}
 	})
 	var nc *nats.Conn
-	waitFor(t, 10*time.Second, "nats-server "+version+" up", func() bool {
+	embeddedtest.WaitFor(t, 10*time.Second, "nats-server "+version+" up", func() bool {
 		c, err := nats.Connect(url)
 		if err != nil {
 			return false

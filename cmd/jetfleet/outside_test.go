@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -54,7 +55,7 @@ func TestOutsideClientNodeJS(t *testing.T) {
 	if subjects.PartitionOf(subjects.KeyToken("js-bulk-0"), subjects.DefaultPartitions) != subjects.PartitionOf(subjects.KeyToken("js-bulk-1"), subjects.DefaultPartitions) {
 		wantClean++
 	}
-	waitFor(t, time.Minute, "clean records", func() bool { return dev.count(t, subjects.StreamClean) >= wantClean })
-	require.Equal(t, uint64(201), dev.count(t, subjects.StreamIngest))
-	require.Equal(t, wantClean, dev.count(t, subjects.StreamClean))
+	embeddedtest.WaitFor(t, time.Minute, "clean records", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean) >= wantClean })
+	require.Equal(t, uint64(201), embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest))
+	require.Equal(t, wantClean, embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean))
 }

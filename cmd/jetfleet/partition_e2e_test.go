@@ -80,7 +80,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 2*time.Minute, "validate and transform drained", func() bool {
+	embeddedtest.WaitFor(t, 2*time.Minute, "validate and transform drained", func() bool {
 		return drained(ctx, js, subjects.StreamIngest, "validate_orders") && drained(ctx, js, subjects.StreamValid, "transform_orders")
 	})
 	cleanStream, err := js.Stream(ctx, subjects.StreamClean)
@@ -111,7 +111,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 		}
 		if kill {
 			victim := procs[0]
-			waitFor(t, time.Minute, "the victim to claim and commit", func() bool {
+			embeddedtest.WaitFor(t, time.Minute, "the victim to claim and commit", func() bool {
 				return strings.Contains(victim.out.String(), "claimed partition") && delivered(ctx, js) > 0
 			})
 			t.Logf("killing a replica at %d of %d records acked", delivered(ctx, js), lastSeq)
@@ -120,7 +120,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 			victim.done <- errors.New("killed") // for the cleanup
 			procs = procs[1:]
 		}
-		waitFor(t, 3*time.Minute, fmt.Sprintf("%d aggregator(s) to fold in every record", n), func() bool {
+		embeddedtest.WaitFor(t, 3*time.Minute, fmt.Sprintf("%d aggregator(s) to fold in every record", n), func() bool {
 			for p := range subjects.DefaultPartitions {
 				if !drained(ctx, js, subjects.StreamClean, subjects.PartitionConsumerName("aggregate", "orders", p)) {
 					return false

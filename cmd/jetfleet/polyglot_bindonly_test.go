@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/embedded"
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
@@ -23,9 +22,7 @@ func TestPolyglotStepBindsOnly(t *testing.T) {
 	dir := installSentiment(t)
 	pipelineFile, err := filepath.Abs(filepath.Join("..", "..", "examples", "feedback", "pipeline.yaml"))
 	require.NoError(t, err)
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir(), Port: -1, Quiet: true})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
+	srv := embeddedtest.Server(t)
 	env := []string{"NATS_URL=" + srv.ClientURL()}
 	_, js := embeddedtest.Connect(t, srv.ClientURL())
 
@@ -34,7 +31,7 @@ func TestPolyglotStepBindsOnly(t *testing.T) {
 	require.NoError(t, js.DeleteConsumer(t.Context(), subjects.StreamValid, "transform_feedback"))
 
 	node := startNode(t, dir, append(env, "JETFLEET_BIND_ONLY=true", "JF_HEARTBEAT_MS=200"))
-	waitFor(t, 30*time.Second, "the JS step waits for its consumer", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "the JS step waits for its consumer", func() bool {
 		return strings.Contains(node.out.String(), "waiting for JetStream") && strings.Contains(node.out.String(), "consumer not found")
 	})
 	_, err = js.Consumer(t.Context(), subjects.StreamValid, "transform_feedback")
@@ -43,5 +40,5 @@ func TestPolyglotStepBindsOnly(t *testing.T) {
 	out, code = jf(t, env, "setup", "--pipeline", pipelineFile)
 	require.Zero(t, code, out)
 	require.Contains(t, out, "created   consumer     JF_VALID/transform_feedback")
-	waitFor(t, 60*time.Second, "the JS step runs", func() bool { return strings.Contains(node.out.String(), "worker started") })
+	embeddedtest.WaitFor(t, 60*time.Second, "the JS step runs", func() bool { return strings.Contains(node.out.String(), "worker started") })
 }

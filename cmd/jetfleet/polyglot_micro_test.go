@@ -56,12 +56,12 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(unserve)
 	node := startNode(t, dir, []string{"NATS_URL=" + srv.ClientURL(), "JF_WORKER_ID=" + jsWorker, "JF_HEARTBEAT_MS=1000"})
-	waitFor(t, 30*time.Second, "JS step started", func() bool { return strings.Contains(node.out.String(), "worker started") })
+	embeddedtest.WaitFor(t, 30*time.Second, "JS step started", func() bool { return strings.Contains(node.out.String(), "worker started") })
 
 	infos := map[string]micro.Info{}
-	waitFor(t, 30*time.Second, "both workers answer INFO", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "both workers answer INFO", func() bool {
 		clear(infos)
-		for _, data := range microDiscover(t, nc, micro.InfoVerb, workers.ServiceName("transform"), time.Second) {
+		for _, data := range embeddedtest.MicroDiscover(t, nc, micro.InfoVerb, workers.ServiceName("transform"), time.Second) {
 			var info micro.Info
 			require.NoError(t, json.Unmarshal(data, &info), "%s", data)
 			infos[info.Metadata["worker"]] = info
@@ -100,8 +100,8 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 
 	// The stats carry the heartbeat, whose version is the metadata's.
 	var stats micro.Stats
-	waitFor(t, 10*time.Second, "stats of the JS step", func() bool {
-		for _, data := range microDiscover(t, nc, micro.StatsVerb, workers.ServiceName("transform"), time.Second) {
+	embeddedtest.WaitFor(t, 10*time.Second, "stats of the JS step", func() bool {
+		for _, data := range embeddedtest.MicroDiscover(t, nc, micro.StatsVerb, workers.ServiceName("transform"), time.Second) {
 			var s micro.Stats
 			require.NoError(t, json.Unmarshal(data, &s))
 			if s.Metadata["worker"] == jsWorker {

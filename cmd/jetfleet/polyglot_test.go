@@ -162,7 +162,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 
 	const jsWorker = "js-sentiment-test"
 	js := startNode(t, dir, []string{"NATS_URL=" + dev.url, "JF_WORKER_ID=" + jsWorker, "JF_HEARTBEAT_MS=1000"})
-	waitFor(t, 30*time.Second, "JS step started", func() bool { return strings.Contains(js.out.String(), "worker started") })
+	embeddedtest.WaitFor(t, 30*time.Second, "JS step started", func() bool { return strings.Contains(js.out.String(), "worker started") })
 
 	// 60 valid records in record mode, 3 the step must dead-letter (no
 	// text, text not a string, no words), 1 that validation rejects.
@@ -242,7 +242,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	require.Equal(t, uint64(60+1+1), bare)
 	require.GreaterOrEqual(t, keyed, uint64(60+1+1))
 	require.LessOrEqual(t, keyed, uint64(60+3+1), "the bulk message split by partition at most")
-	require.Equal(t, bare+keyed, dev.count(t, subjects.StreamClean))
+	require.Equal(t, bare+keyed, embeddedtest.StreamMsgs(t, dev.js, subjects.StreamClean))
 
 	// The marts hold the JavaScript step's output next to Go's validation.
 	out2, code = jf(t, nil, "query", "--data-dir", dataDir, "--format", "json", "SELECT feedback_id, sentiment, channel, strftime(timezone('UTC', ts), '%H') AS hour FROM feedback ORDER BY feedback_id")
@@ -268,15 +268,15 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	require.Contains(t, out2, "64,19,30,15", "15 positive + 3 bulk + redo, 30 negative, 15 neutral")
 
 	// Dead letters: the step's own, with the contract's headers and reasons.
-	dls := deadLetters(t, dev.js, subjects.DeadLetter("transform", "feedback"))
+	dls := embeddedtest.ReadStream(t, dev.js, subjects.StreamDLQ, subjects.DeadLetter("transform", "feedback"))
 	require.Len(t, dls, 4)
 	reasons := map[string]string{}
 	for _, m := range dls {
-		h := m.Headers()
+		h := m.Header
 		var rec struct {
 			ID string `json:"feedback_id"`
 		}
-		require.NoError(t, json.Unmarshal(m.Data(), &rec))
+		require.NoError(t, json.Unmarshal(m.Data, &rec))
 		reasons[rec.ID] = h.Get(subjects.HeaderReason)
 		require.Equal(t, "transform", h.Get(subjects.HeaderStep))
 		require.Equal(t, jsWorker, h.Get(subjects.HeaderWorker))
@@ -300,7 +300,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 		"bad-3":  "text has no words to score",
 		"bulk-2": "text missing: nothing to score",
 	}, reasons)
-	require.Len(t, deadLetters(t, dev.js, subjects.DeadLetter("validate", "feedback")), 1, "bad-4 stopped at validation")
+	require.Len(t, embeddedtest.ReadStream(t, dev.js, subjects.StreamDLQ, subjects.DeadLetter("validate", "feedback")), 1, "bad-4 stopped at validation")
 
 	// status --json lists the JavaScript worker from its heartbeats.
 	out2, code = jf(t, dev.env, "status", "--json")
@@ -334,7 +334,7 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 		require.Equal(t, jsWorker, w.ID)
 		require.Equal(t, "alive", w.Liveness)
 		require.Contains(t, w.Version, "feedback-sentiment")
-		waitFor(t, 30*time.Second, "counters in a heartbeat", func() bool { return jsCounters(t, dev, jsWorker) == [3]int64{65, 64, 4} })
+		embeddedtest.WaitFor(t, 30*time.Second, "counters in a heartbeat", func() bool { return jsCounters(t, dev, jsWorker) == [3]int64{65, 64, 4} })
 		seen = true
 	}
 	require.True(t, seen, "status has the transform/feedback step: %s", out2)
@@ -342,15 +342,15 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	// Micro discovery lists the JS step next to the Go members.
 	nc, _ := embeddedtest.Connect(t, dev.url)
 	var services map[string][]map[string]string
-	waitFor(t, 30*time.Second, "every member listed", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "every member listed", func() bool {
 		services = microServices(t, nc)
 		return len(services["jetfleet-transform"]) == 1 && len(services["jetfleet-validate"]) == 1 &&
 			len(services["jetfleet-aggregate"]) == subjects.DefaultPartitions && len(services["jetfleet-supervisor"]) == 1 // a worker per partition
 	})
 	require.Equal(t, jsWorker, services["jetfleet-transform"][0]["worker"])
 	require.Equal(t, "javascript", services["jetfleet-transform"][0]["language"])
-	waitFor(t, 30*time.Second, "stats of the JS step", func() bool {
-		stats := microDiscover(t, nc, micro.StatsVerb, "jetfleet-transform", time.Second)
+	embeddedtest.WaitFor(t, 30*time.Second, "stats of the JS step", func() bool {
+		stats := embeddedtest.MicroDiscover(t, nc, micro.StatsVerb, "jetfleet-transform", time.Second)
 		return len(stats) == 1 && strings.Contains(string(stats[0]), `"acked":65`)
 	})
 
@@ -368,27 +368,22 @@ func TestPolyglotFeedbackPipeline(t *testing.T) {
 	big.Header.Set(subjects.HeaderMsgID, "big-1/validate")
 	_, err = dev.js.PublishMsg(t.Context(), big)
 	require.NoError(t, err)
-	var bigDL []jetstream.Msg
-	waitFor(t, time.Minute, "whole-message dead letter after max deliveries", func() bool {
-		bigDL = slices.DeleteFunc(deadLetters(t, dev.js, subjects.DeadLetter("transform", "feedback")), func(m jetstream.Msg) bool {
-			return m.Headers().Get(subjects.HeaderOrigMsgID) != "big-1/validate"
+	var bigDL []*jetstream.RawStreamMsg
+	embeddedtest.WaitFor(t, time.Minute, "whole-message dead letter after max deliveries", func() bool {
+		bigDL = slices.DeleteFunc(embeddedtest.ReadStream(t, dev.js, subjects.StreamDLQ, subjects.DeadLetter("transform", "feedback")), func(m *jetstream.RawStreamMsg) bool {
+			return m.Header.Get(subjects.HeaderOrigMsgID) != "big-1/validate"
 		})
 		return len(bigDL) > 0
 	})
 	require.Len(t, bigDL, 1)
-	h := bigDL[0].Headers()
+	h := bigDL[0].Header
 	require.Contains(t, h.Get(subjects.HeaderReason), "gave up after 5 deliveries: ")
 	require.Equal(t, "5", h.Get(subjects.HeaderDeliveries))
 	require.Equal(t, jsWorker, h.Get(subjects.HeaderWorker), "the step wrote it, not the supervisor")
 	require.Equal(t, subjects.DeadLetterMsgID("big-1/validate", "transform", 0), h.Get(subjects.HeaderMsgID))
-	require.Equal(t, big.Data, bigDL[0].Data())
-	waitFor(t, 30*time.Second, "the message is settled", func() bool {
-		info, err := dev.js.Consumer(t.Context(), subjects.StreamValid, "transform_feedback")
-		if err != nil {
-			return false
-		}
-		ci, err := info.Info(t.Context())
-		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
+	require.Equal(t, big.Data, bigDL[0].Data)
+	embeddedtest.CheckFor(t, 30*time.Second, embeddedtest.PollEvery, func() error { // the message is settled
+		return embeddedtest.ConsumerIdle(t.Context(), dev.js, subjects.StreamValid, "transform_feedback")
 	})
 
 	// jetfleet ctl steers the JS step like a Go worker.
@@ -460,20 +455,4 @@ func jsCounters(t *testing.T, dev *devBundle, worker string) [3]int64 {
 		}
 	}
 	return [3]int64{}
-}
-
-// deadLetters reads every dead letter stored on subject.
-func deadLetters(t *testing.T, js jetstream.JetStream, subject string) []jetstream.Msg {
-	t.Helper()
-	cons, err := js.OrderedConsumer(t.Context(), subjects.StreamDLQ, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	require.NoError(t, err)
-	info, err := cons.Info(t.Context())
-	require.NoError(t, err)
-	var out []jetstream.Msg
-	for range info.NumPending {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		require.NoError(t, err)
-		out = append(out, m)
-	}
-	return out
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 )
 
 // escapeBundle is a data dir with marts and a lake, links inside them that
@@ -174,9 +176,9 @@ func TestQueryEscapesThroughCLIAndHTTP(t *testing.T) {
 		if linked {
 			cwd = b.linked
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 		p := startIn(t, cwd, nil, "query", "--http", addr, "--data-dir", b.dataDir, "--log-format", "json")
-		waitFor(t, 30*time.Second, "query --http serving", func() bool { return strings.Contains(p.out.String(), "serving queries") })
+		embeddedtest.WaitFor(t, 30*time.Second, "query --http serving", func() bool { return strings.Contains(p.out.String(), "serving queries") })
 		servers[linked] = "http://" + addr + "/query"
 	}
 
@@ -259,7 +261,7 @@ func httpDo(t *testing.T, method, u string, header map[string]string) (int, http
 	return resp.StatusCode, resp.Header, string(body)
 }
 
-// jfIn is jf run in the working directory dir.
+// jfIn is jf run in the working directory dir (the test's when "").
 func jfIn(t *testing.T, dir string, env []string, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -277,7 +279,7 @@ func jfIn(t *testing.T, dir string, env []string, args ...string) (string, int) 
 	return string(out), 0
 }
 
-// startIn is start run in the working directory dir.
+// startIn is start run in the working directory dir (the test's when "").
 func startIn(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)

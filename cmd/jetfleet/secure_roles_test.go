@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -26,7 +27,7 @@ func TestSecureWorkerProbes(t *testing.T) {
 	t.Parallel()
 	b := setupSecure(t)
 	setupAsAdmin(t, b)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", embeddedtest.FreePort(t))
 	p := start(t, b.env("validate"), "worker", "--log-format", "json", "--http", addr, "validate")
 
 	get := func(path string) (int, string) {
@@ -40,7 +41,7 @@ func TestSecureWorkerProbes(t *testing.T) {
 	}
 	var code int
 	var body string
-	waitFor(t, 60*time.Second, "/readyz 200", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "/readyz 200", func() bool {
 		code, body = get("/readyz")
 		return code == http.StatusOK
 	})
@@ -148,7 +149,7 @@ func TestSecureGeneratedConfRunsThePipeline(t *testing.T) {
 	}
 	procs["supervisor"] = start(t, b.env("supervisor"), "supervisor", "--log-format", "json", "--http", "")
 	for name, p := range procs {
-		waitFor(t, 60*time.Second, name+" running", func() bool {
+		embeddedtest.WaitFor(t, 60*time.Second, name+" running", func() bool {
 			s := p.out.String()
 			return strings.Contains(s, "jetfleet worker running") || strings.Contains(s, "supervisor started")
 		})
@@ -183,10 +184,10 @@ func TestSecureGeneratedConfRunsThePipeline(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 60*time.Second, "both datasets clean", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "both datasets clean", func() bool {
 		return msgs(subjects.StreamClean, "jf.clean.orders.>") == 2 && msgs(subjects.StreamClean, "jf.clean.payments.>") == 2
 	})
-	waitFor(t, 60*time.Second, "the aggregators took every clean record", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "the aggregators took every clean record", func() bool {
 		for _, ds := range []string{"orders", "payments"} {
 			var delivered uint64
 			for _, name := range subjects.StepConsumerNames(subjects.StepAggregate, ds, subjects.DefaultPartitions) {
@@ -202,7 +203,7 @@ func TestSecureGeneratedConfRunsThePipeline(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 60*time.Second, "big_payment fired", func() bool { return msgs(subjects.StreamAlerts, subjects.Alert("big_payment")) == 1 })
+	embeddedtest.WaitFor(t, 60*time.Second, "big_payment fired", func() bool { return msgs(subjects.StreamAlerts, subjects.Alert("big_payment")) == 1 })
 
 	// The validate user tries to take transform's control traffic, beat
 	// for it, and create a stream and a consumer: the server refuses each.
@@ -273,7 +274,7 @@ func TestSecureReadmeLines(t *testing.T) {
 	require.NoError(t, err)
 
 	dir := t.TempDir()
-	b := &secureBundle{dir: dir, passwords: map[string]string{}, serverLog: newSyncBuffer(), port: freePort(t)}
+	b := &secureBundle{dir: dir, passwords: map[string]string{}, serverLog: newSyncBuffer(), port: embeddedtest.FreePort(t)}
 	b.ca, b.cert, b.key = writeCerts(t, dir)
 	out, code := jf(t, nil, "security", "conf", "--pipeline", pipelineFile, "--out", filepath.Join(dir, "nats.conf"))
 	require.Zero(t, code, out)
@@ -288,7 +289,7 @@ func TestSecureReadmeLines(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "site.conf"), []byte(site), 0o600))
 	srv := start(t, nil, "server", "--config", filepath.Join(dir, "nats.conf"), "--store-dir", filepath.Join(dir, "store"),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", b.port), "--log-format", "json")
-	waitFor(t, 30*time.Second, "the server accepts ops", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "the server accepts ops", func() bool {
 		nc, err := b.connect(t, "ops", nil)
 		if err != nil {
 			return false
@@ -300,7 +301,7 @@ func TestSecureReadmeLines(t *testing.T) {
 	out, code = jf(t, b.env("ops"), "setup", "--pipeline", pipelineFile)
 	require.Zero(t, code, out)
 	w := start(t, b.env("validate"), "worker", "--pipeline", pipelineFile, "--log-format", "json", "validate")
-	waitFor(t, 60*time.Second, "validate running", func() bool { return strings.Contains(w.out.String(), "jetfleet worker running") })
+	embeddedtest.WaitFor(t, 60*time.Second, "validate running", func() bool { return strings.Contains(w.out.String(), "jetfleet worker running") })
 	f := filepath.Join(dir, "orders.ndjson")
 	require.NoError(t, os.WriteFile(f, []byte(shopOrder("r-1", "c-1")+"\n"), 0o600))
 	out, code = jf(t, b.env("publisher"), "publish", "--file", f, subjects.Ingest("orders"))
@@ -309,7 +310,7 @@ func TestSecureReadmeLines(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(ops)
 	require.NoError(t, err)
-	waitFor(t, 30*time.Second, "the order validated", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "the order validated", func() bool {
 		s, err := js.Stream(t.Context(), subjects.StreamValid)
 		return err == nil && s.CachedInfo().State.Msgs == 1
 	})

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -123,7 +124,7 @@ func TestPublishRefusedSaysSoAtOnce(t *testing.T) {
 func TestConnectErrorsNameTheCause(t *testing.T) {
 	t.Parallel()
 	b := setupTLSUsers(t)
-	dead := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("nats://127.0.0.1:%d", embeddedtest.FreePort(t))
 	const hint = "is `jetfleet dev` or a nats-server running?"
 	for _, tc := range []struct {
 		name  string
@@ -154,7 +155,7 @@ func TestConnectErrorsNameTheCause(t *testing.T) {
 				return
 			}
 			w := start(t, tc.env, "worker", "--log-format", "json", "validate")
-			waitFor(t, 30*time.Second, "the cause in the worker's log", func() bool { return strings.Contains(w.out.String(), tc.want) })
+			embeddedtest.WaitFor(t, 30*time.Second, "the cause in the worker's log", func() bool { return strings.Contains(w.out.String(), tc.want) })
 			if tc.exits {
 				select {
 				case err := <-w.done:
@@ -168,7 +169,7 @@ func TestConnectErrorsNameTheCause(t *testing.T) {
 				return
 			}
 			// Several more tries go by; the cause has not changed.
-			waitFor(t, 30*time.Second, "more connection attempts", func() bool { return strings.Count(w.out.String(), "waiting for JetStream") >= 3 })
+			embeddedtest.WaitFor(t, 30*time.Second, "more connection attempts", func() bool { return strings.Count(w.out.String(), "waiting for JetStream") >= 3 })
 			lines := 0
 			for _, l := range strings.Split(w.out.String(), "\n") {
 				if strings.Contains(l, "cannot connect to NATS") && strings.Contains(l, tc.want) {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -303,7 +304,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		"alert":      start(t, b.env("alert"), "worker", "--log-format", "json", "alert"),
 	}
 	for name, p := range procs {
-		waitFor(t, 60*time.Second, name+" running", func() bool {
+		embeddedtest.WaitFor(t, 60*time.Second, name+" running", func() bool {
 			s := p.out.String()
 			return strings.Contains(s, "jetfleet worker running") || strings.Contains(s, "supervisor started")
 		})
@@ -313,7 +314,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	js, err := jetstream.New(ops)
 	require.NoError(t, err)
 	for _, c := range []struct{ stream, step string }{{subjects.StreamIngest, "validate"}, {subjects.StreamValid, "transform"}, {subjects.StreamClean, "aggregate"}, {subjects.StreamClean, "alert"}} {
-		waitFor(t, 60*time.Second, c.step+" consumer", func() bool {
+		embeddedtest.WaitFor(t, 60*time.Second, c.step+" consumer", func() bool {
 			step, _ := subjects.StepByName(c.step)
 			_, err := js.Consumer(t.Context(), c.stream, subjects.StepConsumerNames(step, "orders", subjects.DefaultPartitions)[0])
 			return err == nil
@@ -347,7 +348,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 		}
 		return count(subjects.StreamClean) > 0 && delivered == count(subjects.StreamClean)
 	}
-	waitFor(t, 60*time.Second, "the aggregator to commit every clean record", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "the aggregator to commit every clean record", func() bool {
 		return count(subjects.StreamIngest) == count(subjects.StreamClean)+count(subjects.StreamDLQ) && aggregated()
 	})
 	// smokeOrders: 8 lines, one a duplicate (stored once), 4 dead-lettered by validate.
@@ -366,7 +367,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	require.Len(t, st.Steps, 5, "validate, transform, aggregate, alert and rekey (in the aggregate process) in the status of the ops user")
 
 	want := fmt.Sprintf("n\n%d\n", count(subjects.StreamClean))
-	waitFor(t, 60*time.Second, "the lake flushed: "+want, func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "the lake flushed: "+want, func() bool {
 		out, code := jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv", "SELECT count(*) AS n FROM orders")
 		return code == 0 && out == want
 	})
@@ -379,8 +380,8 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	before := count(subjects.StreamClean)
 	out, code = jf(t, b.env("publisher"), "publish", "--object", "--file", landed, "jf.ingest.orders")
 	require.Zero(t, code, out)
-	waitFor(t, 60*time.Second, "the landed file in the clean stream", func() bool { return count(subjects.StreamClean) == before+2 })
-	waitFor(t, 60*time.Second, "the alert worker's big_order alert", func() bool { return count(subjects.StreamAlerts) >= 1 })
+	embeddedtest.WaitFor(t, 60*time.Second, "the landed file in the clean stream", func() bool { return count(subjects.StreamClean) == before+2 })
+	embeddedtest.WaitFor(t, 60*time.Second, "the alert worker's big_order alert", func() bool { return count(subjects.StreamAlerts) >= 1 })
 
 	// Operators steer workers: the request goes out on jf.ctl, the answer
 	// comes back on the ops inbox (workers may answer, not publish there).

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 )
 
 // TestServerSIGKILLKeepsAcknowledgedMessages is what the fsync setting
@@ -33,14 +35,14 @@ func TestServerSIGKILLKeepsAcknowledgedMessages(t *testing.T) {
 		t.Run("sync="+cmpOr(sync, "default"), func(t *testing.T) {
 			t.Parallel()
 			store := t.TempDir()
-			port := freePort(t)
+			port := embeddedtest.FreePort(t)
 			args := []string{"server", "--log-format", "json", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--store-dir", store}
 			if sync != "" {
 				args = append(args, "--sync", sync)
 			}
 			srv := start(t, nil, args...)
 			url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-			waitFor(t, 30*time.Second, "server ready", func() bool { return strings.Contains(srv.out.String(), url) })
+			embeddedtest.WaitFor(t, 30*time.Second, "server ready", func() bool { return strings.Contains(srv.out.String(), url) })
 			want := "2m0s"
 			if sync == "always" {
 				want = "always"
@@ -84,10 +86,10 @@ func TestServerSIGKILLKeepsAcknowledgedMessages(t *testing.T) {
 			<-srv.done
 			srv.done <- nil
 			srv2 := start(t, nil, args...)
-			waitFor(t, 30*time.Second, "server restarted", func() bool { return strings.Contains(srv2.out.String(), url) })
+			embeddedtest.WaitFor(t, 30*time.Second, "server restarted", func() bool { return strings.Contains(srv2.out.String(), url) })
 
 			var info *jetstream.StreamInfo
-			waitFor(t, 30*time.Second, "stream back", func() bool {
+			embeddedtest.WaitFor(t, 30*time.Second, "stream back", func() bool {
 				s, err := js.Stream(ctx, "KEEP")
 				if err != nil {
 					return false
@@ -112,7 +114,7 @@ func TestServerCommand(t *testing.T) {
 	t.Parallel()
 	store := filepath.Join(t.TempDir(), "nats")
 	conf := filepath.Join(t.TempDir(), "n.conf")
-	port := freePort(t)
+	port := embeddedtest.FreePort(t)
 	// A config file of its own, store_dir included: no flag needed.
 	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
 server_name: from-file
@@ -122,7 +124,7 @@ jetstream { store_dir: %q, sync_interval: 10s }
 	srv := start(t, nil, "server", "--log-format", "json", "--config", conf)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	// The client URL is printed after the ready line.
-	waitFor(t, 30*time.Second, "server ready and its URL printed", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "server ready and its URL printed", func() bool {
 		out := srv.out.String()
 		return strings.Contains(out, "jetfleet server ready") && strings.Contains(out, url+"\n")
 	})
@@ -130,7 +132,7 @@ jetstream { store_dir: %q, sync_interval: 10s }
 	require.Contains(t, out, `"name":"from-file"`)
 	require.Contains(t, out, `"sync":"10s"`)
 	require.Contains(t, out, `"store":"`+store+`"`)
-	_, js := connectJS(t, url)
+	_, js := embeddedtest.Connect(t, url)
 	_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}})
 	require.NoError(t, err)
 	_, err = os.Stat(filepath.Join(store, "jetstream"))
@@ -157,14 +159,4 @@ jetstream { store_dir: %q, sync_interval: 10s }
 	out, code := jf(t, nil, "server", "--config", filepath.Join(t.TempDir(), "missing.conf"))
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "missing.conf")
-}
-
-func connectJS(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	return nc, js
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/embedded"
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
@@ -22,13 +21,11 @@ import (
 // the second time, and bind-only workers then run the pipeline.
 func TestSetupThenBindOnlyWorkers(t *testing.T) {
 	t.Parallel()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir(), Port: -1, Quiet: true})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
+	srv := embeddedtest.Server(t)
 	url := srv.ClientURL()
 	env := []string{"NATS_URL=" + url}
 	_, js := embeddedtest.Connect(t, url)
-	_, err = js.CreateStream(t.Context(), jetstream.StreamConfig{
+	_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
 		Name: subjects.StreamAlerts, Subjects: []string{"jf.ingest.orders", "jf.valid.orders", "jf.clean.>"}, MaxMsgs: 1,
 	})
 	require.NoError(t, err)
@@ -68,14 +65,14 @@ func TestSetupThenBindOnlyWorkers(t *testing.T) {
 
 	for _, step := range []string{"validate", "transform"} {
 		p := start(t, env, "worker", "--pipeline", passthrough, "--bind-only", "--log-format", "json", step)
-		waitFor(t, 30*time.Second, step+" running", func() bool { return strings.Contains(p.out.String(), "jetfleet worker running") })
+		embeddedtest.WaitFor(t, 30*time.Second, step+" running", func() bool { return strings.Contains(p.out.String(), "jetfleet worker running") })
 		require.Contains(t, p.out.String(), "bind-only: streams, consumers and buckets are in place")
 	}
 	orders := filepath.Join(t.TempDir(), "orders.ndjson")
 	writeOrders(t, orders, 1, 3)
 	out, code = jf(t, env, "publish", "--file", orders, "--id-field", "order_id", subjects.Ingest("orders"))
 	require.Zero(t, code, out)
-	waitFor(t, 30*time.Second, "3 clean records", func() bool {
+	embeddedtest.WaitFor(t, 30*time.Second, "3 clean records", func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, subjects.StreamClean)

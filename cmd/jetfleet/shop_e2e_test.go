@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -42,7 +43,7 @@ func TestShopThroughObjectStoreAndHTTPQuery(t *testing.T) {
 	require.Contains(t, out, "uploaded orders/orders.ndjson")
 	// The upload is in the object store, not yet in a stream: until the
 	// ingest step has read it, the streams look idle to --wait-idle.
-	waitFor(t, time.Minute, "the object's eight records in JF_INGEST", func() bool { return dev.count(t, subjects.StreamIngest) >= 8 })
+	embeddedtest.WaitFor(t, time.Minute, "the object's eight records in JF_INGEST", func() bool { return embeddedtest.StreamMsgs(t, dev.js, subjects.StreamIngest) >= 8 })
 	out, code = jf(t, dev.env, "status", "--wait-idle", "60s")
 	require.Equal(t, 0, code, out)
 

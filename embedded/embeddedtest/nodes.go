@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -93,7 +92,7 @@ func StartNodes(t testing.TB, cfg NodesConfig) *Nodes {
 		cfg.Command = []string{os.Args[0]}
 	}
 	dir := t.TempDir()
-	ports := freePorts(t, 3*cfg.N)
+	ports := FreePorts(t, 3*cfg.N)
 	routes := make([]string, cfg.N)
 	for i := range cfg.N {
 		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3*i+1])
@@ -181,19 +180,22 @@ func (c *Nodes) Restart(t testing.TB, n *Node) {
 	c.start(t, n)
 }
 
-// WaitHealthy waits until n's /healthz says JetStream is up and current.
+// WaitHealthy waits until n's /healthz says JetStream is up and current,
+// failing at once if the node's process exits, and after
+// [Timeout](timeout) if it stays unhealthy.
 func (c *Nodes) WaitHealthy(t testing.TB, n *Node, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !n.Healthy() {
+	CheckFor(t, timeout, 50*time.Millisecond, func() error {
 		select {
 		case <-n.exited():
 			require.FailNow(t, "node "+n.Name+" exited", n.output())
 		default:
 		}
-		require.True(t, time.Now().Before(deadline), "node %s not healthy after %s", n.Name, timeout)
-		time.Sleep(50 * time.Millisecond) // polling another process's endpoint
-	}
+		if !n.Healthy() {
+			return fmt.Errorf("node %s not healthy", n.Name)
+		}
+		return nil
+	})
 }
 
 // Kill sends SIGKILL and waits for the process to end: a crash, no
@@ -270,18 +272,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// freePorts picks n distinct free loopback ports (they are free when
-// picked; a node binds them moments later).
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -94,7 +95,7 @@ func (f *fleet) feed(p int, records [][]byte, seq uint64, n int) uint64 {
 func (f *fleet) waitMarts() {
 	f.t.Helper()
 	want := f.in.Stats().CommittedSeq
-	require.Eventually(f.t, func() bool {
+	embeddedtest.WaitFor(f.t, 30*time.Second, fmt.Sprintf("marts to hold seq %d", want), func() bool {
 		ms, err := marts.ReadManifests(f.dataDir)
 		if err != nil || len(ms) < 3 {
 			return false
@@ -105,7 +106,7 @@ func (f *fleet) waitMarts() {
 			}
 		}
 		return true
-	}, 30*time.Second, 10*time.Millisecond)
+	})
 }
 
 // requireShopMarts checks the marts against the orders, computed in Go.

@@ -113,7 +113,7 @@ func TestAggregateEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	require.Eventually(t, func() bool {
+	embeddedtest.WaitFor(t, time.Minute, "marts hold every message", func() bool {
 		ms, err := marts.ReadManifests(dir)
 		if err != nil || len(ms) != 3 {
 			return false
@@ -124,7 +124,7 @@ func TestAggregateEndToEnd(t *testing.T) {
 			}
 		}
 		return true
-	}, time.Minute, 20*time.Millisecond, "marts hold every message")
+	})
 	stop()
 	requireShopMarts(t, dir, distinct)
 	p, err := marts.ReadProgress(dir)

@@ -92,11 +92,15 @@ func TestRecordRuleFiresOncePerCooldownWindow(t *testing.T) {
 		require.Empty(t, lines)
 	}
 	publish(0, seconds/2, false)
-	eventually(t, "first half handled", func() bool { return consumerDone(t, js, subjects.StreamClean, "alert_ticks") })
+	embeddedtest.WaitFor(t, 60*time.Second, "first half handled", func() bool {
+		return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamClean, "alert_ticks") == nil
+	})
 	stopWorker(t, w)
 	startAlertStep(t, nc, js, spec, "ticks")
 	publish(seconds/2, seconds, true)
-	eventually(t, "second half handled", func() bool { return consumerDone(t, js, subjects.StreamClean, "alert_ticks") })
+	embeddedtest.WaitFor(t, 60*time.Second, "second half handled", func() bool {
+		return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamClean, "alert_ticks") == nil
+	})
 
 	got := alerts(t, js, subjects.Alert("hot"))
 	bySym := map[string][]time.Time{}
@@ -156,7 +160,9 @@ func TestCooldownHoldsAcrossReplicas(t *testing.T) {
 		_, err := js.Publish(t.Context(), subjects.CleanKey("ticks", subjects.KeyToken("ticks")), data, jetstream.WithMsgID(id))
 		require.NoError(t, err)
 	}
-	eventually(t, "stream handled", func() bool { return consumerDone(t, js, subjects.StreamClean, "alert_ticks") })
+	embeddedtest.WaitFor(t, 60*time.Second, "stream handled", func() bool {
+		return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamClean, "alert_ticks") == nil
+	})
 	got := alerts(t, js, subjects.Alert("hot"))
 	require.NotEmpty(t, got)
 	var fired []time.Time

@@ -89,20 +89,20 @@ func TestWebhookFailingTwiceReceivesAlertOnce(t *testing.T) {
 	rcv := newReceiver(t, 503, 503, 200)
 	startWebhook(t, nc, "ops", rcv.srv.URL, 5)
 	body := publishAlert(t, js, "a-1")
-	eventually(t, "alert delivered and acked", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "alert delivered and acked", func() bool {
 		keys, _ := rcv.posts()
-		return len(keys) >= 3 && consumerDone(t, js, subjects.StreamAlerts, "webhook_ops")
+		return len(keys) >= 3 && embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamAlerts, "webhook_ops") == nil
 	})
 	// A second alert proves the consumer moved on: it is delivered at once.
 	publishAlert(t, js, "a-2")
-	eventually(t, "second alert delivered", func() bool {
+	embeddedtest.WaitFor(t, 60*time.Second, "second alert delivered", func() bool {
 		keys, _ := rcv.posts()
-		return len(keys) >= 4 && consumerDone(t, js, subjects.StreamAlerts, "webhook_ops")
+		return len(keys) >= 4 && embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamAlerts, "webhook_ops") == nil
 	})
 	keys, bodies := rcv.posts()
 	require.Equal(t, []string{"a-1", "a-1", "a-1", "a-2"}, keys, "retries carry the alert's id; the accepted alert is not sent again")
 	require.JSONEq(t, string(body), bodies[2])
-	require.Zero(t, streamMsgs(t, js, subjects.StreamDLQ, subjects.AllDeadLetters))
+	require.Zero(t, embeddedtest.SubjectMsgs(t, js, subjects.StreamDLQ, subjects.AllDeadLetters))
 }
 
 // TestWebhookUndeliverableIsDeadLettered: a 4xx answer is permanent, and
@@ -116,8 +116,8 @@ func TestWebhookUndeliverableIsDeadLettered(t *testing.T) {
 	startWebhook(t, nc, "rejecting", rejecting.srv.URL, 3)
 	startWebhook(t, nc, "down", down.srv.URL, 3)
 	publishAlert(t, js, "a-1")
-	eventually(t, "two dead letters", func() bool {
-		return streamMsgs(t, js, subjects.StreamDLQ, subjects.AllDeadLetters) == 2
+	embeddedtest.WaitFor(t, 60*time.Second, "two dead letters", func() bool {
+		return embeddedtest.SubjectMsgs(t, js, subjects.StreamDLQ, subjects.AllDeadLetters) == 2
 	})
 	s, err := js.Stream(t.Context(), subjects.StreamDLQ)
 	require.NoError(t, err)

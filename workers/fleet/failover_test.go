@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,35 +68,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// scaled stretches deadlines on slow machines (JETFLEET_TEST_SCALE=3).
-func scaled(d time.Duration) time.Duration {
-	if f, err := strconv.ParseFloat(os.Getenv("JETFLEET_TEST_SCALE"), 64); err == nil && f > 0 {
-		return time.Duration(float64(d) * f)
-	}
-	return d
-}
-
-// waitUntil polls cond until it is true or the (scaled) deadline passes.
-func waitCond(t *testing.T, total time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(scaled(total))
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		if time.Now().After(deadline) {
-			require.FailNow(t, "timed out waiting for "+what, "last error: %v", lastErr)
-		}
-		select {
-		case <-t.Context().Done():
-			require.FailNow(t, "test cancelled waiting for "+what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
+// poll is how often the test checks cluster state: each check is a few
+// requests, and elections take seconds.
+const poll = 50 * time.Millisecond
 
 // connect dials the cluster the way `jetfleet worker` does, first trying
 // the URL of node first (so a worker is known to sit on the node we kill).
@@ -136,9 +109,8 @@ func runFailover(t *testing.T, fc failoverCase) {
 	require.NoError(t, err)
 	// Replicated streams need a meta leader; create them before the
 	// workers so the stream leader can be found first.
-	waitCond(t, 30*time.Second, "replicated streams", func() (bool, error) {
-		err := subjects.Ensure(ctx, js, streams)
-		return err == nil, err
+	embeddedtest.CheckFor(t, 30*time.Second, poll, func() error {
+		return subjects.Ensure(ctx, js, streams)
 	})
 	// A process started without a replica count joins the R3 streams; one
 	// that asks for another count is told, not obeyed.
@@ -186,7 +158,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 		select {
 		case err := <-treeDone:
 			require.NoError(t, err)
-		case <-time.After(scaled(60 * time.Second)):
+		case <-time.After(embeddedtest.Timeout(60 * time.Second)):
 			t.Error("fleet did not stop")
 		}
 	})
@@ -197,13 +169,13 @@ func runFailover(t *testing.T, fc failoverCase) {
 	_, err = subjects.EnsureKV(ctx, js, subjects.FleetKV(subjects.StreamOptions{}), subjects.StreamOptions{})
 	require.NoError(t, err)
 	for _, bucket := range []string{"KV_" + subjects.FleetBucket, "KV_" + subjects.LookupBucket("fx"), "OBJ_" + subjects.LandingBucket} {
-		waitCond(t, 30*time.Second, bucket, func() (bool, error) {
+		embeddedtest.CheckFor(t, 30*time.Second, poll, func() error {
 			s, err := js.Stream(ctx, bucket)
 			if err != nil {
-				return false, err
+				return err
 			}
 			require.Equal(t, 3, s.CachedInfo().Config.Replicas, bucket)
-			return true, nil
+			return nil
 		})
 	}
 	t.Cleanup(func() {
@@ -250,12 +222,13 @@ func runFailover(t *testing.T, fc failoverCase) {
 	if fc.bulk > 0 {
 		underway = uint64(len(msgs) / 5)
 	}
-	waitCond(t, 60*time.Second+publishTime(fc)/5, "pipeline under way", func() (bool, error) {
-		n, err := streamCount(ctx, js, subjects.StreamClean)
-		return n >= underway, err
+	embeddedtest.CheckFor(t, 60*time.Second+publishTime(fc)/5, poll, func() error {
+		if n := embeddedtest.StreamMsgs(t, js, subjects.StreamClean); n < underway {
+			return fmt.Errorf("pipeline under way: %d of %d clean messages", n, underway)
+		}
+		return nil
 	})
-	cleanAtKill, err := streamCount(ctx, js, subjects.StreamClean)
-	require.NoError(t, err)
+	cleanAtKill := embeddedtest.StreamMsgs(t, js, subjects.StreamClean)
 	killedAt := time.Now()
 	killedNs.Store(killedAt.UnixNano())
 	c.Nodes[victim].Kill()
@@ -264,58 +237,57 @@ func runFailover(t *testing.T, fc failoverCase) {
 	go func() { elected <- awaitNewLeader(ctx, js, subjects.StreamIngest, leaderName, killedAt) }()
 
 	var resumed time.Duration
-	waitCond(t, 60*time.Second, "clean stream to grow after the kill", func() (bool, error) {
+	embeddedtest.CheckFor(t, 60*time.Second, poll, func() error {
 		n, err := streamCount(ctx, js, subjects.StreamClean)
 		if n > cleanAtKill || n == uint64(len(validIDs)) {
 			resumed = time.Since(killedAt)
-			return true, nil
+			return nil
 		}
-		return false, err
+		return fmt.Errorf("clean stream to grow after the kill: %d messages (%v)", n, err)
 	})
 	select {
 	case err := <-pubDone:
 		require.NoError(t, err)
-	case <-time.After(scaled(60*time.Second + publishTime(fc))):
+	case <-time.After(embeddedtest.Timeout(60*time.Second + publishTime(fc))):
 		require.FailNow(t, "publisher stuck")
 	}
 	t.Logf("published %d messages in %s", len(msgs), time.Since(pubStart).Round(time.Millisecond))
 	var election time.Duration
 	select {
 	case election = <-elected:
-	case <-time.After(scaled(60 * time.Second)):
+	case <-time.After(embeddedtest.Timeout(60 * time.Second)):
 		require.FailNow(t, "no new JF_INGEST leader within a minute of the kill")
 	}
 	newLeader := streamLeader(t, js, subjects.StreamIngest)
 	require.NotEqual(t, leaderName, newLeader)
 
 	// Every record accounted for: clean + dead + duplicates = published.
-	waitCond(t, 60*time.Second+publishTime(fc), "every record accounted for", func() (bool, error) {
+	embeddedtest.CheckFor(t, 60*time.Second+publishTime(fc), poll, func() error {
 		clean, err := streamCount(ctx, js, subjects.StreamClean)
 		if err != nil {
-			return false, err
+			return err
 		}
 		dead, err := streamCount(ctx, js, subjects.StreamDLQ)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if fc.bulk > 0 { // chunks: the content check below counts records
 			clean = uint64(len(validIDs))
 		}
 		if clean != uint64(len(validIDs)) || dead != uint64(invalid) {
-			return false, errors.New("clean " + itoa(clean) + "/" + itoa(uint64(len(validIDs))) + ", dead " + itoa(dead) + "/" + itoa(uint64(invalid)))
+			return errors.New("every record accounted for: clean " + itoa(clean) + "/" + itoa(uint64(len(validIDs))) + ", dead " + itoa(dead) + "/" + itoa(uint64(invalid)))
 		}
 		return consumersDone(ctx, js)
 	})
 	done := time.Since(killedAt)
-	wctx, cancel := context.WithTimeout(ctx, scaled(60*time.Second))
+	wctx, cancel := context.WithTimeout(ctx, embeddedtest.Timeout(60*time.Second))
 	defer cancel()
 	_, err = supervisor.WaitIdle(wctx, js, supervisor.WaitIdleOptions{Snapshot: []supervisor.SnapshotOption{supervisor.WithMarts(supervisor.DirMarts(dataDir))}})
 	require.NoError(t, err, "status --wait-idle on a cluster")
 	t.Logf("MEASURED: node %s SIGKILLed; new JF_INGEST leader %s after %s; first publish stored %s after the kill; clean stream grew again after %s; all %d records accounted for %s after the kill",
 		leaderName, newLeader, election.Round(100*time.Millisecond), time.Duration(firstAfterKill.Load()).Round(100*time.Millisecond), resumed.Round(100*time.Millisecond), fc.records, done.Round(100*time.Millisecond))
 
-	ingest, err := streamCount(ctx, js, subjects.StreamIngest)
-	require.NoError(t, err)
+	ingest := embeddedtest.StreamMsgs(t, js, subjects.StreamIngest)
 	if fc.bulk == 0 {
 		require.Equal(t, uint64(len(validIDs)+invalid), ingest, "one message per distinct record id")
 	}
@@ -336,19 +308,19 @@ func runFailover(t *testing.T, fc failoverCase) {
 		require.Equal(t, len(validIDs)+dups, cleanRecords)
 	}
 	// The lake holds each valid order once: the marts are exact.
-	waitCond(t, 60*time.Second, "lake rows = distinct valid orders", func() (bool, error) {
+	embeddedtest.CheckFor(t, 60*time.Second, poll, func() error {
 		outs, err := supervisor.DirMarts(dataDir)(ctx)
 		if err != nil {
-			return false, err
+			return err
 		}
 		lake := slices.IndexFunc(outs, func(m supervisor.MartStatus) bool { return m.Name == "lake:orders" })
 		if lake < 0 {
-			return false, errors.New("lake:orders not written")
+			return errors.New("lake:orders not written")
 		}
 		if outs[lake].Rows != int64(len(validIDs)) {
-			return false, fmt.Errorf("lake has %d rows, want %d (last seq %d, unflushed %d)", outs[lake].Rows, len(validIDs), outs[lake].LastSeq, outs[lake].Unflushed)
+			return fmt.Errorf("lake has %d rows, want %d (last seq %d, unflushed %d)", outs[lake].Rows, len(validIDs), outs[lake].LastSeq, outs[lake].Unflushed)
 		}
-		return true, nil
+		return nil
 	})
 
 	// The workers on the dead node logged the disconnect and the reconnect.
@@ -361,10 +333,10 @@ func runFailover(t *testing.T, fc failoverCase) {
 	// Status reports the reconnect, from the workers' heartbeats, and the
 	// replica that is down.
 	var screen bytes.Buffer
-	waitCond(t, 30*time.Second, "status to show the reconnect", func() (bool, error) {
+	embeddedtest.CheckFor(t, 30*time.Second, poll, func() error {
 		st, err := supervisor.Snapshot(ctx, js)
 		if err != nil {
-			return false, err
+			return err
 		}
 		found := false
 		for _, s := range st.Steps {
@@ -375,16 +347,16 @@ func runFailover(t *testing.T, fc failoverCase) {
 			}
 		}
 		if !found {
-			return false, errors.New("no live validate worker with a reconnect yet")
+			return errors.New("no live validate worker with a reconnect yet")
 		}
 		screen.Reset()
 		require.NoError(t, supervisor.RenderText(&screen, st, supervisor.TextOptions{}))
 		// A node shut down is offline at once; one that vanished is down
 		// once its followers have not heard from it for a while.
 		if !strings.Contains(screen.String(), "stream JF_INGEST: replica(s) "+leaderName+" down; 2 of 3 up") {
-			return false, errors.New("JF_INGEST replica not reported down yet; notes: " + strings.Join(st.Notes, " | "))
+			return errors.New("JF_INGEST replica not reported down yet; notes: " + strings.Join(st.Notes, " | "))
 		}
-		return true, nil
+		return nil
 	})
 	t.Logf("status after the kill:\n%s", screen.String())
 	require.Contains(t, screen.String(), "reconnected to NATS")
@@ -392,10 +364,9 @@ func runFailover(t *testing.T, fc failoverCase) {
 	require.Regexp(t, `JF_INGEST\s+3\s+`+newLeader, screen.String())
 
 	// The node comes back and catches up with the streams it replicates.
-	cleanMsgs, err := streamCount(ctx, js, subjects.StreamClean)
-	require.NoError(t, err)
+	cleanMsgs := embeddedtest.StreamMsgs(t, js, subjects.StreamClean)
 	c.Restart(t, c.Nodes[victim])
-	waitCond(t, 60*time.Second, "the restarted node to catch up", func() (bool, error) {
+	embeddedtest.CheckFor(t, 60*time.Second, poll, func() error {
 		return nodeCaughtUp(ctx, c.Nodes[victim], map[string]uint64{
 			subjects.StreamIngest: ingest,
 			subjects.StreamClean:  cleanMsgs,
@@ -403,21 +374,21 @@ func runFailover(t *testing.T, fc failoverCase) {
 		})
 	})
 	for _, name := range []string{subjects.StreamIngest, subjects.StreamValid, subjects.StreamClean} {
-		waitCond(t, 30*time.Second, name+" replicas current", func() (bool, error) {
+		embeddedtest.CheckFor(t, 30*time.Second, poll, func() error {
 			return replicasCurrent(ctx, js, name)
 		})
 	}
-	waitCond(t, 30*time.Second, "status without a replica down", func() (bool, error) {
+	embeddedtest.CheckFor(t, 30*time.Second, poll, func() error {
 		st, err := supervisor.Snapshot(ctx, js)
 		if err != nil {
-			return false, err
+			return err
 		}
 		for _, n := range st.Notes {
 			if strings.Contains(n, "down;") || strings.Contains(n, "not current") {
-				return false, errors.New(n)
+				return errors.New("status without a replica down: " + n)
 			}
 		}
-		return true, nil
+		return nil
 	})
 }
 
@@ -466,7 +437,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, k
 	const window = 100
 	for start := 0; start < len(msgs); start += window {
 		todo := msgs[start:min(start+window, len(msgs))]
-		deadline := time.Now().Add(scaled(60 * time.Second))
+		deadline := time.Now().Add(embeddedtest.Timeout(60 * time.Second))
 		for len(todo) > 0 {
 			var failed []*nats.Msg
 			var lastErr error
@@ -503,17 +474,17 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, k
 func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 	t.Helper()
 	var leader string
-	waitCond(t, 30*time.Second, name+" leader", func() (bool, error) {
+	embeddedtest.CheckFor(t, 30*time.Second, poll, func() error {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {
-			return false, err
+			return err
 		}
 		ci := s.CachedInfo().Cluster
 		if ci == nil || ci.Leader == "" {
-			return false, errors.New("no leader")
+			return errors.New(name + ": no leader")
 		}
 		leader = ci.Leader
-		return true, nil
+		return nil
 	})
 	return leader
 }
@@ -528,51 +499,30 @@ func streamCount(ctx context.Context, js jetstream.JetStream, name string) (uint
 	return s.CachedInfo().State.Msgs, nil
 }
 
-// consumersDone reports whether every jetfleet consumer has delivered
-// and settled everything.
-func consumersDone(ctx context.Context, js jetstream.JetStream) (bool, error) {
+// consumersDone returns nil when every jetfleet consumer has delivered
+// and settled everything, else the first that has not.
+func consumersDone(ctx context.Context, js jetstream.JetStream) error {
 	for _, step := range []subjects.Step{subjects.StepValidate, subjects.StepTransform, subjects.StepAggregate} {
 		for _, name := range subjects.StepConsumerNames(step, "orders", subjects.DefaultPartitions) {
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			cons, err := js.Consumer(cctx, subjects.StreamFor(step.Input), name)
+			err := embeddedtest.ConsumerIdle(cctx, js, subjects.StreamFor(step.Input), name)
 			cancel()
 			if err != nil {
-				return false, err
-			}
-			ci := cons.CachedInfo()
-			if ci.NumPending > 0 || ci.NumAckPending > 0 {
-				return false, errors.New(name + ": pending " + itoa(ci.NumPending) + ", ack pending " + itoa(uint64(ci.NumAckPending)))
+				return err
 			}
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // cleanOrderIDs reads the whole clean stream and counts its records
 // per order id.
 func cleanOrderIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	t.Helper()
-	ctx := t.Context()
-	cons, err := js.OrderedConsumer(ctx, subjects.StreamClean, jetstream.OrderedConsumerConfig{})
-	require.NoError(t, err)
-	n, err := streamCount(ctx, js, subjects.StreamClean)
-	require.NoError(t, err)
 	ids := map[string]int{}
-	deadline := time.Now().Add(scaled(2 * time.Minute))
-	for read := uint64(0); read < n; {
-		require.True(t, time.Now().Before(deadline), "clean stream read stalled at %d of %d messages", read, n)
-		// The ordered consumer resumes where it was after an error (it is
-		// re-created after the kill), so a failed fetch is just tried again.
-		batch, err := cons.Fetch(int(min(n-read, 500)), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			time.Sleep(100 * time.Millisecond) // polling a consumer being re-created; nothing to wait on
-			continue
-		}
-		for m := range batch.Messages() {
-			read++
-			for _, rec := range bytes.Split(bytes.TrimSpace(m.Data()), []byte("\n")) {
-				ids[orderID(rec)]++
-			}
+	for _, m := range embeddedtest.ReadStream(t, js, subjects.StreamClean) {
+		for _, rec := range bytes.Split(bytes.TrimSpace(m.Data), []byte("\n")) {
+			ids[orderID(rec)]++
 		}
 	}
 	return ids
@@ -598,12 +548,12 @@ func awaitNewLeader(ctx context.Context, js jetstream.JetStream, stream, old str
 	return 0
 }
 
-// nodeCaughtUp reports whether node's own copy of each stream holds want
-// messages.
-func nodeCaughtUp(ctx context.Context, node *embeddedtest.Node, want map[string]uint64) (bool, error) {
+// nodeCaughtUp returns nil when node's own copy of each stream holds
+// want messages, else which falls short.
+func nodeCaughtUp(ctx context.Context, node *embeddedtest.Node, want map[string]uint64) error {
 	jsz, err := node.Jsz(ctx)
 	if err != nil {
-		return false, err
+		return err
 	}
 	have := map[string]uint64{}
 	for _, a := range jsz.AccountDetails {
@@ -613,29 +563,29 @@ func nodeCaughtUp(ctx context.Context, node *embeddedtest.Node, want map[string]
 	}
 	for name, n := range want {
 		if have[name] != n {
-			return false, errors.New(node.Name + " " + name + ": " + itoa(have[name]) + " of " + itoa(n))
+			return errors.New(node.Name + " " + name + ": " + itoa(have[name]) + " of " + itoa(n))
 		}
 	}
-	return true, nil
+	return nil
 }
 
-// replicasCurrent reports whether every replica of a stream is online
-// and current.
-func replicasCurrent(ctx context.Context, js jetstream.JetStream, name string) (bool, error) {
+// replicasCurrent returns nil when every replica of a stream is online
+// and current, else which is not.
+func replicasCurrent(ctx context.Context, js jetstream.JetStream, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, name)
 	if err != nil {
-		return false, err
+		return err
 	}
 	ci := s.CachedInfo().Cluster
 	if ci == nil || ci.Leader == "" || len(ci.Replicas) != 2 {
-		return false, errors.New(name + ": replicas not all known")
+		return errors.New(name + ": replicas not all known")
 	}
 	for _, r := range ci.Replicas {
 		if r.Offline || !r.Current {
-			return false, errors.New(name + ": replica " + r.Name + " not current")
+			return errors.New(name + ": replica " + r.Name + " not current")
 		}
 	}
-	return true, nil
+	return nil
 }

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func TestAggregateMemberRuns(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- agg.Run(runCtx) }()
 		seq := publish(id)
-		require.Eventually(t, func() bool {
+		embeddedtest.WaitFor(t, time.Minute, fmt.Sprintf("run %d folds its record", run+1), func() bool {
 			ms, err := marts.ReadManifests(dataDir)
 			if err != nil || len(ms) != 3 {
 				return false
@@ -86,7 +87,7 @@ func TestAggregateMemberRuns(t *testing.T) {
 				}
 			}
 			return true
-		}, time.Minute, 20*time.Millisecond, "run %d folds its record", run+1)
+		})
 		cancel()
 		require.NoError(t, <-done, "run %d", run+1)
 	}

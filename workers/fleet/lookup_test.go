@@ -93,9 +93,13 @@ func TestTransformWaitsForAnEmptyExternalTable(t *testing.T) {
 		require.NoError(t, err)
 	}
 	want := fmt.Sprintf("transform/orders#1: lookup table fx is empty: load it with `jetfleet lookup load --pipeline %s fx`", spec.File)
-	require.Eventually(t, func() bool {
-		return streamMsgs(t, js, subjects.StreamValid) == n && strings.Join(fl.Waiting(), "; ") == want
-	}, 20*time.Second, 10*time.Millisecond, "validated, and the transform waits: %q", fl.Waiting())
+	embeddedtest.CheckFor(t, 20*time.Second, embeddedtest.PollEvery, func() error {
+		valid, waiting := embeddedtest.StreamMsgs(t, js, subjects.StreamValid), strings.Join(fl.Waiting(), "; ")
+		if valid != uint64(n) || waiting != want {
+			return fmt.Errorf("validated %d of %d, and the transform waits: %q", valid, n, waiting)
+		}
+		return nil
+	})
 	var tw []string
 	for _, w := range fl.Workers() {
 		if snap := w.Snapshot(); snap.Step == subjects.StepTransform.Name {
@@ -115,8 +119,8 @@ func TestTransformWaitsForAnEmptyExternalTable(t *testing.T) {
 	require.NoError(t, err)
 	_, err = transform.LoadTable(t.Context(), js, fx, rows, 1)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return streamMsgs(t, js, subjects.StreamClean) == n }, 20*time.Second, 10*time.Millisecond, "every record transformed")
-	require.Zero(t, streamMsgs(t, js, subjects.StreamDLQ), "none dead-lettered")
+	embeddedtest.WaitStream(t, js, subjects.StreamClean, n, 20*time.Second)
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ), "none dead-lettered")
 	require.Empty(t, fl.Waiting())
 }
 
@@ -170,8 +174,8 @@ func TestInlineTableIsLoadedOnceWhenWorkersStartTogether(t *testing.T) {
 		_, err := js.PublishMsg(ctx, m)
 		require.NoError(t, err)
 	}
-	require.Eventually(t, func() bool { return streamMsgs(t, js, subjects.StreamClean) == 3 }, 20*time.Second, 10*time.Millisecond)
-	require.Zero(t, streamMsgs(t, js, subjects.StreamDLQ))
+	embeddedtest.WaitStream(t, js, subjects.StreamClean, 3, 20*time.Second)
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ))
 	require.Empty(t, fl.Waiting())
 
 	// A loaded table is left alone: its bucket holds rows.

@@ -233,13 +233,18 @@ func (b *marketBundle) diff() (bars, ind map[string]int, err error) {
 	return bars, ind, rows.Err()
 }
 
-func (b *marketBundle) matches() bool {
+// match returns nil when the marts equal the batch computation, else how
+// they differ, named what: a condition for embeddedtest.CheckFor.
+func (b *marketBundle) match(what string) error {
 	bars, ind, err := b.diff()
 	if err != nil {
 		b.lastDiff = err.Error()
-		return false
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return len(bars) == 0 && len(ind) == 0
+	if len(bars) > 0 || len(ind) > 0 {
+		return fmt.Errorf("%s: %s", what, b.lastDiff)
+	}
+	return nil
 }
 
 // indicatorRows renders one day's indicator partition, to see it change.
@@ -265,11 +270,12 @@ func TestMarketMartsMatchBatch(t *testing.T) {
 	rounds, days := marketRounds(t)
 
 	b.publish(rounds[0])
-	waitUntil(t, 5*time.Minute, "marts of round 1", b.matches, &b.lastDiff)
+	// Each check is a DuckDB batch query: no need to spin.
+	embeddedtest.CheckFor(t, 5*time.Minute, 100*time.Millisecond, func() error { return b.match("marts of round 1") })
 	for i, round := range rounds[1:] {
 		before := b.indicatorRows(days[1-i])
 		b.publish(round)
-		waitUntil(t, 5*time.Minute, fmt.Sprintf("marts of round %d", i+2), b.matches, &b.lastDiff)
+		embeddedtest.CheckFor(t, 5*time.Minute, 100*time.Millisecond, func() error { return b.match(fmt.Sprintf("marts of round %d", i+2)) })
 		require.NotEqual(t, before, b.indicatorRows(days[1-i]), "round %d changed the indicators of %s", i+2, days[1-i])
 	}
 
@@ -282,16 +288,16 @@ func TestMarketMartsMatchBatch(t *testing.T) {
 
 	// Every published record is accounted for: clean or dead-lettered.
 	all := slices.Concat(rounds[:]...)
-	waitUntil(t, time.Minute, "clean + dead letters = published", func() bool {
-		return streamMsgs(t, b.js, subjects.StreamClean)+streamMsgs(t, b.js, subjects.StreamDLQ) == len(all)
-	}, nil)
+	embeddedtest.WaitFor(t, time.Minute, "clean + dead letters = published", func() bool {
+		return embeddedtest.StreamMsgs(t, b.js, subjects.StreamClean)+embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == uint64(len(all))
+	})
 	valid := 0
 	for _, rec := range all {
 		if rec.Valid {
 			valid++
 		}
 	}
-	require.Equal(t, valid, streamMsgs(t, b.js, subjects.StreamClean), "the generator's valid records, replays included, are clean")
+	require.Equal(t, uint64(valid), embeddedtest.StreamMsgs(t, b.js, subjects.StreamClean), "the generator's valid records, replays included, are clean")
 	require.Less(t, ticks, valid, "replays count once in the marts")
 }
 
@@ -315,13 +321,15 @@ func TestMarketCrossDayWindowsGoStale(t *testing.T) {
 
 	// Partitions write day 1's and day 2's ticks to the lake in any order,
 	// so day 2 may be stale after any round; day 1 never is.
-	day1Built := func() bool {
-		bars, ind, err := b.diff()
-		return err == nil && len(bars) == 0 && ind[days[0]] == 0
-	}
 	for i, round := range rounds {
 		b.publish(round) // the last: late ticks of day 1 only
-		waitUntil(t, 5*time.Minute, fmt.Sprintf("bars and day 1 of round %d", i+1), day1Built, &b.lastDiff)
+		embeddedtest.CheckFor(t, 5*time.Minute, 100*time.Millisecond, func() error {
+			bars, ind, err := b.diff()
+			if err != nil || len(bars) > 0 || ind[days[0]] > 0 {
+				return fmt.Errorf("bars and day 1 of round %d: %v %s", i+1, err, b.lastDiff)
+			}
+			return nil
+		})
 	}
 	_, ind, err := b.diff()
 	require.NoError(t, err)
@@ -367,30 +375,4 @@ func runFleet(t *testing.T, nc *nats.Conn, spec *pipeline.Spec, dataDir string) 
 			require.NoError(t, err, fl.Members[i].Name)
 		}
 	})
-}
-
-func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) int {
-	t.Helper()
-	s, err := js.Stream(t.Context(), stream)
-	require.NoError(t, err)
-	info, err := s.Info(t.Context())
-	require.NoError(t, err)
-	return int(info.State.Msgs)
-}
-
-// waitUntil polls cond until it holds, failing after timeout with what
-// and the last detail cond left in detail.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool, detail *string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			msg := ""
-			if detail != nil {
-				msg = *detail
-			}
-			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, strings.TrimSpace(msg))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -39,15 +40,10 @@ func TestPublisherTakesMsgIDInProcess(t *testing.T) {
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	ctx := t.Context()
-	deadline := time.Now().Add(30 * time.Second)
-	for { // R3 streams need a meta leader first
-		err := subjects.Ensure(ctx, js, subjects.StreamOptions{Replicas: 3})
-		if err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "streams: %v", err)
-		time.Sleep(100 * time.Millisecond) // polling for the meta leader
-	}
+	// R3 streams need a meta leader first, and an election sends no event.
+	embeddedtest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		return subjects.Ensure(ctx, js, subjects.StreamOptions{Replicas: 3})
+	})
 
 	// The server answers 10158 here: two publishes of one id back to back.
 	sawInProcess := false

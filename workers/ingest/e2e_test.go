@@ -130,37 +130,13 @@ func startPipeline(t *testing.T) *pipelineBundle {
 	return &pipelineBundle{nc: nc, js: js, spec: spec, ds: ds}
 }
 
-func (b *pipelineBundle) count(t *testing.T, stream string) int {
-	t.Helper()
-	s, err := b.js.Stream(t.Context(), stream)
-	require.NoError(t, err)
-	info, err := s.Info(t.Context())
-	require.NoError(t, err)
-	return int(info.State.Msgs)
-}
-
 // settle waits until every published record is accounted for downstream.
 func (b *pipelineBundle) settle(t *testing.T, records int) (clean, dead []*jetstream.RawStreamMsg) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		return b.count(t, subjects.StreamClean)+b.count(t, subjects.StreamDLQ) >= records
-	}, 20*time.Second, 20*time.Millisecond)
-	return b.msgs(t, subjects.StreamClean), b.msgs(t, subjects.StreamDLQ)
-}
-
-func (b *pipelineBundle) msgs(t *testing.T, stream string) []*jetstream.RawStreamMsg {
-	t.Helper()
-	s, err := b.js.Stream(t.Context(), stream)
-	require.NoError(t, err)
-	info, err := s.Info(t.Context())
-	require.NoError(t, err)
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		require.NoError(t, err)
-		out = append(out, m)
-	}
-	return out
+	embeddedtest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d records clean or dead-lettered", records), func() bool {
+		return int(embeddedtest.StreamMsgs(t, b.js, subjects.StreamClean)+embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ)) >= records
+	})
+	return embeddedtest.ReadStream(t, b.js, subjects.StreamClean), embeddedtest.ReadStream(t, b.js, subjects.StreamDLQ)
 }
 
 // uniqueClean is the clean records by order_id, as the aggregator keeps
@@ -218,7 +194,7 @@ func TestGeneratedFileReconciles(t *testing.T) {
 	again, err := ingest.LocalFile(t.Context(), b.js, b.ds, path)
 	require.NoError(t, err)
 	require.Equal(t, again.Messages, again.Duplicates)
-	require.Equal(t, len(lines), b.count(t, subjects.StreamIngest))
+	require.Equal(t, len(lines), int(embeddedtest.StreamMsgs(t, b.js, subjects.StreamIngest)))
 }
 
 // TestDirectoryAndObjectStore: the same file dropped into the watched
@@ -240,15 +216,17 @@ func TestDirectoryAndObjectStore(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "broken.csv"), []byte("order_id,amount\ns-1,1\ns-2\n"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.xlsx"), []byte("x"), 0o600))
 
-	require.Eventually(t, func() bool {
+	embeddedtest.WaitFor(t, 20*time.Second, "orders.ndjson moved to done/", func() bool {
 		_, err := os.Stat(filepath.Join(dir, ingest.DoneDir, "orders.ndjson"))
 		return err == nil
-	}, 20*time.Second, 20*time.Millisecond, "orders.ndjson moved to done/")
-	require.Eventually(t, func() bool {
-		_, err1 := os.Stat(filepath.Join(dir, ingest.FailedDir, "broken.csv.error"))
-		_, err2 := os.Stat(filepath.Join(dir, ingest.FailedDir, "notes.xlsx.error"))
-		return err1 == nil && err2 == nil
-	}, 20*time.Second, 20*time.Millisecond, "bad files moved to failed/")
+	})
+	// Waits for the notes' text, not their names: the watcher writes a
+	// note in place (os.WriteFile), so it can be seen empty for a moment.
+	embeddedtest.WaitFor(t, 20*time.Second, "bad files moved to failed/ with their notes", func() bool {
+		fi1, err1 := os.Stat(filepath.Join(dir, ingest.FailedDir, "broken.csv.error"))
+		fi2, err2 := os.Stat(filepath.Join(dir, ingest.FailedDir, "notes.xlsx.error"))
+		return err1 == nil && err2 == nil && fi1.Size() > 0 && fi2.Size() > 0
+	})
 	note, err := os.ReadFile(filepath.Join(dir, ingest.FailedDir, "broken.csv.error"))
 	require.NoError(t, err)
 	require.Equal(t, "broken.csv: line 3: wrong number of fields\n", string(note))
@@ -259,7 +237,7 @@ func TestDirectoryAndObjectStore(t *testing.T) {
 	require.NoError(t, err)
 
 	cleanDir, deadDir := b.settle(t, len(lines))
-	require.Equal(t, len(lines), b.count(t, subjects.StreamIngest), "the broken file published nothing")
+	require.Equal(t, len(lines), int(embeddedtest.StreamMsgs(t, b.js, subjects.StreamIngest)), "the broken file published nothing")
 
 	// Upload the same content to the object store: the same ids, so every
 	// message is a duplicate and the streams do not grow.
@@ -275,20 +253,20 @@ func TestDirectoryAndObjectStore(t *testing.T) {
 	require.NoError(t, err)
 	_, err = obs.PutBytes(ctx, "nosuch/x.ndjson", []byte("{}\n"))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
+	embeddedtest.WaitFor(t, 20*time.Second, "objects renamed", func() bool {
 		_, err1 := obs.GetInfo(ctx, subjects.LandingDone+"orders/upload.ndjson")
 		_, err2 := obs.GetInfo(ctx, subjects.LandingFailed+"nosuch/x.ndjson")
 		return err1 == nil && err2 == nil
-	}, 20*time.Second, 20*time.Millisecond, "objects renamed")
+	})
 	failed, err := obs.GetInfo(ctx, subjects.LandingFailed+"nosuch/x.ndjson")
 	require.NoError(t, err)
 	require.Contains(t, failed.Description, `no dataset "nosuch"`)
 	_, err = obs.GetInfo(ctx, "orders/upload.ndjson")
 	require.ErrorIs(t, err, jetstream.ErrObjectNotFound)
 
-	require.Equal(t, len(lines), b.count(t, subjects.StreamIngest), "object upload of the same file stored nothing new")
-	require.Len(t, b.msgs(t, subjects.StreamClean), len(cleanDir))
-	require.Len(t, b.msgs(t, subjects.StreamDLQ), len(deadDir))
+	require.Equal(t, len(lines), int(embeddedtest.StreamMsgs(t, b.js, subjects.StreamIngest)), "object upload of the same file stored nothing new")
+	require.Len(t, embeddedtest.ReadStream(t, b.js, subjects.StreamClean), len(cleanDir))
+	require.Len(t, embeddedtest.ReadStream(t, b.js, subjects.StreamDLQ), len(deadDir))
 
 	// A different file via the object store is ingested for real.
 	_, err = obs.PutBytes(ctx, "orders/more.ndjson", []byte(order{"o-1", "c", "1", "USD", "US", "2026-10-01T10:00:00Z", ""}.json()+"\n"))
@@ -346,10 +324,13 @@ func TestBulkAndKeyIDs(t *testing.T) {
 	require.Equal(t, len(lines), res.Records)
 	require.Equal(t, (len(lines)+7)/8, res.Messages)
 	var clean, dead []*jetstream.RawStreamMsg
-	require.Eventually(t, func() bool {
-		clean, dead = b.msgs(t, subjects.StreamClean), b.msgs(t, subjects.StreamDLQ)
-		return recordsIn(clean)+len(dead) >= len(lines)
-	}, 20*time.Second, 20*time.Millisecond)
+	embeddedtest.CheckFor(t, 20*time.Second, embeddedtest.PollEvery, func() error {
+		clean, dead = embeddedtest.ReadStream(t, b.js, subjects.StreamClean), embeddedtest.ReadStream(t, b.js, subjects.StreamDLQ)
+		if n := recordsIn(clean) + len(dead); n < len(lines) {
+			return fmt.Errorf("%d of %d records clean or dead-lettered", n, len(lines))
+		}
+		return nil
+	})
 	require.Len(t, dead, invalid)
 	require.Equal(t, len(lines)-invalid, recordsIn(clean))
 	// A bulk input becomes one clean chunk per key partition it touches.

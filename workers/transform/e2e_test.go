@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -33,26 +32,6 @@ func startWorker(t *testing.T, nc *nats.Conn, step subjects.Step, h workers.Hand
 		defer cancel()
 		require.NoError(t, w.Stop(ctx))
 	})
-}
-
-func streamData(t *testing.T, js jetstream.JetStream, stream string, want int) []*jetstream.RawStreamMsg {
-	t.Helper()
-	s, err := js.Stream(t.Context(), stream)
-	require.NoError(t, err)
-	eventually(t, func() bool {
-		info, err := s.Info(t.Context())
-		return err == nil && int(info.State.Msgs) >= want
-	}, "stream "+stream)
-	info, err := s.Info(t.Context())
-	require.NoError(t, err)
-	require.Equal(t, want, int(info.State.Msgs), "stream %s", stream)
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		require.NoError(t, err)
-		out = append(out, m)
-	}
-	return out
 }
 
 // TestShopEndToEnd runs the smoke test's eight records through validate
@@ -101,7 +80,7 @@ func TestShopEndToEnd(t *testing.T) {
 	}
 	require.Equal(t, 1, dups)
 
-	clean := streamData(t, js, subjects.StreamClean, 3)
+	clean := embeddedtest.WaitStream(t, js, subjects.StreamClean, 3, 10*time.Second)
 	require.Equal(t, `{"amount":10,"amount_usd":10,"country":"US","currency":"USD","customer_id":"c-1","order_id":"s-1","ts":"2026-10-01T10:00:00Z"}`, string(clean[0].Data))
 	require.Equal(t, `{"amount":20,"amount_usd":21.6,"country":"DE","currency":"EUR","customer_id":"c-1","order_id":"s-2","ts":"2026-10-02T01:30:00Z"}`, string(clean[1].Data))
 	require.Equal(t, `{"amount":5.5,"amount_usd":6.985,"country":"GB","currency":"GBP","customer_id":"c-2","email_hash":"fb98d44ad7501a959f3f4f4a3f004fe2d9e581ea6207e218c4b02c08a4d75adf","order_id":"s-3","ts":"2026-10-02T07:00:00Z"}`, string(clean[2].Data))
@@ -111,7 +90,7 @@ func TestShopEndToEnd(t *testing.T) {
 		require.Equal(t, subjects.CleanPartition("orders", subjects.PartitionOf(tok, subjects.DefaultPartitions), tok), m.Subject)
 		require.NotEmpty(t, m.Header.Get(subjects.HeaderMsgID))
 	}
-	dead := streamData(t, js, subjects.StreamDLQ, 4)
+	dead := embeddedtest.WaitStream(t, js, subjects.StreamDLQ, 4, 10*time.Second)
 	for _, d := range dead {
 		require.NotEmpty(t, d.Header.Get(subjects.HeaderReason))
 		require.Equal(t, "validate", d.Header.Get(subjects.HeaderStep))
@@ -145,14 +124,14 @@ func TestLookupUpdateReachesRunningWorker(t *testing.T) {
 	}
 	// Empty table: the record is dead-lettered (missing: dlq).
 	publish("a")
-	dead := streamData(t, js, subjects.StreamDLQ, 1)
+	dead := embeddedtest.WaitStream(t, js, subjects.StreamDLQ, 1, 10*time.Second)
 	require.Equal(t, `transform failed: lookup fx: no row for currency="EUR"`, dead[0].Header.Get(subjects.HeaderReason))
 
 	fx := spec.Lookup("fx")
 	_, err = transform.LoadTable(ctx, js, fx, fx.Rows, 1)
 	require.NoError(t, err)
-	eventually(t, func() bool { _, ok := tables.Row("fx", "EUR"); return ok }, "table loaded")
+	embeddedtest.WaitFor(t, 10*time.Second, "table loaded", func() bool { _, ok := tables.Row("fx", "EUR"); return ok })
 	publish("b")
-	clean := streamData(t, js, subjects.StreamClean, 1)
+	clean := embeddedtest.WaitStream(t, js, subjects.StreamClean, 1, 10*time.Second)
 	require.Contains(t, string(clean[0].Data), `"amount_usd":108`)
 }

@@ -16,12 +16,6 @@ import (
 	"github.com/jetfleet/jetfleet/workers/transform"
 )
 
-// eventually polls cond every 10ms for up to 10s.
-func eventually(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	require.Eventually(t, cond, 10*time.Second, 10*time.Millisecond, msg)
-}
-
 func TestKVTables(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
@@ -43,7 +37,7 @@ func TestKVTables(t *testing.T) {
 	res, err := transform.LoadTable(ctx, js, fx, fx.Rows, 1)
 	require.NoError(t, err)
 	require.Equal(t, transform.LoadResult{Put: 3}, res)
-	eventually(t, func() bool { return tables.Len("fx") == 3 }, "watcher sees the load")
+	embeddedtest.WaitFor(t, 10*time.Second, "watcher sees the load", func() bool { return tables.Len("fx") == 3 })
 	row, ok := tables.Row("fx", "EUR")
 	require.True(t, ok)
 	require.Equal(t, "1.08", row["rate"].(interface{ String() string }).String())
@@ -52,11 +46,11 @@ func TestKVTables(t *testing.T) {
 	res, err = transform.LoadTable(ctx, js, fx, []map[string]any{{"currency": "USD", "rate": 1}, {"currency": "EUR", "rate": 1.1}}, 1)
 	require.NoError(t, err)
 	require.Equal(t, transform.LoadResult{Put: 2, Deleted: 1}, res)
-	eventually(t, func() bool {
+	embeddedtest.WaitFor(t, 10*time.Second, "watcher sees the update and the delete", func() bool {
 		row, ok := tables.Row("fx", "EUR")
 		_, gbp := tables.Row("fx", "GBP")
 		return ok && !gbp && row["rate"].(interface{ String() string }).String() == "1.1"
-	}, "watcher sees the update and the delete")
+	})
 
 	// A second KVTables starting now loads the current content before Start returns.
 	late, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}})
@@ -162,12 +156,7 @@ func TestKVTablesWaitForTheWholeLoad(t *testing.T) {
 	require.Equal(t, "lookup table fx is being loaded (1 rows so far)", <-reasons, "one row is not the table")
 	_, err = transform.LoadTable(ctx, js, fx, fx.Rows, 1)
 	require.NoError(t, err)
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Wait did not return after the load")
-	}
+	require.NoError(t, embeddedtest.WaitOrTimeout(t, done, 10*time.Second, "Wait to return after the load"))
 	require.Equal(t, 3, tables.Len("fx"), "every row of the load is there")
 
 	// Rows without a marker count once they stop changing.

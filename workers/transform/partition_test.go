@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
@@ -41,7 +42,7 @@ func TestBulkChunksStayInTheirPartition(t *testing.T) {
 	_, err = js.PublishMsg(ctx, m)
 	require.NoError(t, err)
 
-	chunks := streamData(t, js, subjects.StreamClean, subjects.DefaultPartitions)
+	chunks := embeddedtest.WaitStream(t, js, subjects.StreamClean, subjects.DefaultPartitions, 10*time.Second)
 	total := 0
 	seenPartition := map[int]bool{}
 	for _, c := range chunks {

@@ -60,32 +60,6 @@ func setup(t *testing.T) *testBundle {
 	return &testBundle{nc: nc, js: js}
 }
 
-// streamMsgs polls until stream holds want messages and returns them.
-func streamMsgs(t *testing.T, js jetstream.JetStream, stream string, want int) []*jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := t.Context()
-	s, err := js.Stream(ctx, stream)
-	require.NoError(t, err)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		info, err := s.Info(ctx)
-		require.NoError(t, err)
-		if int(info.State.Msgs) >= want {
-			require.Equal(t, want, int(info.State.Msgs), "stream %s", stream)
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "stream %s: %d messages, want %d", stream, info.State.Msgs, want)
-		<-time.After(20 * time.Millisecond) // poll interval, not a wait for an outcome
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); len(out) < want; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		require.NoError(t, err)
-		out = append(out, m)
-	}
-	return out
-}
-
 func TestHandlerOnWorker(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -96,12 +70,12 @@ func TestHandlerOnWorker(t *testing.T) {
 		_, err := b.js.PublishMsg(t.Context(), m)
 		require.NoError(t, err)
 	}
-	valid := streamMsgs(t, b.js, subjects.StreamValid, 4)
+	valid := embeddedtest.WaitStream(t, b.js, subjects.StreamValid, 4, 15*time.Second)
 	for i, idx := range []int{0, 1, 2, 3} {
 		require.Equal(t, smokeLines[idx], string(valid[i].Data), "valid records are forwarded unchanged")
 		require.Equal(t, subjects.Valid("orders"), valid[i].Subject)
 	}
-	dead := streamMsgs(t, b.js, subjects.StreamDLQ, 4)
+	dead := embeddedtest.WaitStream(t, b.js, subjects.StreamDLQ, 4, 15*time.Second)
 	reasons := map[string]string{}
 	for _, d := range dead {
 		require.Equal(t, subjects.DeadLetter("validate", "orders"), d.Subject)
@@ -122,13 +96,13 @@ func TestHandlerBulk(t *testing.T) {
 	m.Header.Set(subjects.HeaderMsgID, "chunk-1")
 	_, err := b.js.PublishMsg(t.Context(), m)
 	require.NoError(t, err)
-	valid := streamMsgs(t, b.js, subjects.StreamValid, 1)
+	valid := embeddedtest.WaitStream(t, b.js, subjects.StreamValid, 1, 15*time.Second)
 	require.Equal(t, "2", valid[0].Header.Get(subjects.HeaderRecords))
 	recs, bulk := workers.SplitBulk(valid[0].Header, valid[0].Data)
 	require.True(t, bulk)
 	require.Equal(t, smokeLines[0], string(recs[0]))
 	require.Equal(t, smokeLines[2], string(recs[1]))
-	dead := streamMsgs(t, b.js, subjects.StreamDLQ, 2)
+	dead := embeddedtest.WaitStream(t, b.js, subjects.StreamDLQ, 2, 15*time.Second)
 	require.Equal(t, "1", dead[0].Header.Get(subjects.HeaderRecordIndex))
 	require.Equal(t, "3", dead[1].Header.Get(subjects.HeaderRecordIndex))
 }
