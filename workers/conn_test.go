@@ -145,7 +145,5 @@ func TestOutputRepublishedWhileStreamAway(t *testing.T) {
 	require.Zero(t, c.DeadLettered)
 	require.Zero(t, c.Retried, "no nak: the input kept its delivery")
 	require.Zero(t, c.Redelivered)
-	s, err := b.js.Stream(ctx, subjects.StreamDLQ)
-	require.NoError(t, err)
-	require.Zero(t, s.CachedInfo().State.Msgs)
+	require.Zero(t, embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ))
 }

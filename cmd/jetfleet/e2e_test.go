@@ -201,13 +201,7 @@ func TestWorkerProcessKilledLosesNothing(t *testing.T) {
 		require.NoError(t, err)
 	}
 	<-js.PublishAsyncComplete()
-	count := func() uint64 {
-		s, err := js.Stream(t.Context(), subjects.StreamValid)
-		if err != nil {
-			return 0
-		}
-		return s.CachedInfo().State.Msgs
-	}
+	count := func() uint64 { return embeddedtest.StreamMsgs(t, js, subjects.StreamValid) }
 	embeddedtest.WaitFor(t, time.Minute, "progress", func() bool { return count() > 0 })
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
 	<-w.done

@@ -118,11 +118,7 @@ lookups:
 	out, code = jf(t, env, "lookup", "load", "--pipeline", pipelineFile)
 	require.Zero(t, code, out)
 	require.Contains(t, out, "fx: 2 rows loaded")
-	embeddedtest.WaitFor(t, 60*time.Second, "every record transformed", func() bool {
-		s, err := js.Stream(t.Context(), subjects.StreamClean)
-		require.NoError(t, err)
-		return s.CachedInfo().State.Msgs == 6
-	})
+	embeddedtest.WaitFor(t, 60*time.Second, "every record transformed", func() bool { return embeddedtest.StreamMsgs(t, js, subjects.StreamClean) == 6 })
 	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ), "none dead-lettered")
 	code, body = readyz()
 	require.Equal(t, http.StatusOK, code, body)

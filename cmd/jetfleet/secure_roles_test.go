@@ -310,10 +310,7 @@ func TestSecureReadmeLines(t *testing.T) {
 	require.NoError(t, err)
 	js, err := jetstream.New(ops)
 	require.NoError(t, err)
-	embeddedtest.WaitFor(t, 30*time.Second, "the order validated", func() bool {
-		s, err := js.Stream(t.Context(), subjects.StreamValid)
-		return err == nil && s.CachedInfo().State.Msgs == 1
-	})
+	embeddedtest.WaitFor(t, 30*time.Second, "the order validated", func() bool { return embeddedtest.StreamMsgs(t, js, subjects.StreamValid) == 1 })
 	for _, s := range []string{srv.out.String(), w.out.String()} {
 		require.NotContains(t, strings.ToLower(s), "permissions violation", s)
 	}

@@ -239,20 +239,14 @@ func TestSecureRolesTouchOnlyTheirSubjects(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, nc.Publish(tc.subject, []byte(`{"order_id":"evil"}`)))
 			require.NoError(t, nc.Flush())
-			select {
-			case err := <-errs:
-				require.ErrorIs(t, err, nats.ErrPermissionViolation)
-				require.Contains(t, err.Error(), tc.subject)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("no permission violation for %s publishing to %s", tc.role, tc.subject)
-			}
+			err = embeddedtest.WaitOrTimeout(t, errs, 10*time.Second, "a permission violation for "+tc.role+" publishing to "+tc.subject)
+			require.ErrorIs(t, err, nats.ErrPermissionViolation)
+			require.Contains(t, err.Error(), tc.subject)
 		})
 	}
 	// Nothing of the above reached a stream.
 	for _, name := range []string{subjects.StreamValid, subjects.StreamClean, subjects.StreamDLQ} {
-		s, err := opsJS.Stream(t.Context(), name)
-		require.NoError(t, err)
-		require.Zero(t, s.CachedInfo().State.Msgs, "stream %s", name)
+		require.Zero(t, embeddedtest.StreamMsgs(t, opsJS, name), "stream %s", name)
 	}
 
 	for _, tc := range []struct{ role, subject string }{
@@ -268,13 +262,9 @@ func TestSecureRolesTouchOnlyTheirSubjects(t *testing.T) {
 			_, err = nc.SubscribeSync(tc.subject)
 			require.NoError(t, err) // refused asynchronously
 			require.NoError(t, nc.Flush())
-			select {
-			case err := <-errs:
-				require.ErrorIs(t, err, nats.ErrPermissionViolation)
-				require.Contains(t, err.Error(), tc.subject)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("no permission violation for %s subscribing to %s", tc.role, tc.subject)
-			}
+			err = embeddedtest.WaitOrTimeout(t, errs, 10*time.Second, "a permission violation for "+tc.role+" subscribing to "+tc.subject)
+			require.ErrorIs(t, err, nats.ErrPermissionViolation)
+			require.Contains(t, err.Error(), tc.subject)
 		})
 	}
 }
@@ -326,11 +316,7 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 	out, code = jf(t, b.env("publisher"), "publish", "--file", orders, "--id-field", "order_id", "jf.ingest.orders")
 	require.Zero(t, code, out)
 
-	count := func(stream string) uint64 {
-		s, err := js.Stream(t.Context(), stream)
-		require.NoError(t, err)
-		return s.CachedInfo().State.Msgs
-	}
+	count := func(stream string) uint64 { return embeddedtest.StreamMsgs(t, js, stream) }
 	// status --wait-idle needs mart reports, which only a supervisor that
 	// shares the aggregator's data dir makes (dev); watch the consumer.
 	aggregated := func() bool { // every partition consumer of the aggregator

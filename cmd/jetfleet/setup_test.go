@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,10 +71,5 @@ func TestSetupThenBindOnlyWorkers(t *testing.T) {
 	writeOrders(t, orders, 1, 3)
 	out, code = jf(t, env, "publish", "--file", orders, "--id-field", "order_id", subjects.Ingest("orders"))
 	require.Zero(t, code, out)
-	embeddedtest.WaitFor(t, 30*time.Second, "3 clean records", func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, subjects.StreamClean)
-		return err == nil && s.CachedInfo().State.Msgs == 3
-	})
+	embeddedtest.WaitFor(t, 30*time.Second, "3 clean records", func() bool { return embeddedtest.StreamMsgs(t, js, subjects.StreamClean) == 3 })
 }
