@@ -1,5 +1,30 @@
-// Package embeddedtest gives tests a real JetStream server in a temp dir.
-// Test code only: production packages never import it.
+// Package embeddedtest is the shared test kit: every package's tests use
+// it instead of helpers of their own. Test code only: production packages
+// never import it. It imports [embedded] and no other package of ours, so
+// any package's tests can import it without a cycle.
+//
+//   - servers: [Server], [JetStream] and [Connect] give a test a real
+//     JetStream server in a temp dir ([ForExample] an Example function);
+//     [StartNodes] a cluster of processes.
+//   - waiting: [CheckFor], [WaitFor] and [WaitOrTimeout], never time.Sleep,
+//     with timeouts scaled by [Timeout] for slow CI machines.
+//   - streams: [StreamMsgs], [SubjectMsgs], [ReadStream], [WaitStream] and
+//     [ConsumerIdle] read what a stream or consumer holds.
+//   - ports: [FreePort], [FreePorts], [FreePortBlock].
+//   - micro services: [MicroDiscover].
+//
+// # Usage
+//
+//	func TestStep(t *testing.T) {
+//		t.Parallel()
+//		nc, js := embeddedtest.JetStream(t) // closed and shut down when t ends
+//		// ... start the step on nc, publish its input ...
+//		valid := embeddedtest.WaitStream(t, js, subjects.StreamValid, 3, 10*time.Second)
+//		require.Equal(t, "o-1/validate", valid[0].Header.Get(subjects.HeaderMsgID))
+//		embeddedtest.WaitFor(t, 10*time.Second, "the input acked", func() bool {
+//			return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamIngest, "validate_orders") == nil
+//		})
+//	}
 package embeddedtest
 
 import (
@@ -48,4 +73,36 @@ func Connect(tb testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	js, err := jetstream.New(nc)
 	require.NoError(tb, err)
 	return nc, js
+}
+
+// ForExample starts a server as [JetStream] does, for an Example function,
+// which has no testing.TB: it panics if the server cannot start (the
+// example fails with the panic), and stop closes the connection, shuts
+// the server down and removes its store. Server logs are dropped.
+func ForExample() (nc *nats.Conn, js jetstream.JetStream, stop func()) {
+	dir, err := os.MkdirTemp("", "jetfleet-example-")
+	if err != nil {
+		panic(err)
+	}
+	srv, err := embedded.Start(embedded.Config{StoreDir: dir, Port: -1, Quiet: true})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		panic(err)
+	}
+	stop = func() {
+		if nc != nil {
+			nc.Close()
+		}
+		srv.Shutdown()
+		_ = os.RemoveAll(dir)
+	}
+	if nc, err = nats.Connect(srv.ClientURL()); err != nil {
+		stop()
+		panic(err)
+	}
+	if js, err = jetstream.New(nc); err != nil {
+		stop()
+		panic(err)
+	}
+	return nc, js, stop
 }
