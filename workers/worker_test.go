@@ -75,11 +75,7 @@ func (b *testBundle) publish(t *testing.T, subject string, n int, idPrefix strin
 		_, err := b.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
 		require.NoError(t, err)
 	}
-	select {
-	case <-b.js.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatal("publish did not complete")
-	}
+	embeddedtest.WaitOrTimeout(t, b.js.PublishAsyncComplete(), 30*time.Second, "the publishes acknowledged")
 }
 
 // payloads reads every message of a stream and returns the bodies.

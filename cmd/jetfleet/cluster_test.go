@@ -60,11 +60,8 @@ func (b *clusterBundle) orders(t *testing.T) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
-	s, err := b.js.Stream(ctx, subjects.StreamIngest)
-	if err != nil {
-		return 0
-	}
-	return s.CachedInfo().State.Msgs
+	n, _ := embeddedtest.CountMsgs(ctx, b.js, subjects.StreamIngest)
+	return n
 }
 
 // producerRetries writes n orders to a file, every third one repeated on

@@ -73,11 +73,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 		_, err := js.PublishMsgAsync(m)
 		require.NoError(t, err)
 		if i%500 == 499 || i == records-1 {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(time.Minute):
-				t.Fatal("publish did not complete")
-			}
+			embeddedtest.WaitOrTimeout(t, js.PublishAsyncComplete(), time.Minute, "the publishes acknowledged")
 		}
 	}
 	embeddedtest.WaitFor(t, 2*time.Minute, "validate and transform drained", func() bool {

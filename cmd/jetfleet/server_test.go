@@ -66,11 +66,7 @@ func TestServerSIGKILLKeepsAcknowledgedMessages(t *testing.T) {
 				_, err := js.PublishAsync("keep.x", []byte(strconv.Itoa(i)), jetstream.WithStallWait(time.Minute))
 				require.NoError(t, err)
 			}
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(time.Minute):
-				t.Fatal("publishes not acknowledged")
-			}
+			embeddedtest.WaitOrTimeout(t, js.PublishAsyncComplete(), time.Minute, "the publishes acknowledged")
 			t.Logf("sync=%s: %d acknowledged publishes in %s", cmpOr(sync, "default"), n, time.Since(started).Round(time.Millisecond))
 			batch, err := cons.Fetch(acked, jetstream.FetchMaxWait(10*time.Second))
 			require.NoError(t, err)

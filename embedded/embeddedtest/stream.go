@@ -15,12 +15,17 @@ import (
 // exist yet, so it can be polled before a worker has created it.
 func StreamMsgs(tb testing.TB, js jetstream.JetStream, stream string) uint64 {
 	tb.Helper()
-	n, err := streamMsgs(tb.Context(), js, stream)
+	n, err := CountMsgs(tb.Context(), js, stream)
 	require.NoError(tb, err)
 	return n
 }
 
-func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+// CountMsgs is [StreamMsgs] for a poll that must ride out a server's loss
+// (a node killed, a leader elected): it returns the error instead of
+// failing the test, and bounds each ask by 3s.
+func CountMsgs(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
@@ -99,9 +104,7 @@ func ReadStream(tb testing.TB, js jetstream.JetStream, stream string, filters ..
 func WaitStream(tb testing.TB, js jetstream.JetStream, stream string, want int, total time.Duration) []*jetstream.RawStreamMsg {
 	tb.Helper()
 	CheckFor(tb, total, PollEvery, func() error {
-		ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Second)
-		defer cancel()
-		n, err := streamMsgs(ctx, js, stream)
+		n, err := CountMsgs(tb.Context(), js, stream)
 		if err != nil {
 			return err
 		}

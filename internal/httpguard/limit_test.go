@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/internal/httpguard"
 )
 
@@ -48,11 +49,7 @@ func TestLimit(t *testing.T) {
 			}
 			held <- code
 		})
-		select {
-		case <-entered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("held request never reached the handler")
-		}
+		embeddedtest.WaitOrTimeout(t, entered, 10*time.Second, "the held request to reach the handler")
 	}
 	code, retry, body, err := get("/query")
 	require.NoError(t, err)
@@ -62,7 +59,7 @@ func TestLimit(t *testing.T) {
 
 	release <- struct{}{}
 	// One slot is free once the released request has returned.
-	require.Eventually(t, func() bool { c, _, _, _ := get("/query"); return c == http.StatusOK }, 10*time.Second, 5*time.Millisecond)
+	embeddedtest.WaitFor(t, 10*time.Second, "a /query answered 200", func() bool { c, _, _, _ := get("/query"); return c == http.StatusOK })
 	close(release)
 	wg.Wait()
 	require.Equal(t, http.StatusOK, <-held)

@@ -2,10 +2,13 @@ package nativemem
 
 import (
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 )
 
 // DuckDB's memory is its jemalloc's: a query over a large table shows up
@@ -44,22 +47,18 @@ func TestReadSeesDuckDBAndDecayReturnsPages(t *testing.T) {
 	if dropped.DuckDBAllocated >= holding.DuckDBAllocated {
 		t.Fatalf("allocated %d after dropping the table, %d with it", dropped.DuckDBAllocated, holding.DuckDBAllocated)
 	}
-	// The decay is by time: wait it out, then ask for it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// The decay is by time: wait it out, asking for it every 100ms.
+	embeddedtest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if err := Decay(); err != nil {
 			t.Fatal(err)
 		}
 		decayed := Read()
-		if decayed.Dirty() < dropped.Dirty()/2 {
-			t.Logf("dirty: %d MiB after the drop, %d MiB after decay", dropped.Dirty()>>20, decayed.Dirty()>>20)
-			break
+		if decayed.Dirty() >= dropped.Dirty()/2 {
+			return fmt.Errorf("dirty pages %d MiB after the drop, still %d MiB after decay", dropped.Dirty()>>20, decayed.Dirty()>>20)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dirty pages %d MiB after the drop, still %d MiB after decays for 10s", dropped.Dirty()>>20, decayed.Dirty()>>20)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		t.Logf("dirty: %d MiB after the drop, %d MiB after decay", dropped.Dirty()>>20, decayed.Dirty()>>20)
+		return nil
+	})
 }
 
 func TestReadLibc(t *testing.T) {

@@ -238,7 +238,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 
 	var resumed time.Duration
 	embeddedtest.CheckFor(t, 60*time.Second, poll, func() error {
-		n, err := streamCount(ctx, js, subjects.StreamClean)
+		n, err := embeddedtest.CountMsgs(ctx, js, subjects.StreamClean)
 		if n > cleanAtKill || n == uint64(len(validIDs)) {
 			resumed = time.Since(killedAt)
 			return nil
@@ -263,11 +263,11 @@ func runFailover(t *testing.T, fc failoverCase) {
 
 	// Every record accounted for: clean + dead + duplicates = published.
 	embeddedtest.CheckFor(t, 60*time.Second+publishTime(fc), poll, func() error {
-		clean, err := streamCount(ctx, js, subjects.StreamClean)
+		clean, err := embeddedtest.CountMsgs(ctx, js, subjects.StreamClean)
 		if err != nil {
 			return err
 		}
-		dead, err := streamCount(ctx, js, subjects.StreamDLQ)
+		dead, err := embeddedtest.CountMsgs(ctx, js, subjects.StreamDLQ)
 		if err != nil {
 			return err
 		}
@@ -487,16 +487,6 @@ func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 		return nil
 	})
 	return leader
-}
-
-func streamCount(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		return 0, err
-	}
-	return s.CachedInfo().State.Msgs, nil
 }
 
 // consumersDone returns nil when every jetfleet consumer has delivered
