@@ -174,7 +174,7 @@ func (w *DirWatcher) ingest(ctx context.Context, name string) bool {
 			w.log.Error().Err(err).Str("file", name).Msg("cannot move a bad file to failed/")
 			return false
 		}
-		if err := os.WriteFile(filepath.Join(failed, name+".error"), []byte(note), 0o644); err != nil {
+		if err := writeNote(filepath.Join(failed, name+".error"), note); err != nil {
 			w.log.Error().Err(err).Str("file", name).Msg("write .error note")
 		}
 		w.log.Warn().Str("file", name).Str("reason", strings.TrimSpace(note)).Msg("file rejected; moved to failed/")
@@ -185,6 +185,20 @@ func (w *DirWatcher) ingest(ctx context.Context, name string) bool {
 		w.log.Warn().Err(err).Str("file", name).Msg("ingest failed; will retry")
 		return false
 	}
+}
+
+// writeNote writes a file's .error note aside and renames it into place,
+// so whoever lists failed/ reads it whole or not at all.
+func writeNote(path, note string) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(note), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // moveAside renames path into dir, keeping an existing file of the same
