@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -13,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/duckdb/duckdb-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 )
@@ -122,16 +121,10 @@ func batchMarts(ctx context.Context, path string, lines [][]byte, spec *pipeline
 	if err := os.WriteFile(path, append(bytes.Join(lines, []byte{'\n'}), '\n'), 0o644); err != nil {
 		return nil, 0, err
 	}
-	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
-		// UTC as the aggregator and marts/query use, so a TIMESTAMPTZ
-		// cast to DATE is the same day in both.
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
-		return err
-	})
+	db, err := duckdb.Open("", nil)
 	if err != nil {
 		return nil, 0, err
 	}
-	db := sql.OpenDB(connector)
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -142,12 +135,12 @@ func batchMarts(ctx context.Context, path string, lines [][]byte, spec *pipeline
 	cols := make([]string, len(ds.Schema))
 	types := make([]string, len(ds.Schema))
 	for i, c := range ds.Schema {
-		cols[i] = quoteIdent(c.Name)
-		types[i] = fmt.Sprintf("%s: %s", quoteLiteral(c.Name), quoteLiteral(c.Type))
+		cols[i] = duckdb.Ident(c.Name)
+		types[i] = fmt.Sprintf("%s: %s", duckdb.Literal(c.Name), duckdb.Literal(c.Type))
 	}
 	load := fmt.Sprintf(`CREATE TABLE %s AS SELECT %s FROM read_json(%s, format = 'newline_delimited', columns = {%s})
 QUALIFY row_number() OVER (PARTITION BY %s) = 1`,
-		quoteIdent(ds.Name), strings.Join(cols, ", "), quoteLiteral(path), strings.Join(types, ", "), quoteIdent(ds.Key))
+		duckdb.Ident(ds.Name), strings.Join(cols, ", "), duckdb.Literal(path), strings.Join(types, ", "), duckdb.Ident(ds.Key))
 
 	start := time.Now()
 	if _, err := conn.ExecContext(ctx, load); err != nil {
@@ -191,6 +184,3 @@ func scanAll(rows *sql.Rows) ([][]any, error) {
 	}
 	return out, rows.Err()
 }
-
-func quoteIdent(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }

@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,8 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/duckdb/duckdb-go/v2"
-
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -67,14 +65,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
-		return err
-	})
+	db, err := duckdb.Open("", nil)
 	if err != nil {
-		return nil, fmt.Errorf("query: open duckdb: %w", err)
+		return nil, fmt.Errorf("query: %w", err)
 	}
-	e := &Engine{db: sql.OpenDB(connector), memoryLimit: cfg.MemoryLimit}
+	e := &Engine{db: db, memoryLimit: cfg.MemoryLimit}
 	e.db.SetMaxOpenConns(1)
 	if e.conn, err = e.db.Conn(ctx); err != nil {
 		e.db.Close()
@@ -141,9 +136,9 @@ func within(path, dir string) bool {
 // lockDown confines DuckDB to the roots and checks that it took.
 func (e *Engine) lockDown(ctx context.Context, cfg Config, r roots) error {
 	allowed := []string{r.marts + string(filepath.Separator), r.lake + string(filepath.Separator)}
-	lits := []string{literal(allowed[0]), literal(allowed[1])}
+	lits := []string{duckdb.Literal(allowed[0]), duckdb.Literal(allowed[1])}
 	for _, s := range []string{
-		"SET memory_limit = " + literal(cfg.MemoryLimit),
+		"SET memory_limit = " + duckdb.Literal(cfg.MemoryLimit),
 		// No spilling: the only directories a query reaches are the marts
 		// and the lake, and a query over HTTP cannot fill a disk. A query
 		// that needs more than the memory limit fails and says so.
@@ -213,15 +208,15 @@ func (e *Engine) createViews(ctx context.Context, manifests []marts.Manifest) er
 func viewSQL(name string, m marts.Manifest) string {
 	cols := make([]string, len(m.Columns))
 	for i, c := range m.Columns {
-		cols[i] = ident(c.Name)
+		cols[i] = duckdb.Ident(c.Name)
 	}
 	if !hasParquet(m.Dir) {
 		for i, c := range m.Columns {
-			cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, ident(c.Name))
+			cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, duckdb.Ident(c.Name))
 		}
-		return fmt.Sprintf("CREATE VIEW %s AS SELECT %s WHERE false", ident(name), strings.Join(cols, ", "))
+		return fmt.Sprintf("CREATE VIEW %s AS SELECT %s WHERE false", duckdb.Ident(name), strings.Join(cols, ", "))
 	}
-	src := fmt.Sprintf("read_parquet(%s, hive_partitioning = false, union_by_name = true)", literal(m.Glob()))
+	src := fmt.Sprintf("read_parquet(%s, hive_partitioning = false, union_by_name = true)", duckdb.Literal(m.Glob()))
 	if len(m.PartitionBy) > 0 {
 		types := map[string]string{}
 		for _, c := range m.Columns {
@@ -229,11 +224,11 @@ func viewSQL(name string, m marts.Manifest) string {
 		}
 		hive := make([]string, len(m.PartitionBy))
 		for i, p := range m.PartitionBy {
-			hive[i] = fmt.Sprintf("%s: %s", literal(p), types[p])
+			hive[i] = fmt.Sprintf("%s: %s", duckdb.Literal(p), types[p])
 		}
-		src = fmt.Sprintf("read_parquet(%s, hive_partitioning = true, hive_types = {%s}, union_by_name = true)", literal(m.Glob()), strings.Join(hive, ", "))
+		src = fmt.Sprintf("read_parquet(%s, hive_partitioning = true, hive_types = {%s}, union_by_name = true)", duckdb.Literal(m.Glob()), strings.Join(hive, ", "))
 	}
-	return fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM %s", ident(name), strings.Join(cols, ", "), src)
+	return fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM %s", duckdb.Ident(name), strings.Join(cols, ", "), src)
 }
 
 func hasParquet(dir string) bool {
@@ -270,7 +265,7 @@ var allowedFirst = map[string]bool{"SELECT": true, "WITH": true, "FROM": true, "
 func (e *Engine) Query(ctx context.Context, q string) (*Result, error) {
 	q = strings.TrimSpace(q)
 	q = strings.TrimSpace(strings.TrimRight(q, "; \t\r\n"))
-	first := strings.ToUpper(firstWord(q))
+	first := strings.ToUpper(duckdb.FirstWord(q))
 	if !allowedFirst[first] {
 		if first == "" {
 			return nil, fmt.Errorf("%w: empty query", ErrNotAllowed)
@@ -286,26 +281,15 @@ func (e *Engine) Query(ctx context.Context, q string) (*Result, error) {
 
 func (e *Engine) query(ctx context.Context, q string) (*Result, error) {
 	// DuckDB itself must see exactly one statement, and a query.
-	err := e.conn.Raw(func(dc any) error {
-		stmt, err := dc.(*duckdb.Conn).Prepare(q)
-		if err != nil {
-			if strings.Contains(err.Error(), "multiple statements") || strings.Contains(err.Error(), "context") {
-				return fmt.Errorf("%w: one statement at a time", ErrNotAllowed)
-			}
-			return err
-		}
-		defer stmt.Close()
-		typ, err := stmt.(*duckdb.Stmt).StatementType()
-		if err != nil {
-			return err
-		}
-		if typ != duckdb.STATEMENT_TYPE_SELECT {
-			return fmt.Errorf("%w: not a query", ErrNotAllowed)
-		}
-		return nil
-	})
+	isSelect, err := duckdb.IsSelect(e.conn, q)
+	if errors.Is(err, duckdb.ErrNotOneStatement) {
+		return nil, fmt.Errorf("%w: one statement at a time", ErrNotAllowed)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if !isSelect {
+		return nil, fmt.Errorf("%w: not a query", ErrNotAllowed)
 	}
 	rows, err := e.conn.QueryContext(ctx, q)
 	if err != nil {
@@ -348,7 +332,7 @@ func firstLine(s string) string {
 func (e *Engine) Profile(ctx context.Context, name string) (*Result, error) {
 	for _, t := range e.tables {
 		if strings.EqualFold(t.Name, name) {
-			return e.Query(ctx, "SUMMARIZE "+ident(t.Name))
+			return e.Query(ctx, "SUMMARIZE "+duckdb.Ident(t.Name))
 		}
 	}
 	known := make([]string, len(e.tables))
@@ -356,39 +340,4 @@ func (e *Engine) Profile(ctx context.Context, name string) (*Result, error) {
 		known[i] = t.Name
 	}
 	return nil, fmt.Errorf("%w: %q (have: %s)", ErrUnknownTable, name, strings.Join(known, ", "))
-}
-
-func ident(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func literal(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
-
-// firstWord is the first keyword of a statement, after comments and
-// opening parentheses.
-func firstWord(q string) string {
-	for {
-		q = strings.TrimSpace(q)
-		switch {
-		case strings.HasPrefix(q, "--"):
-			i := strings.IndexByte(q, '\n')
-			if i < 0 {
-				return ""
-			}
-			q = q[i+1:]
-			continue
-		case strings.HasPrefix(q, "/*"):
-			i := strings.Index(q, "*/")
-			if i < 0 {
-				return ""
-			}
-			q = q[i+2:]
-			continue
-		case strings.HasPrefix(q, "("):
-			q = q[1:]
-			continue
-		}
-		end := strings.IndexFunc(q, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') })
-		if end < 0 {
-			return q
-		}
-		return q[:end]
-	}
 }

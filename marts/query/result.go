@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/duckdb/duckdb-go/v2"
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 )
 
 // Column is a result column: name and DuckDB type.

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -112,7 +113,7 @@ func (f *fleet) waitMarts() {
 // requireShopMarts checks the marts against the orders, computed in Go.
 func requireShopMarts(t *testing.T, dataDir string, distinct []order) {
 	t.Helper()
-	db, err := openDuckDB("", nil)
+	db, err := duckdb.Open("", nil)
 	require.NoError(t, err)
 	defer db.Close()
 	type day struct {
@@ -139,7 +140,7 @@ func requireShopMarts(t *testing.T, dataDir string, distinct []order) {
 		wantCust[o.CustomerID] = c
 	}
 	rows, err := db.Query(fmt.Sprintf(`SELECT strftime(day, '%%Y-%%m-%%d') || '|' || country, orders, revenue_usd FROM read_parquet(%s, hive_partitioning = true)`,
-		literal(filepath.Join(dataDir, "marts", "daily_sales", "**", "*.parquet"))))
+		duckdb.Literal(filepath.Join(dataDir, "marts", "daily_sales", "**", "*.parquet"))))
 	require.NoError(t, err)
 	gotDays := map[string]day{}
 	for rows.Next() {
@@ -150,7 +151,7 @@ func requireShopMarts(t *testing.T, dataDir string, distinct []order) {
 	}
 	require.NoError(t, rows.Err())
 	requireSameRows(t, "daily_sales", wantDays, gotDays, func(a, b day) bool { return a.orders == b.orders && close(a.revenue, b.revenue) })
-	rows, err = db.Query(fmt.Sprintf(`SELECT customer_id, orders, revenue_usd FROM read_parquet(%s)`, literal(filepath.Join(dataDir, "marts", "customer_ltv", "data.parquet"))))
+	rows, err = db.Query(fmt.Sprintf(`SELECT customer_id, orders, revenue_usd FROM read_parquet(%s)`, duckdb.Literal(filepath.Join(dataDir, "marts", "customer_ltv", "data.parquet"))))
 	require.NoError(t, err)
 	gotCust := map[string]cust{}
 	for rows.Next() {
@@ -162,7 +163,7 @@ func requireShopMarts(t *testing.T, dataDir string, distinct []order) {
 	require.NoError(t, rows.Err())
 	requireSameRows(t, "customer_ltv", wantCust, gotCust, func(a, b cust) bool { return a.orders == b.orders && close(a.revenue, b.revenue) })
 	var lake int64
-	require.NoError(t, db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s)`, literal(filepath.Join(dataDir, "lake", "orders", "*", "*.parquet")))).Scan(&lake))
+	require.NoError(t, db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s)`, duckdb.Literal(filepath.Join(dataDir, "lake", "orders", "*", "*.parquet")))).Scan(&lake))
 	require.Equal(t, int64(len(distinct)), lake, "lake rows")
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -240,7 +241,7 @@ func BenchmarkAggregate(b *testing.B) {
 // record once: a benchmark counts only with its output verified.
 func requireMartsCount(tb testing.TB, dataDir string, want int64) {
 	tb.Helper()
-	db, err := openDuckDB("", nil)
+	db, err := duckdb.Open("", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func requireMartsCount(tb testing.TB, dataDir string, want int64) {
 			tb.Fatal(err)
 		}
 		var got int64
-		q := fmt.Sprintf("SELECT sum(orders)::BIGINT FROM read_parquet(%s)", literal(filepath.Join(man.Dir, "**", marts.DataFile)))
+		q := fmt.Sprintf("SELECT sum(orders)::BIGINT FROM read_parquet(%s)", duckdb.Literal(filepath.Join(man.Dir, "**", marts.DataFile)))
 		if err := db.QueryRow(q).Scan(&got); err != nil {
 			tb.Fatal(err)
 		}

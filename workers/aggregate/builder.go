@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/internal/startstop"
 	"github.com/jetfleet/jetfleet/marts"
 )
@@ -671,7 +672,7 @@ func groupMatch(groups []string, a, b string) string {
 	}
 	conds := make([]string, len(groups))
 	for i, g := range groups {
-		conds[i] = fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s.%s", a, ident(g), b, ident(g))
+		conds[i] = fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s.%s", a, duckdb.Ident(g), b, duckdb.Ident(g))
 	}
 	return strings.Join(conds, " AND ")
 }
@@ -937,7 +938,7 @@ func maps[K comparable, V any](m map[K]V) map[K]V {
 func (b *MartBuilder) removeLakeFiles(ctx context.Context, files []string) error {
 	vals := make([]string, len(files))
 	for i, f := range files {
-		vals[i] = literal(f)
+		vals[i] = duckdb.Literal(f)
 	}
 	return execAll(ctx, b.conn, fmt.Sprintf("DELETE FROM %s WHERE path IN (%s)", lakeFilesTable, strings.Join(vals, ", ")))
 }
@@ -953,7 +954,7 @@ func (b *MartBuilder) addLakeFiles(ctx context.Context, files []string) error {
 	}
 	vals := make([]string, len(files))
 	for i, f := range files {
-		vals[i] = "(" + literal(f) + ")"
+		vals[i] = "(" + duckdb.Literal(f) + ")"
 		if d := path.Dir(f); !months[d] {
 			months[d] = true
 			b.cp.Months = append(b.cp.Months, d)
@@ -971,7 +972,7 @@ func (b *MartBuilder) lakeFileCount(ctx context.Context) int {
 // bindDataset makes the dataset's name (and the lake's, for rules) a view
 // of src on the builder's connection: a temp view shadows any table.
 func (b *MartBuilder) bindDataset(ctx context.Context, src string) error {
-	return execAll(ctx, b.conn, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS %s", ident(b.cfg.Dataset.Name), src))
+	return execAll(ctx, b.conn, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS %s", duckdb.Ident(b.cfg.Dataset.Name), src))
 }
 
 // bindWholeLake binds the dataset's name to every committed lake file.
@@ -980,8 +981,8 @@ func (b *MartBuilder) bindWholeLake(ctx context.Context) error {
 		return b.bindDataset(ctx, emptyRows(b.cfg.Dataset))
 	}
 	dir := marts.LakePath(b.cfg.DataDir, b.cfg.Dataset.Name)
-	src, err := b.parquetSource(ctx, literal(filepath.Join(dir, "*", "*.parquet")),
-		fmt.Sprintf("_jf_file IN (SELECT %s || path FROM %s)", literal(dir+string(filepath.Separator)), lakeFilesTable))
+	src, err := b.parquetSource(ctx, duckdb.Literal(filepath.Join(dir, "*", "*.parquet")),
+		fmt.Sprintf("_jf_file IN (SELECT %s || path FROM %s)", duckdb.Literal(dir+string(filepath.Separator)), lakeFilesTable))
 	if err != nil {
 		return err
 	}
@@ -993,7 +994,7 @@ func (b *MartBuilder) lakeSource(ctx context.Context, files []lakeEntryFile) (st
 	dir := marts.LakePath(b.cfg.DataDir, b.cfg.Dataset.Name)
 	lits := make([]string, len(files))
 	for i, f := range files {
-		lits[i] = literal(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		lits[i] = duckdb.Literal(filepath.Join(dir, filepath.FromSlash(f.Path)))
 	}
 	return b.parquetSource(ctx, "["+strings.Join(lits, ", ")+"]", "")
 }
@@ -1014,9 +1015,9 @@ func (b *MartBuilder) parquetSource(ctx context.Context, files, where string) (s
 	exprs := make([]string, len(b.cfg.Dataset.Schema))
 	for i, c := range b.cfg.Dataset.Schema {
 		if inFiles[strings.ToLower(c.Name)] {
-			exprs[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", ident(c.Name), c.Type, ident(c.Name))
+			exprs[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", duckdb.Ident(c.Name), c.Type, duckdb.Ident(c.Name))
 		} else {
-			exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, ident(c.Name))
+			exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, duckdb.Ident(c.Name))
 		}
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s", strings.Join(exprs, ", "), scan)
@@ -1030,7 +1031,7 @@ func (b *MartBuilder) parquetSource(ctx context.Context, files, where string) (s
 func emptyRows(ds DatasetConfig) string {
 	exprs := make([]string, len(ds.Schema))
 	for i, c := range ds.Schema {
-		exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, ident(c.Name))
+		exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, duckdb.Ident(c.Name))
 	}
 	return fmt.Sprintf("SELECT %s WHERE false", strings.Join(exprs, ", "))
 }
@@ -1052,17 +1053,17 @@ func (b *MartBuilder) bindRuleViews(ctx context.Context) error {
 		case len(ms.parts) == 0:
 			exprs := make([]string, len(ms.columns))
 			for i, c := range ms.columns {
-				exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, ident(c.Name))
+				exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, duckdb.Ident(c.Name))
 			}
 			q = fmt.Sprintf("SELECT %s WHERE false", strings.Join(exprs, ", "))
 		default:
 			q = martFilesSQL(ms)
 		}
-		stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS %s", ident(ms.name), q))
+		stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS %s", duckdb.Ident(ms.name), q))
 	}
 	if names[strings.ToLower(b.cfg.Dataset.Name)] {
 		stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT * FROM %s",
-			ident(b.cfg.Dataset.Name+"_lake"), ident(b.cfg.Dataset.Name)))
+			duckdb.Ident(b.cfg.Dataset.Name+"_lake"), duckdb.Ident(b.cfg.Dataset.Name)))
 	}
 	return execAll(ctx, b.conn, stmts...)
 }
@@ -1071,13 +1072,13 @@ func (b *MartBuilder) bindRuleViews(ctx context.Context) error {
 func martFilesSQL(ms *martState) string {
 	cols := make([]string, len(ms.columns))
 	for i, c := range ms.columns {
-		cols[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", ident(c.Name), c.Type, ident(c.Name))
+		cols[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", duckdb.Ident(c.Name), c.Type, duckdb.Ident(c.Name))
 	}
 	if len(ms.partitionBy) == 0 {
-		return fmt.Sprintf("SELECT %s FROM read_parquet(%s)", strings.Join(cols, ", "), literal(filepath.Join(ms.dir, marts.DataFile)))
+		return fmt.Sprintf("SELECT %s FROM read_parquet(%s)", strings.Join(cols, ", "), duckdb.Literal(filepath.Join(ms.dir, marts.DataFile)))
 	}
 	return fmt.Sprintf("SELECT %s FROM read_parquet(%s, hive_partitioning = true, hive_types_autocast = false)",
-		strings.Join(cols, ", "), literal(filepath.Join(ms.dir, "**", marts.DataFile)))
+		strings.Join(cols, ", "), duckdb.Literal(filepath.Join(ms.dir, "**", marts.DataFile)))
 }
 
 // readAllPartitionProgress reads the progress of every partition that has

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -36,7 +37,7 @@ func allKindsOfMarts() []Mart {
 // once over the distinct records: the batch job the marts replace.
 func requireMartsMatchBatch(t *testing.T, dataDir string, ms []Mart, distinct []order) {
 	t.Helper()
-	db, err := openDuckDB("", nil)
+	db, err := duckdb.Open("", nil)
 	require.NoError(t, err)
 	defer db.Close()
 	file := filepath.Join(t.TempDir(), "distinct.ndjson")
@@ -50,9 +51,9 @@ func requireMartsMatchBatch(t *testing.T, dataDir string, ms []Mart, distinct []
 	ds := shopDataset()
 	cols := make([]string, len(ds.Schema))
 	for i, c := range ds.Schema {
-		cols[i] = literal(c.Name) + ": " + literal(c.Type)
+		cols[i] = duckdb.Literal(c.Name) + ": " + duckdb.Literal(c.Type)
 	}
-	_, err = db.Exec(fmt.Sprintf("CREATE TABLE orders AS SELECT * FROM read_json(%s, format = 'newline_delimited', columns = {%s})", literal(file), strings.Join(cols, ", ")))
+	_, err = db.Exec(fmt.Sprintf("CREATE TABLE orders AS SELECT * FROM read_json(%s, format = 'newline_delimited', columns = {%s})", duckdb.Literal(file), strings.Join(cols, ", ")))
 	require.NoError(t, err)
 	for _, m := range ms {
 		want := queryRows(t, db, "SELECT * FROM ("+m.SQL+") ORDER BY ALL")
@@ -60,11 +61,11 @@ func requireMartsMatchBatch(t *testing.T, dataDir string, ms []Mart, distinct []
 		require.NoError(t, err, m.Name)
 		names := make([]string, len(man.Columns))
 		for i, c := range man.Columns {
-			names[i] = fmt.Sprintf("CAST(%s AS %s)", ident(c.Name), c.Type)
+			names[i] = fmt.Sprintf("CAST(%s AS %s)", duckdb.Ident(c.Name), c.Type)
 		}
-		src := fmt.Sprintf("read_parquet(%s)", literal(filepath.Join(man.Dir, marts.DataFile)))
+		src := fmt.Sprintf("read_parquet(%s)", duckdb.Literal(filepath.Join(man.Dir, marts.DataFile)))
 		if len(m.PartitionBy) > 0 {
-			src = fmt.Sprintf("read_parquet(%s, hive_partitioning = true, hive_types_autocast = false)", literal(filepath.Join(man.Dir, "**", marts.DataFile)))
+			src = fmt.Sprintf("read_parquet(%s, hive_partitioning = true, hive_types_autocast = false)", duckdb.Literal(filepath.Join(man.Dir, "**", marts.DataFile)))
 		}
 		got := queryRows(t, db, fmt.Sprintf("SELECT %s FROM %s ORDER BY ALL", strings.Join(names, ", "), src))
 		require.Len(t, got, len(want), "mart %s rows", m.Name)

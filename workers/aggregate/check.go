@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 )
 
 // CheckMarts checks mart definitions against their datasets without
@@ -13,7 +15,7 @@ import (
 // ErrInvalidConfig for a bad dataset) and name the mart.
 func CheckMarts(datasets []DatasetConfig, marts []Mart) error {
 	ctx := context.Background()
-	db, err := openDuckDB("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
+	db, err := duckdb.Open("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
 	if err != nil {
 		return err
 	}
@@ -25,9 +27,9 @@ func CheckMarts(datasets []DatasetConfig, marts []Mart) error {
 		}
 		cols := make([]string, len(ds.Schema))
 		for i, c := range ds.Schema {
-			cols[i] = ident(c.Name) + " " + c.Type
+			cols[i] = duckdb.Ident(c.Name) + " " + c.Type
 		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", ident(ds.Name), strings.Join(cols, ", "))); err != nil {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", duckdb.Ident(ds.Name), strings.Join(cols, ", "))); err != nil {
 			return fmt.Errorf("%w: dataset %s: %w", ErrInvalidConfig, ds.Name, err)
 		}
 		byName[ds.Name] = true
@@ -48,7 +50,7 @@ func CheckMarts(datasets []DatasetConfig, marts []Mart) error {
 		if !singleStatement(q) {
 			return fmt.Errorf("%w: mart %s: SQL must be one SELECT statement", ErrBadMart, m.Name)
 		}
-		if first := strings.ToUpper(firstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
+		if first := strings.ToUpper(duckdb.FirstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
 			return fmt.Errorf("%w: mart %s: SQL must be a SELECT, not %s", ErrBadMart, m.Name, first)
 		}
 		cols, err := describe(ctx, db, q)
@@ -60,35 +62,6 @@ func CheckMarts(datasets []DatasetConfig, marts []Mart) error {
 		}
 	}
 	return nil
-}
-
-// firstWord is the first keyword of a statement, after comments.
-func firstWord(q string) string {
-	for {
-		q = strings.TrimSpace(q)
-		switch {
-		case strings.HasPrefix(q, "--"):
-			if i := strings.IndexByte(q, '\n'); i >= 0 {
-				q = q[i+1:]
-				continue
-			}
-			return ""
-		case strings.HasPrefix(q, "/*"):
-			if i := strings.Index(q, "*/"); i >= 0 {
-				q = q[i+2:]
-				continue
-			}
-			return ""
-		case strings.HasPrefix(q, "("):
-			q = q[1:]
-			continue
-		}
-		end := strings.IndexFunc(q, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') })
-		if end < 0 {
-			return q
-		}
-		return q[:end]
-	}
 }
 
 // singleStatement reports whether every ';' of q is inside a string
@@ -133,7 +106,7 @@ type MartUpkeep struct {
 // CheckMarts.
 func MartUpkeeps(datasets []DatasetConfig, ms []Mart) ([]MartUpkeep, error) {
 	ctx := context.Background()
-	db, err := openDuckDB("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
+	db, err := duckdb.Open("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -101,12 +102,12 @@ func (b *MartBuilder) saveCheckpoint(ctx context.Context, conn *sql.Conn, cp bui
 		return err
 	}
 	stmts := []string{
-		fmt.Sprintf("ATTACH %s AS _jf_cp", literal(path)),
+		fmt.Sprintf("ATTACH %s AS _jf_cp", duckdb.Literal(path)),
 		"CREATE TABLE _jf_cp.lake_files AS SELECT * FROM " + lakeFilesTable,
 	}
 	for _, ms := range b.marts {
 		if ms.plan != nil {
-			stmts = append(stmts, fmt.Sprintf("CREATE TABLE _jf_cp.%s AS SELECT * FROM %s", ident(cp.Marts[ms.name].Partials), ms.partials))
+			stmts = append(stmts, fmt.Sprintf("CREATE TABLE _jf_cp.%s AS SELECT * FROM %s", duckdb.Ident(cp.Marts[ms.name].Partials), ms.partials))
 		}
 	}
 	stmts = append(stmts, "DETACH _jf_cp")
@@ -142,13 +143,13 @@ func (b *MartBuilder) saveCheckpoint(ctx context.Context, conn *sql.Conn, cp bui
 func (b *MartBuilder) loadCheckpoint(ctx context.Context, conn *sql.Conn, cp builderCheckpoint, keep func(*martState) bool) error {
 	path := checkpointDB(b.cfg.DataDir, b.cfg.Dataset.Name, cp.Gen)
 	stmts := []string{
-		fmt.Sprintf("ATTACH %s AS _jf_cp (READ_ONLY)", literal(path)),
+		fmt.Sprintf("ATTACH %s AS _jf_cp (READ_ONLY)", duckdb.Literal(path)),
 		fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT * FROM _jf_cp.lake_files", lakeFilesTable),
 	}
 	for _, ms := range b.marts {
 		mc, ok := cp.Marts[ms.name]
 		if ok && mc.Partials != "" && ms.plan != nil && keep(ms) {
-			stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT * FROM _jf_cp.%s", ms.partials, ident(mc.Partials)))
+			stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT * FROM _jf_cp.%s", ms.partials, duckdb.Ident(mc.Partials)))
 		}
 	}
 	stmts = append(stmts, "DETACH _jf_cp")

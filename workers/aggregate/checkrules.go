@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -21,12 +22,12 @@ type MartQuery struct {
 // returns one error per bad query, in order, nil entries for good ones.
 func CheckMartQueries(datasets []DatasetConfig, ms []Mart, queries []MartQuery) ([]error, error) {
 	ctx := context.Background()
-	src, err := openDuckDB("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
+	src, err := duckdb.Open("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	dst, err := openDuckDB("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
+	dst, err := duckdb.Open("", map[string]string{"memory_limit": "256MB", "enable_external_access": "false"})
 	if err != nil {
 		return nil, err
 	}
@@ -35,19 +36,19 @@ func CheckMartQueries(datasets []DatasetConfig, ms []Mart, queries []MartQuery) 
 	for _, ds := range datasets {
 		cols := make([]string, len(ds.Schema))
 		for i, c := range ds.Schema {
-			cols[i] = ident(c.Name) + " " + c.Type
+			cols[i] = duckdb.Ident(c.Name) + " " + c.Type
 		}
-		if _, err := src.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", ident(ds.Name), strings.Join(cols, ", "))); err != nil {
+		if _, err := src.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", duckdb.Ident(ds.Name), strings.Join(cols, ", "))); err != nil {
 			return nil, fmt.Errorf("%w: dataset %s: %w", ErrInvalidConfig, ds.Name, err)
 		}
 	}
 	table := func(name string, cols []marts.Column) error {
 		defs := make([]string, len(cols))
 		for i, c := range cols {
-			defs[i] = ident(c.Name) + " " + c.Type
+			defs[i] = duckdb.Ident(c.Name) + " " + c.Type
 		}
 		names[strings.ToLower(name)] = true
-		_, err := dst.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", ident(name), strings.Join(defs, ", ")))
+		_, err := dst.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", duckdb.Ident(name), strings.Join(defs, ", ")))
 		return err
 	}
 	for _, m := range ms {
@@ -79,7 +80,7 @@ func CheckMartQueries(datasets []DatasetConfig, ms []Mart, queries []MartQuery) 
 	errs := make([]error, len(queries))
 	for i, q := range queries {
 		sql := strings.TrimRight(strings.TrimSpace(q.SQL), ";")
-		switch first := strings.ToUpper(firstWord(sql)); {
+		switch first := strings.ToUpper(duckdb.FirstWord(sql)); {
 		case !singleStatement(sql):
 			errs[i] = fmt.Errorf("SQL must be one SELECT statement")
 		case first != "SELECT" && first != "WITH" && first != "FROM":

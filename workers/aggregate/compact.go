@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -115,10 +116,10 @@ func (b *MartBuilder) compact(ctx context.Context) error {
 	}
 	lits := make([]string, len(small))
 	for i, f := range small {
-		lits[i] = literal(filepath.Join(lake, filepath.FromSlash(f)))
+		lits[i] = duckdb.Literal(filepath.Join(lake, filepath.FromSlash(f)))
 	}
 	if _, err := b.conn.ExecContext(ctx, fmt.Sprintf(`COPY (SELECT * FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)) TO %s (FORMAT parquet, COMPRESSION %s)`,
-		strings.Join(lits, ", "), literal(tmp), lakeCompression)); err != nil {
+		strings.Join(lits, ", "), duckdb.Literal(tmp), lakeCompression)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("compact %s: %w", month, err)
 	}

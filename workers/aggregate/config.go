@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/subjects"
 )
 
@@ -62,7 +63,7 @@ func validateMarts(ds string, ms []Mart) error {
 		if !singleStatement(q) {
 			return fmt.Errorf("%w: mart %s: SQL must be one SELECT statement", ErrInvalidConfig, m.Name)
 		}
-		if first := strings.ToUpper(firstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
+		if first := strings.ToUpper(duckdb.FirstWord(q)); first != "SELECT" && first != "WITH" && first != "FROM" {
 			return fmt.Errorf("%w: mart %s: SQL must be a SELECT, not %s", ErrInvalidConfig, m.Name, first)
 		}
 		if m.Compression != "" && !slices.Contains(Compressions, strings.ToLower(m.Compression)) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 )
 
 // EngineConfig configures an [Engine].
@@ -61,7 +63,7 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Threads > 0 {
 		settings["threads"] = strconv.Itoa(cfg.Threads)
 	}
-	db, err := openDuckDB("", settings)
+	db, err := duckdb.Open("", settings)
 	if err != nil {
 		unlock()
 		return nil, err

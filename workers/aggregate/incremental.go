@@ -34,6 +34,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -116,17 +117,17 @@ func (p *incrPlan) MergeSQL(src string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(ident(g.Column))
+		b.WriteString(duckdb.Ident(g.Column))
 	}
 	for i, a := range p.Aggs {
 		if i > 0 || len(p.Groups) > 0 {
 			b.WriteString(", ")
 		}
-		m := a.Merge + "(" + ident(a.Column) + ")"
+		m := a.Merge + "(" + duckdb.Ident(a.Column) + ")"
 		if a.count {
 			m = "coalesce(" + m + ", 0)" // a count over no rows is 0, not NULL
 		}
-		fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", m, a.Type, ident(a.Column))
+		fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", m, a.Type, duckdb.Ident(a.Column))
 	}
 	b.WriteString(" FROM ")
 	b.WriteString(incrFromItem(src))
@@ -148,17 +149,17 @@ func (p *incrPlan) FinalSQL(src string) string {
 	}
 	var inner []string
 	for _, g := range p.Groups {
-		inner = append(inner, fmt.Sprintf("CAST(%s AS %s) AS %s", ident(g.Column), g.source, ident(g.Column)))
+		inner = append(inner, fmt.Sprintf("CAST(%s AS %s) AS %s", duckdb.Ident(g.Column), g.source, duckdb.Ident(g.Column)))
 	}
 	for k, f := range p.finals {
-		inner = append(inner, fmt.Sprintf("CAST(%s AS %s) AS %s", f.sql, f.typ, ident(incrCallColumn(k))))
+		inner = append(inner, fmt.Sprintf("CAST(%s AS %s) AS %s", f.sql, f.typ, duckdb.Ident(incrCallColumn(k))))
 	}
 	if len(inner) == 0 {
 		inner = append(inner, "1 AS _jf_one")
 	}
 	outer := make([]string, len(p.items))
 	for i, it := range p.items {
-		outer[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", it, p.Outputs[i].Type, ident(p.Outputs[i].Name))
+		outer[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", it, p.Outputs[i].Type, duckdb.Ident(p.Outputs[i].Name))
 	}
 	q := "SELECT " + strings.Join(outer, ", ") + " FROM (SELECT " + strings.Join(inner, ", ") + " FROM " + from + ") AS _jf_m"
 	if p.having != "" {
@@ -848,7 +849,7 @@ func (a *incrAnalysis) plan(ctx context.Context, partitionBy []string) (*incrPla
 
 	// The types of group values, of the calls as the mart computes them,
 	// and of the arguments of sum and avg (which must be numbers).
-	from := " FROM " + ident(a.dataset)
+	from := " FROM " + duckdb.Ident(a.dataset)
 	groupBy := ""
 	if len(a.groups) > 0 {
 		pos := make([]string, len(a.groups))
@@ -892,10 +893,10 @@ func (a *incrAnalysis) plan(ctx context.Context, partitionBy []string) (*incrPla
 	// The partial aggregates' own types, then the stored ones.
 	var sel []string
 	for i := range a.groups {
-		sel = append(sel, texts[groupAt[i]]+" AS "+ident(incrGroupColumn(i)))
+		sel = append(sel, texts[groupAt[i]]+" AS "+duckdb.Ident(incrGroupColumn(i)))
 	}
 	for i := range a.parts {
-		sel = append(sel, texts[partAt[i]]+" AS "+ident(incrAggColumn(i)))
+		sel = append(sel, texts[partAt[i]]+" AS "+duckdb.Ident(incrAggColumn(i)))
 	}
 	where := ""
 	if whereAt >= 0 {
@@ -908,7 +909,7 @@ func (a *incrAnalysis) plan(ctx context.Context, partitionBy []string) (*incrPla
 	for i := range a.groups {
 		g := incrGroup{Column: incrGroupColumn(i), SQL: texts[groupAt[i]], Type: incrStored(raw[i]), source: types[i]}
 		if g.Type != raw[i] {
-			sel[i] = "CAST(" + g.SQL + " AS " + g.Type + ") AS " + ident(g.Column)
+			sel[i] = "CAST(" + g.SQL + " AS " + g.Type + ") AS " + duckdb.Ident(g.Column)
 		}
 		p.Groups = append(p.Groups, g)
 		p.Columns = append(p.Columns, incrColumn{Name: g.Column, Type: g.Type})
@@ -917,7 +918,7 @@ func (a *incrAnalysis) plan(ctx context.Context, partitionBy []string) (*incrPla
 		fn := incrStr(part["function_name"])
 		ag := incrAgg{Column: incrAggColumn(i), SQL: texts[partAt[i]], Merge: incrMerge[fn], Type: incrStored(raw[len(a.groups)+i]), count: fn == "count_star" || fn == "count"}
 		if ag.Type != raw[len(a.groups)+i] {
-			sel[len(a.groups)+i] = "CAST(" + ag.SQL + " AS " + ag.Type + ") AS " + ident(ag.Column)
+			sel[len(a.groups)+i] = "CAST(" + ag.SQL + " AS " + ag.Type + ") AS " + duckdb.Ident(ag.Column)
 		}
 		p.Aggs = append(p.Aggs, ag)
 		p.Columns = append(p.Columns, incrColumn{Name: ag.Column, Type: ag.Type})
@@ -927,9 +928,9 @@ func (a *incrAnalysis) plan(ctx context.Context, partitionBy []string) (*incrPla
 	for i, c := range a.calls {
 		f := incrFinal{typ: types[len(a.groups)+i], kind: incrStr(c["function_name"]), args: a.finals[i]}
 		if f.kind == "avg" {
-			f.sql = fmt.Sprintf("CAST(%s AS DOUBLE) / CAST(%s AS DOUBLE)", ident(incrAggColumn(f.args[0])), ident(incrAggColumn(f.args[1])))
+			f.sql = fmt.Sprintf("CAST(%s AS DOUBLE) / CAST(%s AS DOUBLE)", duckdb.Ident(incrAggColumn(f.args[0])), duckdb.Ident(incrAggColumn(f.args[1])))
 		} else {
-			f.sql = ident(incrAggColumn(f.args[0]))
+			f.sql = duckdb.Ident(incrAggColumn(f.args[0]))
 		}
 		p.finals = append(p.finals, f)
 	}
@@ -968,9 +969,9 @@ func (a *incrAnalysis) describe(ctx context.Context, query string) ([]string, er
 func incrDatasetCTE(dataset string, schema []incrColumn) string {
 	cols := make([]string, len(schema))
 	for i, c := range schema {
-		cols[i] = "CAST(NULL AS " + c.Type + ") AS " + ident(c.Name)
+		cols[i] = "CAST(NULL AS " + c.Type + ") AS " + duckdb.Ident(c.Name)
 	}
-	return "WITH " + ident(dataset) + " AS (SELECT " + strings.Join(cols, ", ") + " LIMIT 0) "
+	return "WITH " + duckdb.Ident(dataset) + " AS (SELECT " + strings.Join(cols, ", ") + " LIMIT 0) "
 }
 
 // incrDeparse has DuckDB write each statement of stmts as SQL text.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/pipeline"
 )
 
@@ -87,7 +88,7 @@ type incrTestBundle struct {
 
 func incrSetup(t testing.TB) *incrTestBundle {
 	t.Helper()
-	db, err := openDuckDB("", map[string]string{"threads": "1"})
+	db, err := duckdb.Open("", map[string]string{"threads": "1"})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	conn, err := db.Conn(context.Background())
@@ -189,13 +190,13 @@ func (b *incrTestBundle) check(t *testing.T, dataset string, schema []incrColumn
 	cols := make([]string, len(schema))
 	defs := make([]string, len(schema))
 	for i, c := range schema {
-		cols[i] = ident(c.Name)
-		defs[i] = ident(c.Name) + " " + c.Type
+		cols[i] = duckdb.Ident(c.Name)
+		defs[i] = duckdb.Ident(c.Name) + " " + c.Type
 	}
 	colList := strings.Join(cols, ", ")
 	var partialDefs []string
 	for _, c := range plan.Columns {
-		partialDefs = append(partialDefs, ident(c.Name)+" "+c.Type)
+		partialDefs = append(partialDefs, duckdb.Ident(c.Name)+" "+c.Type)
 	}
 	// MergeSQL returns the partial table's shape.
 	got, err := describe(ctx, b.conn, incrDatasetCTE(dataset, schema)+plan.MergeSQL("("+plan.PartialSQL+")"))
@@ -217,19 +218,19 @@ func (b *incrTestBundle) check(t *testing.T, dataset string, schema []incrColumn
 		b.exec(t, "CREATE OR REPLACE TABLE _merged ("+strings.Join(partialDefs, ", ")+")")
 		state := "_merged"
 		for batch := range batches {
-			b.exec(t, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM _all WHERE _batch = %d", ident(dataset), colList, batch))
+			b.exec(t, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM _all WHERE _batch = %d", duckdb.Ident(dataset), colList, batch))
 			b.exec(t, "CREATE OR REPLACE TABLE _partial AS "+plan.PartialSQL)
 			b.exec(t, "CREATE OR REPLACE TABLE _next AS "+plan.MergeSQL("(SELECT * FROM "+state+" UNION ALL SELECT * FROM _partial)"))
 			if rng.IntN(3) == 0 {
 				file := filepath.Join(b.dir, fmt.Sprintf("merged-%d-%d.parquet", round, batch))
-				b.exec(t, "COPY _next TO "+literal(file)+" (FORMAT parquet)")
-				state = "read_parquet(" + literal(file) + ")"
+				b.exec(t, "COPY _next TO "+duckdb.Literal(file)+" (FORMAT parquet)")
+				state = "read_parquet(" + duckdb.Literal(file) + ")"
 			} else {
 				b.exec(t, "CREATE OR REPLACE TABLE _merged AS SELECT * FROM _next")
 				state = "_merged"
 			}
 		}
-		b.exec(t, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM _all", ident(dataset), colList))
+		b.exec(t, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM _all", duckdb.Ident(dataset), colList))
 		want := b.rows(t, "SELECT * FROM ("+query+") ORDER BY ALL")
 		have := b.rows(t, "SELECT * FROM ("+plan.FinalSQL(state)+") ORDER BY ALL")
 		require.Equal(t, want.cols, have.cols, "columns")
@@ -241,7 +242,7 @@ func (b *incrTestBundle) check(t *testing.T, dataset string, schema []incrColumn
 		}
 		// Empty batches only: a mart without GROUP BY still has its row.
 		if len(plan.Groups) == 0 {
-			b.exec(t, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM _all WHERE false", ident(dataset), colList))
+			b.exec(t, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT %s FROM _all WHERE false", duckdb.Ident(dataset), colList))
 			want := b.rows(t, query)
 			have := b.rows(t, plan.FinalSQL("(SELECT * FROM _merged WHERE false)"))
 			require.Equal(t, want.vals, have.vals)
@@ -332,7 +333,7 @@ func incrRecord(rng *rand.Rand, schema []incrColumn, n int) []string {
 		}
 		switch {
 		case c.Name == "k":
-			vals[i] = literal(words[rng.IntN(4)])
+			vals[i] = duckdb.Literal(words[rng.IntN(4)])
 		case c.Name == "k2":
 			vals[i] = strconv.Itoa(rng.IntN(4))
 		case c.Name == "big":
@@ -347,9 +348,9 @@ func incrRecord(rng *rand.Rand, schema []incrColumn, n int) []string {
 			vals[i] = strconv.FormatBool(rng.IntN(2) == 0)
 		case c.Type == "TIMESTAMPTZ":
 			ts := base.Add(time.Duration(rng.Int64N(int64(72 * time.Hour))))
-			vals[i] = literal(ts.Format("2006-01-02 15:04:05.999999Z07:00"))
+			vals[i] = duckdb.Literal(ts.Format("2006-01-02 15:04:05.999999Z07:00"))
 		default:
-			vals[i] = literal(words[rng.IntN(len(words))])
+			vals[i] = duckdb.Literal(words[rng.IntN(len(words))])
 		}
 	}
 	for i, c := range schema {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -63,7 +64,7 @@ func orderJSON(id, day string) string {
 // lakeRows counts the lake's rows per order id, through DuckDB.
 func lakeRows(t *testing.T, dataDir string) map[string]int {
 	t.Helper()
-	db, err := openDuckDB("", nil)
+	db, err := duckdb.Open("", nil)
 	require.NoError(t, err)
 	defer db.Close()
 	out := map[string]int{}
@@ -71,7 +72,7 @@ func lakeRows(t *testing.T, dataDir string) map[string]int {
 	if files, _ := filepath.Glob(glob); len(files) == 0 {
 		return out
 	}
-	rows, err := db.Query("SELECT order_id, count(*) FROM read_parquet(" + literal(glob) + ") GROUP BY ALL")
+	rows, err := db.Query("SELECT order_id, count(*) FROM read_parquet(" + duckdb.Literal(glob) + ") GROUP BY ALL")
 	require.NoError(t, err)
 	defer rows.Close()
 	for rows.Next() {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -106,7 +107,7 @@ func (in *Intake) flushLocked(ctx context.Context) (err error) {
 // flushTable is the engine table holding flush n's rows until the builder
 // has folded them in.
 func flushTable(owner string, n uint64) string {
-	return ident("_jf_flush_" + owner + "_" + strconv.FormatUint(n, 10))
+	return duckdb.Ident("_jf_flush_" + owner + "_" + strconv.FormatUint(n, 10))
 }
 
 func (in *Intake) dropTable(table string) {
@@ -140,7 +141,7 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 	ds := in.cfg.Dataset
 	dateCol, monthCol := lakeDateColumn(ds), lakeMonthColumn(ds)
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TABLE %[1]s AS SELECT *, strftime(%[2]s, '%%Y-%%m') AS %[3]s FROM (SELECT %[4]s, %[5]s AS %[2]s FROM %[6]s WHERE _jf_at IS NOT NULL)`,
-		table, ident(dateCol), ident(monthCol), schemaColumns(ds), lakeDateExpr(ds), journalScan(ds, paths, maxLine))); err != nil {
+		table, duckdb.Ident(dateCol), duckdb.Ident(monthCol), schemaColumns(ds), lakeDateExpr(ds), journalScan(ds, paths, maxLine))); err != nil {
 		return e, table, fmt.Errorf("read journals: %w", err)
 	}
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&e.Rows); err != nil {
@@ -156,7 +157,7 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 	}
 	if e.Rows > 0 {
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY %s TO %s (FORMAT parquet, COMPRESSION %s, PARTITION_BY (%s), FILENAME_PATTERN 'data_{i}')`,
-			table, literal(tmp), lakeCompression, ident(monthCol))); err != nil {
+			table, duckdb.Literal(tmp), lakeCompression, duckdb.Ident(monthCol))); err != nil {
 			return e, table, fmt.Errorf("write lake files: %w", err)
 		}
 	}
@@ -241,12 +242,12 @@ func syncFile(path string) error {
 func journalScan(ds DatasetConfig, paths []string, maxLine int) string {
 	lits := make([]string, len(paths))
 	for i, p := range paths {
-		lits[i] = literal(p)
+		lits[i] = duckdb.Literal(p)
 	}
 	cols := make([]string, 0, len(ds.Schema)+2)
 	cols = append(cols, "_jf_at: 'BIGINT'")
 	for _, c := range ds.Schema {
-		cols = append(cols, literal(c.Name)+": "+literal(c.Type))
+		cols = append(cols, duckdb.Literal(c.Name)+": "+duckdb.Literal(c.Type))
 	}
 	return fmt.Sprintf(`read_json([%s], format = 'newline_delimited', columns = {%s}, maximum_object_size = %d)`,
 		strings.Join(lits, ", "), strings.Join(cols, ", "), jsonObjectSize(maxLine))
@@ -256,7 +257,7 @@ func journalScan(ds DatasetConfig, paths []string, maxLine int) string {
 func schemaColumns(ds DatasetConfig) string {
 	names := make([]string, len(ds.Schema))
 	for i, c := range ds.Schema {
-		names[i] = ident(c.Name)
+		names[i] = duckdb.Ident(c.Name)
 	}
 	return strings.Join(names, ", ")
 }
@@ -292,7 +293,7 @@ func lakeDateExpr(ds DatasetConfig) string {
 	for _, c := range ds.Schema {
 		switch canonBaseType(c.Type) {
 		case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "DATETIME", "TIMESTAMP_US", "DATE":
-			return fmt.Sprintf("coalesce(CAST(%s AS DATE), %s)", ident(c.Name), ingest)
+			return fmt.Sprintf("coalesce(CAST(%s AS DATE), %s)", duckdb.Ident(c.Name), ingest)
 		}
 	}
 	return ingest

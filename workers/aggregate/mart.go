@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetfleet/jetfleet/internal/duckdb"
 	"github.com/jetfleet/jetfleet/marts"
 )
 
@@ -66,8 +67,8 @@ func newMartState(dataDir string, m Mart, every int64, after time.Duration, i in
 		name: m.Name, sql: q, partitionBy: m.PartitionBy, dir: marts.MartPath(dataDir, m.Name),
 		fingerprint: fingerprint("mart", q, strings.Join(m.PartitionBy, ",")),
 		flushEvery:  int64(m.FlushRecords), flushAfter: m.FlushInterval, compression: strings.ToLower(m.Compression),
-		partials: ident(fmt.Sprintf("_jf_partials_%d", i)),
-		touched:  ident(fmt.Sprintf("_jf_touched_%d", i)),
+		partials: duckdb.Ident(fmt.Sprintf("_jf_partials_%d", i)),
+		touched:  duckdb.Ident(fmt.Sprintf("_jf_touched_%d", i)),
 		parts:    map[string]int64{},
 	}
 	if ms.flushEvery <= 0 {
@@ -133,7 +134,7 @@ func (ms *martState) partitionExprs(prefix string) []string {
 		if ms.plan != nil {
 			col = ms.plan.PartitionGroup[c]
 		}
-		out[i] = fmt.Sprintf("CAST(%s%s AS VARCHAR)", prefix, ident(col))
+		out[i] = fmt.Sprintf("CAST(%s%s AS VARCHAR)", prefix, duckdb.Ident(col))
 	}
 	return out
 }
@@ -221,7 +222,7 @@ func partitionFilter(ms *martState, values [][]*string) string {
 	for _, vals := range values {
 		ands := make([]string, len(vals))
 		for i, v := range vals {
-			col := ident(ms.partitionBy[i])
+			col := duckdb.Ident(ms.partitionBy[i])
 			if v == nil {
 				ands[i] = col + " IS NULL"
 				continue
@@ -230,7 +231,7 @@ func partitionFilter(ms *martState, values [][]*string) string {
 			if typ == "" {
 				typ = "VARCHAR"
 			}
-			ands[i] = fmt.Sprintf("%s = CAST(%s AS %s)", col, literal(*v), typ)
+			ands[i] = fmt.Sprintf("%s = CAST(%s AS %s)", col, duckdb.Literal(*v), typ)
 		}
 		ors = append(ors, "("+strings.Join(ands, " AND ")+")")
 	}
@@ -259,7 +260,7 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 			return nil, err
 		}
 		file := filepath.Join(tmp, marts.DataFile)
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY %s TO %s (FORMAT parquet, COMPRESSION %s)`, out, literal(file), compression)); err != nil {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY %s TO %s (FORMAT parquet, COMPRESSION %s)`, out, duckdb.Literal(file), compression)); err != nil {
 			return nil, fmt.Errorf("mart %s: write: %w", ms.name, err)
 		}
 		if err := ms.replaceFile(file, filepath.Join(ms.dir, marts.DataFile)); err != nil {
@@ -277,7 +278,7 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 		return written, nil
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY %s TO %s (FORMAT parquet, COMPRESSION %s, PARTITION_BY (%s), FILENAME_PATTERN 'data_{i}')`,
-		out, literal(tmp), compression, identList(ms.partitionBy))); err != nil {
+		out, duckdb.Literal(tmp), compression, identList(ms.partitionBy))); err != nil {
 		return nil, fmt.Errorf("mart %s: write: %w", ms.name, err)
 	}
 	for _, vals := range counts {
@@ -299,7 +300,7 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 func textColumns(cols []string) []string {
 	out := make([]string, len(cols))
 	for i, c := range cols {
-		out[i] = fmt.Sprintf("CAST(%s AS VARCHAR)", ident(c))
+		out[i] = fmt.Sprintf("CAST(%s AS VARCHAR)", duckdb.Ident(c))
 	}
 	return out
 }
