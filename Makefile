@@ -5,6 +5,10 @@ GO ?= go
 BIN := bin/jetfleet
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# golangci-lint, built from the module proxy by scripts/tools.sh. The name
+# carries the version, so changing the pin rebuilds it.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := bin/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # DuckDB links statically through cgo.
 export CGO_ENABLED := 1
 
@@ -26,8 +30,19 @@ dev: build ## run the whole fleet with demo data on an embedded NATS server
 tools: ## install what the tests need beyond Go (Debian's nats-server 2.9, the too-old server; chromium for the console test)
 	scripts/tools.sh
 
+$(GOLANGCI_LINT):
+	scripts/tools.sh golangci-lint $(GOLANGCI_LINT_VERSION)
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: import rules, bugs, formatting)
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: fmt
+fmt: $(GOLANGCI_LINT) ## format the tree as lint wants it (gofumpt, gci)
+	$(GOLANGCI_LINT) fmt ./...
+
 .PHONY: test
-test: tools ## go mod tidy check + go vet + every test with the race detector (what CI runs)
+test: tools lint ## lint + go mod tidy check + go vet + every test with the race detector (what CI runs)
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...

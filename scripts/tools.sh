@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Go, from Debian's packages:
+# scripts/tools.sh golangci-lint VERSION: builds golangci-lint VERSION from
+#   the Go module proxy into bin/tools/golangci-lint-VERSION (the Makefile
+#   pins VERSION), so a machine with Go and the proxy can run `make lint`.
+#   From source, not a release binary: the proxy is what CI reaches, and
+#   the build uses this Go, which must be at least the go.mod's.
+#
+# scripts/tools.sh: installs what the test suite needs beyond Go, from Debian's packages:
 #   nats-server (2.9 in bookworm): TestOldServerRefusedWithOneMessage runs it
 #     as the example of a server too old for jetfleet;
 #   chromium: the console's browser test drives it headless.
@@ -7,6 +13,18 @@
 # apt-get as root, or through sudo when it is there; otherwise says what is
 # missing and leaves it to the tests (which fail under CI=true).
 set -euo pipefail
+
+if [ "${1:-}" = golangci-lint ]; then
+  version=${2:?usage: scripts/tools.sh golangci-lint VERSION}
+  cd "$(dirname "$0")/.."
+  mkdir -p bin/tools
+  tmp=$(mktemp -d bin/tools/.install.XXXXXX)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "tools.sh: building golangci-lint $version (once; it takes a few minutes)" >&2
+  GOBIN=$PWD/$tmp go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$version"
+  mv "$tmp/golangci-lint" "bin/tools/golangci-lint-$version"
+  exit 0
+fi
 
 missing=()
 if ! [ -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null 2>&1; then
