@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cancelFleet(errStopped)
 		return <-treeDone
 	})
-	defer stopFleet()
+	defer func() { _ = stopFleet() }() // the run's own end checks the error; an early return has its own
 	for _, step := range stepConsumers() {
 		res.Workers = append(res.Workers, StepWorkers{Step: step.step, Replicas: max(cfg.Workers[step.step], 1)})
 	}

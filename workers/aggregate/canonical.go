@@ -49,8 +49,8 @@ const canonKeepBuffers = 64 << 10
 // predicts from the previous record; later members use the name index.
 const canonOrderCap = 64
 
-// canonErrUnsupportedType has the text of convert.go's errUnsupportedType.
-var canonErrUnsupportedType = errors.New("unsupported column type")
+// errCanonUnsupportedType has the text of convert.go's errUnsupportedType.
+var errCanonUnsupportedType = errors.New("unsupported column type")
 
 // canonTimeLayouts are convert.go's timeLayouts: the string forms of a
 // timestamp, tried in order.
@@ -215,7 +215,7 @@ func canonColumn(c Column) (canonCol, error) {
 		col.limit = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(w)), nil)
 		col.mul = new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(s)), nil))
 	default:
-		return col, fmt.Errorf("%w %q (use VARCHAR, DOUBLE, REAL, BIGINT, INTEGER, SMALLINT, TINYINT, unsigned ints, BOOLEAN, TIMESTAMPTZ, TIMESTAMP, DATE, DECIMAL(p,s) or JSON)", canonErrUnsupportedType, c.Type)
+		return col, fmt.Errorf("%w %q (use VARCHAR, DOUBLE, REAL, BIGINT, INTEGER, SMALLINT, TINYINT, unsigned ints, BOOLEAN, TIMESTAMPTZ, TIMESTAMP, DATE, DECIMAL(p,s) or JSON)", errCanonUnsupportedType, c.Type)
 	}
 	return col, nil
 }
@@ -226,10 +226,10 @@ func canonDecimalParams(typ string) (width, scale uint8, err error) {
 	if i := strings.IndexByte(typ, '('); i >= 0 {
 		var w, s int
 		if _, err := fmt.Sscanf(strings.ReplaceAll(typ[i:], " ", ""), "(%d,%d)", &w, &s); err != nil {
-			return 0, 0, fmt.Errorf("%w %q: want DECIMAL(width,scale)", canonErrUnsupportedType, typ)
+			return 0, 0, fmt.Errorf("%w %q: want DECIMAL(width,scale)", errCanonUnsupportedType, typ)
 		}
 		if w < 1 || w > 38 || s < 0 || s > w {
-			return 0, 0, fmt.Errorf("%w %q: width 1..38, scale 0..width", canonErrUnsupportedType, typ)
+			return 0, 0, fmt.Errorf("%w %q: width 1..38, scale 0..width", errCanonUnsupportedType, typ)
 		}
 		width, scale = uint8(w), uint8(s)
 	}

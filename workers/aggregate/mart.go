@@ -283,7 +283,9 @@ func writeMartFiles(ctx context.Context, conn *sql.Conn, ms *martState, out, com
 	}
 	for _, vals := range counts {
 		var n int64
-		fmt.Sscan(*vals[len(vals)-1], &n)
+		if _, err := fmt.Sscan(*vals[len(vals)-1], &n); err != nil {
+			return nil, fmt.Errorf("mart %s: row count: %w", ms.name, err)
+		}
 		dir := marts.PartitionDir(ms.partitionBy, vals[:len(vals)-1])
 		src := filepath.Join(tmp, dir, "data_0.parquet")
 		if _, err := os.Stat(src); err != nil {

@@ -87,7 +87,7 @@ func (in *Intake) openPartition(p int) (_ *partition, err error) {
 	}
 	defer func() {
 		if err != nil {
-			pt.closeFiles()
+			_ = pt.closeFiles() // err is the one to report
 		}
 	}()
 	// One owner at a time: a replica that lost the partition's lease holds
@@ -302,7 +302,7 @@ func (pt *partition) encode(batch []workers.Record) []workers.Reject {
 			rejects = append(rejects, workers.Reject{Index: i, Err: err})
 			continue
 		}
-		lines = append(out, '\n')
+		lines = append(out, '\n') //nolint:gocritic // out is lines with the record encoded onto it
 		cands = append(cands, candidate{h: hashKey(key), pos: pos, start: start, end: len(lines)})
 	}
 	pt.lines, pt.cands = lines, cands
@@ -431,19 +431,6 @@ func (pt *partition) pendingAtLeast(n int64) bool {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	return pt.pending >= n
-}
-
-// stats are the partition's counters.
-func (pt *partition) stats() marts.PartitionProgress {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return pt.prog
-}
-
-func (pt *partition) keyBytes() int64 {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return pt.keys.Bytes()
 }
 
 // close ends intake: later commits fail, the progress mirror is written.

@@ -181,16 +181,21 @@ func (m *MartRules) Run(ctx context.Context) error {
 			}
 		}
 		var retry <-chan time.Time
+		var timer *time.Timer
 		if failures > 0 || m.kv == nil {
-			t := time.NewTimer(min(time.Duration(1<<min(failures, 6))*250*time.Millisecond, 15*time.Second))
-			defer t.Stop()
-			retry = t.C
+			// Stopped after the wait, not deferred: a defer per turn of
+			// this loop would pile up until the step stops.
+			timer = time.NewTimer(min(time.Duration(1<<min(failures, 6))*250*time.Millisecond, 15*time.Second))
+			retry = timer.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-m.kick:
 		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 	}
 }
