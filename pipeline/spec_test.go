@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,7 +166,7 @@ func TestParseReportsEveryError(t *testing.T) {
 	var fes []*pipeline.FieldError
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
 		var fe *pipeline.FieldError
-		require.True(t, errors.As(e, &fe))
+		require.ErrorAs(t, e, &fe)
 		fes = append(fes, fe)
 	}
 	require.Len(t, fes, 3)

@@ -172,7 +172,7 @@ func TestKeyTokensAreBoundedBuckets(t *testing.T) {
 		tokens[tok] = true
 		perPartition[subjects.PartitionOf(tok, subjects.DefaultPartitions)]++
 	}
-	require.Equal(t, subjects.KeyBuckets, len(tokens), "200k keys fill every bucket and no more")
+	require.Len(t, tokens, subjects.KeyBuckets, "200k keys fill every bucket and no more")
 	for p, n := range perPartition {
 		require.InDelta(t, keys/subjects.DefaultPartitions, n, keys/subjects.DefaultPartitions/10, "partition %d within 10%% of an even share", p)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +180,3 @@ func (e *events) next(t *testing.T, total time.Duration, f func(supervisor.Event
 		}
 	}
 }
-
-// counter is a handler that counts calls.
-type counter struct{ n atomic.Int64 }

@@ -91,7 +91,7 @@ func BenchmarkPublishFastBatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer sub.Unsubscribe()
+			defer func() { _ = sub.Unsubscribe() }()
 			const flow = 100
 			b.ResetTimer()
 			start, c0 := time.Now(), cpuTime()

@@ -3,7 +3,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +74,7 @@ func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 	invalid := full("n-invalid", "-1", maxPayload, nats.Header{})
 	nonJSON := &nats.Msg{Subject: subjects.Ingest("orders"), Header: nats.Header{}, Data: []byte(strings.Repeat("not json ", 8_388_408/9) + "!!!")}
 	nonJSON.Header.Set(subjects.HeaderMsgID, "n-nonjson")
-	require.Equal(t, 8_388_408, len(nonJSON.Data))
+	require.Len(t, nonJSON.Data, 8_388_408)
 	validFits := full("n-valid-fits", "10", maxPayload-4096, nats.Header{})
 	validFull := full("n-valid-full", "10", maxPayload, nats.Header{})
 	small := shopOrder("n-bulk-ok", "c-bulk")
@@ -135,7 +134,7 @@ func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 	seq := fmt.Sprint(byID["n-nonjson"].Seq)
 	out, code = jf(t, dev.env, "dlq", "show", seq)
 	require.Zero(t, code, out[:min(len(out), 2000)])
-	require.Regexp(t, regexp.MustCompile(`(?m)^truncated:  body truncated to \d+ of 8388408 bytes to fit the server's max payload; the whole record is JF_INGEST seq \d+, still retained \(jetfleet dlq replay --seq `+seq+` sends it whole\)$`), out[:2000])
+	require.Regexp(t, `(?m)^truncated:  body truncated to \d+ of 8388408 bytes to fit the server's max payload; the whole record is JF_INGEST seq \d+, still retained \(jetfleet dlq replay --seq `+seq+` sends it whole\)$`, out[:2000])
 	require.True(t, strings.HasSuffix(out, "still retained (jetfleet dlq replay --seq "+seq+" sends it whole))\n"), "repeated below the body")
 
 	// Replay sends the whole records: the non-JSON body, and the huge bad
@@ -159,10 +158,10 @@ func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 	}
 	again := replayed[subjects.ReplayMsgID(byID["n-nonjson"].Seq)]
 	require.NotNil(t, again, "replay of the non-JSON letter")
-	require.Equal(t, len(nonJSON.Data), len(again.Data()), "the whole record, not the truncated head")
+	require.Len(t, again.Data(), len(nonJSON.Data), "the whole record, not the truncated head")
 	line := replayed[subjects.ReplayMsgID(byID["n-bulk"].Seq)]
 	require.NotNil(t, line, "replay of the chunk's bad record")
-	require.Equal(t, len(bulk.Data)-len(small)-1, len(line.Data()), "the whole bad line")
+	require.Len(t, line.Data(), len(bulk.Data)-len(small)-1, "the whole bad line")
 	require.Empty(t, line.Headers().Get(subjects.HeaderRecords), "a record on its own, not the chunk")
 
 	// Both fail validation again, and the books still balance.

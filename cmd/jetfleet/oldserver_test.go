@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -119,7 +118,7 @@ func TestOldServerRefusedWithOneMessage(t *testing.T) {
 	require.ErrorIs(t, err, subjects.ErrServerTooOld)
 	require.ErrorIs(t, err, subjects.ErrStreamConflict)
 	var tooOld *subjects.ServerTooOldError
-	require.True(t, errors.As(err, &tooOld))
+	require.ErrorAs(t, err, &tooOld)
 	require.Equal(t, version, tooOld.Version)
 	_, err = subjects.EnsureKV(t.Context(), js, subjects.FleetKV(subjects.StreamOptions{}), subjects.StreamOptions{})
 	require.ErrorIs(t, err, subjects.ErrServerTooOld)

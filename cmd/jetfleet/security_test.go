@@ -349,7 +349,9 @@ func TestSecureFleetRunsWithOneUserPerRole(t *testing.T) {
 			Dataset string `json:"dataset"`
 		} `json:"steps"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(statusJSON[strings.Index(statusJSON, "{"):]), &st), statusJSON)
+	brace := strings.Index(statusJSON, "{")
+	require.GreaterOrEqual(t, brace, 0, statusJSON)
+	require.NoError(t, json.Unmarshal([]byte(statusJSON[brace:]), &st), statusJSON)
 	require.Len(t, st.Steps, 5, "validate, transform, aggregate, alert and rekey (in the aggregate process) in the status of the ops user")
 
 	want := fmt.Sprintf("n\n%d\n", count(subjects.StreamClean))

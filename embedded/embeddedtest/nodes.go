@@ -39,7 +39,7 @@ func RunNodeIfAsked() {
 		fmt.Fprintln(os.Stderr, "node:", err)
 		os.Exit(1)
 	}
-	fmt.Println("node ready", srv.ClientURL())
+	fmt.Fprintln(os.Stdout, "node ready", srv.ClientURL()) // to the parent, which waits for this line
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, os.Interrupt)
 	<-ch

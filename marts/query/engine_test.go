@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -159,7 +158,7 @@ func TestHandler(t *testing.T) {
 	body := httpGet(t, srv+"?format=csv&q="+urlQuery("SELECT customer_id FROM customer_ltv ORDER BY 1"), 200)
 	require.Equal(t, "customer_id\nc-1\nc-2\n", body)
 	body = httpGet(t, srv+"?q="+urlQuery("DELETE FROM customer_ltv"), 400)
-	require.True(t, strings.Contains(body, "not allowed"), body)
+	require.Contains(t, body, "not allowed", body)
 }
 
 func TestOpenEmptyDataDir(t *testing.T) {

@@ -150,7 +150,7 @@ func requireShopMarts(t *testing.T, dataDir string, distinct []order) {
 		gotDays[k] = d
 	}
 	require.NoError(t, rows.Err())
-	requireSameRows(t, "daily_sales", wantDays, gotDays, func(a, b day) bool { return a.orders == b.orders && close(a.revenue, b.revenue) })
+	requireSameRows(t, "daily_sales", wantDays, gotDays, func(a, b day) bool { return a.orders == b.orders && nearlyEqual(a.revenue, b.revenue) })
 	rows, err = db.Query(fmt.Sprintf(`SELECT customer_id, orders, revenue_usd FROM read_parquet(%s)`, duckdb.Literal(filepath.Join(dataDir, "marts", "customer_ltv", "data.parquet"))))
 	require.NoError(t, err)
 	gotCust := map[string]cust{}
@@ -161,13 +161,13 @@ func requireShopMarts(t *testing.T, dataDir string, distinct []order) {
 		gotCust[k] = c
 	}
 	require.NoError(t, rows.Err())
-	requireSameRows(t, "customer_ltv", wantCust, gotCust, func(a, b cust) bool { return a.orders == b.orders && close(a.revenue, b.revenue) })
+	requireSameRows(t, "customer_ltv", wantCust, gotCust, func(a, b cust) bool { return a.orders == b.orders && nearlyEqual(a.revenue, b.revenue) })
 	var lake int64
 	require.NoError(t, db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM read_parquet(%s)`, duckdb.Literal(filepath.Join(dataDir, "lake", "orders", "*", "*.parquet")))).Scan(&lake))
 	require.Equal(t, int64(len(distinct)), lake, "lake rows")
 }
 
-func close(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(a)) }
+func nearlyEqual(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(a)) }
 
 func requireSameRows[V any](t *testing.T, name string, want, got map[string]V, eq func(a, b V) bool) {
 	t.Helper()

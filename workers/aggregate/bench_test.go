@@ -69,7 +69,6 @@ type aggregateBench struct {
 	b      *MartBuilder
 	seq    uint64
 	parts  int
-	recs   []workers.Record
 	lines  [][]byte
 	orders benchOrders
 	since  int // records committed since the last lake flush

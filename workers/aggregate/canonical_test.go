@@ -517,7 +517,7 @@ func TestCanonNewEncoder(t *testing.T) {
 		require.Error(t, want, typ)
 		_, err := canonNewEncoder([]Column{{"c", typ}}, "k")
 		require.EqualError(t, err, "column c: "+want.Error())
-		require.ErrorIs(t, err, canonErrUnsupportedType)
+		require.ErrorIs(t, err, errCanonUnsupportedType)
 	}
 	for _, typ := range []string{" varchar(20) ", "timestamp with time zone", "Decimal ( 12 , 4 )", "DECIMAL(10,2)x", "int", "float", "Logical"} {
 		_, want := converterFor(typ)

@@ -234,7 +234,7 @@ func (b *incrTestBundle) check(t *testing.T, dataset string, schema []incrColumn
 		want := b.rows(t, "SELECT * FROM ("+query+") ORDER BY ALL")
 		have := b.rows(t, "SELECT * FROM ("+plan.FinalSQL(state)+") ORDER BY ALL")
 		require.Equal(t, want.cols, have.cols, "columns")
-		require.Equal(t, len(want.vals), len(have.vals), "rows")
+		require.Len(t, have.vals, len(want.vals), "rows")
 		for r := range want.vals {
 			for c := range want.cols {
 				incrRequireEqual(t, want.vals[r][c], have.vals[r][c], fmt.Sprintf("%s row %d column %s", t.Name(), r, want.cols[c].Name))

@@ -48,7 +48,7 @@ func TestErrorMarks(t *testing.T) {
 	t.Parallel()
 	require.True(t, message.IsPermanent(message.Permanentf("bad %d", 1)))
 	require.False(t, message.IsPermanent(context.Canceled))
-	require.Nil(t, message.Permanent(nil))
+	require.NoError(t, message.Permanent(nil))
 	d, ok := message.RetryDelay(message.RetryAfter(5, context.Canceled))
 	require.True(t, ok)
 	require.EqualValues(t, 5, d)
