@@ -26,7 +26,7 @@ func FreePorts(tb testing.TB, n int) []int {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(tb, err)
-		defer l.Close()
+		defer l.Close() //nolint:gocritic // all held open until the last is picked, so the n ports differ
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports
