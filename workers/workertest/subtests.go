@@ -1,0 +1,274 @@
+package workertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+)
+
+// errInjected is the transient failure the suite injects.
+var errInjected = errors.New("workertest: injected transient failure")
+
+// testRecord: records one per message, one of them without a message id
+// (its outputs' ids derive from its stream sequence). Each takes effect
+// once, none before it is acked.
+func testRecord(t *testing.T, h *harness) {
+	h.start()
+	const n = 5
+	seqs := make([]uint64, 0, n)
+	for i := range n {
+		id := "rec-" + strconv.Itoa(i)
+		if i == n-1 {
+			id = ""
+		}
+		seqs = append(seqs, h.publish(id, h.step.Valid(i), 0))
+	}
+	h.waitAcked(0, seqs...)
+	require.Equal(t, n, h.effects())
+	require.Empty(t, h.deadLetters())
+}
+
+// testBulk: an NDJSON chunk takes effect record by record; in a chunk
+// with a bad record the others take effect, the bad one is dead-lettered
+// by its index, and the message is acked.
+func testBulk(t *testing.T, h *harness) {
+	h.start()
+	chunk := [][]byte{h.step.Valid(0), h.step.Valid(1), h.step.Valid(2), h.step.Valid(3)}
+	seq := h.publish("bulk-1", workers.JoinBulk(chunk), len(chunk))
+	h.waitAcked(0, seq)
+	require.Equal(t, len(chunk), h.effects())
+	if h.f.NoPermanent {
+		return
+	}
+	mixed := [][]byte{h.step.Valid(10), h.step.Invalid, h.step.Valid(11)}
+	seq = h.publish("bulk-2", workers.JoinBulk(mixed), len(mixed))
+	h.waitSettled(seq)
+	require.Equal(t, len(chunk)+2, h.effects())
+	dls := h.deadLetters()
+	require.Len(t, dls, 1)
+	h.requireDeadLetter(dls[0], "bulk-2", seq, h.step.Invalid, 1)
+	require.Equal(t, "1", dls[0].Header.Get(subjects.HeaderRecordIndex), "the bad record's index in its chunk")
+	require.Contains(t, dls[0].Header.Get(subjects.HeaderReason), h.step.Reason)
+	require.Equal(t, subjects.DeadLetterMsgID("bulk-2", subjects.DeadLetterStep(h.cfg.Step.Name, h.cfg.Dataset), 1), dls[0].Header.Get(subjects.HeaderMsgID))
+}
+
+// testAckAfterPubAck: while JetStream refuses the step's outputs its
+// input is redelivered, never acked; once they can be stored they are,
+// and then the input is acked.
+func testAckAfterPubAck(t *testing.T, h *harness) {
+	h.start()
+	unblock := h.blockOutputs()
+	seq := h.publish("held-1", h.step.Valid(0), 0)
+	h.requireHeld(seq, "its output was not stored")
+	require.Zero(t, h.effects())
+	unblock()
+	h.waitAcked(0, seq)
+	require.Equal(t, 1, h.effects())
+}
+
+// testDeadLetterFirst: a bad record is terminated only once its dead
+// letter is stored; before that it is redelivered.
+func testDeadLetterFirst(t *testing.T, h *harness) {
+	h.start()
+	restore := h.deleteStream(subjects.StreamDLQ)
+	seq := h.publish("bad-held", h.step.Invalid, 0)
+	h.requireHeld(seq, "its dead letter was not stored")
+	restore()
+	h.waitSettled(seq)
+	require.Len(t, h.deadLetters(), 1)
+	require.Zero(t, h.effects())
+}
+
+// testDerivedIDs: inputs consumed again, as after a crash between the
+// pub-acks and the ack (here: a new consumer reading the stream from the
+// start), publish outputs with the ids of the first time, which the server
+// drops; a sink finds them committed. Effects are counted once.
+func testDerivedIDs(t *testing.T, h *harness) {
+	h.start()
+	seqs := []uint64{
+		h.publish("again-1", h.step.Valid(0), 0),
+		h.publish("again-2", h.step.Valid(1), 0),
+		h.publish("", h.step.Valid(2), 0),
+	}
+	chunk := [][]byte{h.step.Valid(3), h.step.Valid(4)}
+	bulk := h.publish("again-bulk", workers.JoinBulk(chunk), len(chunk))
+	h.waitSettled(append(seqs, bulk)...)
+	const n = 5
+	require.Equal(t, n, h.effects())
+	h.stop()
+
+	require.NoError(t, h.env.JS.DeleteConsumer(t.Context(), h.stream, h.consumer))
+	h.start()
+	h.waitSettled(append(seqs, bulk)...)
+	require.Equal(t, n, h.effects(), "inputs consumed again took effect again")
+	require.Empty(t, h.deadLetters())
+}
+
+// testPermanent: a record the step rejects is dead-lettered once, with
+// the reason and the contract's headers, and its message terminated.
+func testPermanent(t *testing.T, h *harness) {
+	w := h.start()
+	seq := h.publish("bad-1", h.step.Invalid, 0)
+	h.waitSettled(seq)
+	dls := h.deadLetters()
+	require.Len(t, dls, 1)
+	h.requireDeadLetter(dls[0], "bad-1", seq, h.step.Invalid, 1)
+	require.Contains(t, dls[0].Header.Get(subjects.HeaderReason), h.step.Reason)
+	require.Equal(t, w.ID(), dls[0].Header.Get(subjects.HeaderWorker))
+	require.Empty(t, dls[0].Header.Get(subjects.HeaderRecordIndex), "a record-mode message is dead-lettered whole")
+	require.Equal(t, subjects.DeadLetterMsgID("bad-1", subjects.DeadLetterStep(h.cfg.Step.Name, h.cfg.Dataset), 0), dls[0].Header.Get(subjects.HeaderMsgID))
+	require.Equal(t, uint64(1), h.consumerInfo().Delivered.Consumer, "a permanent failure is not retried")
+	require.Zero(t, h.effects())
+}
+
+// testTransient: a record failing twice for a transient reason is
+// redelivered with backoff and then takes effect, once.
+func testTransient(t *testing.T, h *harness) {
+	var deliveries atomic.Int64
+	h.inject(func(_ context.Context, id string, delivered uint64) error {
+		if id != "flaky-1" {
+			return nil
+		}
+		deliveries.Add(1)
+		if delivered <= 2 {
+			return errInjected
+		}
+		return nil
+	})
+	w := h.start()
+	seq := h.publish("flaky-1", h.step.Valid(0), 0)
+	h.waitAcked(0, seq)
+	require.Equal(t, 1, h.effects())
+	require.Equal(t, int64(3), deliveries.Load(), "two failures, then success")
+	require.GreaterOrEqual(t, w.Snapshot().Counters.Retried, int64(2))
+	require.Empty(t, h.deadLetters())
+}
+
+// testMaxDeliver: a record failing on every delivery is dead-lettered
+// whole on its MaxDeliver-th, with the failure as its reason, and
+// terminated; the worker goes on with the next.
+func testMaxDeliver(t *testing.T, h *harness) {
+	h.inject(func(_ context.Context, id string, _ uint64) error {
+		if id == "poison-1" {
+			return errInjected
+		}
+		return nil
+	})
+	w := h.start()
+	poison := h.step.Valid(0)
+	seq := h.publish("poison-1", poison, 0)
+	h.waitSettled(seq)
+	dls := h.deadLetters()
+	require.Len(t, dls, 1)
+	maxDeliver := h.cfg.Consumer.MaxDeliver
+	h.requireDeadLetter(dls[0], "poison-1", seq, poison, maxDeliver)
+	reason := dls[0].Header.Get(subjects.HeaderReason)
+	require.Contains(t, reason, fmt.Sprintf("gave up after %d deliveries", maxDeliver))
+	require.Contains(t, reason, errInjected.Error())
+	require.Zero(t, h.effects())
+
+	seq = h.publish("after-1", h.step.Valid(1), 0)
+	h.waitAcked(0, seq)
+	require.Equal(t, 1, h.effects())
+	require.NoError(t, w.Err())
+}
+
+// testPanic: a handler that panics is rebuilt (NewHandlerFunc again); the
+// record is redelivered to the new one and takes effect once, and the
+// worker goes on.
+func testPanic(t *testing.T, h *harness) {
+	h.inject(func(_ context.Context, id string, delivered uint64) error {
+		if id == "crash-1" && delivered == 1 {
+			panic("workertest: injected panic")
+		}
+		return nil
+	})
+	w := h.start()
+	require.Equal(t, int64(1), h.builds.Load())
+	seq := h.publish("crash-1", h.step.Valid(0), 0)
+	h.waitAcked(0, seq)
+	require.Equal(t, 1, h.effects())
+	require.Equal(t, int64(2), h.builds.Load(), "the handler rebuilt after the crash")
+	require.Equal(t, int64(1), w.Snapshot().Counters.Crashes)
+
+	seq = h.publish("after-1", h.step.Valid(1), 0)
+	h.waitAcked(1, seq)
+	require.Equal(t, 2, h.effects())
+	select {
+	case <-w.Stopped():
+		require.FailNow(t, "the worker stopped after a crash", "%v", w.Err())
+	default:
+	}
+	require.Empty(t, h.deadLetters())
+}
+
+// testDrain: Stop while a record is in the handler waits for it: it takes
+// effect and is acked before Stop returns. What the stopped worker had
+// not taken is there for the next one: nothing is lost.
+func testDrain(t *testing.T, h *harness) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.inject(func(ctx context.Context, id string, delivered uint64) error {
+		if id != "slow-1" || delivered != 1 {
+			return nil
+		}
+		once.Do(func() { close(entered) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	w := h.start()
+	slow := h.publish("slow-1", h.step.Valid(0), 0)
+	<-entered
+	queued := []uint64{h.publish("queued-1", h.step.Valid(1), 0), h.publish("queued-2", h.step.Valid(2), 0)}
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		stopped <- w.Stop(ctx)
+	}()
+	waitFor(t, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
+	close(release)
+	require.NoError(t, <-stopped)
+	require.NoError(t, w.Err())
+	// No worker runs now: only the drain can have acked it.
+	h.waitAcked(0, slow)
+
+	h.start()
+	h.waitAcked(0, append(queued, slow)...)
+	require.Equal(t, 3, h.effects())
+	require.Empty(t, h.deadLetters())
+}
+
+// requireDeadLetter checks the contract's headers of dead letter m of the
+// input id at seq (delivered deliveries times) and its body.
+func (h *harness) requireDeadLetter(m *jetstream.RawStreamMsg, id string, seq uint64, body []byte, deliveries int) {
+	h.t.Helper()
+	t := h.t
+	require.Equal(t, subjects.DeadLetter(h.cfg.Step.Name, h.cfg.Dataset), m.Subject)
+	require.Equal(t, string(body), string(m.Data))
+	hd := m.Header
+	require.Equal(t, h.step.Subject, hd.Get(subjects.HeaderOrigSubject), "original subject")
+	require.Equal(t, h.stream, hd.Get(subjects.HeaderOrigStream), "original stream")
+	require.Equal(t, strconv.FormatUint(seq, 10), hd.Get(subjects.HeaderOrigSeq), "original stream sequence")
+	require.Equal(t, id, hd.Get(subjects.HeaderOrigMsgID), "original message id")
+	require.Equal(t, strconv.Itoa(deliveries), hd.Get(subjects.HeaderDeliveries), "delivery count")
+	require.Equal(t, h.consumer, hd.Get(subjects.HeaderConsumer), "consumer")
+	require.Equal(t, h.cfg.Step.Name, hd.Get(subjects.HeaderStep), "failing step")
+	require.NotEmpty(t, hd.Get(subjects.HeaderReason), "reason")
+	require.NotEmpty(t, hd.Get(subjects.HeaderFailedAt), "failed at")
+}

@@ -1,0 +1,326 @@
+package workertest
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+)
+
+// Env is one subtest's world: a JetStream server of its own, in a temp
+// dir, and a connection to it.
+type Env struct {
+	URL  string
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+	// Log writes to the test's log.
+	Log zerolog.Logger
+}
+
+// NewStepFunc builds the step under test on env. Each subtest calls it
+// once, on a server of its own; what it starts beside the worker (lookup
+// tables, an aggregator's intake) it stops with t.Cleanup.
+type NewStepFunc func(t *testing.T, env *Env) Step
+
+// Step is a step's adapter: how to build it and feed it, and how to see
+// what it did.
+type Step struct {
+	// Config is the step's worker: Step, Dataset, NewHandlerFunc or
+	// NewBatchHandlerFunc, and whatever else the step sets (WaitFunc,
+	// Partition, Streams, Middleware). The suite sets Conn and Logger, a
+	// middleware of its own innermost, and short delivery settings where
+	// they are zero: AckWait 2s, MaxDeliver 5, retry backoff 20-200ms,
+	// restart backoff 10-100ms, RepublishFor 200ms.
+	Config workers.Config
+	// Subject is where inputs are published; default the step's input
+	// subject for the dataset.
+	Subject string
+	// Valid returns valid record i. Records of different i are different
+	// records (keys), and each has exactly one effect.
+	Valid func(i int) []byte
+	// Invalid is a record the step rejects with a permanent error, and
+	// Reason a part of the reason its dead letter must give. Unused with
+	// Features.NoPermanent.
+	Invalid []byte
+	Reason  string
+	// Effects counts the valid records whose effect is stored: for a step
+	// that publishes, the records on its outputs (see OutputRecords); for
+	// a sink, what it committed. It is called often while the suite waits.
+	Effects func(ctx context.Context) (int, error)
+}
+
+// Features says which parts of the contract apply to a step. A step that
+// publishes nothing (its Step has no Output: the aggregator commits state
+// instead) skips AckAfterPubAck, and its effects are what Effects says it
+// committed.
+type Features struct {
+	// NoPermanent: no input fails the step permanently, so Permanent,
+	// DeadLetterFirst and the bad record of Bulk do not apply.
+	NoPermanent bool
+}
+
+// Run runs the contract suite against the step newStep builds; see the
+// package doc for what each subtest checks. Subtests run in parallel, each
+// on a server of its own.
+func Run(t *testing.T, newStep NewStepFunc, f Features) {
+	t.Helper()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, h *harness)
+		// tune sets what the subtest needs of the worker's config.
+		tune func(cfg *workers.Config)
+		skip func(h *harness) string
+	}{
+		{name: "Record", run: testRecord},
+		{name: "Bulk", run: testBulk},
+		{name: "AckAfterPubAck", run: testAckAfterPubAck, tune: manyDeliveries, skip: func(h *harness) string {
+			if h.cfg.Step.Output == "" {
+				return "the step publishes nothing"
+			}
+			return ""
+		}},
+		{name: "DeadLetterFirst", run: testDeadLetterFirst, tune: manyDeliveries, skip: noPermanent},
+		{name: "DerivedIDs", run: testDerivedIDs},
+		{name: "Permanent", run: testPermanent, skip: noPermanent},
+		{name: "Transient", run: testTransient},
+		{name: "MaxDeliver", run: testMaxDeliver, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }},
+		{name: "Panic", run: testPanic},
+		{name: "Drain", run: testDrain},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, newStep, f, tt.tune)
+			if tt.skip != nil {
+				if why := tt.skip(h); why != "" {
+					t.Skip(why)
+				}
+			}
+			tt.run(t, h)
+		})
+	}
+}
+
+// manyDeliveries lets a message be redelivered for as long as a subtest
+// keeps its outputs from being stored: the runtime does not dead-letter
+// what it could not publish (the supervisor does, at MaxDeliver).
+func manyDeliveries(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 100 }
+
+func noPermanent(h *harness) string {
+	if h.f.NoPermanent {
+		return "Features.NoPermanent"
+	}
+	return ""
+}
+
+// harness is one subtest's step: its server, config and observations.
+type harness struct {
+	t    *testing.T
+	env  *Env
+	step Step
+	f    Features
+	cfg  workers.Config
+	// stream and consumer are where the step's inputs wait.
+	stream, consumer string
+	faults           faults
+	// builds counts the step's handlers built: one, and one more after
+	// each crash.
+	builds atomic.Int64
+	w      *workers.Worker
+}
+
+func setup(t *testing.T, newStep NewStepFunc, f Features, tune func(*workers.Config)) *harness {
+	t.Helper()
+	srv := embeddedtest.Server(t)
+	nc, js := embeddedtest.Connect(t, srv.ClientURL())
+	env := &Env{URL: srv.ClientURL(), Conn: nc, JS: js, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
+	h := &harness{t: t, env: env, f: f}
+	h.step = newStep(t, env)
+	require.NotNil(t, h.step.Valid, "Step.Valid")
+	require.NotNil(t, h.step.Effects, "Step.Effects")
+	cfg := h.step.Config
+	cfg.Conn, cfg.Logger = nc, env.Log
+	setDefault(&cfg.Consumer.AckWait, 2*time.Second)
+	setDefault(&cfg.Consumer.MaxDeliver, 5)
+	setDefault(&cfg.RetryBackoffMin, 20*time.Millisecond)
+	setDefault(&cfg.RetryBackoffMax, 200*time.Millisecond)
+	setDefault(&cfg.RestartBackoffMin, 10*time.Millisecond)
+	setDefault(&cfg.RestartBackoffMax, 100*time.Millisecond)
+	setDefault(&cfg.RepublishFor, 200*time.Millisecond)
+	setDefault(&cfg.DrainTimeout, 10*time.Second)
+	if tune != nil {
+		tune(&cfg)
+	}
+	if nh := cfg.NewHandlerFunc; nh != nil {
+		cfg.NewHandlerFunc = func() (workers.Handler, error) { h.builds.Add(1); return nh() }
+	}
+	if nb := cfg.NewBatchHandlerFunc; nb != nil {
+		cfg.NewBatchHandlerFunc = func() (workers.BatchHandler, error) { h.builds.Add(1); return nb() }
+	}
+	cfg.Middleware = append(slices.Clip(cfg.Middleware), h.faults.middleware())
+	h.cfg = cfg
+	if h.step.Subject == "" {
+		h.step.Subject = cfg.Step.InputSubject(cfg.Dataset)
+	}
+	w, err := workers.New(cfg)
+	require.NoError(t, err, "the step's worker config")
+	def, err := w.ConsumerDef()
+	require.NoError(t, err)
+	h.stream, h.consumer = def.Stream, def.Config.Durable
+	return h
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// start runs a new worker of the step (on the same durable consumer as any
+// before it) until the test ends or stop.
+func (h *harness) start() *workers.Worker {
+	h.t.Helper()
+	h.w = StartWorker(h.t, h.cfg)
+	return h.w
+}
+
+// stop drains the running worker.
+func (h *harness) stop() {
+	h.t.Helper()
+	StopWorker(h.t, h.w)
+	require.NoError(h.t, h.w.Err())
+}
+
+// publish sends data as one message to the step's input and returns its
+// stream sequence: a bulk message of n records when n > 0, and without a
+// Nats-Msg-Id when id is empty.
+func (h *harness) publish(id string, data []byte, n int) uint64 {
+	h.t.Helper()
+	m := nats.NewMsg(h.step.Subject)
+	m.Data = data
+	if id != "" {
+		m.Header.Set(subjects.HeaderMsgID, id)
+	}
+	if n > 0 {
+		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(n))
+	}
+	ack, err := h.env.JS.PublishMsg(h.t.Context(), m)
+	require.NoError(h.t, err)
+	require.False(h.t, ack.Duplicate, "input %s published twice", id)
+	return ack.Sequence
+}
+
+// consumerInfo is the step's consumer as the server sees it now.
+func (h *harness) consumerInfo() *jetstream.ConsumerInfo {
+	h.t.Helper()
+	c, err := h.env.JS.Consumer(h.t.Context(), h.stream, h.consumer)
+	require.NoError(h.t, err)
+	info, err := c.Info(h.t.Context())
+	require.NoError(h.t, err)
+	return info
+}
+
+// settled counts the inputs among seqs the consumer has acked or
+// terminated: those at or below its ack floor.
+func settled(info *jetstream.ConsumerInfo, seqs ...uint64) int {
+	n := 0
+	for _, s := range seqs {
+		if s <= info.AckFloor.Stream {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAcked waits until every input of seqs, each one valid record, is
+// acked, checking all along that none was acked before its effect was
+// stored: effects are read after the ack floor, and only grow. before is
+// the effects of inputs published earlier.
+func (h *harness) waitAcked(before int, seqs ...uint64) {
+	h.t.Helper()
+	waitFor(h.t, "the inputs acked", func() bool {
+		n := settled(h.consumerInfo(), seqs...)
+		require.GreaterOrEqual(h.t, h.effects()-before, n, "an input was acked before its effect was stored")
+		return n == len(seqs)
+	})
+}
+
+// waitSettled waits until every input of seqs is acked or terminated.
+func (h *harness) waitSettled(seqs ...uint64) {
+	h.t.Helper()
+	waitFor(h.t, "the inputs settled", func() bool { return settled(h.consumerInfo(), seqs...) == len(seqs) })
+}
+
+// effects is what Step.Effects counts now.
+func (h *harness) effects() int {
+	h.t.Helper()
+	n, err := h.step.Effects(h.t.Context())
+	require.NoError(h.t, err)
+	return n
+}
+
+// deadLetters are the step's dead letters of its dataset.
+func (h *harness) deadLetters() []*jetstream.RawStreamMsg {
+	h.t.Helper()
+	msgs, err := StoredMsgs(h.t.Context(), h.env.JS, subjects.StreamDLQ, subjects.DeadLetter(h.cfg.Step.Name, h.cfg.Dataset))
+	require.NoError(h.t, err)
+	return msgs
+}
+
+// blockOutputs makes JetStream refuse what the step publishes until
+// unblock is called. An output stream of its own is deleted (a stream
+// missing, as before setup); a step writing to the stream it reads (the
+// rekey step) finds it full instead: limited to what it holds and the one
+// input about to be published, refusing anything beyond.
+func (h *harness) blockOutputs() (unblock func()) {
+	h.t.Helper()
+	ctx, js := h.t.Context(), h.env.JS
+	out := subjects.StreamFor(h.cfg.Step.Output)
+	if out != h.stream {
+		return h.deleteStream(out)
+	}
+	s, err := js.Stream(ctx, out)
+	require.NoError(h.t, err)
+	info, err := s.Info(ctx)
+	require.NoError(h.t, err)
+	was := info.Config
+	full := was
+	full.Discard, full.MaxMsgs = jetstream.DiscardNew, int64(info.State.Msgs)+1
+	_, err = js.UpdateStream(ctx, full)
+	require.NoError(h.t, err)
+	return func() {
+		_, err := js.UpdateStream(ctx, was)
+		require.NoError(h.t, err)
+	}
+}
+
+// deleteStream deletes stream; restore makes it again as the worker does.
+func (h *harness) deleteStream(stream string) (restore func()) {
+	h.t.Helper()
+	ctx := h.t.Context()
+	require.NoError(h.t, h.env.JS.DeleteStream(ctx, stream))
+	return func() { require.NoError(h.t, subjects.Ensure(ctx, h.env.JS, h.cfg.Streams)) }
+}
+
+// requireHeld checks that the input at seq, delivered at least twice,
+// is still neither acked nor terminated, and took no effect.
+func (h *harness) requireHeld(seq uint64, what string) {
+	h.t.Helper()
+	waitFor(h.t, "the input redelivered", func() bool { return h.consumerInfo().Delivered.Consumer >= 2 })
+	require.Less(h.t, h.consumerInfo().AckFloor.Stream, seq, "input acked although %s", what)
+}
+
+// inject sets what happens to deliveries before the handler sees them.
+func (h *harness) inject(f FaultFunc) { h.faults.set(f) }
