@@ -13,9 +13,9 @@ import (
 	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
-// TestContract runs the worker contract suite on the validate step of the
+// TestWorkerContract runs the worker contract suite on the validate step of the
 // shop's orders, built as the fleet builds it.
-func TestContract(t *testing.T) {
+func TestWorkerContract(t *testing.T) {
 	t.Parallel()
 	workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
 		h, err := validate.New(pipeline.Default().Dataset("orders"))
