@@ -262,7 +262,7 @@ func (h *harness) requireDeadLetter(m *jetstream.RawStreamMsg, id string, seq ui
 	require.Equal(t, subjects.DeadLetter(h.cfg.Step.Name, h.cfg.Dataset), m.Subject)
 	require.Equal(t, string(body), string(m.Data))
 	hd := m.Header
-	require.Equal(t, h.step.Subject, hd.Get(subjects.HeaderOrigSubject), "original subject")
+	require.Equal(t, h.storedSubject(seq), hd.Get(subjects.HeaderOrigSubject), "original subject")
 	require.Equal(t, h.stream, hd.Get(subjects.HeaderOrigStream), "original stream")
 	require.Equal(t, strconv.FormatUint(seq, 10), hd.Get(subjects.HeaderOrigSeq), "original stream sequence")
 	require.Equal(t, id, hd.Get(subjects.HeaderOrigMsgID), "original message id")
@@ -271,4 +271,16 @@ func (h *harness) requireDeadLetter(m *jetstream.RawStreamMsg, id string, seq ui
 	require.Equal(t, h.cfg.Step.Name, hd.Get(subjects.HeaderStep), "failing step")
 	require.NotEmpty(t, hd.Get(subjects.HeaderReason), "reason")
 	require.NotEmpty(t, hd.Get(subjects.HeaderFailedAt), "failed at")
+}
+
+// storedSubject is the subject the input at seq is stored on: the one
+// published to, or what the stream's subject transform made of it (a clean
+// record's partition).
+func (h *harness) storedSubject(seq uint64) string {
+	h.t.Helper()
+	s, err := h.env.JS.Stream(h.t.Context(), h.stream)
+	require.NoError(h.t, err)
+	m, err := s.GetMsg(h.t.Context(), seq)
+	require.NoError(h.t, err)
+	return m.Subject
 }
