@@ -314,12 +314,15 @@ func (h *harness) deleteStream(stream string) (restore func()) {
 	return func() { require.NoError(h.t, subjects.Ensure(ctx, h.env.JS, h.cfg.Streams)) }
 }
 
-// requireHeld checks that the input at seq, delivered at least twice,
-// is still neither acked nor terminated, and took no effect.
+// requireHeld waits until the input at seq is redelivered, failing the
+// test if it is acked or terminated first, and checks it took no effect.
 func (h *harness) requireHeld(seq uint64, what string) {
 	h.t.Helper()
-	waitFor(h.t, "the input redelivered", func() bool { return h.consumerInfo().Delivered.Consumer >= 2 })
-	require.Less(h.t, h.consumerInfo().AckFloor.Stream, seq, "input acked although %s", what)
+	waitFor(h.t, "the input redelivered", func() bool {
+		info := h.consumerInfo()
+		require.Less(h.t, info.AckFloor.Stream, seq, "input acked although %s", what)
+		return info.Delivered.Consumer >= 2
+	})
 }
 
 // inject sets what happens to deliveries before the handler sees them.
