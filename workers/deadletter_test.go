@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // storedSize is what a stored message counts against the max payload:
@@ -79,7 +80,7 @@ func TestDeadLetterOfARecordAtTheLimitIsTruncatedToFit(t *testing.T) {
 	reject := workers.HandlerFunc(func(context.Context, workers.Record) ([]workers.Output, error) {
 		return nil, workers.Permanentf("not a JSON object")
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, reject))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, reject))
 
 	record := b.publishFull(t, subjects.Ingest(dataset), "big-1", []byte("not json "), nats.Header{})
 	waitFor(t, 30*time.Second, "the dead letter", func() bool { return b.count(t, subjects.StreamDLQ) == 1 })
@@ -110,7 +111,7 @@ func TestDeadLettersOfBulkChunksAtTheLimitFit(t *testing.T) {
 		}
 		return nil, workers.Permanentf("record %d rejected", rec.Index)
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, h))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, h))
 
 	// One after the other: a transient failure fails the handler's whole batch.
 	perRecord := b.publishFull(t, subjects.Ingest(dataset), "chunk-1", []byte("small\n"), nats.Header{subjects.HeaderRecords: {"2"}})

@@ -15,6 +15,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/alert"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 const ticksSpec = `
@@ -93,7 +94,7 @@ func TestRecordRuleFiresOncePerCooldownWindow(t *testing.T) {
 	}
 	publish(0, seconds/2, false)
 	eventually(t, "first half handled", func() bool { return consumerDone(t, js, subjects.StreamClean, "alert_ticks") })
-	stopWorker(t, w)
+	workertest.StopWorker(t, w)
 	startAlertStep(t, nc, js, spec, "ticks")
 	publish(seconds/2, seconds, true)
 	eventually(t, "second half handled", func() bool { return consumerDone(t, js, subjects.StreamClean, "alert_ticks") })
