@@ -117,14 +117,14 @@ func testDerivedIDs(t *testing.T, h *harness) {
 // testPermanent: a record the step rejects is dead-lettered once, with
 // the reason and the contract's headers, and its message terminated.
 func testPermanent(t *testing.T, h *harness) {
-	w := h.start()
+	h.start()
 	seq := h.publish("bad-1", h.step.Invalid, 0)
 	h.waitSettled(seq)
 	dls := h.deadLetters()
 	require.Len(t, dls, 1)
 	h.requireDeadLetter(dls[0], "bad-1", seq, h.step.Invalid, 1)
 	require.Contains(t, dls[0].Header.Get(subjects.HeaderReason), h.step.Reason)
-	require.Equal(t, w.ID(), dls[0].Header.Get(subjects.HeaderWorker))
+	require.Equal(t, h.id, dls[0].Header.Get(subjects.HeaderWorker))
 	require.Empty(t, dls[0].Header.Get(subjects.HeaderRecordIndex), "a record-mode message is dead-lettered whole")
 	require.Equal(t, subjects.DeadLetterMsgID("bad-1", subjects.DeadLetterStep(h.cfg.Step.Name, h.cfg.Dataset), 0), dls[0].Header.Get(subjects.HeaderMsgID))
 	require.Equal(t, uint64(1), h.consumerInfo().Delivered.Consumer, "a permanent failure is not retried")

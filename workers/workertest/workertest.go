@@ -58,6 +58,14 @@ type Step struct {
 	// that publishes, the records on its outputs (see OutputRecords); for
 	// a sink, what it committed. It is called often while the suite waits.
 	Effects func(ctx context.Context) (int, error)
+	// Start, when set, runs a step that is not on the Go runtime (a
+	// program in another language, in a process of its own) as worker
+	// cfg.ID with cfg's delivery settings, and returns once it consumes;
+	// stop drains it. Config then only names the step and its settings
+	// (Step, Dataset, Consumer, Streams; the suite makes the streams), and
+	// the subtests that inject faults into the Go handler chain
+	// (Transient, MaxDeliver, Panic, Drain) are skipped.
+	Start func(t *testing.T, cfg workers.Config) (stop func())
 }
 
 // Features says which parts of the contract apply to a step. A step that
@@ -93,10 +101,10 @@ func Run(t *testing.T, newStep NewStepFunc, f Features) {
 		{name: "DeadLetterFirst", run: testDeadLetterFirst, tune: manyDeliveries, skip: noPermanent},
 		{name: "DerivedIDs", run: testDerivedIDs},
 		{name: "Permanent", run: testPermanent, skip: noPermanent},
-		{name: "Transient", run: testTransient},
-		{name: "MaxDeliver", run: testMaxDeliver, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }},
-		{name: "Panic", run: testPanic},
-		{name: "Drain", run: testDrain},
+		{name: "Transient", run: testTransient, skip: goOnly},
+		{name: "MaxDeliver", run: testMaxDeliver, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }, skip: goOnly},
+		{name: "Panic", run: testPanic, skip: goOnly},
+		{name: "Drain", run: testDrain, skip: goOnly},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +124,14 @@ func Run(t *testing.T, newStep NewStepFunc, f Features) {
 // keeps its outputs from being stored: the runtime does not dead-letter
 // what it could not publish (the supervisor does, at MaxDeliver).
 func manyDeliveries(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 100 }
+
+// goOnly skips a subtest that injects faults into the Go handler chain.
+func goOnly(h *harness) string {
+	if h.step.Start != nil {
+		return "injects faults into the Go runtime's handler chain; the step runs outside it"
+	}
+	return ""
+}
 
 func noPermanent(h *harness) string {
 	if h.f.NoPermanent {
@@ -137,7 +153,11 @@ type harness struct {
 	// builds counts the step's handlers built: one, and one more after
 	// each crash.
 	builds atomic.Int64
-	w      *workers.Worker
+	// w is the running worker on the Go runtime; id is the running
+	// worker's id, and stopFunc stops it.
+	w        *workers.Worker
+	id       string
+	stopFunc func()
 }
 
 func setup(t *testing.T, newStep NewStepFunc, f Features, tune func(*workers.Config)) *harness {
@@ -173,6 +193,13 @@ func setup(t *testing.T, newStep NewStepFunc, f Features, tune func(*workers.Con
 	if h.step.Subject == "" {
 		h.step.Subject = cfg.Step.InputSubject(cfg.Dataset)
 	}
+	if h.step.Start != nil {
+		require.NoError(t, subjects.Ensure(t.Context(), js, cfg.Streams))
+		ccfg, err := subjects.Consumer(cfg.Step, cfg.Dataset, cfg.Consumer)
+		require.NoError(t, err)
+		h.stream, h.consumer = subjects.StreamFor(cfg.Step.Input), ccfg.Durable
+		return h
+	}
 	w, err := workers.New(cfg)
 	require.NoError(t, err, "the step's worker config")
 	def, err := w.ConsumerDef()
@@ -189,18 +216,29 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // start runs a new worker of the step (on the same durable consumer as any
-// before it) until the test ends or stop.
+// before it) until the test ends or stop. It returns the worker on the Go
+// runtime, nil for a step that runs outside it.
 func (h *harness) start() *workers.Worker {
 	h.t.Helper()
-	h.w = StartWorker(h.t, h.cfg)
-	return h.w
+	if h.step.Start != nil {
+		cfg := h.cfg
+		cfg.ID = workers.NewWorkerID()
+		h.id, h.stopFunc = cfg.ID, h.step.Start(h.t, cfg)
+		return nil
+	}
+	w := StartWorker(h.t, h.cfg)
+	h.w, h.id = w, w.ID()
+	h.stopFunc = func() {
+		StopWorker(h.t, w)
+		require.NoError(h.t, w.Err())
+	}
+	return w
 }
 
 // stop drains the running worker.
 func (h *harness) stop() {
 	h.t.Helper()
-	StopWorker(h.t, h.w)
-	require.NoError(h.t, h.w.Err())
+	h.stopFunc()
 }
 
 // publish sends data as one message to the step's input and returns its
