@@ -15,11 +15,13 @@
 //	Record            one record per message: every effect once; an input is acked only once its effect is stored
 //	Bulk              an NDJSON chunk (Jf-Records): every record's effect; a bad record of a chunk dead-lettered by index
 //	AckAfterPubAck    outputs JetStream does not take keep the input un-acked, and it is redelivered until they are stored
+//	PartialPublish    a chunk whose outputs were stored in part: redelivered, the rest stored, none twice
 //	DeadLetterFirst   a record is terminated only after its dead letter is stored
 //	DerivedIDs        inputs consumed again (a new consumer) publish outputs the server drops: effects counted once
 //	Permanent         a Permanent error dead-letters the record with its reason and the contract's headers
+//	Trace             the input's W3C trace goes on with its outputs and its dead letter
 //	Transient         a transient error is retried (redelivered), then succeeds
-//	MaxDeliver        a record failing on every delivery is dead-lettered at MaxDeliver, and the worker goes on
+//	MaxDeliver        a message failing on every delivery is dead-lettered whole at MaxDeliver, and the worker goes on
 //	Panic             a panicking handler is rebuilt; the record is redelivered, not lost
 //	Drain             Stop finishes and acks what is in flight; nothing is lost
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,6 +77,35 @@ func testAckAfterPubAck(t *testing.T, h *harness) {
 	require.Equal(t, 1, h.effects())
 }
 
+// testPartialPublish: a bulk input whose outputs JetStream takes only in
+// part (a publish failing midway, a crash between two outputs) is
+// redelivered, and its outputs published again: those stored before are
+// dropped by their ids, the others stored. Each record takes effect once.
+// (A step whose chunk makes one output message has nothing to store in
+// part: it is acked at once.)
+func testPartialPublish(t *testing.T, h *harness) {
+	h.start()
+	const n = 8
+	chunk := make([][]byte, n)
+	for i := range chunk {
+		chunk[i] = h.step.Valid(i)
+	}
+	unlimit := h.limitOutputs(1)
+	seq := h.publish("partial-1", workers.JoinBulk(chunk), n)
+	var held bool
+	waitFor(t, "the input acked or redelivered", func() bool {
+		info := h.consumerInfo()
+		held = info.Delivered.Consumer >= 2
+		return held || info.AckFloor.Stream >= seq
+	})
+	if held {
+		require.Less(t, h.effects(), n, "outputs stored beyond the stream's limit")
+	}
+	unlimit()
+	h.waitAcked(0, seq)
+	require.Equal(t, n, h.effects(), "outputs stored twice or lost")
+}
+
 // testDeadLetterFirst: a bad record is terminated only once its dead
 // letter is stored; before that it is redelivered.
 func testDeadLetterFirst(t *testing.T, h *harness) {
@@ -101,17 +131,25 @@ func testDerivedIDs(t *testing.T, h *harness) {
 		h.publish("", h.step.Valid(2), 0),
 	}
 	chunk := [][]byte{h.step.Valid(3), h.step.Valid(4)}
-	bulk := h.publish("again-bulk", workers.JoinBulk(chunk), len(chunk))
-	h.waitSettled(append(seqs, bulk)...)
-	const n = 5
+	seqs = append(seqs,
+		h.publish("again-bulk", workers.JoinBulk(chunk), len(chunk)),
+		h.publish("", workers.JoinBulk([][]byte{h.step.Valid(5), h.step.Valid(6)}), 2))
+	dead := 0
+	if !h.f.NoPermanent {
+		seqs = append(seqs, h.publish("again-bad", h.step.Invalid, 0))
+		dead = 1
+	}
+	h.waitSettled(seqs...)
+	const n = 7
 	require.Equal(t, n, h.effects())
+	require.Len(t, h.deadLetters(), dead)
 	h.stop()
 
 	require.NoError(t, h.env.JS.DeleteConsumer(t.Context(), h.stream, h.consumer))
 	h.start()
-	h.waitSettled(append(seqs, bulk)...)
+	h.waitSettled(seqs...)
 	require.Equal(t, n, h.effects(), "inputs consumed again took effect again")
-	require.Empty(t, h.deadLetters())
+	require.Len(t, h.deadLetters(), dead, "a record dead-lettered again was stored again")
 }
 
 // testPermanent: a record the step rejects is dead-lettered once, with
@@ -129,6 +167,48 @@ func testPermanent(t *testing.T, h *harness) {
 	require.Equal(t, subjects.DeadLetterMsgID("bad-1", subjects.DeadLetterStep(h.cfg.Step.Name, h.cfg.Dataset), 0), dls[0].Header.Get(subjects.HeaderMsgID))
 	require.Equal(t, uint64(1), h.consumerInfo().Delivered.Consumer, "a permanent failure is not retried")
 	require.Zero(t, h.effects())
+}
+
+// testTrace: the W3C trace of an input goes on with what it produced (a
+// child span of the same trace) and with its dead letter.
+func testTrace(t *testing.T, h *harness) {
+	h.start()
+	const (
+		trace    = "4bf92f3577b34da6a3ce929d0e0e4736"
+		badTrace = "0af7651916cd43dd8448eb211c80319c"
+	)
+	seq := h.publishTraced("traced-1", h.step.Valid(0), 0, "00-"+trace+"-00f067aa0ba902b7-01")
+	h.waitAcked(0, seq)
+	if out := subjects.StreamFor(h.cfg.Step.Output); h.cfg.Step.Output != "" {
+		msgs, err := StoredMsgs(t.Context(), h.env.JS, out, ">")
+		require.NoError(t, err)
+		var traced int
+		for _, m := range msgs {
+			input := out == h.stream && m.Sequence == seq // the rekey step's
+			if !input && traceID(m.Header.Get(subjects.HeaderTraceParent)) == trace {
+				traced++
+			}
+		}
+		require.Positive(t, traced, "no output carries the input's trace")
+	}
+	if h.f.NoPermanent {
+		return
+	}
+	badParent := "00-" + badTrace + "-b7ad6b7169203331-01"
+	seq = h.publishTraced("traced-bad", h.step.Invalid, 0, badParent)
+	h.waitSettled(seq)
+	dls := h.deadLetters()
+	require.Len(t, dls, 1)
+	require.Equal(t, badParent, dls[0].Header.Get(subjects.HeaderTraceParent), "the dead letter carries the input's traceparent")
+}
+
+// traceID is the trace id of a traceparent header, "" if malformed.
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 || len(parts[1]) != 32 {
+		return ""
+	}
+	return parts[1]
 }
 
 // testTransient: a record failing twice for a transient reason is
@@ -159,7 +239,7 @@ func testTransient(t *testing.T, h *harness) {
 // terminated; the worker goes on with the next.
 func testMaxDeliver(t *testing.T, h *harness) {
 	h.inject(func(_ context.Context, id string, _ uint64) error {
-		if id == "poison-1" {
+		if id == "poison-1" || id == "poison-bulk" {
 			return errInjected
 		}
 		return nil
@@ -177,7 +257,18 @@ func testMaxDeliver(t *testing.T, h *harness) {
 	require.Contains(t, reason, errInjected.Error())
 	require.Zero(t, h.effects())
 
-	seq = h.publish("after-1", h.step.Valid(1), 0)
+	// A bulk message failing on every delivery is dead-lettered whole,
+	// with its record count.
+	chunk := workers.JoinBulk([][]byte{h.step.Valid(1), h.step.Valid(2)})
+	seq = h.publish("poison-bulk", chunk, 2)
+	h.waitSettled(seq)
+	dls = h.deadLetters()
+	require.Len(t, dls, 2)
+	h.requireDeadLetter(dls[1], "poison-bulk", seq, chunk, maxDeliver)
+	require.Equal(t, "2", dls[1].Header.Get(subjects.HeaderRecords), "a whole bulk message's dead letter says how many records it holds")
+	require.Empty(t, dls[1].Header.Get(subjects.HeaderRecordIndex))
+
+	seq = h.publish("after-1", h.step.Valid(3), 0)
 	h.waitAcked(0, seq)
 	require.Equal(t, 1, h.effects())
 	require.NoError(t, w.Err())

@@ -92,15 +92,12 @@ func Run(t *testing.T, newStep NewStepFunc, f Features) {
 	}{
 		{name: "Record", run: testRecord},
 		{name: "Bulk", run: testBulk},
-		{name: "AckAfterPubAck", run: testAckAfterPubAck, tune: manyDeliveries, skip: func(h *harness) string {
-			if h.cfg.Step.Output == "" {
-				return "the step publishes nothing"
-			}
-			return ""
-		}},
+		{name: "AckAfterPubAck", run: testAckAfterPubAck, tune: manyDeliveries, skip: noOutputs},
+		{name: "PartialPublish", run: testPartialPublish, tune: manyDeliveries, skip: noOutputs},
 		{name: "DeadLetterFirst", run: testDeadLetterFirst, tune: manyDeliveries, skip: noPermanent},
 		{name: "DerivedIDs", run: testDerivedIDs},
 		{name: "Permanent", run: testPermanent, skip: noPermanent},
+		{name: "Trace", run: testTrace},
 		{name: "Transient", run: testTransient, skip: goOnly},
 		{name: "MaxDeliver", run: testMaxDeliver, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }, skip: goOnly},
 		{name: "Panic", run: testPanic, skip: goOnly},
@@ -129,6 +126,13 @@ func manyDeliveries(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 100 }
 func goOnly(h *harness) string {
 	if h.step.Start != nil {
 		return "injects faults into the Go runtime's handler chain; the step runs outside it"
+	}
+	return ""
+}
+
+func noOutputs(h *harness) string {
+	if h.cfg.Step.Output == "" {
+		return "the step publishes nothing"
 	}
 	return ""
 }
@@ -246,6 +250,12 @@ func (h *harness) stop() {
 // Nats-Msg-Id when id is empty.
 func (h *harness) publish(id string, data []byte, n int) uint64 {
 	h.t.Helper()
+	return h.publishTraced(id, data, n, "")
+}
+
+// publishTraced is publish with a traceparent header, unless it is empty.
+func (h *harness) publishTraced(id string, data []byte, n int, traceparent string) uint64 {
+	h.t.Helper()
 	m := nats.NewMsg(h.step.Subject)
 	m.Data = data
 	if id != "" {
@@ -253,6 +263,9 @@ func (h *harness) publish(id string, data []byte, n int) uint64 {
 	}
 	if n > 0 {
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(n))
+	}
+	if traceparent != "" {
+		m.Header.Set(subjects.HeaderTraceParent, traceparent)
 	}
 	ack, err := h.env.JS.PublishMsg(h.t.Context(), m)
 	require.NoError(h.t, err)
@@ -320,23 +333,35 @@ func (h *harness) deadLetters() []*jetstream.RawStreamMsg {
 // blockOutputs makes JetStream refuse what the step publishes until
 // unblock is called. An output stream of its own is deleted (a stream
 // missing, as before setup); a step writing to the stream it reads (the
-// rekey step) finds it full instead: limited to what it holds and the one
-// input about to be published, refusing anything beyond.
+// rekey step) finds it full instead (see limitOutputs).
 func (h *harness) blockOutputs() (unblock func()) {
+	h.t.Helper()
+	if out := subjects.StreamFor(h.cfg.Step.Output); out != h.stream {
+		return h.deleteStream(out)
+	}
+	return h.limitOutputs(0)
+}
+
+// limitOutputs makes the step's output stream take n more outputs and
+// refuse any beyond, until unlimit is called: it is limited to what it
+// holds, the n, and the one input about to be published if the step
+// reads the stream it writes.
+func (h *harness) limitOutputs(n int) (unlimit func()) {
 	h.t.Helper()
 	ctx, js := h.t.Context(), h.env.JS
 	out := subjects.StreamFor(h.cfg.Step.Output)
-	if out != h.stream {
-		return h.deleteStream(out)
-	}
 	s, err := js.Stream(ctx, out)
 	require.NoError(h.t, err)
 	info, err := s.Info(ctx)
 	require.NoError(h.t, err)
 	was := info.Config
-	full := was
-	full.Discard, full.MaxMsgs = jetstream.DiscardNew, int64(info.State.Msgs)+1
-	_, err = js.UpdateStream(ctx, full)
+	limited := was
+	limited.Discard, limited.MaxMsgs = jetstream.DiscardNew, int64(info.State.Msgs)+int64(n)
+	if out == h.stream {
+		limited.MaxMsgs++
+	}
+	require.Positive(h.t, limited.MaxMsgs, "a stream limit of 0 is no limit")
+	_, err = js.UpdateStream(ctx, limited)
 	require.NoError(h.t, err)
 	return func() {
 		_, err := js.UpdateStream(ctx, was)
