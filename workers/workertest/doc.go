@@ -24,6 +24,7 @@
 //	MaxDeliver        a message failing on every delivery is dead-lettered whole at MaxDeliver, and the worker goes on
 //	Panic             a panicking handler is rebuilt; the record is redelivered, not lost
 //	Drain             Stop finishes and acks what is in flight; nothing is lost
+//	StopMidStream     a worker stopped while inputs stream in: what it acked took effect, the next takes the rest, once
 //
 // Transient errors, panics and slow handlers are injected by a middleware
 // innermost in the worker's chain (workers.Config.Middleware), right around

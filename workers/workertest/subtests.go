@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -342,6 +343,77 @@ func testDrain(t *testing.T, h *harness) {
 	h.start()
 	h.waitAcked(0, append(queued, slow)...)
 	require.Equal(t, 3, h.effects())
+	require.Empty(t, h.deadLetters())
+}
+
+// testStopMidStream: a worker stopped while inputs stream in leaves
+// nothing half done: every input it acked has its effect, and the next
+// worker takes the rest; each record takes effect once. On the Go runtime
+// the stop comes while input 20 is in the handler (held there until the
+// worker drains), with most inputs still in the stream (the subtest's
+// MaxAckPending is 8); a step outside it is stopped at its first effect.
+func testStopMidStream(t *testing.T, h *harness) {
+	const n, at = 200, 20
+	entered, release := make(chan struct{}), make(chan struct{})
+	h.inject(func(ctx context.Context, id string, delivered uint64) error {
+		if id != "stream-"+strconv.Itoa(at) || delivered != 1 {
+			return nil
+		}
+		close(entered)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	w := h.start()
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		m := nats.NewMsg(h.step.Subject)
+		m.Data = h.step.Valid(i)
+		m.Header.Set(subjects.HeaderMsgID, "stream-"+strconv.Itoa(i))
+		f, err := h.env.JS.PublishMsgAsync(m)
+		require.NoError(t, err)
+		futures = append(futures, f)
+	}
+	if w != nil {
+		<-entered
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			h.stop()
+		}()
+		waitFor(t, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
+		close(release)
+		<-stopped
+	} else {
+		waitFor(t, "a first effect", func() bool { return h.effects() > 0 })
+		h.stop()
+	}
+	seqs := make([]uint64, 0, n)
+	for _, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			seqs = append(seqs, ack.Sequence)
+		case err := <-f.Err():
+			require.NoError(t, err)
+		}
+	}
+	if w != nil {
+		// The server takes acks in on a queue of its own: the ack floor
+		// may lag the stopped worker's last acks for a moment.
+		acked := int(w.Snapshot().Counters.Acked)
+		require.Greater(t, acked, at, "the input in the handler and those before it acked by the drain")
+		require.Less(t, acked, n, "the drain went on fetching")
+		waitFor(t, "the drain's acks", func() bool { return settled(h.consumerInfo(), seqs...) >= acked })
+	}
+	acked := settled(h.consumerInfo(), seqs...)
+	require.GreaterOrEqual(t, h.effects(), acked, "an input was acked before its effect was stored")
+
+	h.start()
+	h.waitAcked(0, seqs...)
+	require.Equal(t, n, h.effects(), "a record took effect twice, or not at all")
 	require.Empty(t, h.deadLetters())
 }
 

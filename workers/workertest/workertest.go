@@ -102,6 +102,11 @@ func Run(t *testing.T, newStep NewStepFunc, f Features) {
 		{name: "MaxDeliver", run: testMaxDeliver, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }, skip: goOnly},
 		{name: "Panic", run: testPanic, skip: goOnly},
 		{name: "Drain", run: testDrain, skip: goOnly},
+		{name: "StopMidStream", run: testStopMidStream, tune: func(cfg *workers.Config) {
+			// A small window: the stop finds inputs in flight and more
+			// waiting in the stream.
+			cfg.Consumer.MaxAckPending, cfg.FetchBatch = 8, 4
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
