@@ -22,6 +22,7 @@
 //	Trace             the input's W3C trace goes on with its outputs and its dead letter
 //	Transient         a transient error is retried (redelivered), then succeeds
 //	MaxDeliver        a message failing on every delivery is dead-lettered whole at MaxDeliver, and the worker goes on
+//	MaxDeliverOutputs outputs refused on every delivery: the input is dead-lettered whole at MaxDeliver too
 //	Panic             a panicking handler is rebuilt; the record is redelivered, not lost
 //	Drain             Stop finishes and acks what is in flight; nothing is lost
 //	StopMidStream     a worker stopped while inputs stream in: what it acked took effect, the next takes the rest, once

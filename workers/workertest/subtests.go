@@ -275,6 +275,24 @@ func testMaxDeliver(t *testing.T, h *harness) {
 	require.NoError(t, w.Err())
 }
 
+// testMaxDeliverOutputs: outputs JetStream refuses on every delivery are
+// a transient failure like any other (docs/wire.md, settling, step 5): on
+// the input's MaxDeliver-th delivery it is dead-lettered whole, with the
+// publish error as its reason, and terminated.
+func testMaxDeliverOutputs(t *testing.T, h *harness) {
+	h.start()
+	h.blockOutputs()
+	input := h.step.Valid(0)
+	seq := h.publish("stuck-1", input, 0)
+	h.waitSettled(seq)
+	dls := h.deadLetters()
+	require.Len(t, dls, 1)
+	maxDeliver := h.cfg.Consumer.MaxDeliver
+	h.requireDeadLetter(dls[0], "stuck-1", seq, input, maxDeliver)
+	require.Contains(t, dls[0].Header.Get(subjects.HeaderReason), fmt.Sprintf("gave up after %d deliveries", maxDeliver))
+	require.Zero(t, h.effects())
+}
+
 // testPanic: a handler that panics is rebuilt (NewHandlerFunc again); the
 // record is redelivered to the new one and takes effect once, and the
 // worker goes on.

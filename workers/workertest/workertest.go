@@ -100,6 +100,7 @@ func Run(t *testing.T, newStep NewStepFunc, f Features) {
 		{name: "Trace", run: testTrace},
 		{name: "Transient", run: testTransient, skip: goOnly},
 		{name: "MaxDeliver", run: testMaxDeliver, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }, skip: goOnly},
+		{name: "MaxDeliverOutputs", run: testMaxDeliverOutputs, tune: func(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 3 }, skip: noOutputs},
 		{name: "Panic", run: testPanic, skip: goOnly},
 		{name: "Drain", run: testDrain, skip: goOnly},
 		{name: "StopMidStream", run: testStopMidStream, tune: func(cfg *workers.Config) {
