@@ -108,16 +108,19 @@ func testPartialPublish(t *testing.T, h *harness) {
 }
 
 // testDeadLetterFirst: a bad record is terminated only once its dead
-// letter is stored; before that it is redelivered.
+// letter is stored; before that it is redelivered. A chunk with a bad
+// record stores its good record's output at once, and again on each
+// redelivery, where the server drops it: it takes effect once.
 func testDeadLetterFirst(t *testing.T, h *harness) {
 	h.start()
 	restore := h.deleteStream(subjects.StreamDLQ)
 	seq := h.publish("bad-held", h.step.Invalid, 0)
+	chunk := h.publish("bad-held-bulk", workers.JoinBulk([][]byte{h.step.Valid(0), h.step.Invalid}), 2)
 	h.requireHeld(seq, "its dead letter was not stored")
 	restore()
-	h.waitSettled(seq)
-	require.Len(t, h.deadLetters(), 1)
-	require.Zero(t, h.effects())
+	h.waitSettled(seq, chunk)
+	require.Len(t, h.deadLetters(), 2)
+	require.Equal(t, 1, h.effects())
 }
 
 // testDerivedIDs: inputs consumed again, as after a crash between the
