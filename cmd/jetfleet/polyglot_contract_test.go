@@ -27,7 +27,7 @@ func TestJSStepWorkerContract(t *testing.T) {
 	workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
 		return workertest.Step{
 			Config: workers.Config{Step: subjects.StepTransform, Dataset: "feedback"},
-			Start: func(t *testing.T, cfg workers.Config) func() {
+			StartFunc: func(t *testing.T, cfg workers.Config) func() {
 				p := startNode(t, dir, []string{
 					"NATS_URL=" + env.URL, "JF_DATASET=" + cfg.Dataset, "JF_WORKER_ID=" + cfg.ID,
 					"JF_ACK_WAIT_MS=" + strconv.FormatInt(cfg.Consumer.AckWait.Milliseconds(), 10),
@@ -46,14 +46,14 @@ func TestJSStepWorkerContract(t *testing.T) {
 					}
 				}
 			},
-			Valid: func(i int) []byte {
+			ValidFunc: func(i int) []byte {
 				return fmt.Appendf(nil, `{"feedback_id":"f-%d","customer_id":"c-1","channel":" Email ","ts":"2026-10-01T10:00:00+02:00","text":"Great service, thank you %d"}`, i, i)
 			},
 			Invalid: []byte(`{"feedback_id":"f-bad","customer_id":"c-1","channel":"app","ts":"2026-10-01T10:00:00Z"}`),
 			Reason:  "text missing: nothing to score",
 			// The JS step publishes without a key token (the rekey step
 			// gives it one in a fleet).
-			Effects: workertest.OutputRecords(env.JS, subjects.Clean("feedback")),
+			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Clean("feedback")),
 		}
 	}, workertest.Features{})
 }

@@ -47,12 +47,12 @@ func TestWorkerContract(t *testing.T) {
 		return workertest.Step{
 			Config:  cfg,
 			Subject: subjects.CleanKey("orders", subjects.KeyToken("o")),
-			Valid: func(i int) []byte {
+			ValidFunc: func(i int) []byte {
 				return fmt.Appendf(nil, `{"order_id":"o-%d","customer_id":"c-1","amount":%d,"currency":"USD","amount_usd":%d,"country":"US","ts":"2026-10-01T10:00:00Z"}`, i, 10+i, 10+i)
 			},
-			Invalid: []byte(`not json`),
-			Reason:  "record is not a JSON object",
-			Effects: func(context.Context) (int, error) { return int(in.Stats().Records), nil },
+			Invalid:     []byte(`not json`),
+			Reason:      "record is not a JSON object",
+			EffectsFunc: func(context.Context) (int, error) { return int(in.Stats().Records), nil },
 		}
 	}, workertest.Features{})
 }

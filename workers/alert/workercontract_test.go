@@ -47,12 +47,12 @@ func TestWorkerContract(t *testing.T) {
 			},
 			// The alert step reads the clean stage's partitions.
 			Subject: subjects.CleanKey("ticks", subjects.KeyToken("t")),
-			Valid: func(i int) []byte {
+			ValidFunc: func(i int) []byte {
 				return fmt.Appendf(nil, `{"id":"t-%d","sym":"S","price":%d,"ts":"2026-10-01T09:00:%02dZ"}`, i, 101+i, i%60)
 			},
-			Invalid: []byte(`not json`),
-			Reason:  "record is not valid JSON",
-			Effects: workertest.OutputRecords(env.JS, subjects.Alert("big")),
+			Invalid:     []byte(`not json`),
+			Reason:      "record is not valid JSON",
+			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Alert("big")),
 		}
 	}, workertest.Features{})
 }

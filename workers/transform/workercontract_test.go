@@ -49,10 +49,10 @@ func TestWorkerContract(t *testing.T) {
 					return tables.Wait(ctx, used, waitingFunc)
 				},
 			},
-			Valid:   func(i int) []byte { return order(i, "usd") },
-			Invalid: order(99, "BTC"), // no fx rate, and the lookup says missing: dlq
-			Reason:  `lookup fx: no row for currency="BTC"`,
-			Effects: workertest.OutputRecords(env.JS, subjects.Clean("orders")+".>"),
+			ValidFunc:   func(i int) []byte { return order(i, "usd") },
+			Invalid:     order(99, "BTC"), // no fx rate, and the lookup says missing: dlq
+			Reason:      `lookup fx: no row for currency="BTC"`,
+			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Clean("orders")+".>"),
 		}
 	}, workertest.Features{})
 }
@@ -70,10 +70,10 @@ func TestRekeyWorkerContract(t *testing.T) {
 				Step: subjects.StepRekey, Dataset: "orders",
 				NewHandlerFunc: func() (workers.Handler, error) { return rk, nil },
 			},
-			Valid:   func(i int) []byte { return order(i, "USD") },
-			Invalid: []byte(`not json`),
-			Reason:  "record is not valid JSON",
-			Effects: workertest.OutputRecords(env.JS, subjects.Clean("orders")+".>"),
+			ValidFunc:   func(i int) []byte { return order(i, "USD") },
+			Invalid:     []byte(`not json`),
+			Reason:      "record is not valid JSON",
+			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Clean("orders")+".>"),
 		}
 	}, workertest.Features{})
 }

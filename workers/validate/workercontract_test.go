@@ -25,12 +25,12 @@ func TestWorkerContract(t *testing.T) {
 				Step: subjects.StepValidate, Dataset: "orders",
 				NewHandlerFunc: func() (workers.Handler, error) { return h, nil },
 			},
-			Valid: func(i int) []byte {
+			ValidFunc: func(i int) []byte {
 				return fmt.Appendf(nil, `{"order_id":"o-%d","customer_id":"c-1","amount":%d,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`, i, 10+i)
 			},
-			Invalid: []byte(`{"order_id":"o-bad","customer_id":"c-1","amount":-1,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`),
-			Reason:  "amount: -1 is below the minimum 0",
-			Effects: workertest.OutputRecords(env.JS, subjects.Valid("orders")),
+			Invalid:     []byte(`{"order_id":"o-bad","customer_id":"c-1","amount":-1,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z"}`),
+			Reason:      "amount: -1 is below the minimum 0",
+			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Valid("orders")),
 		}
 	}, workertest.Features{})
 }

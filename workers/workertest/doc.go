@@ -38,9 +38,9 @@
 //			require.NoError(t, err)
 //			return workertest.Step{
 //				Config:  workers.Config{Step: subjects.StepValidate, Dataset: "orders", NewHandlerFunc: ...},
-//				Valid:   func(i int) []byte { ... },
-//				Invalid: []byte(`{"amount":-1}`), Reason: "below the minimum",
-//				Effects: workertest.OutputRecords(env.JS, subjects.Valid("orders")),
+//				ValidFunc:   func(i int) []byte { ... },
+//				Invalid:     []byte(`{"amount":-1}`), Reason: "below the minimum",
+//				EffectsFunc: workertest.OutputRecords(env.JS, subjects.Valid("orders")),
 //			}
 //		}, workertest.Features{})
 //	}

@@ -62,7 +62,7 @@ func StoredMsgs(ctx context.Context, js jetstream.JetStream, stream, filter stri
 	}
 }
 
-// OutputRecords is an Effects function for a step that publishes: it
+// OutputRecords is an EffectsFunc for a step that publishes: it
 // counts the records stored on subjects matching filter, each record of a
 // bulk message (Jf-Records) one. A missing stream holds none.
 func OutputRecords(js jetstream.JetStream, filter string) func(ctx context.Context) (int, error) {

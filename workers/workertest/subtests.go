@@ -33,7 +33,7 @@ func testRecord(t *testing.T, h *harness) {
 		if i == n-1 {
 			id = ""
 		}
-		seqs = append(seqs, h.publish(id, h.step.Valid(i), 0))
+		seqs = append(seqs, h.publish(id, h.step.ValidFunc(i), 0))
 	}
 	h.waitAcked(0, seqs...)
 	require.Equal(t, n, h.effects())
@@ -45,14 +45,14 @@ func testRecord(t *testing.T, h *harness) {
 // by its index, and the message is acked.
 func testBulk(t *testing.T, h *harness) {
 	h.start()
-	chunk := [][]byte{h.step.Valid(0), h.step.Valid(1), h.step.Valid(2), h.step.Valid(3)}
+	chunk := [][]byte{h.step.ValidFunc(0), h.step.ValidFunc(1), h.step.ValidFunc(2), h.step.ValidFunc(3)}
 	seq := h.publish("bulk-1", workers.JoinBulk(chunk), len(chunk))
 	h.waitAcked(0, seq)
 	require.Equal(t, len(chunk), h.effects())
 	if h.f.NoPermanent {
 		return
 	}
-	mixed := [][]byte{h.step.Valid(10), h.step.Invalid, h.step.Valid(11)}
+	mixed := [][]byte{h.step.ValidFunc(10), h.step.Invalid, h.step.ValidFunc(11)}
 	seq = h.publish("bulk-2", workers.JoinBulk(mixed), len(mixed))
 	h.waitSettled(seq)
 	require.Equal(t, len(chunk)+2, h.effects())
@@ -70,7 +70,7 @@ func testBulk(t *testing.T, h *harness) {
 func testAckAfterPubAck(t *testing.T, h *harness) {
 	h.start()
 	unblock := h.blockOutputs()
-	seq := h.publish("held-1", h.step.Valid(0), 0)
+	seq := h.publish("held-1", h.step.ValidFunc(0), 0)
 	h.requireHeld(seq, "its output was not stored")
 	require.Zero(t, h.effects())
 	unblock()
@@ -89,7 +89,7 @@ func testPartialPublish(t *testing.T, h *harness) {
 	const n = 8
 	chunk := make([][]byte, n)
 	for i := range chunk {
-		chunk[i] = h.step.Valid(i)
+		chunk[i] = h.step.ValidFunc(i)
 	}
 	unlimit := h.limitOutputs(1)
 	seq := h.publish("partial-1", workers.JoinBulk(chunk), n)
@@ -115,7 +115,7 @@ func testDeadLetterFirst(t *testing.T, h *harness) {
 	h.start()
 	restore := h.deleteStream(subjects.StreamDLQ)
 	seq := h.publish("bad-held", h.step.Invalid, 0)
-	chunk := h.publish("bad-held-bulk", workers.JoinBulk([][]byte{h.step.Valid(0), h.step.Invalid}), 2)
+	chunk := h.publish("bad-held-bulk", workers.JoinBulk([][]byte{h.step.ValidFunc(0), h.step.Invalid}), 2)
 	h.requireHeld(seq, "its dead letter was not stored")
 	restore()
 	h.waitSettled(seq, chunk)
@@ -130,14 +130,14 @@ func testDeadLetterFirst(t *testing.T, h *harness) {
 func testDerivedIDs(t *testing.T, h *harness) {
 	h.start()
 	seqs := []uint64{
-		h.publish("again-1", h.step.Valid(0), 0),
-		h.publish("again-2", h.step.Valid(1), 0),
-		h.publish("", h.step.Valid(2), 0),
+		h.publish("again-1", h.step.ValidFunc(0), 0),
+		h.publish("again-2", h.step.ValidFunc(1), 0),
+		h.publish("", h.step.ValidFunc(2), 0),
 	}
-	chunk := [][]byte{h.step.Valid(3), h.step.Valid(4)}
+	chunk := [][]byte{h.step.ValidFunc(3), h.step.ValidFunc(4)}
 	seqs = append(seqs,
 		h.publish("again-bulk", workers.JoinBulk(chunk), len(chunk)),
-		h.publish("", workers.JoinBulk([][]byte{h.step.Valid(5), h.step.Valid(6)}), 2))
+		h.publish("", workers.JoinBulk([][]byte{h.step.ValidFunc(5), h.step.ValidFunc(6)}), 2))
 	dead := 0
 	if !h.f.NoPermanent {
 		seqs = append(seqs, h.publish("again-bad", h.step.Invalid, 0))
@@ -181,7 +181,7 @@ func testTrace(t *testing.T, h *harness) {
 		trace    = "4bf92f3577b34da6a3ce929d0e0e4736"
 		badTrace = "0af7651916cd43dd8448eb211c80319c"
 	)
-	seq := h.publishTraced("traced-1", h.step.Valid(0), 0, "00-"+trace+"-00f067aa0ba902b7-01")
+	seq := h.publishTraced("traced-1", h.step.ValidFunc(0), 0, "00-"+trace+"-00f067aa0ba902b7-01")
 	h.waitAcked(0, seq)
 	if out := subjects.StreamFor(h.cfg.Step.Output); h.cfg.Step.Output != "" {
 		msgs, err := StoredMsgs(t.Context(), h.env.JS, out, ">")
@@ -230,7 +230,7 @@ func testTransient(t *testing.T, h *harness) {
 		return nil
 	})
 	w := h.start()
-	seq := h.publish("flaky-1", h.step.Valid(0), 0)
+	seq := h.publish("flaky-1", h.step.ValidFunc(0), 0)
 	h.waitAcked(0, seq)
 	require.Equal(t, 1, h.effects())
 	require.Equal(t, int64(3), deliveries.Load(), "two failures, then success")
@@ -249,7 +249,7 @@ func testMaxDeliver(t *testing.T, h *harness) {
 		return nil
 	})
 	w := h.start()
-	poison := h.step.Valid(0)
+	poison := h.step.ValidFunc(0)
 	seq := h.publish("poison-1", poison, 0)
 	h.waitSettled(seq)
 	dls := h.deadLetters()
@@ -263,7 +263,7 @@ func testMaxDeliver(t *testing.T, h *harness) {
 
 	// A bulk message failing on every delivery is dead-lettered whole,
 	// with its record count.
-	chunk := workers.JoinBulk([][]byte{h.step.Valid(1), h.step.Valid(2)})
+	chunk := workers.JoinBulk([][]byte{h.step.ValidFunc(1), h.step.ValidFunc(2)})
 	seq = h.publish("poison-bulk", chunk, 2)
 	h.waitSettled(seq)
 	dls = h.deadLetters()
@@ -272,7 +272,7 @@ func testMaxDeliver(t *testing.T, h *harness) {
 	require.Equal(t, "2", dls[1].Header.Get(subjects.HeaderRecords), "a whole bulk message's dead letter says how many records it holds")
 	require.Empty(t, dls[1].Header.Get(subjects.HeaderRecordIndex))
 
-	seq = h.publish("after-1", h.step.Valid(3), 0)
+	seq = h.publish("after-1", h.step.ValidFunc(3), 0)
 	h.waitAcked(0, seq)
 	require.Equal(t, 1, h.effects())
 	require.NoError(t, w.Err())
@@ -285,7 +285,7 @@ func testMaxDeliver(t *testing.T, h *harness) {
 func testMaxDeliverOutputs(t *testing.T, h *harness) {
 	h.start()
 	h.blockOutputs()
-	input := h.step.Valid(0)
+	input := h.step.ValidFunc(0)
 	seq := h.publish("stuck-1", input, 0)
 	h.waitSettled(seq)
 	dls := h.deadLetters()
@@ -308,13 +308,13 @@ func testPanic(t *testing.T, h *harness) {
 	})
 	w := h.start()
 	require.Equal(t, int64(1), h.builds.Load())
-	seq := h.publish("crash-1", h.step.Valid(0), 0)
+	seq := h.publish("crash-1", h.step.ValidFunc(0), 0)
 	h.waitAcked(0, seq)
 	require.Equal(t, 1, h.effects())
 	require.Equal(t, int64(2), h.builds.Load(), "the handler rebuilt after the crash")
 	require.Equal(t, int64(1), w.Snapshot().Counters.Crashes)
 
-	seq = h.publish("after-1", h.step.Valid(1), 0)
+	seq = h.publish("after-1", h.step.ValidFunc(1), 0)
 	h.waitAcked(1, seq)
 	require.Equal(t, 2, h.effects())
 	select {
@@ -344,9 +344,9 @@ func testDrain(t *testing.T, h *harness) {
 		}
 	})
 	w := h.start()
-	slow := h.publish("slow-1", h.step.Valid(0), 0)
+	slow := h.publish("slow-1", h.step.ValidFunc(0), 0)
 	<-entered
-	queued := []uint64{h.publish("queued-1", h.step.Valid(1), 0), h.publish("queued-2", h.step.Valid(2), 0)}
+	queued := []uint64{h.publish("queued-1", h.step.ValidFunc(1), 0), h.publish("queued-2", h.step.ValidFunc(2), 0)}
 
 	stopped := make(chan error, 1)
 	go func() {
@@ -392,7 +392,7 @@ func testStopMidStream(t *testing.T, h *harness) {
 	futures := make([]jetstream.PubAckFuture, 0, n)
 	for i := range n {
 		m := nats.NewMsg(h.step.Subject)
-		m.Data = h.step.Valid(i)
+		m.Data = h.step.ValidFunc(i)
 		m.Header.Set(subjects.HeaderMsgID, "stream-"+strconv.Itoa(i))
 		f, err := h.env.JS.PublishMsgAsync(m)
 		require.NoError(t, err)

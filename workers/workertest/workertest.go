@@ -41,37 +41,40 @@ type Step struct {
 	// Partition, Streams, Middleware). The suite sets Conn and Logger, a
 	// middleware of its own innermost, and short delivery settings where
 	// they are zero: AckWait 2s, MaxDeliver 5, retry backoff 20-200ms,
-	// restart backoff 10-100ms, RepublishFor 200ms.
+	// restart backoff 10-100ms, RepublishFor 200ms, DrainTimeout 10s. Some
+	// subtests change MaxDeliver, MaxAckPending and FetchBatch.
 	Config workers.Config
 	// Subject is where inputs are published; default the step's input
 	// subject for the dataset.
 	Subject string
-	// Valid returns valid record i. Records of different i are different
-	// records (keys), and each has exactly one effect.
-	Valid func(i int) []byte
+	// ValidFunc returns valid record i. Records of different i are
+	// different records (keys), and each has exactly one effect.
+	ValidFunc func(i int) []byte
 	// Invalid is a record the step rejects with a permanent error, and
 	// Reason a part of the reason its dead letter must give. Unused with
 	// Features.NoPermanent.
 	Invalid []byte
 	Reason  string
-	// Effects counts the valid records whose effect is stored: for a step
-	// that publishes, the records on its outputs (see OutputRecords); for
-	// a sink, what it committed. It is called often while the suite waits.
-	Effects func(ctx context.Context) (int, error)
-	// Start, when set, runs a step that is not on the Go runtime (a
+	// EffectsFunc counts the valid records whose effect is stored: for a
+	// step that publishes, the records on its outputs (see OutputRecords);
+	// for a sink, what it committed. It is called often while the suite
+	// waits.
+	EffectsFunc func(ctx context.Context) (int, error)
+	// StartFunc, when set, runs a step that is not on the Go runtime (a
 	// program in another language, in a process of its own) as worker
 	// cfg.ID with cfg's delivery settings, and returns once it consumes;
-	// stop drains it. Config then only names the step and its settings
+	// stop drains it, and it stops when the test ends in any case (its
+	// own t.Cleanup). Config then only names the step and its settings
 	// (Step, Dataset, Consumer, Streams; the suite makes the streams), and
 	// the subtests that inject faults into the Go handler chain
 	// (Transient, MaxDeliver, Panic, Drain) are skipped.
-	Start func(t *testing.T, cfg workers.Config) (stop func())
+	StartFunc func(t *testing.T, cfg workers.Config) (stop func())
 }
 
 // Features says which parts of the contract apply to a step. A step that
 // publishes nothing (its Step has no Output: the aggregator commits state
-// instead) skips AckAfterPubAck, and its effects are what Effects says it
-// committed.
+// instead) skips AckAfterPubAck, PartialPublish and MaxDeliverOutputs,
+// and its effects are what EffectsFunc says it committed.
 type Features struct {
 	// NoPermanent: no input fails the step permanently, so Permanent,
 	// DeadLetterFirst and the bad record of Bulk do not apply.
@@ -130,7 +133,7 @@ func manyDeliveries(cfg *workers.Config) { cfg.Consumer.MaxDeliver = 100 }
 
 // goOnly skips a subtest that injects faults into the Go handler chain.
 func goOnly(h *harness) string {
-	if h.step.Start != nil {
+	if h.step.StartFunc != nil {
 		return "injects faults into the Go runtime's handler chain; the step runs outside it"
 	}
 	return ""
@@ -177,8 +180,8 @@ func setup(t *testing.T, newStep NewStepFunc, f Features, tune func(*workers.Con
 	env := &Env{URL: srv.ClientURL(), Conn: nc, JS: js, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)}
 	h := &harness{t: t, env: env, f: f}
 	h.step = newStep(t, env)
-	require.NotNil(t, h.step.Valid, "Step.Valid")
-	require.NotNil(t, h.step.Effects, "Step.Effects")
+	require.NotNil(t, h.step.ValidFunc, "Step.ValidFunc")
+	require.NotNil(t, h.step.EffectsFunc, "Step.EffectsFunc")
 	cfg := h.step.Config
 	cfg.Conn, cfg.Logger = nc, env.Log
 	setDefault(&cfg.Consumer.AckWait, 2*time.Second)
@@ -203,7 +206,7 @@ func setup(t *testing.T, newStep NewStepFunc, f Features, tune func(*workers.Con
 	if h.step.Subject == "" {
 		h.step.Subject = cfg.Step.InputSubject(cfg.Dataset)
 	}
-	if h.step.Start != nil {
+	if h.step.StartFunc != nil {
 		require.NoError(t, subjects.Ensure(t.Context(), js, cfg.Streams))
 		ccfg, err := subjects.Consumer(cfg.Step, cfg.Dataset, cfg.Consumer)
 		require.NoError(t, err)
@@ -230,10 +233,10 @@ func setDefault[T comparable](v *T, def T) {
 // runtime, nil for a step that runs outside it.
 func (h *harness) start() *workers.Worker {
 	h.t.Helper()
-	if h.step.Start != nil {
+	if h.step.StartFunc != nil {
 		cfg := h.cfg
 		cfg.ID = workers.NewWorkerID()
-		h.id, h.stopFunc = cfg.ID, h.step.Start(h.t, cfg)
+		h.id, h.stopFunc = cfg.ID, h.step.StartFunc(h.t, cfg)
 		return nil
 	}
 	w := StartWorker(h.t, h.cfg)
@@ -320,10 +323,10 @@ func (h *harness) waitSettled(seqs ...uint64) {
 	waitFor(h.t, "the inputs settled", func() bool { return settled(h.consumerInfo(), seqs...) == len(seqs) })
 }
 
-// effects is what Step.Effects counts now.
+// effects is what Step.EffectsFunc counts now.
 func (h *harness) effects() int {
 	h.t.Helper()
-	n, err := h.step.Effects(h.t.Context())
+	n, err := h.step.EffectsFunc(h.t.Context())
 	require.NoError(h.t, err)
 	return n
 }
