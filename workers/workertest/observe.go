@@ -39,6 +39,19 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
+// waitClosed waits until ch is closed, failing the test after waitTimeout
+// with what it waited for.
+//
+// TODO(testkit): replace with embeddedtest's CI-scaled WaitOrTimeout.
+func waitClosed(tb testing.TB, ch <-chan struct{}, what string) {
+	tb.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitTimeout):
+		require.FailNow(tb, "timed out waiting for "+what)
+	}
+}
+
 // StoredMsgs returns the messages stream stores on subjects matching
 // filter, in order.
 //

@@ -345,7 +345,7 @@ func testDrain(t *testing.T, h *harness) {
 	})
 	w := h.start()
 	slow := h.publish("slow-1", h.step.ValidFunc(0), 0)
-	<-entered
+	waitClosed(t, entered, "the record in the handler")
 	queued := []uint64{h.publish("queued-1", h.step.ValidFunc(1), 0), h.publish("queued-2", h.step.ValidFunc(2), 0)}
 
 	stopped := make(chan error, 1)
@@ -356,7 +356,7 @@ func testDrain(t *testing.T, h *harness) {
 	}()
 	waitFor(t, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
 	close(release)
-	require.NoError(t, <-stopped)
+	require.NoError(t, <-stopped, "the drain finished within %s", stopTimeout)
 	require.NoError(t, w.Err())
 	// No worker runs now: only the drain can have acked it.
 	h.waitAcked(0, slow)
@@ -376,11 +376,12 @@ func testDrain(t *testing.T, h *harness) {
 func testStopMidStream(t *testing.T, h *harness) {
 	const n, at = 200, 20
 	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	h.inject(func(ctx context.Context, id string, delivered uint64) error {
 		if id != "stream-"+strconv.Itoa(at) || delivered != 1 {
 			return nil
 		}
-		close(entered)
+		once.Do(func() { close(entered) })
 		select {
 		case <-release:
 			return nil
@@ -399,15 +400,17 @@ func testStopMidStream(t *testing.T, h *harness) {
 		futures = append(futures, f)
 	}
 	if w != nil {
-		<-entered
-		stopped := make(chan struct{})
+		waitClosed(t, entered, "input 20 in the handler")
+		stopped := make(chan error, 1)
 		go func() {
-			defer close(stopped)
-			h.stop()
+			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			stopped <- w.Stop(ctx)
 		}()
 		waitFor(t, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
 		close(release)
-		<-stopped
+		require.NoError(t, <-stopped, "the drain finished within %s", stopTimeout)
+		require.NoError(t, w.Err())
 	} else {
 		waitFor(t, "a first effect", func() bool { return h.effects() > 0 })
 		h.stop()
