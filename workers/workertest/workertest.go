@@ -41,7 +41,7 @@ type Step struct {
 	// Partition, Streams, Middleware). The suite sets Conn and Logger, a
 	// middleware of its own innermost, and short delivery settings where
 	// they are zero: AckWait 2s, MaxDeliver 5, retry backoff 20-200ms,
-	// restart backoff 10-100ms, RepublishFor 200ms, DrainTimeout 10s. Some
+	// restart backoff 10-100ms, RepublishFor 50ms, DrainTimeout 10s. Some
 	// subtests change MaxDeliver, MaxAckPending and FetchBatch.
 	Config workers.Config
 	// Subject is where inputs are published; default the step's input
@@ -190,7 +190,7 @@ func setup(t *testing.T, newStep NewStepFunc, f Features, tune func(*workers.Con
 	setDefault(&cfg.RetryBackoffMax, 200*time.Millisecond)
 	setDefault(&cfg.RestartBackoffMin, 10*time.Millisecond)
 	setDefault(&cfg.RestartBackoffMax, 100*time.Millisecond)
-	setDefault(&cfg.RepublishFor, 200*time.Millisecond)
+	setDefault(&cfg.RepublishFor, 50*time.Millisecond)
 	setDefault(&cfg.DrainTimeout, 10*time.Second)
 	if tune != nil {
 		tune(&cfg)
