@@ -4,8 +4,9 @@
 // its Pub/Subs and River's riverdrivertest for its drivers.
 //
 // Test code only: production packages never import it. It imports the
-// runtime (workers) and no step worker, so any package's tests may use it;
-// each step's adapter lives in that step's own contract_test.go.
+// runtime (workers and its message types) and no step worker, so any
+// package's tests may use it, the supervisor's included; each step's
+// adapter lives in that step's own workercontract_test.go.
 //
 // # The contract
 //
@@ -30,16 +31,21 @@
 // Transient errors, panics and slow handlers are injected by a middleware
 // innermost in the worker's chain (workers.Config.Middleware), right around
 // the step's own handler, so the step's handler and its rebuild are real.
-// [Features] says which parts apply to a step.
+// Refused outputs and dead letters are real too: the suite deletes the
+// stream, or fills it (Discard new) when the step writes to the stream it
+// reads. [Features] says which parts apply to a step; a step in another
+// language (Step.StartFunc, a process of its own) runs those that need no
+// injection.
 //
-//	func TestContract(t *testing.T) {
+//	func TestWorkerContract(t *testing.T) {
 //		workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
 //			h, err := validate.New(ds)
 //			require.NoError(t, err)
 //			return workertest.Step{
-//				Config:  workers.Config{Step: subjects.StepValidate, Dataset: "orders", NewHandlerFunc: ...},
+//				Config:      workers.Config{Step: subjects.StepValidate, Dataset: "orders", NewHandlerFunc: ...},
 //				ValidFunc:   func(i int) []byte { ... },
-//				Invalid:     []byte(`{"amount":-1}`), Reason: "below the minimum",
+//				Invalid:     []byte(`{"amount":-1}`),
+//				Reason:      "below the minimum",
 //				EffectsFunc: workertest.OutputRecords(env.JS, subjects.Valid("orders")),
 //			}
 //		}, workertest.Features{})
