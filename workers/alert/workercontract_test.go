@@ -10,33 +10,13 @@ import (
 	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
-// contractSpec has a record rule that fires on every record the suite
-// calls valid, with a cooldown per record: each fires once, and the
-// cooldown state in KV is part of what a redelivery must not change.
-const contractSpec = `
-name: ticks
-datasets:
-  ticks:
-    key: id
-    schema:
-      - {name: id, type: VARCHAR}
-      - {name: sym, type: VARCHAR}
-      - {name: price, type: DOUBLE}
-      - {name: ts, type: TIMESTAMPTZ}
-alerts:
-  big:
-    dataset: ticks
-    when: price > 100
-    key: id
-    cooldown: 1m
-    severity: warning
-`
-
 // TestWorkerContract runs the worker contract suite on the alert step's
-// record rules: its effects are the alerts it publishes.
+// record rules: its effects are the alerts it publishes. Each valid record
+// fires rule hot once: a price above 100, on a symbol of its own (the
+// rule's cooldown key, whose state in KV a redelivery must not change).
 func TestWorkerContract(t *testing.T) {
 	t.Parallel()
-	spec := parseSpec(t, contractSpec)
+	spec := parseSpec(t, ticksSpec)
 	workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
 		return workertest.Step{
 			Config: workers.Config{
@@ -48,11 +28,11 @@ func TestWorkerContract(t *testing.T) {
 			// The alert step reads the clean stage's partitions.
 			Subject: subjects.CleanKey("ticks", subjects.KeyToken("t")),
 			ValidFunc: func(i int) []byte {
-				return fmt.Appendf(nil, `{"id":"t-%d","sym":"S","price":%d,"ts":"2026-10-01T09:00:%02dZ"}`, i, 101+i, i%60)
+				return fmt.Appendf(nil, `{"id":"t-%d","sym":"S%d","price":%d,"ts":"2026-10-01T09:00:00Z"}`, i, i, 101+i)
 			},
 			Invalid:     []byte(`not json`),
 			Reason:      "record is not valid JSON",
-			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Alert("big")),
+			EffectsFunc: workertest.OutputRecords(env.JS, subjects.Alert("hot")),
 		}
 	}, workertest.Features{})
 }

@@ -329,20 +329,7 @@ func testPanic(t *testing.T, h *harness) {
 // effect and is acked before Stop returns. What the stopped worker had
 // not taken is there for the next one: nothing is lost.
 func testDrain(t *testing.T, h *harness) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	h.inject(func(ctx context.Context, id string, delivered uint64) error {
-		if id != "slow-1" || delivered != 1 {
-			return nil
-		}
-		once.Do(func() { close(entered) })
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	entered, release := h.hold("slow-1")
 	w := h.start()
 	slow := h.publish("slow-1", h.step.ValidFunc(0), 0)
 	waitClosed(t, entered, "the record in the handler")
@@ -375,20 +362,7 @@ func testDrain(t *testing.T, h *harness) {
 // MaxAckPending is 8); a step outside it is stopped at its first effect.
 func testStopMidStream(t *testing.T, h *harness) {
 	const n, at = 200, 20
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	h.inject(func(ctx context.Context, id string, delivered uint64) error {
-		if id != "stream-"+strconv.Itoa(at) || delivered != 1 {
-			return nil
-		}
-		once.Do(func() { close(entered) })
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
+	entered, release := h.hold("stream-" + strconv.Itoa(at))
 	w := h.start()
 	futures := make([]jetstream.PubAckFuture, 0, n)
 	for i := range n {
@@ -439,6 +413,27 @@ func testStopMidStream(t *testing.T, h *harness) {
 	h.waitAcked(0, seqs...)
 	require.Equal(t, n, h.effects(), "a record took effect twice, or not at all")
 	require.Empty(t, h.deadLetters())
+}
+
+// hold keeps the first delivery of input id in the handler until release
+// is closed (or the handler's context ends); entered is closed once it is
+// there.
+func (h *harness) hold(id string) (entered <-chan struct{}, release chan struct{}) {
+	in, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.inject(func(ctx context.Context, got string, delivered uint64) error {
+		if got != id || delivered != 1 {
+			return nil
+		}
+		once.Do(func() { close(in) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	return in, release
 }
 
 // requireDeadLetter checks the contract's headers of dead letter m of the
