@@ -398,4 +398,4 @@ func (h *harness) requireHeld(seq uint64, what string) {
 }
 
 // inject sets what happens to deliveries before the handler sees them.
-func (h *harness) inject(f FaultFunc) { h.faults.set(f) }
+func (h *harness) inject(f faultFunc) { h.faults.set(f) }
