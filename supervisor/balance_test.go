@@ -18,6 +18,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // sinkAggregator stands in for the aggregator: it commits every record it
@@ -65,7 +66,7 @@ func TestBalanceFlagsARecordInNoneOfThem(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, validate))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, validate))
 
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`, `{"a":2}`, `{"a":3}`, `{"a":4}`, `{"bad":1}`)
 	bulk := nats.NewMsg(subjects.Ingest(dataset))
@@ -93,8 +94,8 @@ func TestBalanceFlagsARecordInNoneOfThem(t *testing.T) {
 		}
 	}
 
-	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
-	runWorker(t, b.workerConfig(t, subjects.StepAggregate, agg))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepAggregate, agg))
 
 	ctx, cancel := context.WithTimeout(t.Context(), embeddedtest.Timeout(5*time.Second))
 	defer cancel()
@@ -131,8 +132,8 @@ func TestBalanceBalancesWhenIdle(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, validate))
-	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, validate))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`, `{"bad":2}`, `{"a":3}`)
 	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		st := b.snapshot(t)
@@ -141,7 +142,7 @@ func TestBalanceBalancesWhenIdle(t *testing.T) {
 		}
 		return nil
 	})
-	runWorker(t, b.workerConfig(t, subjects.StepAggregate, agg))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepAggregate, agg))
 	st, err := supervisor.WaitIdle(t.Context(), b.js, supervisor.WaitIdleOptions{Poll: 20 * time.Millisecond})
 	require.NoError(t, err)
 	require.Equal(t, []supervisor.DatasetBalance{{

@@ -12,6 +12,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // ctl pause on a step stops its workers fetching, and status says so;
@@ -20,7 +21,7 @@ func TestControlPauseResume(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startSupervisor(t, nil)
-	w := runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	w := workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	unsub, err := w.ServeControl()
 	require.NoError(t, err)
 	t.Cleanup(unsub)

@@ -19,6 +19,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // A record whose handler fails transiently every time is tried exactly
@@ -43,7 +44,7 @@ func TestPoisonRecordEndsInDLQ(t *testing.T) {
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
 	cfg := b.workerConfig(t, subjects.StepValidate, h)
-	runWorker(t, cfg)
+	workertest.StartWorker(t, cfg)
 	seqs := b.publish(t, subjects.Ingest(dataset), `{"ok":1}`, `{"poison":true}`, `{"ok":2}`)
 
 	st, err := supervisor.WaitIdle(t.Context(), b.js, supervisor.WaitIdleOptions{Poll: 20 * time.Millisecond})
@@ -145,7 +146,7 @@ func TestReplay(t *testing.T) {
 		handled.Add(1)
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, h))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, h))
 	b.publish(t, subjects.Ingest(dataset), `{"order_id":"r-1"}`)
 	idle := func() *supervisor.Status {
 		st, err := supervisor.WaitIdle(t.Context(), b.js, supervisor.WaitIdleOptions{Poll: 20 * time.Millisecond})

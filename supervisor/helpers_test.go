@@ -86,19 +86,6 @@ func (b *testBundle) workerConfig(t *testing.T, step subjects.Step, h workers.Ha
 	}
 }
 
-func runWorker(t *testing.T, cfg workers.Config) *workers.Worker {
-	t.Helper()
-	w, err := workers.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, w.Stop(ctx))
-	})
-	return w
-}
-
 // publish sends records with ids and returns their stream sequences.
 func (b *testBundle) publish(t *testing.T, subject string, bodies ...string) []uint64 {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // A worker that stops beating without a goodbye turns stale after three
@@ -94,9 +95,7 @@ func TestLivenessGoodbye(t *testing.T) {
 	b := setup(t)
 	ev := b.subscribeEvents(t)
 	b.startSupervisor(t, nil)
-	w, err := workers.New(b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
+	w := workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 
 	ev.next(t, 3*time.Second, func(e supervisor.Event) bool { return e.Worker == w.ID() && e.To == supervisor.LivenessAlive })
 	embeddedtest.CheckFor(t, 3*time.Second, embeddedtest.PollEvery, func() error {

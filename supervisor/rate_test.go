@@ -16,6 +16,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // rates reads per_minute and records_per_minute of validate/orders from
@@ -75,7 +76,7 @@ func TestRatePerMinuteCountsTheLastMinute(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startSupervisor(t, nil)
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if p, _ := b.rates(t); p != 0 {
 			return fmt.Errorf("per_minute %d before any record", p)
@@ -115,7 +116,7 @@ func TestRatePerMinuteWindowSlides(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startSupervisor(t, func(c *supervisor.Config) { c.RateWindow = 2 * time.Second })
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`, `{"a":2}`, `{"a":3}`)
 	embeddedtest.CheckFor(t, 5*time.Second, embeddedtest.PollEvery, func() error {
 		if p, _ := b.rates(t); p != 3 {

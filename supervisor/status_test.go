@@ -19,6 +19,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // statusDoc mirrors the documented JSON (docs/status.md), so the test
@@ -71,7 +72,7 @@ func TestStatusJSONKnownState(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	w := runWorker(t, b.workerConfig(t, subjects.StepValidate, h))
+	w := workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, h))
 	ccfg, err := subjects.Consumer(subjects.StepTransform, dataset, subjects.ConsumerOptions{})
 	require.NoError(t, err)
 	_, err = b.js.CreateOrUpdateConsumer(t.Context(), subjects.StreamValid, ccfg)
@@ -143,7 +144,7 @@ func TestStatusJSONKnownState(t *testing.T) {
 func TestStatusWithoutSupervisor(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	b.publish(t, subjects.Ingest(dataset), `{"a":1}`)
 	st, err := supervisor.WaitIdle(t.Context(), b.js, supervisor.WaitIdleOptions{Poll: 20 * time.Millisecond})
 	require.NoError(t, err)
@@ -158,9 +159,9 @@ func TestStatusWithoutSupervisor(t *testing.T) {
 func TestWaitIdleWaitsForMarts(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	// Clean records carry a key token: the aggregate consumer reads jf.clean.<ds>.>.
-	runWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepTransform, workers.Passthrough(subjects.CleanKey(dataset, subjects.KeyToken("k")))))
 	var consumed, flushed atomic.Uint64
 	sink := workers.HandlerFunc(func(_ context.Context, rec workers.Record) ([]workers.Output, error) {
 		for {
@@ -170,7 +171,7 @@ func TestWaitIdleWaitsForMarts(t *testing.T) {
 			}
 		}
 	})
-	runWorker(t, b.workerConfig(t, subjects.StepAggregate, sink))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepAggregate, sink))
 	martsFunc := func(context.Context) ([]supervisor.MartStatus, error) {
 		return []supervisor.MartStatus{{Name: "daily_sales", Dataset: dataset, LastSeq: flushed.Load()}}, nil
 	}
@@ -233,7 +234,7 @@ func TestHandler(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	sup := b.startSupervisor(t, nil)
-	runWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	h, err := supervisor.NewHandler(supervisor.HandlerConfig{JS: b.js, Supervisor: sup, Logger: b.log})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
@@ -335,7 +336,7 @@ func TestContractDecisionsInStatus(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startSupervisor(t, nil)
-	runWorker(t, b.workerConfig(t, subjects.StepTransform, &driftHandler{}))
+	workertest.StartWorker(t, b.workerConfig(t, subjects.StepTransform, &driftHandler{}))
 	b.publish(t, subjects.Valid(dataset), `{"a":1,"note":"x"}`, `{"a":2,"note":"y"}`)
 	var st *supervisor.Status
 	embeddedtest.CheckFor(t, 10*time.Second, embeddedtest.PollEvery, func() error {

@@ -19,6 +19,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 type lockedBuffer struct {
@@ -68,7 +69,7 @@ func TestWorkerSurvivesServerRestart(t *testing.T) {
 	}))
 	cfg.Logger = log
 	cfg.PullHeartbeat = 500 * time.Millisecond
-	w := run(t, cfg)
+	w := workertest.StartWorker(t, cfg)
 	require.Equal(t, uint64(0), w.Snapshot().Conn.Reconnects)
 	require.Equal(t, "CONNECTED", w.Snapshot().Conn.Status)
 	beats, err := nc.SubscribeSync(subjects.Heartbeat(subjects.StepValidate.Name, w.ID()))
@@ -134,7 +135,7 @@ func TestOutputRepublishedWhileStreamAway(t *testing.T) {
 	cfg.Consumer.MaxDeliver = 1 // a single nak would dead-letter: only republishing saves the records
 	cfg.RepublishFor = 30 * time.Second
 	require.NoError(t, b.js.DeleteStream(ctx, subjects.StreamValid))
-	w := run(t, cfg)
+	w := workertest.StartWorker(t, cfg)
 	require.NoError(t, b.js.DeleteStream(ctx, subjects.StreamValid)) // the worker's start re-created it
 	b.publish(t, subjects.Ingest(dataset), 5, "r-")
 	embeddedtest.WaitFor(t, 20*time.Second, "an output republished", func() bool { return w.Snapshot().Counters.Republished > 0 })

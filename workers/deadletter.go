@@ -63,6 +63,35 @@ func (w *Worker) publishDeadLetters(p *pending) error {
 	return nil
 }
 
+// giveUp dead-letters a delivery whole after its last allowed delivery
+// failed with err, and terminates it once the dead letter is stored. It
+// reports whether it did; if the dead letter could not be stored either,
+// the delivery is left to the caller (the supervisor copies it once the
+// server gives up on it).
+func (w *Worker) giveUp(ctx context.Context, d *message.Delivery, err error) bool {
+	reason := fmt.Sprintf("gave up after %d deliveries: %v", d.Meta.NumDelivered, err)
+	m := w.deadLetterMsg(d, message.DeadLetter{Index: -1, Data: d.Msg.Data(), Reason: reason})
+	records := 1
+	if d.Bulk {
+		records, _ = strconv.Atoi(m.Header.Get(subjects.HeaderRecords))
+	}
+	FitDeadLetter(m, w.dlqLimit)
+	pctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
+	defer cancel()
+	if _, perr := w.js.PublishMsg(pctx, m); perr != nil {
+		w.log.Warn().Err(perr).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("dead letter after max deliveries not stored; the supervisor copies the message")
+		return false
+	}
+	w.log.Warn().Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Str("reason", reason).Msg("dead-lettered after max deliveries")
+	if terr := d.Msg.TermWithReason(CleanReason(subjects.TermReasonDeadLettered + reason)); terr != nil {
+		w.log.Warn().Err(terr).Uint64("seq", d.Meta.Sequence.Stream).Msg("term")
+		return true // the dead letter is stored; a redelivery stores it once
+	}
+	w.stats.deadLettered.Add(int64(records))
+	w.stats.acked.Add(1)
+	return true
+}
+
 // deadRecords counts the records a delivery dead-letters: all of them
 // with a whole-message dead letter.
 func deadRecords(d *message.Delivery) int64 {
@@ -91,7 +120,11 @@ func (w *Worker) deadLetterMsg(d *message.Delivery, dl message.DeadLetter) *nats
 		m.Header.Set(subjects.HeaderRecordIndex, strconv.Itoa(dl.Index))
 	}
 	if d.Bulk && dl.Index < 0 {
-		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(len(d.Lines)))
+		// Counted in the body, not d.Lines: the settler's goroutine gives
+		// up on deliveries whose lines the fetch loop has dropped.
+		records := 0
+		eachLine(dl.Data, func([]byte) { records++ })
+		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
 	}
 	if tp := d.Msg.Headers().Get(subjects.HeaderTraceParent); tp != "" {
 		m.Header.Set(subjects.HeaderTraceParent, tp)

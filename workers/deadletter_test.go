@@ -16,6 +16,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // storedSize is what a stored message counts against the max payload:
@@ -80,7 +81,7 @@ func TestDeadLetterOfARecordAtTheLimitIsTruncatedToFit(t *testing.T) {
 	reject := workers.HandlerFunc(func(context.Context, workers.Record) ([]workers.Output, error) {
 		return nil, workers.Permanentf("not a JSON object")
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, reject))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, reject))
 
 	record := b.publishFull(t, subjects.Ingest(dataset), "big-1", []byte("not json "), nats.Header{})
 	embeddedtest.WaitFor(t, 30*time.Second, "the dead letter", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 1 })
@@ -111,7 +112,7 @@ func TestDeadLettersOfBulkChunksAtTheLimitFit(t *testing.T) {
 		}
 		return nil, workers.Permanentf("record %d rejected", rec.Index)
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, h))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, h))
 
 	// One after the other: a transient failure fails the handler's whole batch.
 	perRecord := b.publishFull(t, subjects.Ingest(dataset), "chunk-1", []byte("small\n"), nats.Header{subjects.HeaderRecords: {"2"}})
@@ -189,4 +190,47 @@ func TestFitDeadLetter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Outputs JetStream refuses on every delivery are a transient failure like
+// a handler's (docs/wire.md, step 5): on the last allowed delivery the
+// message is dead-lettered whole, a bulk one with its record count, and
+// terminated, rather than nak'ed once more and left to the supervisor's
+// copy.
+func TestDeadLettersWholeWhenOutputsRefusedAtMaxDeliver(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg := b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset)))
+	cfg.RepublishFor = 50 * time.Millisecond
+	w := workertest.StartWorker(t, cfg)
+	require.NoError(t, b.js.DeleteStream(t.Context(), subjects.StreamValid)) // the worker's start made it
+
+	b.publish(t, subjects.Ingest(dataset), 1, "one-")
+	chunk := nats.NewMsg(subjects.Ingest(dataset))
+	chunk.Data = []byte("{\"i\":1}\n\n{\"i\":2}\n")
+	chunk.Header.Set(subjects.HeaderMsgID, "chunk-1")
+	chunk.Header.Set(subjects.HeaderRecords, "2")
+	_, err := b.js.PublishMsg(t.Context(), chunk)
+	require.NoError(t, err)
+	embeddedtest.WaitFor(t, 30*time.Second, "two dead letters", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 2 })
+
+	for seq := uint64(1); seq <= 2; seq++ {
+		dl := b.readMsg(t, subjects.StreamDLQ, seq)
+		require.Contains(t, dl.Header.Get(subjects.HeaderReason), "gave up after 3 deliveries: ")
+		require.Contains(t, dl.Header.Get(subjects.HeaderReason), "no response from stream")
+		require.Equal(t, "3", dl.Header.Get(subjects.HeaderDeliveries))
+		require.Equal(t, subjects.DeadLetterMsgID(dl.Header.Get(subjects.HeaderOrigMsgID), "validate", 0), dl.Header.Get(subjects.HeaderMsgID))
+		if dl.Header.Get(subjects.HeaderOrigMsgID) == "chunk-1" {
+			require.Equal(t, "2", dl.Header.Get(subjects.HeaderRecords))
+			require.Equal(t, chunk.Data, dl.Data)
+		}
+	}
+	embeddedtest.WaitFor(t, 30*time.Second, "both terminated", func() bool { return w.Snapshot().Counters.Acked == 2 })
+	require.Equal(t, int64(3), w.Snapshot().Counters.DeadLettered)
+	c, err := b.js.Consumer(t.Context(), subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
+	require.NoError(t, err)
+	embeddedtest.WaitFor(t, 30*time.Second, "the ack floor past both", func() bool {
+		info, err := c.Info(t.Context())
+		return err == nil && info.AckFloor.Stream == 2 && info.NumAckPending == 0
+	})
 }

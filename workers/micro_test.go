@@ -12,6 +12,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // TestSemVer: every build version becomes one micro accepts, and a real
@@ -48,7 +49,7 @@ func TestWorkerIsMicroService(t *testing.T) {
 	b := setup(t)
 	cfg := b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset)))
 	cfg.Version = "v0.4.0-3-gdeadbee"
-	w := run(t, cfg)
+	w := workertest.StartWorker(t, cfg)
 	stop, err := w.ServeControl()
 	require.NoError(t, err)
 	b.publish(t, subjects.Ingest(dataset), 5, "m-")

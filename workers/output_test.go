@@ -12,6 +12,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // TestOutputWithOwnMsgID: an output that names its own id is published as
@@ -29,7 +30,7 @@ func TestOutputWithOwnMsgID(t *testing.T) {
 			{Subject: subjects.Alert("r"), Data: rec.Data, MsgID: fmt.Sprintf("own-%d", rec.Index)},
 		}, nil
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, h))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, h))
 	for n := range 2 {
 		m := nats.NewMsg(subjects.Ingest(dataset))
 		m.Data = []byte("{\"i\":0}\n{\"i\":1}\n{\"i\":2}")

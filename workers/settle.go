@@ -56,11 +56,11 @@ func (s *settler) deliver(ctx context.Context, d *message.Delivery) {
 	}
 	p := &pending{d: d}
 	if err := w.publishOutputs(p); err != nil {
-		w.nakAfterPublishError(d, err)
+		w.nakAfterPublishError(ctx, d, err)
 		return
 	}
 	if err := w.publishDeadLetters(p); err != nil {
-		w.nakAfterPublishError(d, err)
+		w.nakAfterPublishError(ctx, d, err)
 		return
 	}
 	w.stats.outputs.Add(int64(len(d.Outputs)))
@@ -91,7 +91,7 @@ func (s *settler) finish(ctx context.Context, p *pending) {
 	for _, f := range p.futures {
 		if err := w.await(ctx, d, f); err != nil {
 			if ctx.Err() == nil {
-				w.nakAfterPublishError(d, err)
+				w.nakAfterPublishError(ctx, d, err)
 			} // else hard stop: redelivered later, outputs de-duplicated
 			return
 		}
@@ -121,9 +121,15 @@ func (w *Worker) nak(d *message.Delivery, cause error, delay time.Duration) {
 }
 
 // nakAfterPublishError naks a delivery whose outputs JetStream did not
-// take; its redelivery republishes them with the same ids.
-func (w *Worker) nakAfterPublishError(d *message.Delivery, err error) {
+// take; its redelivery republishes them with the same ids. On its last
+// allowed delivery it is dead-lettered whole instead, as a handler's
+// transient failure is (docs/wire.md, step 5), so that it does not wait
+// for the supervisor's copy: the step knows why it gave up.
+func (w *Worker) nakAfterPublishError(ctx context.Context, d *message.Delivery, err error) {
 	w.setLastErr(err)
+	if w.maxDeliver > 0 && d.Meta.NumDelivered >= uint64(w.maxDeliver) && w.giveUp(ctx, d, err) {
+		return
+	}
 	w.log.Warn().Err(err).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("publish failed; input will be redelivered")
 	w.nak(d, err, w.retryConfig().Delay(err, d.Meta.NumDelivered))
 }

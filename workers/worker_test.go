@@ -18,6 +18,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 const dataset = "orders"
@@ -50,20 +51,6 @@ func (b *testBundle) fastConfig(t *testing.T, step subjects.Step, h workers.Hand
 		HeartbeatInterval: 100 * time.Millisecond,
 		DrainTimeout:      2 * time.Second,
 	}
-}
-
-// run starts a worker and stops it when the test ends.
-func run(t *testing.T, cfg workers.Config) *workers.Worker {
-	t.Helper()
-	w, err := workers.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	})
-	return w
 }
 
 func (b *testBundle) publish(t *testing.T, subject string, n int, idPrefix string) {
@@ -111,8 +98,8 @@ func requireExactlyOnce(t *testing.T, got []string, n int) {
 func TestPassthroughMovesEveryRecordOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
-	run(t, b.fastConfig(t, subjects.StepTransform, workers.Passthrough(subjects.Clean(dataset))))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepTransform, workers.Passthrough(subjects.Clean(dataset))))
 
 	const n = 10_000
 	b.publish(t, subjects.Ingest(dataset), n, "id-")
@@ -156,7 +143,7 @@ func TestHardStopMidRunLosesNothing(t *testing.T) {
 
 	// A fresh replica takes over: unacked work is redelivered and
 	// outputs already published are dropped as duplicates.
-	run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	embeddedtest.WaitFor(t, time.Minute, "all valid records", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) >= n })
 	embeddedtest.CheckFor(t, 30*time.Second, embeddedtest.PollEvery, func() error {
 		return embeddedtest.ConsumerIdle(t.Context(), b.js, subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
@@ -175,7 +162,7 @@ func TestPanicRestartsAndDeadLettersAfterMaxDeliver(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	w := run(t, b.fastConfig(t, subjects.StepValidate, poison))
+	w := workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, poison))
 	b.publish(t, subjects.Ingest(dataset), 20, "p-")
 
 	embeddedtest.WaitFor(t, 30*time.Second, "dead letter", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 1 })
@@ -202,7 +189,7 @@ func TestPermanentErrorsInBulk(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, rejectOdd))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, rejectOdd))
 
 	m := nats.NewMsg(subjects.Ingest(dataset))
 	m.Header.Set(subjects.HeaderRecords, "5")
@@ -238,7 +225,7 @@ func TestTransientErrorRetriesWithBackoff(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	w := run(t, b.fastConfig(t, subjects.StepValidate, flaky))
+	w := workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, flaky))
 	b.publish(t, subjects.Ingest(dataset), 1, "f-")
 	embeddedtest.WaitFor(t, 30*time.Second, "output", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) == 1 })
 	snap := w.Snapshot()
@@ -271,7 +258,7 @@ func TestStopDrainsInFlight(t *testing.T) {
 
 	// Messages the server sent after the drain began come back after
 	// AckWait; a new replica finishes the job, each record once.
-	run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	embeddedtest.CheckFor(t, time.Minute, embeddedtest.PollEvery, func() error {
 		return embeddedtest.ConsumerIdle(t.Context(), b.js, subjects.StreamIngest, subjects.ConsumerName("validate", dataset))
 	})
@@ -283,7 +270,7 @@ func TestHeartbeats(t *testing.T) {
 	b := setup(t)
 	sub, err := b.nc.SubscribeSync(subjects.AllHeartbeats)
 	require.NoError(t, err)
-	w := run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	w := workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	msg, err := sub.NextMsg(5 * time.Second)
 	require.NoError(t, err)
 	require.Equal(t, subjects.Heartbeat("validate", w.ID()), msg.Subject)
@@ -293,7 +280,7 @@ func TestHeartbeats(t *testing.T) {
 func TestPauseResume(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	w := run(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
+	w := workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, workers.Passthrough(subjects.Valid(dataset))))
 	w.Pause()
 	embeddedtest.WaitFor(t, 10*time.Second, "paused state", func() bool { return w.Snapshot().State == subjects.StatePaused })
 	b.publish(t, subjects.Ingest(dataset), 10, "z-")
@@ -327,8 +314,8 @@ func TestTraceContextTravels(t *testing.T) {
 		}
 		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
 	})
-	run(t, b.fastConfig(t, subjects.StepValidate, odd))
-	run(t, b.fastConfig(t, subjects.StepTransform, workers.Passthrough(subjects.Clean(dataset))))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, odd))
+	workertest.StartWorker(t, b.fastConfig(t, subjects.StepTransform, workers.Passthrough(subjects.Clean(dataset))))
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	for i, body := range []string{`{"ok":1}`, `{"bad":1}`} {
 		m := nats.NewMsg(subjects.Ingest(dataset))

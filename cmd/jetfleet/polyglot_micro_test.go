@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"maps"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // TestJSMicroServiceMatchesGo runs the JavaScript step of the feedback
@@ -39,18 +39,11 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
 
 	const goWorker, jsWorker = "go-micro-test", "js-micro-test"
-	w, err := workers.New(workers.Config{
+	w := workertest.StartWorker(t, workers.Config{
 		Conn: nc, Step: subjects.StepTransform, Dataset: "feedback", ID: goWorker, Version: "v1.2.3-4-gabcdef",
 		NewHandlerFunc:    func() (workers.Handler, error) { return workers.Passthrough(subjects.Clean("feedback")), nil },
 		Logger:            zerolog.New(zerolog.NewTestWriter(t)),
 		HeartbeatInterval: time.Second,
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, w.Stop(ctx))
 	})
 	unserve, err := w.ServeControl()
 	require.NoError(t, err)

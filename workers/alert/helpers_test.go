@@ -1,10 +1,8 @@
 package alert_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +14,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/alert"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 func parseSpec(t *testing.T, yaml string) *pipeline.Spec {
@@ -25,21 +24,11 @@ func parseSpec(t *testing.T, yaml string) *pipeline.Spec {
 	return spec
 }
 
+// startWorker runs cfg's worker, logging to the test, until the test ends.
 func startWorker(t *testing.T, cfg workers.Config) *workers.Worker {
 	t.Helper()
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
-	w, err := workers.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	t.Cleanup(func() { stopWorker(t, w) })
-	return w
-}
-
-func stopWorker(t *testing.T, w *workers.Worker) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	require.NoError(t, w.Stop(ctx))
+	return workertest.StartWorker(t, cfg)
 }
 
 func startAlertStep(t *testing.T, nc *nats.Conn, js jetstream.JetStream, spec *pipeline.Spec, dataset string) *workers.Worker {

@@ -15,6 +15,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/alert"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 const ticksSpec = `
@@ -95,7 +96,7 @@ func TestRecordRuleFiresOncePerCooldownWindow(t *testing.T) {
 	embeddedtest.WaitFor(t, 60*time.Second, "first half handled", func() bool {
 		return embeddedtest.ConsumerIdle(t.Context(), js, subjects.StreamClean, "alert_ticks") == nil
 	})
-	stopWorker(t, w)
+	workertest.StopWorker(t, w)
 	startAlertStep(t, nc, js, spec, "ticks")
 	publish(seconds/2, seconds, true)
 	embeddedtest.WaitFor(t, 60*time.Second, "second half handled", func() bool {

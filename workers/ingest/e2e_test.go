@@ -24,6 +24,7 @@ import (
 	"github.com/jetfleet/jetfleet/workers/ingest"
 	"github.com/jetfleet/jetfleet/workers/transform"
 	"github.com/jetfleet/jetfleet/workers/validate"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 type order struct {
@@ -115,16 +116,9 @@ func startPipeline(t *testing.T) *pipelineBundle {
 		step subjects.Step
 		h    workers.Handler
 	}{{subjects.StepValidate, vh}, {subjects.StepTransform, th}} {
-		w, err := workers.New(workers.Config{
+		workertest.StartWorker(t, workers.Config{
 			Conn: nc, Step: s.step, Dataset: ds.Name, Logger: zerolog.New(zerolog.NewTestWriter(t)),
 			NewHandlerFunc: func() (workers.Handler, error) { return s.h, nil },
-		})
-		require.NoError(t, err)
-		require.NoError(t, w.Start(ctx))
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			require.NoError(t, w.Stop(ctx))
 		})
 	}
 	return &pipelineBundle{nc: nc, js: js, spec: spec, ds: ds}

@@ -16,21 +16,17 @@ import (
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/transform"
 	"github.com/jetfleet/jetfleet/workers/validate"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
+// startWorker runs step with handler h on the orders dataset until the
+// test ends.
 func startWorker(t *testing.T, nc *nats.Conn, step subjects.Step, h workers.Handler) {
 	t.Helper()
-	w, err := workers.New(workers.Config{
+	workertest.StartWorker(t, workers.Config{
 		Conn: nc, Step: step, Dataset: "orders",
 		NewHandlerFunc: func() (workers.Handler, error) { return h, nil },
 		Logger:         zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, w.Stop(ctx))
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/validate"
+	"github.com/jetfleet/jetfleet/workers/workertest"
 )
 
 // smokeLines are the eight records of the shop smoke test.
@@ -45,17 +46,10 @@ func setup(t *testing.T) *testBundle {
 	nc, js := embeddedtest.JetStream(t)
 	h, err := validate.New(pipeline.Default().Dataset("orders"))
 	require.NoError(t, err)
-	w, err := workers.New(workers.Config{
+	workertest.StartWorker(t, workers.Config{
 		Conn: nc, Step: subjects.StepValidate, Dataset: "orders",
 		NewHandlerFunc: func() (workers.Handler, error) { return h, nil },
 		Logger:         zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(t.Context()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, w.Stop(ctx))
 	})
 	return &testBundle{nc: nc, js: js}
 }
