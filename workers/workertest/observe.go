@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/subjects"
 )
@@ -18,44 +16,10 @@ import (
 // machine runs many servers at once; a passing wait ends far sooner.
 const waitTimeout = 30 * time.Second
 
-// waitFor polls cond until it holds, failing the test after waitTimeout
-// with what it waited for.
-//
-// TODO(testkit): replace with embeddedtest's CI-scaled poller.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			require.FailNow(tb, "timed out waiting for "+what)
-		}
-		select {
-		case <-tb.Context().Done():
-			require.FailNow(tb, "test ended waiting for "+what)
-		case <-tick.C: // polling the server's state, not waiting for time
-		}
-	}
-}
-
-// waitClosed waits until ch is closed, failing the test after waitTimeout
-// with what it waited for.
-//
-// TODO(testkit): replace with embeddedtest's CI-scaled WaitOrTimeout.
-func waitClosed(tb testing.TB, ch <-chan struct{}, what string) {
-	tb.Helper()
-	select {
-	case <-ch:
-	case <-time.After(waitTimeout):
-		require.FailNow(tb, "timed out waiting for "+what)
-	}
-}
-
 // StoredMsgs returns the messages stream stores on subjects matching
 // filter, in order.
-//
-// TODO(testkit): replace with embeddedtest's stream reader.
+// Unlike embeddedtest.ReadStream it returns its error, for EffectsFuncs
+// polled while a stream is deleted or refilled.
 func StoredMsgs(ctx context.Context, js jetstream.JetStream, stream, filter string) ([]*jetstream.RawStreamMsg, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 )
@@ -94,7 +95,7 @@ func testPartialPublish(t *testing.T, h *harness) {
 	unlimit := h.limitOutputs(1)
 	seq := h.publish("partial-1", workers.JoinBulk(chunk), n)
 	var held bool
-	waitFor(t, "the input acked or redelivered", func() bool {
+	embeddedtest.WaitFor(t, waitTimeout, "the input acked or redelivered", func() bool {
 		info := h.consumerInfo()
 		held = info.Delivered.Consumer >= 2
 		return held || info.AckFloor.Stream >= seq
@@ -332,7 +333,7 @@ func testDrain(t *testing.T, h *harness) {
 	entered, release := h.hold("slow-1")
 	w := h.start()
 	slow := h.publish("slow-1", h.step.ValidFunc(0), 0)
-	waitClosed(t, entered, "the record in the handler")
+	embeddedtest.WaitOrTimeout(t, entered, waitTimeout, "the record in the handler")
 	queued := []uint64{h.publish("queued-1", h.step.ValidFunc(1), 0), h.publish("queued-2", h.step.ValidFunc(2), 0)}
 
 	stopped := make(chan error, 1)
@@ -341,7 +342,7 @@ func testDrain(t *testing.T, h *harness) {
 		defer cancel()
 		stopped <- w.Stop(ctx)
 	}()
-	waitFor(t, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
+	embeddedtest.WaitFor(t, waitTimeout, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
 	close(release)
 	require.NoError(t, <-stopped, "the drain finished within %s", stopTimeout)
 	require.NoError(t, w.Err())
@@ -374,19 +375,19 @@ func testStopMidStream(t *testing.T, h *harness) {
 		futures = append(futures, f)
 	}
 	if w != nil {
-		waitClosed(t, entered, "input 20 in the handler")
+		embeddedtest.WaitOrTimeout(t, entered, waitTimeout, "input 20 in the handler")
 		stopped := make(chan error, 1)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 			defer cancel()
 			stopped <- w.Stop(ctx)
 		}()
-		waitFor(t, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
+		embeddedtest.WaitFor(t, waitTimeout, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
 		close(release)
 		require.NoError(t, <-stopped, "the drain finished within %s", stopTimeout)
 		require.NoError(t, w.Err())
 	} else {
-		waitFor(t, "a first effect", func() bool { return h.effects() > 0 })
+		embeddedtest.WaitFor(t, waitTimeout, "a first effect", func() bool { return h.effects() > 0 })
 		h.stop()
 	}
 	seqs := make([]uint64, 0, n)
@@ -404,7 +405,7 @@ func testStopMidStream(t *testing.T, h *harness) {
 		acked := int(w.Snapshot().Counters.Acked)
 		require.Greater(t, acked, at, "the input in the handler and those before it acked by the drain")
 		require.Less(t, acked, n, "the drain went on fetching")
-		waitFor(t, "the drain's acks", func() bool { return settled(h.consumerInfo(), seqs...) >= acked })
+		embeddedtest.WaitFor(t, waitTimeout, "the drain's acks", func() bool { return settled(h.consumerInfo(), seqs...) >= acked })
 	}
 	acked := settled(h.consumerInfo(), seqs...)
 	require.GreaterOrEqual(t, h.effects(), acked, "an input was acked before its effect was stored")

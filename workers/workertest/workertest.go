@@ -310,7 +310,7 @@ func settled(info *jetstream.ConsumerInfo, seqs ...uint64) int {
 // the effects of inputs published earlier.
 func (h *harness) waitAcked(before int, seqs ...uint64) {
 	h.t.Helper()
-	waitFor(h.t, "the inputs acked", func() bool {
+	embeddedtest.WaitFor(h.t, waitTimeout, "the inputs acked", func() bool {
 		n := settled(h.consumerInfo(), seqs...)
 		require.GreaterOrEqual(h.t, h.effects()-before, n, "an input was acked before its effect was stored")
 		return n == len(seqs)
@@ -320,7 +320,7 @@ func (h *harness) waitAcked(before int, seqs ...uint64) {
 // waitSettled waits until every input of seqs is acked or terminated.
 func (h *harness) waitSettled(seqs ...uint64) {
 	h.t.Helper()
-	waitFor(h.t, "the inputs settled", func() bool { return settled(h.consumerInfo(), seqs...) == len(seqs) })
+	embeddedtest.WaitFor(h.t, waitTimeout, "the inputs settled", func() bool { return settled(h.consumerInfo(), seqs...) == len(seqs) })
 }
 
 // effects is what Step.EffectsFunc counts now.
@@ -390,7 +390,7 @@ func (h *harness) deleteStream(stream string) (restore func()) {
 // test if it is acked or terminated first, and checks it took no effect.
 func (h *harness) requireHeld(seq uint64, what string) {
 	h.t.Helper()
-	waitFor(h.t, "the input redelivered", func() bool {
+	embeddedtest.WaitFor(h.t, waitTimeout, "the input redelivered", func() bool {
 		info := h.consumerInfo()
 		require.Less(h.t, info.AckFloor.Stream, seq, "input acked although %s", what)
 		return info.NumRedelivered > 0
