@@ -73,10 +73,24 @@ func SequenceMsgID(stream string, seq uint64) string {
 	return stream + ":" + strconv.FormatUint(seq, 10)
 }
 
+// WholeMessage is the record index of a bulk message's whole-message
+// dead letter (MaxDeliver reached, or outputs refused to the last).
+const WholeMessage = -1
+
 // DeadLetterMsgID is the id of the dead letter for record index of the
 // input with id upstream, failed at step. Both the worker and the
 // supervisor use it, so a record dead-lettered by both is stored once.
+//
+// A bulk message dead-lettered whole (index [WholeMessage]) gets an id of
+// its own, "#all": some of its records may have been dead-lettered one by
+// one on an earlier delivery, and the id of its first record's dead letter
+// would have the server drop the whole message as a duplicate, and with it
+// the records that never reached a stream. A message of one record
+// dead-lettered whole is that record's dead letter: index 0.
 func DeadLetterMsgID(upstream, step string, index int) string {
+	if index < 0 {
+		return DeriveMsgID(upstream, "dlq."+step+"#all", 0)
+	}
 	return DeriveMsgID(upstream, "dlq."+step, index)
 }
 

@@ -103,9 +103,11 @@ func deadRecords(d *message.Delivery) int64 {
 
 func (w *Worker) deadLetterMsg(d *message.Delivery, dl message.DeadLetter) *nats.Msg {
 	m := &nats.Msg{Subject: subjects.DeadLetter(w.cfg.Step.Name, w.cfg.Dataset), Data: dl.Data, Header: nats.Header{}}
-	// The whole-message dead letter keeps index 0 in its id: a message is
-	// dead-lettered either whole or per record, never both.
-	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(d.ID, subjects.DeadLetterStep(w.cfg.Step.Name, w.cfg.Dataset), max(dl.Index, 0)))
+	index := dl.Index
+	if index < 0 && !d.Bulk {
+		index = 0 // one record: the whole message is its dead letter
+	}
+	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(d.ID, subjects.DeadLetterStep(w.cfg.Step.Name, w.cfg.Dataset), index))
 	m.Header.Set(subjects.HeaderOrigSubject, d.Msg.Subject())
 	m.Header.Set(subjects.HeaderOrigStream, d.Meta.Stream)
 	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(d.Meta.Sequence.Stream, 10))

@@ -219,7 +219,11 @@ func TestDeadLettersWholeWhenOutputsRefusedAtMaxDeliver(t *testing.T) {
 		require.Contains(t, dl.Header.Get(subjects.HeaderReason), "gave up after 3 deliveries: ")
 		require.Contains(t, dl.Header.Get(subjects.HeaderReason), "no response from stream")
 		require.Equal(t, "3", dl.Header.Get(subjects.HeaderDeliveries))
-		require.Equal(t, subjects.DeadLetterMsgID(dl.Header.Get(subjects.HeaderOrigMsgID), "validate", 0), dl.Header.Get(subjects.HeaderMsgID))
+		index := 0 // a message of one record: its record's dead letter
+		if dl.Header.Get(subjects.HeaderOrigMsgID) == "chunk-1" {
+			index = subjects.WholeMessage
+		}
+		require.Equal(t, subjects.DeadLetterMsgID(dl.Header.Get(subjects.HeaderOrigMsgID), "validate", index), dl.Header.Get(subjects.HeaderMsgID))
 		if dl.Header.Get(subjects.HeaderOrigMsgID) == "chunk-1" {
 			require.Equal(t, "2", dl.Header.Get(subjects.HeaderRecords))
 			require.Equal(t, chunk.Data, dl.Data)
@@ -233,4 +237,41 @@ func TestDeadLettersWholeWhenOutputsRefusedAtMaxDeliver(t *testing.T) {
 		info, err := c.Info(t.Context())
 		return err == nil && info.AckFloor.Stream == 2 && info.NumAckPending == 0
 	})
+}
+
+// A chunk whose first record was dead-lettered on its own and whose other
+// records' outputs are refused to the last delivery is dead-lettered whole
+// under an id of its own: under record 0's, the server would drop it as a
+// duplicate and the other records would reach neither a stream nor the
+// dead letters.
+func TestWholeDeadLetterOfAChunkIsNotItsFirstRecords(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rejectFirst := workers.HandlerFunc(func(_ context.Context, rec workers.Record) ([]workers.Output, error) {
+		if rec.Index == 0 {
+			return nil, workers.Permanentf("record 0 is bad")
+		}
+		return []workers.Output{{Subject: subjects.Valid(dataset), Data: rec.Data}}, nil
+	})
+	cfg := b.fastConfig(t, subjects.StepValidate, rejectFirst)
+	cfg.RepublishFor = 50 * time.Millisecond
+	w := workertest.StartWorker(t, cfg)
+	require.NoError(t, b.js.DeleteStream(t.Context(), subjects.StreamValid)) // the good record's output is refused
+
+	chunk := nats.NewMsg(subjects.Ingest(dataset))
+	chunk.Data = []byte("{\"i\":\"bad\"}\n{\"i\":\"good\"}\n")
+	chunk.Header.Set(subjects.HeaderMsgID, "chunk-2")
+	chunk.Header.Set(subjects.HeaderRecords, "2")
+	_, err := b.js.PublishMsg(t.Context(), chunk)
+	require.NoError(t, err)
+	embeddedtest.WaitFor(t, 30*time.Second, "the chunk terminated", func() bool { return w.Snapshot().Counters.Acked == 1 })
+
+	dls := embeddedtest.ReadStream(t, b.js, subjects.StreamDLQ)
+	ids := map[string][]byte{}
+	for _, dl := range dls {
+		ids[dl.Header.Get(subjects.HeaderMsgID)] = dl.Data
+	}
+	require.Len(t, dls, 2, "record 0's dead letter and the whole chunk's")
+	require.Equal(t, []byte(`{"i":"bad"}`), ids[subjects.DeadLetterMsgID("chunk-2", "validate", 0)])
+	require.Equal(t, chunk.Data, ids[subjects.DeadLetterMsgID("chunk-2", "validate", subjects.WholeMessage)], "the good record is in the dead letters")
 }

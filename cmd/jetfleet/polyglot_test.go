@@ -63,6 +63,7 @@ const split = (h, s) => c.splitBulk(h, Buffer.from(s)).records.map((r) => r.toSt
 console.log(JSON.stringify({
   ids: cases.map((k) => c.deriveMsgId(k.upstream, k.step, k.index)),
   dlq: c.deadLetterMsgId("f-9", "transform", 2),
+  dlqWhole: c.deadLetterMsgId("f-9", "transform", -1),
   seq: c.sequenceMsgId("JF_VALID", 77),
   consumer: c.consumerConfig("transform", "feedback"),
   bulk: split(hdr("3"), '{"a":1}\r\n\n{"a":2}\n  \n{"a":3}\n'),
@@ -73,6 +74,7 @@ console.log(JSON.stringify({
 	var got struct {
 		IDs      []string       `json:"ids"`
 		DLQ      string         `json:"dlq"`
+		DLQWhole string         `json:"dlqWhole"`
 		Seq      string         `json:"seq"`
 		Consumer map[string]any `json:"consumer"`
 		Bulk     []string       `json:"bulk"`
@@ -87,6 +89,7 @@ console.log(JSON.stringify({
 	require.False(t, strings.HasPrefix(got.IDs[8], "h:"), "127 bytes are kept")
 	require.True(t, strings.HasPrefix(got.IDs[9], "h:"), "the limit counts bytes, not characters")
 	require.Equal(t, subjects.DeadLetterMsgID("f-9", "transform", 2), got.DLQ)
+	require.Equal(t, subjects.DeadLetterMsgID("f-9", "transform", subjects.WholeMessage), got.DLQWhole)
 	require.Equal(t, subjects.SequenceMsgID("JF_VALID", 77), got.Seq)
 
 	// The consumer settings: what both sides create-or-update must match,

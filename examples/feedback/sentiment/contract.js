@@ -69,8 +69,17 @@ function deriveMsgId(upstream, step, index) {
   return id;
 }
 
-// deadLetterMsgId is the id of the dead letter of record index.
+// WHOLE_MESSAGE is the record index of a bulk message's whole-message
+// dead letter.
+const WHOLE_MESSAGE = -1;
+
+// deadLetterMsgId is the id of the dead letter of record index; a bulk
+// message dead-lettered whole (WHOLE_MESSAGE) gets "#all", never the id of
+// its first record's dead letter, which an earlier delivery may have stored.
 function deadLetterMsgId(upstream, step, index) {
+  if (index < 0) {
+    return deriveMsgId(upstream, `dlq.${step}#all`, 0);
+  }
   return deriveMsgId(upstream, `dlq.${step}`, index);
 }
 

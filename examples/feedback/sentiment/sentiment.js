@@ -304,9 +304,9 @@ class Step {
     if (inTrace) {
       h.set(H.traceParent, inTrace);
     }
-    // A whole-message dead letter keeps index 0 in its id: a message is
-    // dead-lettered either whole or per record, never both.
-    const id = contract.deadLetterMsgId(inId, STEP, Math.max(d.index, 0));
+    // A message of one record dead-lettered whole is its record's dead
+    // letter; a bulk message's has an id of its own.
+    const id = contract.deadLetterMsgId(inId, STEP, bulk ? d.index : Math.max(d.index, 0));
     return this.js.publish(this.dlq, d.data, { msgID: id, headers: h });
   }
 
