@@ -292,7 +292,11 @@ func lakeDateExpr(ds DatasetConfig) string {
 	ingest := "CAST(make_timestamp(_jf_at) AS DATE)"
 	for _, c := range ds.Schema {
 		switch canonBaseType(c.Type) {
-		case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "DATETIME", "TIMESTAMP_US", "DATE":
+		case "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE":
+			// The instant's UTC date by arithmetic: a TIMESTAMPTZ cast
+			// goes through ICU's calendar, ten times the cost per row.
+			return fmt.Sprintf("coalesce(CAST(make_timestamp(epoch_us(%s)) AS DATE), %s)", duckdb.Ident(c.Name), ingest)
+		case "TIMESTAMP", "DATETIME", "TIMESTAMP_US", "DATE":
 			return fmt.Sprintf("coalesce(CAST(%s AS DATE), %s)", duckdb.Ident(c.Name), ingest)
 		}
 	}
