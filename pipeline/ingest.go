@@ -3,7 +3,7 @@ package pipeline
 import (
 	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Ingest is how files of a dataset are turned into records.

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Transform operations, one per list item of a dataset's transform.
