@@ -15,8 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/marts"
-	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else if len(ms) > 0 {
 		return nil, fmt.Errorf("%w: %s already holds marts", ErrNotFresh, cfg.DataDir)
 	}
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset(dataset)
 
 	res := &Result{

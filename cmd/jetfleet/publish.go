@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/ingest"
@@ -190,7 +191,7 @@ func publishDataset(c *cli.Context, subject string, log zerolog.Logger) (*pipeli
 	if p, err := subjects.Parse(subject); err == nil && p.Kind == subjects.KindIngest {
 		name = p.Dataset
 	}
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	if path := c.String("pipeline"); path != "" {
 		var err error
 		if spec, err = pipeline.Load(path); err != nil {

@@ -23,7 +23,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/bench"
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -151,7 +151,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 
 	// The pipeline as separate fleets, one connection each, like separate
 	// `jetfleet worker` processes: validate sits on the node that dies.
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	dataDir := t.TempDir()
 	steps := []struct {
 		step string

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -99,7 +100,7 @@ type pipelineBundle struct {
 func startPipeline(t *testing.T) *pipelineBundle {
 	t.Helper()
 	nc, js := embeddedtest.JetStream(t)
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	ctx := t.Context()
 	require.NoError(t, transform.LoadTables(ctx, js, spec, 1))
@@ -384,7 +385,7 @@ func TestRecordsOverMaxPayloadAreSkipped(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
 	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
-	ds := pipeline.Default().Dataset("orders")
+	ds := examples.Shop().Dataset("orders")
 	path := filepath.Join(t.TempDir(), "orders.ndjson")
 	big := `{"order_id":"big","note":"` + strings.Repeat("x", 300) + `"}`
 	require.NoError(t, os.WriteFile(path, []byte(`{"order_id":"a"}`+"\n"+big+"\n"+`{"order_id":"b"}`+"\n"), 0o600))

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/transform"
@@ -62,7 +62,7 @@ func TestShopEndToEnd(t *testing.T) {
 	t.Parallel()
 	nc, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	require.NoError(t, transform.LoadTables(ctx, js, spec, 1))
 
@@ -126,7 +126,7 @@ func TestLookupUpdateReachesRunningWorker(t *testing.T) {
 	t.Parallel()
 	nc, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: transform.TablesOf(ds)})
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/internal/cputime"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -43,7 +44,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	nc, js := embeddedtest.JetStream(t)
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(t, err)
 	w, err := workers.New(workers.Config{
 		Conn: nc, Step: subjects.StepValidate, Dataset: "orders",
@@ -142,7 +143,7 @@ func TestNewRejectsBadDataset(t *testing.T) {
 }
 
 func BenchmarkValidate(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	rec := workers.Record{Data: []byte(smokeLines[2])}
 	b.ReportAllocs()
@@ -169,7 +170,7 @@ func generated(tb testing.TB, name string) [][]byte {
 // invalid, 2% duplicates), then 1000 invalid ones (each breaks one rule,
 // one in seven is not JSON).
 func BenchmarkValidateGenerated(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	for _, file := range []string{"orders.ndjson", "orders-invalid.ndjson"} {
 		b.Run(file, func(b *testing.B) {
@@ -191,7 +192,7 @@ func BenchmarkValidateGenerated(b *testing.B) {
 // handler, the valid ones joined into the output chunk. An op is a chunk;
 // record/cpu-s is records per second of one core.
 func BenchmarkValidateBulk(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	recs := generated(b, "orders.ndjson")
 	var chunks [][]byte
@@ -221,7 +222,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 }
 
 func BenchmarkValidateInvalid(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	rec := workers.Record{Data: []byte(smokeLines[7])}
 	b.ReportAllocs()
