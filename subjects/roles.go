@@ -2,10 +2,6 @@ package subjects
 
 import "slices"
 
-// MicroServicePrefix starts the NATS micro service name of every jetfleet
-// process (jetfleet-<step>, jetfleet-supervisor).
-const MicroServicePrefix = "jetfleet-"
-
 // PipelineShape is what of a pipeline its server permissions depend on:
 // consumer names and stage subjects hold the dataset, buckets the table.
 type PipelineShape struct {

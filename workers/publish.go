@@ -123,7 +123,7 @@ func joinOutputs(outs []message.Output) []byte {
 			for i := range outs {
 				recs[i] = outs[i].Data
 			}
-			return JoinBulk(recs)
+			return subjects.JoinBulk(recs)
 		}
 		end += 1 + len(r)
 	}
@@ -143,7 +143,7 @@ func joinRecords(recs [][]byte) []byte {
 	end := len(first)
 	for _, r := range recs[1:] {
 		if len(r) == 0 || end+1+len(r) > len(all) || all[end] != '\n' || &all[end+1] != &r[0] {
-			return JoinBulk(recs)
+			return subjects.JoinBulk(recs)
 		}
 		end += 1 + len(r)
 	}

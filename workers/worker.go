@@ -38,7 +38,7 @@ type Worker struct {
 	lastReconnect atomic.Pointer[time.Time]
 
 	maxDeliver int
-	// dlqLimit is the largest dead letter JF_DLQ takes (DeadLetterLimit).
+	// dlqLimit is the largest dead letter JF_DLQ takes (subjects.DeadLetterLimit).
 	dlqLimit int64
 	// reporter is the handler's ContractReporter, if it is one.
 	reporter atomic.Pointer[ContractReporter]
@@ -307,7 +307,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err := w.tryBind(ctx, def)
 		if err == nil {
 			w.maxDeliver = cons.CachedInfo().Config.MaxDeliver
-			w.dlqLimit = DeadLetterLimit(ctx, w.js)
+			w.dlqLimit = subjects.DeadLetterLimit(ctx, w.js)
 			if attempt > 1 {
 				w.log.Info().Int("attempts", attempt).Msg("JetStream reachable")
 			}

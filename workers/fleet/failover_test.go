@@ -449,7 +449,7 @@ func bulkMsgs(recs []*nats.Msg, n int) []*nats.Msg {
 			body = append(body, r.Data)
 		}
 		m := nats.NewMsg(recs[i].Subject)
-		m.Data = workers.JoinBulk(body)
+		m.Data = subjects.JoinBulk(body)
 		m.Header.Set(subjects.HeaderRecords, itoa(uint64(len(chunk))))
 		m.Header.Set(subjects.HeaderMsgID, "chunk-"+itoa(uint64(i)))
 		out = append(out, m)

@@ -372,7 +372,7 @@ func TestBulkAndKeyIDs(t *testing.T) {
 func recordsIn(msgs []*jetstream.RawStreamMsg) int {
 	n := 0
 	for _, m := range msgs {
-		recs, _ := workers.SplitBulk(m.Header, m.Data)
+		recs, _ := subjects.SplitBulk(m.Header, m.Data)
 		n += len(recs)
 	}
 	return n

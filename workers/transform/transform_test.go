@@ -248,7 +248,7 @@ func BenchmarkTransformBulk(b *testing.B) {
 	recs := validOrders(b)
 	var chunks [][]byte
 	for i := 0; i+100 <= len(recs); i += 100 {
-		chunks = append(chunks, workers.JoinBulk(recs[i:i+100]))
+		chunks = append(chunks, subjects.JoinBulk(recs[i:i+100]))
 	}
 	header := nats.Header{subjects.HeaderRecords: []string{"100"}}
 	outs := make([]workers.Output, 0, 100)
@@ -256,7 +256,7 @@ func BenchmarkTransformBulk(b *testing.B) {
 	b.ReportAllocs()
 	defer cputime.PerOp(b, "record", 100)()
 	for i := 0; b.Loop(); i++ {
-		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
+		lines, _ := subjects.SplitBulk(header, chunks[i%len(chunks)])
 		outs = outs[:0]
 		for j, line := range lines {
 			var err error
@@ -271,7 +271,7 @@ func BenchmarkTransformBulk(b *testing.B) {
 			groups[o.Group] = append(groups[o.Group], o.Data)
 		}
 		for _, recs := range groups {
-			_ = workers.JoinBulk(recs)
+			_ = subjects.JoinBulk(recs)
 		}
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")

@@ -118,14 +118,14 @@ func TestHandlerBulk(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	m := nats.NewMsg(subjects.Ingest("orders"))
-	m.Data = workers.JoinBulk([][]byte{[]byte(smokeLines[0]), []byte(smokeLines[4]), []byte(smokeLines[2]), []byte(smokeLines[6])})
+	m.Data = subjects.JoinBulk([][]byte{[]byte(smokeLines[0]), []byte(smokeLines[4]), []byte(smokeLines[2]), []byte(smokeLines[6])})
 	m.Header.Set(subjects.HeaderRecords, "4")
 	m.Header.Set(subjects.HeaderMsgID, "chunk-1")
 	_, err := b.js.PublishMsg(t.Context(), m)
 	require.NoError(t, err)
 	valid := streamMsgs(t, b.js, subjects.StreamValid, 1)
 	require.Equal(t, "2", valid[0].Header.Get(subjects.HeaderRecords))
-	recs, bulk := workers.SplitBulk(valid[0].Header, valid[0].Data)
+	recs, bulk := subjects.SplitBulk(valid[0].Header, valid[0].Data)
 	require.True(t, bulk)
 	require.Equal(t, smokeLines[0], string(recs[0]))
 	require.Equal(t, smokeLines[2], string(recs[1]))
@@ -197,7 +197,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 	recs := generated(b, "orders.ndjson")
 	var chunks [][]byte
 	for i := 0; i+100 <= len(recs); i += 100 {
-		chunks = append(chunks, workers.JoinBulk(recs[i:i+100]))
+		chunks = append(chunks, subjects.JoinBulk(recs[i:i+100]))
 	}
 	header := nats.Header{subjects.HeaderRecords: []string{"100"}}
 	outs := make([]workers.Output, 0, 100)
@@ -205,7 +205,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 	b.ReportAllocs()
 	defer cputime.PerOp(b, "record", 100)()
 	for i := 0; b.Loop(); i++ {
-		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
+		lines, _ := subjects.SplitBulk(header, chunks[i%len(chunks)])
 		outs, body = outs[:0], body[:0]
 		for j, line := range lines {
 			var err error
@@ -216,7 +216,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 		for _, o := range outs {
 			body = append(body, o.Data)
 		}
-		_ = workers.JoinBulk(body)
+		_ = subjects.JoinBulk(body)
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
