@@ -53,10 +53,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	spec := examples.Shop()
 	ds := spec.Dataset(dataset)
 
+	// Server is redacted: results are written to files and shared.
 	res := &Result{
 		Time: time.Now().UTC(), Mode: cfg.Mode, Events: cfg.Events, Seed: cfg.Seed,
 		DurationSeconds: cfg.Duration.Seconds(), MemoryLimit: cfg.MemoryLimit,
-		Server: redactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
+		Server: workers.RedactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
 	}
 	if cfg.Mode == ModeBulk {
 		res.BulkSize = cfg.BulkSize
@@ -313,7 +314,7 @@ func server(cfg Config, log zerolog.Logger) (connect func(name string) (*nats.Co
 		return func(name string) (*nats.Conn, error) {
 			nc, err := nats.Connect(cfg.NatsURL, nats.Name(name))
 			if err != nil {
-				return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.NatsURL), err)
+				return nil, fmt.Errorf("connect to %s: %w", workers.RedactURL(cfg.NatsURL), err)
 			}
 			return nc, nil
 		}, func() {}, nil
@@ -470,7 +471,3 @@ func lastWrites(dataDir, ds string) (flushed, committed time.Time, prog marts.Pr
 	}
 	return flushed, committed, prog, nil
 }
-
-// redactURL hides user info (passwords, tokens) in server URLs, since the
-// result is written to files and shared.
-func redactURL(urls string) string { return workers.RedactURL(urls) }

@@ -103,10 +103,6 @@ func New(cfg Config) (*Worker, error) {
 // ID is the worker's id.
 func (w *Worker) ID() string { return w.cfg.ID }
 
-// OutputSubject is where the worker's step publishes its dataset's
-// records, "" for a sink.
-func (w *Worker) OutputSubject() string { return w.outSubject }
-
 func (w *Worker) setState(s string) { w.state.Store(&s) }
 
 func (w *Worker) setLastErr(err error) {

@@ -249,9 +249,9 @@ func connectOnceDenied(ctx context.Context, c *cli.Context, name string, log zer
 	}
 	cause, unreachable := workers.ConnError(lastErr)
 	if unreachable {
-		return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %s (%s)", redact(url), cause, workers.HintUnreachable), 1)
+		return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %s (%s)", workers.RedactURL(url), cause, workers.HintUnreachable), 1)
 	}
-	return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
+	return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", workers.RedactURL(url), cause), 1)
 }
 
 // connectService connects for a long-running process: it returns at once
@@ -271,7 +271,7 @@ func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		cause, _ := workers.ConnError(err)
-		return nil, nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
+		return nil, nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", workers.RedactURL(url), cause), 1)
 	}
 	closed := nc.Opts.ClosedCB
 	nc.SetClosedHandler(func(nc *nats.Conn) {
@@ -285,7 +285,7 @@ func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()
 		}
 	})
 	if !nc.IsConnected() {
-		ev := log.Warn().Str("url", redact(url))
+		ev := log.Warn().Str("url", workers.RedactURL(url))
 		if err := nc.LastError(); err != nil {
 			cause, unreachable := workers.ConnError(err)
 			ev = ev.Str("cause", cause)
@@ -325,9 +325,6 @@ func (l *connLoss) exit() error {
 	}
 	return nil
 }
-
-// redact hides passwords and tokens in URLs before they reach a log.
-func redact(urls string) string { return workers.RedactURL(urls) }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM (graceful
 // drain); a second signal exits at once.

@@ -17,6 +17,7 @@ import (
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
@@ -158,7 +159,7 @@ func runWorker(c *cli.Context) error {
 		srv := serveHTTP(httpLn, guard.Wrap(handler), log)
 		defer func() { _ = srv.Shutdown(context.WithoutCancel(ctx)) }()
 	}
-	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", redact(lookup(c, "nats"))).Msg("jetfleet worker running")
+	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", workers.RedactURL(lookup(c, "nats"))).Msg("jetfleet worker running")
 	if err := tree.Run(ctx); err != nil {
 		return errors.Join(loss.exit(), cli.Exit(err.Error(), 1))
 	}

@@ -48,7 +48,7 @@ type IntakeConfig struct {
 
 func (c *IntakeConfig) setDefaults() {
 	if c.Owner == "" {
-		c.Owner = newOwner()
+		c.Owner = NewOwner("o")
 	}
 	if c.FlushRecords <= 0 {
 		c.FlushRecords = 100_000
@@ -73,9 +73,6 @@ func (c *IntakeConfig) validate() error {
 	}
 	return nil
 }
-
-// newOwner is a random owner id.
-func newOwner() string { return NewOwner("o") }
 
 // NewOwner is a new owner id for an intake's run: prefix (a worker id, so
 // files tell where they came from) and a random suffix, usable as a file

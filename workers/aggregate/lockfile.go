@@ -1,12 +1,10 @@
 package aggregate
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
-	"time"
 )
 
 // ErrLocked is returned when another owner holds a partition or the mart
@@ -34,19 +32,4 @@ func tryLockFile(path string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
-}
-
-// lockFile is tryLockFile, polling until ctx ends.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	for {
-		unlock, err := tryLockFile(path)
-		if !errors.Is(err, ErrLocked) {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

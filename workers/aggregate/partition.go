@@ -433,19 +433,6 @@ func (pt *partition) pendingAtLeast(n int64) bool {
 	return pt.pending >= n
 }
 
-// stats are the partition's counters.
-func (pt *partition) stats() marts.PartitionProgress {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return pt.prog
-}
-
-func (pt *partition) keyBytes() int64 {
-	pt.mu.Lock()
-	defer pt.mu.Unlock()
-	return pt.keys.Bytes()
-}
-
 // close ends intake: later commits fail, the progress mirror is written.
 // The journal's segments stay for the next owner when the lake does not
 // hold them yet.

@@ -52,14 +52,6 @@ func isStorageErr(err error) bool {
 	return false
 }
 
-// StorageError is the write error the intake is waiting out, nil while
-// the data dir takes writes.
-func (in *Intake) StorageError() error {
-	in.storage.mu.Lock()
-	defer in.storage.mu.Unlock()
-	return in.storage.err
-}
-
 func (in *Intake) eachFeeder(f func(feeder)) {
 	in.mu.Lock()
 	fs := make([]feeder, 0, len(in.feeders))

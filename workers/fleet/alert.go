@@ -144,28 +144,3 @@ func CheckAlerts(spec *pipeline.Spec) error {
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
 }
-
-// declareConsumer creates step's durable consumer for dataset ahead of a
-// slow start (the aggregator opens DuckDB first), so `status` sees the
-// step's backlog from the start and `--wait-idle` waits for it; with the
-// alert step reading the same stream, the fleet could otherwise look idle
-// before the aggregator is there. Best effort: the worker binds for real.
-func (f *Fleet) declareConsumer(ctx context.Context, step subjects.Step, dataset string) {
-	if f.cfg.Streams.BindOnly {
-		return // the admin's setup made it
-	}
-	js, err := jetstream.New(f.cfg.Conn)
-	if err != nil {
-		return
-	}
-	ccfg, err := subjects.Consumer(step, dataset, f.cfg.Consumer)
-	if err != nil {
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if subjects.Ensure(cctx, js, f.cfg.Streams) != nil {
-		return
-	}
-	_, _ = js.CreateOrUpdateConsumer(cctx, subjects.StreamFor(step.Input), ccfg)
-}
