@@ -126,8 +126,8 @@ func (c *Config) validate() error {
 	}
 	for step, n := range c.Workers {
 		switch {
-		case !slices.Contains(fleet.StepNames, step):
-			return fmt.Errorf("%w: workers: unknown step %q (steps: %s)", ErrInvalidConfig, step, strings.Join(fleet.StepNames, ", "))
+		case !slices.Contains(fleet.StepNames(nil), step):
+			return fmt.Errorf("%w: workers: unknown step %q (steps: %s)", ErrInvalidConfig, step, strings.Join(fleet.StepNames(nil), ", "))
 		case n < 1:
 			return fmt.Errorf("%w: workers: %s=%d, want at least 1", ErrInvalidConfig, step, n)
 		}

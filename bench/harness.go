@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit, Replicas: cfg.Workers,
 		// The scenario's steps; the record alert step reads JF_CLEAN beside
 		// the aggregator and is no part of the path to the marts.
-		Steps:              fleet.StepNames,
+		Steps:              fleet.StepNames(nil),
 		AggregateCommitted: lat.committedBatch,
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ func runWorker(c *cli.Context) error {
 	}
 	step := c.Args().First()
 	if _, ok := subjects.StepByName(step); !ok {
-		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNamesOf(nil), ", ")+", alert")
+		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames(nil), ", ")+", alert")
 	}
 	log, err := newLogger(c)
 	if err != nil {

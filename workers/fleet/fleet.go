@@ -137,8 +137,16 @@ func (f *Fleet) AlertsPending() int {
 // DataDir is the data dir the fleet's aggregators use.
 func (f *Fleet) DataDir() string { return f.cfg.DataDir }
 
-// StepNames lists the steps a fleet runs, in pipeline order.
-var StepNames = []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name, subjects.StepAggregate.Name}
+// StepNames lists the steps a fleet of spec runs, in pipeline order:
+// ingest, validate, transform and aggregate, and alert when the pipeline
+// has alert rules (a nil spec has none). The slice is the caller's.
+func StepNames(spec *pipeline.Spec) []string {
+	names := []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name, subjects.StepAggregate.Name}
+	if spec != nil && len(spec.Alerts) > 0 {
+		names = append(names, subjects.StepAlert.Name)
+	}
+	return names
+}
 
 // Build creates the workers. It does no I/O: call Prepare before running
 // them, so lookup tables are in memory before the first transform.
@@ -149,9 +157,10 @@ func Build(cfg Config) (*Fleet, error) {
 	if cfg.Spec == nil {
 		return nil, fmt.Errorf("%w: no pipeline", ErrInvalidConfig)
 	}
+	steps := StepNames(cfg.Spec)
 	for _, s := range cfg.Steps {
-		if !slices.Contains(stepNames(cfg.Spec), s) {
-			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(stepNames(cfg.Spec), ", "))
+		if !slices.Contains(steps, s) {
+			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(steps, ", "))
 		}
 	}
 	if cfg.DataDir == "" {
