@@ -72,7 +72,6 @@ func New(cfg Config) (*Supervisor, error) {
 		lastErr: map[string]errNote{},
 		rates:   map[string]*rateTracker{},
 		acked:   map[string]rateBase{},
-		svc:     startstop.Service{Cause: ErrStopped},
 	}, nil
 }
 

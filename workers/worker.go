@@ -88,7 +88,6 @@ func New(cfg Config) (*Worker, error) {
 		consumer: cfg.consumerName(),
 		wake:     make(chan struct{}, 1),
 		stall:    jetstream.WithStallWait(cfg.HandlerTimeout / 2),
-		svc:      startstop.Service{Cause: ErrStopped},
 
 		handlerSeconds: metrics.HandlerSeconds.WithLabelValues(cfg.Step.Name, cfg.Dataset),
 	}
@@ -166,7 +165,7 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	// Handlers and the settler run under hardCtx, which outlives ctx by
 	// the drain timeout: cancelling ctx stops fetching, not in-flight work.
 	hardCtx, hardCancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer hardCancel(ErrStopped)
+	defer hardCancel(startstop.ErrStopped)
 	// bgCtx ends the heartbeats, the connection watch and the drain timer
 	// once the settler has settled the last message, after the fetch loop.
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -268,7 +267,7 @@ func (w *Worker) drainOnStop(ctx, done context.Context, hardCancel context.Cance
 	w.drainIter()
 	if backoff.Sleep(done, w.cfg.DrainTimeout) {
 		w.log.Warn().Dur("drain_timeout", w.cfg.DrainTimeout).Msg("drain timed out; cancelling in-flight work, it will be redelivered")
-		hardCancel(ErrStopped)
+		hardCancel(startstop.ErrStopped)
 		w.stopIter()
 	}
 }

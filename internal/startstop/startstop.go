@@ -11,7 +11,7 @@
 //		return c.svc.Start(ctx, func(ctx context.Context, started func()) error {
 //			// bind, subscribe...
 //			started()
-//			<-ctx.Done() // cancelled by Stop, cause c.svc.Cause
+//			<-ctx.Done() // cancelled by Stop, cause ErrStopped
 //			return nil
 //		})
 //	}
@@ -28,18 +28,14 @@ import (
 var (
 	// ErrAlreadyStarted is returned by Begin and Start on a second start.
 	ErrAlreadyStarted = errors.New("already started")
-	// ErrStopped is the cause of the run context's cancellation on Stop
-	// when the Service names no Cause of its own.
+	// ErrStopped is the cause of the run context's cancellation on Stop,
+	// telling a requested stop apart from a failure: the one stop cause of
+	// every component (workers, their handlers' contexts, the supervisor).
 	ErrStopped = errors.New("stopped")
 )
 
 // Service is embedded by a component; its zero value is ready.
 type Service struct {
-	// Cause is the cause the run context is cancelled with on Stop, so
-	// that a component's own sentinel (workers.ErrStopped) tells a
-	// requested stop from a failure. Default ErrStopped.
-	Cause error
-
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
 	stopped chan struct{}
@@ -52,13 +48,6 @@ func (s *Service) stoppedCh() chan struct{} {
 		s.stopped = make(chan struct{})
 	}
 	return s.stopped
-}
-
-func (s *Service) cause() error {
-	if s.Cause != nil {
-		return s.Cause
-	}
-	return ErrStopped
 }
 
 // Start runs run on a goroutine of its own, under a context detached
@@ -96,7 +85,7 @@ func (s *Service) Start(ctx context.Context, run func(ctx context.Context, start
 	case <-ctx.Done():
 		s.mu.Lock()
 		if s.cancel != nil {
-			s.cancel(s.cause())
+			s.cancel(ErrStopped)
 		}
 		s.mu.Unlock()
 		<-stopped
@@ -150,7 +139,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	if cancel == nil {
 		return nil
 	}
-	cancel(s.cause())
+	cancel(ErrStopped)
 	select {
 	case <-stopped:
 		return nil

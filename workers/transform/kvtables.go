@@ -73,7 +73,6 @@ func NewKVTables(cfg KVTablesConfig) (*KVTables, error) {
 		changed:    make(chan struct{}),
 		loaded:     map[string]bool{},
 		lastChange: map[string]time.Time{},
-		svc:        startstop.Service{Cause: workers.ErrStopped},
 	}
 	if t.cfg.LoadHintFunc == nil {
 		t.cfg.LoadHintFunc = func(table string) string { return "jetfleet lookup load " + table }
