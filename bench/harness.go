@@ -94,8 +94,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit, Replicas: cfg.Workers,
 		// The scenario's steps; the record alert step reads JF_CLEAN beside
 		// the aggregator and is no part of the path to the marts.
-		Steps:              fleet.StepNames(nil),
-		AggregateCommitted: lat.committedBatch,
+		Steps:                  fleet.StepNames(nil),
+		AggregateCommittedFunc: lat.committedBatch,
 	})
 	if err != nil {
 		return nil, err
@@ -145,11 +145,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var phase atomic.Value
 	phase.Store("publishing")
 	smp := newSampler(js, ds.Name, before, cfg.SampleEvery)
-	smp.published = pub.records.Load
-	smp.committed = lat.committedRecords
-	smp.duckdb = func(ctx context.Context) int64 { n, _ := fl.AggregateMemory(ctx); return n }
-	smp.onSample = func(s Sample) {
-		if cfg.Progress == nil {
+	smp.publishedFunc = pub.records.Load
+	smp.committedFunc = lat.committedRecords
+	smp.duckdbFunc = func(ctx context.Context) int64 { n, _ := fl.AggregateMemory(ctx); return n }
+	smp.onSampleFunc = func(s Sample) {
+		if cfg.ProgressFunc == nil {
 			return
 		}
 		p := Progress{
@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for _, st := range s.Steps {
 			p.Lag += st.Lag
 		}
-		cfg.Progress(p)
+		cfg.ProgressFunc(p)
 	}
 
 	stopProfile, err := startCPUProfile(cfg.CPUProfile)

@@ -104,10 +104,10 @@ func Roles(p PipelineShape) []Role {
 	}
 	stages := []string{StreamIngest, StreamValid, StreamClean, StreamDLQ, StreamAlerts, StreamAdvisories}
 	lookUpStreams := Grant{"the stage streams: look up, never create, change or delete (jetfleet setup made them)", streamInfos(stages...)}
-	perDataset := func(f func(ds string) []string) []string {
+	perDataset := func(subjectsFunc func(ds string) []string) []string {
 		var out []string
 		for _, ds := range p.Datasets {
-			out = append(out, f(ds)...)
+			out = append(out, subjectsFunc(ds)...)
 		}
 		return out
 	}

@@ -95,7 +95,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 
 // run is the supervisor's life: bind, subscribe, then fold heartbeats and
 // advisories until Stop.
-func (s *Supervisor) run(ctx context.Context, started func()) error {
+func (s *Supervisor) run(ctx context.Context, startedFunc func()) error {
 	kv, err := s.bind(ctx)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *Supervisor) run(ctx context.Context, started func()) error {
 	s.ready.Store(true)
 	s.announce(ctx, time.Now(), true)
 	s.log.Info().Dur("dead_after", s.cfg.DeadAfter).Int("stale_beats", s.cfg.StaleBeats).Msg("supervisor started")
-	started()
+	startedFunc()
 
 	<-ctx.Done()
 	if svc != nil {

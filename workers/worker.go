@@ -140,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // settle until ctx is cancelled, then drain. Beside the fetch loop run
 // the settler (acks after pub-acks), the heartbeats, the connection
 // watch and the drain timer, in one errgroup.
-func (w *Worker) run(ctx context.Context, started func()) error {
+func (w *Worker) run(ctx context.Context, startedFunc func()) error {
 	w.started = time.Now()
 	cons, err := w.bind(ctx)
 	if err != nil {
@@ -192,7 +192,7 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	if w.cfg.WaitFunc == nil {
 		running()
 	}
-	started()
+	startedFunc()
 	var runErr error
 	if w.cfg.WaitFunc != nil {
 		if runErr = w.waitReady(ctx); runErr == nil && ctx.Err() == nil {

@@ -261,7 +261,7 @@ func connectOnceDenied(ctx context.Context, c *cli.Context, name string, log zer
 // does after repeated authorization errors): the process then ends with
 // the cause, for its manager to restart it, instead of running on a dead
 // connection.
-func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()) (*nats.Conn, *connLoss, error) {
+func connectService(c *cli.Context, name string, log zerolog.Logger, stopFunc func()) (*nats.Conn, *connLoss, error) {
 	url := lookup(c, "nats")
 	if err := checkConnFlags(c); err != nil {
 		return nil, nil, err
@@ -281,7 +281,7 @@ func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()
 		if err := nc.LastError(); err != nil && !loss.closing.Load() {
 			cause, _ := workers.ConnError(err)
 			loss.err.Store(&cause)
-			stop()
+			stopFunc()
 		}
 	})
 	if !nc.IsConnected() {

@@ -248,7 +248,7 @@ func withProgress(open ingest.OpenFunc, size int64, bar **progressbar.ProgressBa
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("publishing"),
 			progressbar.OptionShowBytes(true), // the rate, in bytes/s
-			progressbar.OptionShowCount(), // bytes read of size
+			progressbar.OptionShowCount(),     // bytes read of size
 			progressbar.OptionShowTotalBytes(true),
 			progressbar.OptionSetPredictTime(true), // the time left
 			progressbar.OptionFullWidth(),

@@ -5,12 +5,12 @@
 // returned, and Err is what it returned.
 //
 // A component embeds a Service and writes its body as a function that
-// calls started once it is ready:
+// calls startedFunc once it is ready:
 //
 //	func (c *C) Start(ctx context.Context) error {
-//		return c.svc.Start(ctx, func(ctx context.Context, started func()) error {
+//		return c.svc.Start(ctx, func(ctx context.Context, startedFunc func()) error {
 //			// bind, subscribe...
-//			started()
+//			startedFunc()
 //			<-ctx.Done() // cancelled by Stop, cause ErrStopped
 //			return nil
 //		})
@@ -50,13 +50,13 @@ func (s *Service) stoppedCh() chan struct{} {
 	return s.stopped
 }
 
-// Start runs run on a goroutine of its own, under a context detached
-// from ctx's cancellation and cancelled by Stop. It returns nil once run
-// calls started, run's error if run returns first, or ctx's error if ctx
-// ends first (run is then stopped and waited for). A start that failed
+// Start runs runFunc on a goroutine of its own, under a context detached
+// from ctx's cancellation and cancelled by Stop. It returns nil once
+// runFunc calls startedFunc, runFunc's error if it returns first, or ctx's
+// error if ctx ends first (runFunc is then stopped and waited for). A start that failed
 // counts as stopped (Stopped is closed, Err is its error) and may be
 // tried again.
-func (s *Service) Start(ctx context.Context, run func(ctx context.Context, started func()) error) error {
+func (s *Service) Start(ctx context.Context, runFunc func(ctx context.Context, startedFunc func()) error) error {
 	runCtx, err := s.Begin(ctx)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func (s *Service) Start(ctx context.Context, run func(ctx context.Context, start
 	ready := make(chan struct{})
 	var once sync.Once
 	go func() {
-		err := run(runCtx, func() { once.Do(func() { close(ready) }) })
+		err := runFunc(runCtx, func() { once.Do(func() { close(ready) }) })
 		s.mu.Lock()
 		s.err = err
 		select {

@@ -67,9 +67,9 @@ type Config struct {
 	// WebhookBackoffMin is the first retry delay of a failed webhook POST
 	// (doubling per attempt). Default: the workers' default.
 	WebhookBackoffMin time.Duration
-	// AggregateCommitted is passed to every aggregator's intake as
+	// AggregateCommittedFunc is passed to every aggregator's intake as
 	// aggregate.IntakeConfig.CommittedFunc.
-	AggregateCommitted func(batch []workers.Record)
+	AggregateCommittedFunc func(batch []workers.Record)
 }
 
 // Member is one supervised part of the fleet.
@@ -289,13 +289,13 @@ func Build(cfg Config) (*Fleet, error) {
 
 // addWorkers adds the replicas of step on dataset; waitFunc, if set, is
 // their workers.Config.WaitFunc.
-func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error), waitFunc func(context.Context, func(string)) error) error {
+func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandlerFunc func() (workers.Handler, error), waitFunc func(context.Context, func(string)) error) error {
 	for i := range max(f.cfg.Replicas[step.Name], 1) {
 		w, err := workers.New(workers.Config{
 			Conn:              f.cfg.Conn,
 			Step:              step,
 			Dataset:           dataset,
-			NewHandlerFunc:    newHandler,
+			NewHandlerFunc:    newHandlerFunc,
 			Version:           f.cfg.Version,
 			Logger:            f.cfg.Logger,
 			QuietStart:        f.cfg.QuietStart,

@@ -96,7 +96,7 @@ func (t *KVTables) Start(ctx context.Context) error {
 	return err
 }
 
-func (t *KVTables) run(ctx context.Context, started func()) error {
+func (t *KVTables) run(ctx context.Context, startedFunc func()) error {
 	var watches []jetstream.KeyWatcher
 	defer func() {
 		for _, w := range watches {
@@ -121,7 +121,7 @@ func (t *KVTables) run(ctx context.Context, started func()) error {
 			return err
 		}
 	}
-	started()
+	startedFunc()
 	var g errgroup.Group
 	for i, w := range watches {
 		g.Go(func() error {
