@@ -2,10 +2,8 @@ package main_test
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"syscall"
@@ -194,35 +192,4 @@ func delivered(ctx context.Context, js jetstream.JetStream) uint64 {
 		}
 	}
 	return sum
-}
-
-func queryMart(t *testing.T, dataDir, mart string) [][]string {
-	t.Helper()
-	out, code := jf(t, nil, "query", "--data-dir", dataDir, "--format", "csv", fmt.Sprintf("SELECT * FROM %s ORDER BY ALL", mart))
-	require.Equal(t, 0, code, out)
-	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	require.NoError(t, err, out)
-	require.Greater(t, len(rows), 1, "mart %s has rows", mart)
-	return rows
-}
-
-// requireSameRows compares two query results cell by cell; numbers may
-// differ in the last bits, as sums of doubles in another order do.
-func requireSameRows(t *testing.T, want, got [][]string, what string) {
-	t.Helper()
-	require.Len(t, got, len(want), what)
-	for i := range want {
-		require.Len(t, got[i], len(want[i]), what)
-		for j := range want[i] {
-			if want[i][j] == got[i][j] {
-				continue
-			}
-			a, errA := strconv.ParseFloat(want[i][j], 64)
-			b, errB := strconv.ParseFloat(got[i][j], 64)
-			if errA == nil && errB == nil && math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(a)) {
-				continue
-			}
-			require.Failf(t, "marts differ", "%s: row %d column %d: want %q, got %q", what, i, j, want[i][j], got[i][j])
-		}
-	}
 }
