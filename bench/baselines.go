@@ -33,8 +33,8 @@ const (
 // configured like a step's (explicit ack, same MaxAckPending and fetch
 // size), consumes and acks them, written directly against nats.go. The
 // rate is records from first publish to last ack.
-func rawHop(ctx context.Context, connect func(string) (*nats.Conn, error), msgs []*nats.Msg, records int64) (Rate, error) {
-	nc, err := connect("jetfleet-bench-raw-consumer")
+func rawHop(ctx context.Context, connectFunc func(string) (*nats.Conn, error), msgs []*nats.Msg, records int64) (Rate, error) {
+	nc, err := connectFunc("jetfleet-bench-raw-consumer")
 	if err != nil {
 		return Rate{}, err
 	}
@@ -91,7 +91,7 @@ func rawHop(ctx context.Context, connect func(string) (*nats.Conn, error), msgs 
 	defer cc.Stop()
 
 	start := time.Now()
-	pub, err := newPublisher(connect, nil)
+	pub, err := newPublisher(connectFunc, nil)
 	if err != nil {
 		return Rate{}, err
 	}

@@ -69,9 +69,9 @@ type Config struct {
 	// sampled for per-step rates, progress and the soak report. Default
 	// 250ms (1s for runs of a minute or more).
 	SampleEvery time.Duration
-	// Progress, if set, gets every sample while the run publishes and
+	// ProgressFunc, if set, gets every sample while the run publishes and
 	// drains (for a progress bar).
-	Progress func(Progress)
+	ProgressFunc func(Progress)
 	// CPUProfile, when set, is where a CPU profile of the fleet run (from
 	// the first publish to idle) is written.
 	CPUProfile string
@@ -126,8 +126,8 @@ func (c *Config) validate() error {
 	}
 	for step, n := range c.Workers {
 		switch {
-		case !slices.Contains(fleet.StepNames, step):
-			return fmt.Errorf("%w: workers: unknown step %q (steps: %s)", ErrInvalidConfig, step, strings.Join(fleet.StepNames, ", "))
+		case !slices.Contains(fleet.StepNames(nil), step):
+			return fmt.Errorf("%w: workers: unknown step %q (steps: %s)", ErrInvalidConfig, step, strings.Join(fleet.StepNames(nil), ", "))
 		case n < 1:
 			return fmt.Errorf("%w: workers: %s=%d, want at least 1", ErrInvalidConfig, step, n)
 		}

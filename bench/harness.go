@@ -15,8 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetfleet/jetfleet/embedded"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/marts"
-	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -50,13 +50,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else if len(ms) > 0 {
 		return nil, fmt.Errorf("%w: %s already holds marts", ErrNotFresh, cfg.DataDir)
 	}
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset(dataset)
 
+	// Server is redacted: results are written to files and shared.
 	res := &Result{
 		Time: time.Now().UTC(), Mode: cfg.Mode, Events: cfg.Events, Seed: cfg.Seed,
 		DurationSeconds: cfg.Duration.Seconds(), MemoryLimit: cfg.MemoryLimit,
-		Server: redactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
+		Server: workers.RedactURL(cfg.NatsURL), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), PersistedHops: persistedHops,
 	}
 	if cfg.Mode == ModeBulk {
 		res.BulkSize = cfg.BulkSize
@@ -93,8 +94,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		DataDir: cfg.DataDir, MemoryLimit: cfg.MemoryLimit, Replicas: cfg.Workers,
 		// The scenario's steps; the record alert step reads JF_CLEAN beside
 		// the aggregator and is no part of the path to the marts.
-		Steps:              fleet.StepNames,
-		AggregateCommitted: lat.committedBatch,
+		Steps:                  fleet.StepNames(nil),
+		AggregateCommittedFunc: lat.committedBatch,
 	})
 	if err != nil {
 		return nil, err
@@ -144,11 +145,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var phase atomic.Value
 	phase.Store("publishing")
 	smp := newSampler(js, ds.Name, before, cfg.SampleEvery)
-	smp.published = pub.records.Load
-	smp.committed = lat.committedRecords
-	smp.duckdb = func(ctx context.Context) int64 { n, _ := fl.AggregateMemory(ctx); return n }
-	smp.onSample = func(s Sample) {
-		if cfg.Progress == nil {
+	smp.publishedFunc = pub.records.Load
+	smp.committedFunc = lat.committedRecords
+	smp.duckdbFunc = func(ctx context.Context) int64 { n, _ := fl.AggregateMemory(ctx); return n }
+	smp.onSampleFunc = func(s Sample) {
+		if cfg.ProgressFunc == nil {
 			return
 		}
 		p := Progress{
@@ -158,7 +159,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for _, st := range s.Steps {
 			p.Lag += st.Lag
 		}
-		cfg.Progress(p)
+		cfg.ProgressFunc(p)
 	}
 
 	stopProfile, err := startCPUProfile(cfg.CPUProfile)
@@ -313,7 +314,7 @@ func server(cfg Config, log zerolog.Logger) (connect func(name string) (*nats.Co
 		return func(name string) (*nats.Conn, error) {
 			nc, err := nats.Connect(cfg.NatsURL, nats.Name(name))
 			if err != nil {
-				return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.NatsURL), err)
+				return nil, fmt.Errorf("connect to %s: %w", workers.RedactURL(cfg.NatsURL), err)
 			}
 			return nc, nil
 		}, func() {}, nil
@@ -470,7 +471,3 @@ func lastWrites(dataDir, ds string) (flushed, committed time.Time, prog marts.Pr
 	}
 	return flushed, committed, prog, nil
 }
-
-// redactURL hides user info (passwords, tokens) in server URLs, since the
-// result is written to files and shared.
-func redactURL(urls string) string { return workers.RedactURL(urls) }

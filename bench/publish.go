@@ -20,17 +20,17 @@ type publisher struct {
 	firstErr   atomic.Value
 	records    atomic.Int64 // records handed to the client so far
 	messages   atomic.Int64
-	onSent     func(index int64, at time.Time)
+	onSentFunc func(index int64, at time.Time)
 	elapsed    time.Duration
 	duplicates int64
 }
 
-func newPublisher(connect func(string) (*nats.Conn, error), onSent func(int64, time.Time)) (*publisher, error) {
-	nc, err := connect("jetfleet-bench-publisher")
+func newPublisher(connectFunc func(string) (*nats.Conn, error), onSentFunc func(int64, time.Time)) (*publisher, error) {
+	nc, err := connectFunc("jetfleet-bench-publisher")
 	if err != nil {
 		return nil, err
 	}
-	p := &publisher{nc: nc, onSent: onSent}
+	p := &publisher{nc: nc, onSentFunc: onSentFunc}
 	p.js, err = jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(4096),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, _ *nats.Msg, ack *jetstream.PubAck) {
@@ -53,8 +53,8 @@ func newPublisher(connect func(string) (*nats.Conn, error), onSent func(int64, t
 func (p *publisher) close() { p.nc.Close() }
 
 func (p *publisher) send(m *nats.Msg, records int, index int64, at time.Time) error {
-	if p.onSent != nil {
-		p.onSent(index, at)
+	if p.onSentFunc != nil {
+		p.onSentFunc(index, at)
 	}
 	// A full window blocks rather than fails: backpressure, not loss.
 	if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
@@ -66,10 +66,10 @@ func (p *publisher) send(m *nats.Msg, records int, index int64, at time.Time) er
 }
 
 // all publishes msgs as fast as the server takes them (closed loop).
-func (p *publisher) all(ctx context.Context, msgs []*nats.Msg, records func(*nats.Msg) int) error {
+func (p *publisher) all(ctx context.Context, msgs []*nats.Msg, recordsFunc func(*nats.Msg) int) error {
 	start := time.Now()
 	for i, m := range msgs {
-		if err := p.send(m, records(m), int64(i), time.Now()); err != nil {
+		if err := p.send(m, recordsFunc(m), int64(i), time.Now()); err != nil {
 			return err
 		}
 	}

@@ -123,10 +123,10 @@ func flatness(samples []Sample) (first, second half) {
 	sum := func(ss []Sample) half {
 		var h half
 		// mib is one memory figure of every sample, in MiB.
-		mib := func(bytes func(Sample) int64) []float64 {
+		mib := func(bytesFunc func(Sample) int64) []float64 {
 			out := make([]float64, len(ss))
 			for i, s := range ss {
-				out[i] = float64(bytes(s)) / (1 << 20)
+				out[i] = float64(bytesFunc(s)) / (1 << 20)
 			}
 			return out
 		}

@@ -63,15 +63,15 @@ type StepSample struct {
 // sampler polls the step consumers while the fleet runs. Its samples
 // feed per-step rates, the progress bar and the soak report.
 type sampler struct {
-	js        jetstream.JetStream
-	dataset   string
-	start     time.Time
-	every     time.Duration
-	consumers []sampledConsumer
-	published func() int64
-	committed func() int64
-	duckdb    func(context.Context) int64
-	onSample  func(Sample)
+	js            jetstream.JetStream
+	dataset       string
+	start         time.Time
+	every         time.Duration
+	consumers     []sampledConsumer
+	publishedFunc func() int64
+	committedFunc func() int64
+	duckdbFunc    func(context.Context) int64
+	onSampleFunc  func(Sample)
 
 	mu      sync.Mutex
 	samples []Sample
@@ -137,14 +137,14 @@ func (s *sampler) sample(ctx context.Context) {
 	native := nativemem.Read()
 	smp.DuckDBAllocatedBytes, smp.DuckDBResidentBytes = native.DuckDBAllocated, native.DuckDBResident
 	smp.MallocInUseBytes, smp.MallocFreeBytes = native.LibcInUse, native.LibcFree
-	if s.published != nil {
-		smp.Published = s.published()
+	if s.publishedFunc != nil {
+		smp.Published = s.publishedFunc()
 	}
-	if s.committed != nil {
-		smp.Committed = s.committed()
+	if s.committedFunc != nil {
+		smp.Committed = s.committedFunc()
 	}
-	if s.duckdb != nil {
-		smp.DuckDBBytes = s.duckdb(ctx)
+	if s.duckdbFunc != nil {
+		smp.DuckDBBytes = s.duckdbFunc(ctx)
 	}
 	smp.Steps = make([]StepSample, len(s.last))
 	for _, sc := range s.consumers {
@@ -168,8 +168,8 @@ func (s *sampler) sample(ctx context.Context) {
 	s.mu.Lock()
 	s.samples = append(s.samples, smp)
 	s.mu.Unlock()
-	if s.onSample != nil {
-		s.onSample(smp)
+	if s.onSampleFunc != nil {
+		s.onSampleFunc(smp)
 	}
 }
 

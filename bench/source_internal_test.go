@@ -5,14 +5,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/subjects"
 )
 
 func TestTraceIndexRoundTrip(t *testing.T) {
 	for _, i := range []int64{0, 1, 65535, 65536, 1 << 40} {
 		tp := traceParent(42, i)
 		require.Len(t, tp, 55)
-		require.NotEmpty(t, workers.TraceID(tp), "a valid W3C traceparent")
+		require.NotEmpty(t, subjects.TraceID(tp), "a valid W3C traceparent")
 		got, ok := traceIndex(42, tp)
 		require.True(t, ok)
 		require.Equal(t, i, got)

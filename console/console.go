@@ -77,12 +77,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Start samples the fleet's rates and lag every Config.SampleEvery until
 // Stop; it returns after the first sample.
 func (c *Console) Start(ctx context.Context) error {
-	return c.svc.Start(ctx, func(ctx context.Context, started func()) error {
+	return c.svc.Start(ctx, func(ctx context.Context, startedFunc func()) error {
 		t := time.NewTicker(c.cfg.SampleEvery)
 		defer t.Stop()
 		for {
 			c.sample(ctx)
-			started()
+			startedFunc()
 			select {
 			case <-ctx.Done():
 				return nil

@@ -84,19 +84,6 @@ func (c *Cluster) ClientURLs() string {
 	return s
 }
 
-// Restart starts node i again with its original config and store, after
-// it was shut down.
-func (c *Cluster) Restart(i int) error {
-	cfg := c.cfgs[i]
-	cfg.Port = c.Servers[i].opts.Port // keep the client port so clients reconnect
-	s, err := Start(cfg)
-	if err != nil {
-		return err
-	}
-	c.Servers[i] = s
-	return nil
-}
-
 // Shutdown stops every node.
 func (c *Cluster) Shutdown() {
 	for _, s := range c.Servers {

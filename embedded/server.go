@@ -12,8 +12,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
-
-	"github.com/jetfleet/jetfleet"
 )
 
 // Config says how to start one embedded server.
@@ -113,7 +111,7 @@ func options(cfg Config) (*server.Options, error) {
 		if err := opts.ProcessConfigFile(cfg.ConfigFile); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, cfg.ConfigFile, err)
 		}
-	} else if err := opts.ProcessConfigString(jetfleet.NATSConf); err != nil {
+	} else if err := opts.ProcessConfigString(natsConf); err != nil {
 		return nil, fmt.Errorf("%w: built-in nats.conf: %v", ErrInvalidConfig, err)
 	}
 	opts.JetStream = true

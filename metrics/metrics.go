@@ -5,8 +5,6 @@
 package metrics
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,11 +14,6 @@ var HandlerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 	Help:    "Time a step's handler took for one message.",
 	Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 }, []string{"step", "dataset"})
-
-// ObserveHandler records one handler call. Safe for concurrent use.
-func ObserveHandler(step, dataset string, d time.Duration) {
-	HandlerSeconds.WithLabelValues(step, dataset).Observe(d.Seconds())
-}
 
 // Collectors are this package's metrics, for registering on a registry.
 func Collectors() []prometheus.Collector {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Alert rule kinds, told apart by the fields a rule has.
@@ -167,14 +167,14 @@ func (d *decoder) parseWebhook(name string, k, n *yaml.Node, path string) *Webho
 		return w
 	}
 	d.mapping(n, path,
-		field{name: "url", required: true, set: func(v *yaml.Node, p string) { w.URL = d.webhookURL(v, p) }},
-		field{name: "headers", set: func(v *yaml.Node, p string) {
+		field{name: "url", required: true, setFunc: func(v *yaml.Node, p string) { w.URL = d.webhookURL(v, p) }},
+		field{name: "headers", setFunc: func(v *yaml.Node, p string) {
 			w.Headers = map[string]string{}
 			d.entries(v, p, "header", func(name string, k, v *yaml.Node, p string) {
 				w.Headers[name] = d.str(v, p)
 			})
 		}},
-		field{name: "timeout", set: func(v *yaml.Node, p string) { w.Timeout = d.duration(v, p) }},
+		field{name: "timeout", setFunc: func(v *yaml.Node, p string) { w.Timeout = d.duration(v, p) }},
 	)
 	return w
 }
@@ -200,26 +200,26 @@ func (d *decoder) parseAlert(name string, k, n *yaml.Node, path string, s *Spec)
 	mark := func(key string, v *yaml.Node) { nodes[key] = v }
 	var keyText string
 	ok := d.mapping(n, path,
-		field{name: "dataset", set: func(v *yaml.Node, p string) { mark("dataset", v); a.Dataset = d.str(v, p) }},
-		field{name: "when", set: func(v *yaml.Node, p string) { mark("when", v); a.When = d.str(v, p) }},
-		field{name: "mart", set: func(v *yaml.Node, p string) { mark("mart", v); a.Mart = d.str(v, p) }},
-		field{name: "sql", set: func(v *yaml.Node, p string) {
+		field{name: "dataset", setFunc: func(v *yaml.Node, p string) { mark("dataset", v); a.Dataset = d.str(v, p) }},
+		field{name: "when", setFunc: func(v *yaml.Node, p string) { mark("when", v); a.When = d.str(v, p) }},
+		field{name: "mart", setFunc: func(v *yaml.Node, p string) { mark("mart", v); a.Mart = d.str(v, p) }},
+		field{name: "sql", setFunc: func(v *yaml.Node, p string) {
 			mark("sql", v)
 			a.SQL = strings.TrimRight(strings.TrimSpace(d.str(v, p)), ";")
 			a.SQLPos = d.pos(v)
 		}},
-		field{name: "anomaly", set: func(v *yaml.Node, p string) {
+		field{name: "anomaly", setFunc: func(v *yaml.Node, p string) {
 			mark("anomaly", v)
 			a.SQLPos = d.pos(v)
 			a.Anomaly = d.parseAnomaly(v, p)
 		}},
-		field{name: "key", set: func(v *yaml.Node, p string) { mark("key", v); keyText = d.str(v, p) }},
-		field{name: "time", set: func(v *yaml.Node, p string) { mark("time", v); a.Time = d.str(v, p) }},
-		field{name: "severity", set: func(v *yaml.Node, p string) {
+		field{name: "key", setFunc: func(v *yaml.Node, p string) { mark("key", v); keyText = d.str(v, p) }},
+		field{name: "time", setFunc: func(v *yaml.Node, p string) { mark("time", v); a.Time = d.str(v, p) }},
+		field{name: "severity", setFunc: func(v *yaml.Node, p string) {
 			a.Severity = d.oneOfNonEmpty(v, p, SeverityWarning, SeverityInfo, SeverityWarning, SeverityCritical)
 		}},
-		field{name: "cooldown", set: func(v *yaml.Node, p string) { a.Cooldown = d.cooldown(v, p) }},
-		field{name: "message", set: func(v *yaml.Node, p string) {
+		field{name: "cooldown", setFunc: func(v *yaml.Node, p string) { a.Cooldown = d.cooldown(v, p) }},
+		field{name: "message", setFunc: func(v *yaml.Node, p string) {
 			a.Message = d.str(v, p)
 			if a.Message == "" {
 				return
@@ -231,7 +231,7 @@ func (d *decoder) parseAlert(name string, k, n *yaml.Node, path string, s *Spec)
 			}
 			a.MessageTemplate = t
 		}},
-		field{name: "webhooks", set: func(v *yaml.Node, p string) {
+		field{name: "webhooks", setFunc: func(v *yaml.Node, p string) {
 			mark("webhooks", v)
 			a.Webhooks = d.alertWebhooks(v, p, name, s)
 		}},
@@ -364,18 +364,18 @@ func (d *decoder) parseAnomaly(n *yaml.Node, path string) *Anomaly {
 	an := &Anomaly{Method: MethodZScore, Window: DefaultAnomalyWindow, MinSamples: DefaultAnomalyMinSample, Mart: DefaultAnomalyMart, Threshold: -1}
 	var minNode, winNode *yaml.Node
 	ok := d.mapping(n, path,
-		field{name: "field", required: true, set: func(v *yaml.Node, p string) { an.Field = d.ident(v, p) }},
-		field{name: "key", set: func(v *yaml.Node, p string) { an.Key = d.ident(v, p) }},
-		field{name: "method", set: func(v *yaml.Node, p string) { an.Method = d.oneOfNonEmpty(v, p, MethodZScore, MethodZScore, MethodMAD) }},
-		field{name: "window", set: func(v *yaml.Node, p string) { winNode = v; an.Window = d.integer(v, p, 2) }},
-		field{name: "threshold", set: func(v *yaml.Node, p string) {
+		field{name: "field", required: true, setFunc: func(v *yaml.Node, p string) { an.Field = d.ident(v, p) }},
+		field{name: "key", setFunc: func(v *yaml.Node, p string) { an.Key = d.ident(v, p) }},
+		field{name: "method", setFunc: func(v *yaml.Node, p string) { an.Method = d.oneOfNonEmpty(v, p, MethodZScore, MethodZScore, MethodMAD) }},
+		field{name: "window", setFunc: func(v *yaml.Node, p string) { winNode = v; an.Window = d.integer(v, p, 2) }},
+		field{name: "threshold", setFunc: func(v *yaml.Node, p string) {
 			an.Threshold = d.number(v, p)
 			if an.Threshold <= 0 {
 				d.errorf(v, p, "got %v, want a positive number", an.Threshold)
 			}
 		}},
-		field{name: "min_samples", set: func(v *yaml.Node, p string) { minNode = v; an.MinSamples = d.integer(v, p, 2) }},
-		field{name: "mart", set: func(v *yaml.Node, p string) {
+		field{name: "min_samples", setFunc: func(v *yaml.Node, p string) { minNode = v; an.MinSamples = d.integer(v, p, 2) }},
+		field{name: "mart", setFunc: func(v *yaml.Node, p string) {
 			an.Mart = d.str(v, p)
 			d.token(v, p, "mart", an.Mart)
 		}},

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Dataset is one stream of records: its clean schema, the rules a record
@@ -101,31 +101,31 @@ func (c Column) FieldKind() string {
 func (d *decoder) parseDataset(name string, k, n *yaml.Node, path string) *Dataset {
 	ds := &Dataset{Name: name, Pos: d.pos(k), Ingest: Ingest{ID: IDContent, Delimiter: ','}}
 	d.mapping(n, path,
-		field{name: "description", set: func(v *yaml.Node, p string) { ds.Description = d.str(v, p) }},
-		field{name: "key", required: true, set: func(v *yaml.Node, p string) { ds.Key = d.str(v, p) }},
-		field{name: "schema", required: true, set: func(v *yaml.Node, p string) {
+		field{name: "description", setFunc: func(v *yaml.Node, p string) { ds.Description = d.str(v, p) }},
+		field{name: "key", required: true, setFunc: func(v *yaml.Node, p string) { ds.Key = d.str(v, p) }},
+		field{name: "schema", required: true, setFunc: func(v *yaml.Node, p string) {
 			d.schemaPos = nil
 			ds.Schema = d.parseSchema(v, p)
 			ds.SchemaPos = d.schemaPos
 		}},
-		field{name: "sources", set: func(v *yaml.Node, p string) { ds.Sources = d.parseSources(v, p) }},
-		field{name: "validate", set: func(v *yaml.Node, p string) {
+		field{name: "sources", setFunc: func(v *yaml.Node, p string) { ds.Sources = d.parseSources(v, p) }},
+		field{name: "validate", setFunc: func(v *yaml.Node, p string) {
 			d.list(v, p, "rules", func(i int, v *yaml.Node, p string) {
 				if r := d.parseRule(v, p); r != nil {
 					ds.Rules = append(ds.Rules, r)
 				}
 			})
 		}},
-		field{name: "transform", set: func(v *yaml.Node, p string) {
+		field{name: "transform", setFunc: func(v *yaml.Node, p string) {
 			d.list(v, p, "transforms", func(i int, v *yaml.Node, p string) {
 				if t := d.parseTransform(v, p); t != nil {
 					ds.Transforms = append(ds.Transforms, t)
 				}
 			})
 		}},
-		field{name: "ingest", set: func(v *yaml.Node, p string) { ds.Ingest = d.parseIngest(v, p) }},
-		field{name: "external_steps", set: func(v *yaml.Node, p string) { ds.ExternalSteps = d.parseExternalSteps(v, p) }},
-		field{name: "contract", set: func(v *yaml.Node, p string) {
+		field{name: "ingest", setFunc: func(v *yaml.Node, p string) { ds.Ingest = d.parseIngest(v, p) }},
+		field{name: "external_steps", setFunc: func(v *yaml.Node, p string) { ds.ExternalSteps = d.parseExternalSteps(v, p) }},
+		field{name: "contract", setFunc: func(v *yaml.Node, p string) {
 			ds.Contract, ds.ContractPos = d.oneOf(v, p, Contracts...), d.pos(v)
 		}},
 	)
@@ -153,8 +153,8 @@ func (d *decoder) parseSchema(n *yaml.Node, path string) []Column {
 		var c Column
 		var typeNode, nameNode *yaml.Node
 		d.mapping(v, p,
-			field{name: "name", required: true, set: func(v *yaml.Node, p string) { nameNode = v; c.Name = d.str(v, p) }},
-			field{name: "type", required: true, set: func(v *yaml.Node, p string) { typeNode = v; c.Type = strings.ToUpper(strings.TrimSpace(d.str(v, p))) }},
+			field{name: "name", required: true, setFunc: func(v *yaml.Node, p string) { nameNode = v; c.Name = d.str(v, p) }},
+			field{name: "type", required: true, setFunc: func(v *yaml.Node, p string) { typeNode = v; c.Type = strings.ToUpper(strings.TrimSpace(d.str(v, p))) }},
 		)
 		if nameNode != nil && c.Name != "" {
 			if !identRE.MatchString(c.Name) {

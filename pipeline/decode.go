@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // maxErrors bounds what one check reports; past it the rest is noise.
@@ -67,7 +67,7 @@ func resolve(n *yaml.Node) *yaml.Node {
 type field struct {
 	name     string
 	required bool
-	set      func(v *yaml.Node, path string)
+	setFunc  func(v *yaml.Node, path string)
 }
 
 // mapping decodes a mapping node by its known keys. Unknown keys and
@@ -91,7 +91,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields ...field) bool {
 			continue
 		}
 		seen[k.Value] = true
-		fields[idx].set(resolve(v), join(path, k.Value))
+		fields[idx].setFunc(resolve(v), join(path, k.Value))
 	}
 	for _, f := range fields {
 		if f.required && !seen[f.name] {
@@ -126,7 +126,7 @@ func join(path, key string) string {
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
 // entries iterates a mapping whose keys are names (datasets, lookups, marts).
-func (d *decoder) entries(n *yaml.Node, path, what string, each func(name string, k, v *yaml.Node, path string)) {
+func (d *decoder) entries(n *yaml.Node, path, what string, eachFunc func(name string, k, v *yaml.Node, path string)) {
 	n = resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode {
 		d.errorf(n, path, "got %s, want a mapping of %s names to their definitions", kindNameOrNil(n), what)
@@ -140,17 +140,17 @@ func (d *decoder) entries(n *yaml.Node, path, what string, each func(name string
 			continue
 		}
 		seen[k.Value] = k.Line
-		each(k.Value, k, resolve(v), join(path, k.Value))
+		eachFunc(k.Value, k, resolve(v), join(path, k.Value))
 	}
 }
 
-func (d *decoder) list(n *yaml.Node, path, what string, each func(i int, v *yaml.Node, path string)) {
+func (d *decoder) list(n *yaml.Node, path, what string, eachFunc func(i int, v *yaml.Node, path string)) {
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, path, "got %s, want a list of %s", kindName(n), what)
 		return
 	}
 	for i, v := range n.Content {
-		each(i, resolve(v), index(path, i))
+		eachFunc(i, resolve(v), index(path, i))
 	}
 }
 

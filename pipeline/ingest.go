@@ -3,7 +3,7 @@ package pipeline
 import (
 	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Ingest is how files of a dataset are turned into records.
@@ -50,11 +50,11 @@ var cellTypes = []string{TypeString, TypeNumber, TypeInteger, TypeBool}
 func (d *decoder) parseIngest(n *yaml.Node, path string) Ingest {
 	in := Ingest{ID: IDContent, Delimiter: ',', Pos: d.pos(n)}
 	d.mapping(n, path,
-		field{name: "bulk", set: func(v *yaml.Node, p string) { in.Bulk = d.integer(v, p, 0) }},
-		field{name: "id", set: func(v *yaml.Node, p string) { in.ID = d.oneOf(v, p, IDContent, IDKey) }},
-		field{name: "watch", set: func(v *yaml.Node, p string) { in.Watch = d.str(v, p) }},
-		field{name: "csv", set: func(v *yaml.Node, p string) {
-			d.mapping(v, p, field{name: "delimiter", set: func(v *yaml.Node, p string) {
+		field{name: "bulk", setFunc: func(v *yaml.Node, p string) { in.Bulk = d.integer(v, p, 0) }},
+		field{name: "id", setFunc: func(v *yaml.Node, p string) { in.ID = d.oneOf(v, p, IDContent, IDKey) }},
+		field{name: "watch", setFunc: func(v *yaml.Node, p string) { in.Watch = d.str(v, p) }},
+		field{name: "csv", setFunc: func(v *yaml.Node, p string) {
+			d.mapping(v, p, field{name: "delimiter", setFunc: func(v *yaml.Node, p string) {
 				s := d.str(v, p)
 				r, size := utf8.DecodeRuneInString(s)
 				if size != len(s) || s == "" || r == '"' || r == '\n' || r == '\r' || r == utf8.RuneError {
@@ -64,8 +64,8 @@ func (d *decoder) parseIngest(n *yaml.Node, path string) Ingest {
 				in.Delimiter = r
 			}})
 		}},
-		field{name: "fixed_width", set: func(v *yaml.Node, p string) {
-			d.mapping(v, p, field{name: "columns", required: true, set: func(v *yaml.Node, p string) {
+		field{name: "fixed_width", setFunc: func(v *yaml.Node, p string) {
+			d.mapping(v, p, field{name: "columns", required: true, setFunc: func(v *yaml.Node, p string) {
 				in.FixedWidth = d.parseFixedColumns(v, p)
 			}})
 		}},
@@ -79,17 +79,17 @@ func (d *decoder) parseFixedColumns(n *yaml.Node, path string) []FixedColumn {
 	d.list(n, path, "columns {name, start, width, type, trim}", func(i int, v *yaml.Node, p string) {
 		c := FixedColumn{Type: TypeString, Trim: true}
 		ok := d.mapping(v, p,
-			field{name: "name", required: true, set: func(v *yaml.Node, p string) {
+			field{name: "name", required: true, setFunc: func(v *yaml.Node, p string) {
 				c.Name = d.str(v, p)
 				if seen[c.Name] {
 					d.errorf(v, p, "column %q listed twice", c.Name)
 				}
 				seen[c.Name] = true
 			}},
-			field{name: "start", required: true, set: func(v *yaml.Node, p string) { c.Start = d.integer(v, p, 1) }},
-			field{name: "width", required: true, set: func(v *yaml.Node, p string) { c.Width = d.integer(v, p, 1) }},
-			field{name: "type", set: func(v *yaml.Node, p string) { c.Type = d.oneOf(v, p, cellTypes...) }},
-			field{name: "trim", set: func(v *yaml.Node, p string) { c.Trim = d.boolean(v, p) }},
+			field{name: "start", required: true, setFunc: func(v *yaml.Node, p string) { c.Start = d.integer(v, p, 1) }},
+			field{name: "width", required: true, setFunc: func(v *yaml.Node, p string) { c.Width = d.integer(v, p, 1) }},
+			field{name: "type", setFunc: func(v *yaml.Node, p string) { c.Type = d.oneOf(v, p, cellTypes...) }},
+			field{name: "trim", setFunc: func(v *yaml.Node, p string) { c.Trim = d.boolean(v, p) }},
 		)
 		if !ok {
 			return

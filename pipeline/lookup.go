@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Lookup is a lookup table: rows keyed by one column, given inline in the
@@ -33,8 +33,8 @@ func (d *decoder) parseLookup(name string, k, n *yaml.Node, path string) *Lookup
 	l := &Lookup{Name: name, Pos: d.pos(k)}
 	var rowsNode, csvNode, typesNode *yaml.Node
 	d.mapping(n, path,
-		field{name: "key", required: true, set: func(v *yaml.Node, p string) { l.Key = d.str(v, p) }},
-		field{name: "rows", set: func(v *yaml.Node, p string) {
+		field{name: "key", required: true, setFunc: func(v *yaml.Node, p string) { l.Key = d.str(v, p) }},
+		field{name: "rows", setFunc: func(v *yaml.Node, p string) {
 			rowsNode = v
 			d.list(v, p, "rows (mappings of column to value)", func(i int, v *yaml.Node, p string) {
 				row, ok := d.value(v, p).(map[string]any)
@@ -45,8 +45,8 @@ func (d *decoder) parseLookup(name string, k, n *yaml.Node, path string) *Lookup
 				l.Rows = append(l.Rows, row)
 			})
 		}},
-		field{name: "csv", set: func(v *yaml.Node, p string) { csvNode = v; l.CSV = d.str(v, p) }},
-		field{name: "types", set: func(v *yaml.Node, p string) {
+		field{name: "csv", setFunc: func(v *yaml.Node, p string) { csvNode = v; l.CSV = d.str(v, p) }},
+		field{name: "types", setFunc: func(v *yaml.Node, p string) {
 			typesNode = v
 			l.Types = map[string]string{}
 			d.entries(v, p, "column", func(col string, _, v *yaml.Node, p string) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Mart defaults, applied when the file leaves flush out.
@@ -41,14 +41,14 @@ type Mart struct {
 func (d *decoder) parseMart(name string, k, n *yaml.Node, path string) *Mart {
 	m := &Mart{Name: name, Pos: d.pos(k), FlushRecords: DefaultFlushRecords, FlushInterval: DefaultFlushInterval}
 	d.mapping(n, path,
-		field{name: "dataset", required: true, set: func(v *yaml.Node, p string) { m.Dataset = d.str(v, p) }},
-		field{name: "sql", required: true, set: func(v *yaml.Node, p string) {
+		field{name: "dataset", required: true, setFunc: func(v *yaml.Node, p string) { m.Dataset = d.str(v, p) }},
+		field{name: "sql", required: true, setFunc: func(v *yaml.Node, p string) {
 			m.SQL = strings.TrimSpace(d.str(v, p))
 			if m.SQL == "" && v.Kind == yaml.ScalarNode {
 				d.errorf(v, p, "empty, want a DuckDB SELECT over the dataset")
 			}
 		}},
-		field{name: "partition_by", set: func(v *yaml.Node, p string) {
+		field{name: "partition_by", setFunc: func(v *yaml.Node, p string) {
 			m.PartitionBy = d.strs(v, p)
 			for _, c := range m.PartitionBy {
 				if !identRE.MatchString(c) {
@@ -56,16 +56,16 @@ func (d *decoder) parseMart(name string, k, n *yaml.Node, path string) *Mart {
 				}
 			}
 		}},
-		field{name: "compression", set: func(v *yaml.Node, p string) {
+		field{name: "compression", setFunc: func(v *yaml.Node, p string) {
 			m.Compression = strings.ToLower(d.str(v, p))
 			if !slices.Contains(MartCompressions, m.Compression) {
 				d.errorf(v, p, "%q is not a Parquet codec jetfleet writes (%s)", m.Compression, strings.Join(MartCompressions, ", "))
 			}
 		}},
-		field{name: "flush", set: func(v *yaml.Node, p string) {
+		field{name: "flush", setFunc: func(v *yaml.Node, p string) {
 			d.mapping(v, p,
-				field{name: "records", set: func(v *yaml.Node, p string) { m.FlushRecords = d.integer(v, p, 1) }},
-				field{name: "interval", set: func(v *yaml.Node, p string) { m.FlushInterval = d.duration(v, p) }},
+				field{name: "records", setFunc: func(v *yaml.Node, p string) { m.FlushRecords = d.integer(v, p, 1) }},
+				field{name: "interval", setFunc: func(v *yaml.Node, p string) { m.FlushInterval = d.duration(v, p) }},
 			)
 		}},
 	)

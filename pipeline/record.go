@@ -40,7 +40,7 @@ func DecodeRecord(data []byte) (Record, error) {
 	}
 	rec, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%w: got %s", ErrNotObject, jsonKind(v))
+		return nil, fmt.Errorf("%w: got %s", ErrNotObject, Kind(v))
 	}
 	return rec, nil
 }
@@ -102,7 +102,8 @@ func invalidUTF8At(data []byte) int {
 	return -1
 }
 
-func jsonKind(v any) string {
+// Kind names the JSON kind of a decoded value, for error messages.
+func Kind(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
@@ -120,11 +121,8 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// Kind names the JSON kind of a decoded value, for error messages.
-func Kind(v any) string { return jsonKind(v) }
-
-// describe renders a value for an error message: short and unambiguous.
-func describe(v any) string {
+// Describe renders a value for an error message: short and unambiguous.
+func Describe(v any) string {
 	switch x := v.(type) {
 	case string:
 		if len(x) > 40 {
@@ -144,11 +142,8 @@ func describe(v any) string {
 	case float64:
 		return strconv.FormatFloat(x, 'g', -1, 64)
 	}
-	return jsonKind(v)
+	return Kind(v)
 }
-
-// Describe renders a value for an error message.
-func Describe(v any) string { return describe(v) }
 
 // AsFloat returns v as a float64 when it is a finite JSON number.
 func AsFloat(v any) (float64, bool) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Field types a rule can require.
@@ -63,21 +63,21 @@ func (d *decoder) parseRule(n *yaml.Node, path string) *Rule {
 	)
 	mark := func(key string, v *yaml.Node) { nodes[key] = v }
 	ok := d.mapping(n, path,
-		field{name: "field", set: func(v *yaml.Node, p string) { mark("field", v); r.Field = d.str(v, p) }},
-		field{name: "name", set: func(v *yaml.Node, p string) { mark("name", v); r.Name = d.str(v, p) }},
-		field{name: "required", set: func(v *yaml.Node, p string) { r.Required = d.boolean(v, p) }},
-		field{name: "type", set: func(v *yaml.Node, p string) { mark("type", v); r.Type = d.oneOf(v, p, ruleTypes...) }},
-		field{name: "normalize", set: func(v *yaml.Node, p string) { mark("normalize", v); r.Normalize = d.normalizers(v, p) }},
-		field{name: "min", set: func(v *yaml.Node, p string) { mark("min", v); f := d.number(v, p); r.Min = &f }},
-		field{name: "max", set: func(v *yaml.Node, p string) { mark("max", v); f := d.number(v, p); r.Max = &f }},
-		field{name: "min_length", set: func(v *yaml.Node, p string) { mark("min_length", v); i := d.integer(v, p, 0); r.MinLength = &i }},
-		field{name: "max_length", set: func(v *yaml.Node, p string) { mark("max_length", v); i := d.integer(v, p, 0); r.MaxLength = &i }},
-		field{name: "enum", set: func(v *yaml.Node, p string) { mark("enum", v); r.Enum = d.enum(v, p) }},
-		field{name: "regex", set: func(v *yaml.Node, p string) { mark("regex", v); regex = d.str(v, p) }},
-		field{name: "formats", set: func(v *yaml.Node, p string) { mark("formats", v); formats = d.strs(v, p) }},
-		field{name: "timezone", set: func(v *yaml.Node, p string) { mark("timezone", v); tz = d.str(v, p) }},
-		field{name: "expr", set: func(v *yaml.Node, p string) { mark("expr", v); exprText = d.str(v, p) }},
-		field{name: "message", set: func(v *yaml.Node, p string) { r.Message = d.str(v, p) }},
+		field{name: "field", setFunc: func(v *yaml.Node, p string) { mark("field", v); r.Field = d.str(v, p) }},
+		field{name: "name", setFunc: func(v *yaml.Node, p string) { mark("name", v); r.Name = d.str(v, p) }},
+		field{name: "required", setFunc: func(v *yaml.Node, p string) { r.Required = d.boolean(v, p) }},
+		field{name: "type", setFunc: func(v *yaml.Node, p string) { mark("type", v); r.Type = d.oneOf(v, p, ruleTypes...) }},
+		field{name: "normalize", setFunc: func(v *yaml.Node, p string) { mark("normalize", v); r.Normalize = d.normalizers(v, p) }},
+		field{name: "min", setFunc: func(v *yaml.Node, p string) { mark("min", v); f := d.number(v, p); r.Min = &f }},
+		field{name: "max", setFunc: func(v *yaml.Node, p string) { mark("max", v); f := d.number(v, p); r.Max = &f }},
+		field{name: "min_length", setFunc: func(v *yaml.Node, p string) { mark("min_length", v); i := d.integer(v, p, 0); r.MinLength = &i }},
+		field{name: "max_length", setFunc: func(v *yaml.Node, p string) { mark("max_length", v); i := d.integer(v, p, 0); r.MaxLength = &i }},
+		field{name: "enum", setFunc: func(v *yaml.Node, p string) { mark("enum", v); r.Enum = d.enum(v, p) }},
+		field{name: "regex", setFunc: func(v *yaml.Node, p string) { mark("regex", v); regex = d.str(v, p) }},
+		field{name: "formats", setFunc: func(v *yaml.Node, p string) { mark("formats", v); formats = d.strs(v, p) }},
+		field{name: "timezone", setFunc: func(v *yaml.Node, p string) { mark("timezone", v); tz = d.str(v, p) }},
+		field{name: "expr", setFunc: func(v *yaml.Node, p string) { mark("expr", v); exprText = d.str(v, p) }},
+		field{name: "message", setFunc: func(v *yaml.Node, p string) { r.Message = d.str(v, p) }},
 	)
 	if !ok {
 		return nil

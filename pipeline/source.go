@@ -7,7 +7,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Source is one shape a dataset's records arrive in on jf.ingest.<dataset>
@@ -63,11 +63,11 @@ func (d *decoder) parseSources(n *yaml.Node, path string) []*Source {
 			return true
 		}
 		d.mapping(v, p,
-			field{name: "when", set: func(v *yaml.Node, p string) {
+			field{name: "when", setFunc: func(v *yaml.Node, p string) {
 				src.When = d.str(v, p)
 				src.Program = d.compileExpr(v, p, src.When, expr.AsBool())
 			}},
-			field{name: "fields", required: true, set: func(v *yaml.Node, p string) {
+			field{name: "fields", required: true, setFunc: func(v *yaml.Node, p string) {
 				d.entries(v, p, "field", func(f string, k, v *yaml.Node, p string) {
 					from := d.str(v, p)
 					segs := strings.Split(from, ".")
@@ -82,7 +82,7 @@ func (d *decoder) parseSources(n *yaml.Node, path string) []*Source {
 					}
 				})
 			}},
-			field{name: "set", set: func(v *yaml.Node, p string) {
+			field{name: "set", setFunc: func(v *yaml.Node, p string) {
 				d.entries(v, p, "field", func(f string, k, v *yaml.Node, p string) {
 					if !d.scalar(v, p, "a string, number or boolean") || !once(k, p, f) {
 						return

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/jetfleet/jetfleet/subjects"
 )
@@ -127,12 +127,12 @@ func (d *decoder) token(n *yaml.Node, path, what, name string) {
 
 func (d *decoder) parseSpec(n *yaml.Node, s *Spec) {
 	var nameNode *yaml.Node
-	d.mapping(n, "", field{name: "name", required: true, set: func(v *yaml.Node, p string) {
+	d.mapping(n, "", field{name: "name", required: true, setFunc: func(v *yaml.Node, p string) {
 		nameNode = v
 		s.Name = d.str(v, p)
-	}}, field{name: "description", set: func(v *yaml.Node, p string) {
+	}}, field{name: "description", setFunc: func(v *yaml.Node, p string) {
 		s.Description = d.str(v, p)
-	}}, field{name: "datasets", required: true, set: func(v *yaml.Node, p string) {
+	}}, field{name: "datasets", required: true, setFunc: func(v *yaml.Node, p string) {
 		d.entries(v, p, "dataset", func(name string, k, v *yaml.Node, p string) {
 			d.token(k, p, "dataset", name)
 			s.Datasets = append(s.Datasets, d.parseDataset(name, k, v, p))
@@ -140,22 +140,22 @@ func (d *decoder) parseSpec(n *yaml.Node, s *Spec) {
 		if v.Kind == yaml.MappingNode && len(v.Content) == 0 {
 			d.errorf(v, p, "empty, want at least one dataset")
 		}
-	}}, field{name: "lookups", set: func(v *yaml.Node, p string) {
+	}}, field{name: "lookups", setFunc: func(v *yaml.Node, p string) {
 		d.entries(v, p, "lookup table", func(name string, k, v *yaml.Node, p string) {
 			d.token(k, p, "lookup table", name)
 			s.Lookups = append(s.Lookups, d.parseLookup(name, k, v, p))
 		})
-	}}, field{name: "marts", set: func(v *yaml.Node, p string) {
+	}}, field{name: "marts", setFunc: func(v *yaml.Node, p string) {
 		d.entries(v, p, "mart", func(name string, k, v *yaml.Node, p string) {
 			d.token(k, p, "mart", name)
 			s.Marts = append(s.Marts, d.parseMart(name, k, v, p))
 		})
-	}}, field{name: "webhooks", set: func(v *yaml.Node, p string) {
+	}}, field{name: "webhooks", setFunc: func(v *yaml.Node, p string) {
 		d.entries(v, p, "webhook", func(name string, k, v *yaml.Node, p string) {
 			d.token(k, p, "webhook", name)
 			s.Webhooks = append(s.Webhooks, d.parseWebhook(name, k, v, p))
 		})
-	}}, field{name: "alerts", set: func(v *yaml.Node, p string) {
+	}}, field{name: "alerts", setFunc: func(v *yaml.Node, p string) {
 		d.entries(v, p, "alert rule", func(name string, k, v *yaml.Node, p string) {
 			d.token(k, p, "alert rule", name)
 			if a := d.parseAlert(name, k, v, p, s); a != nil {

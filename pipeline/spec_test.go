@@ -9,12 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 )
 
 func TestDefault(t *testing.T) {
 	t.Parallel()
-	s := pipeline.Default()
+	s := examples.Shop()
 	require.Equal(t, "shop", s.Name)
 	require.Equal(t, []string{"orders"}, s.DatasetNames())
 	ds := s.Dataset("orders")
@@ -206,7 +207,7 @@ func TestLoadMissingFile(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
-	f.Add(pipeline.DefaultYAML())
+	f.Add(examples.ShopPipeline)
 	f.Add([]byte("name: p\ndatasets: {d: {key: id, schema: [{name: id, type: VARCHAR}], validate: [{expr: 'id != nil'}]}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := pipeline.Parse("f.yaml", data)

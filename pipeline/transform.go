@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Transform operations, one per list item of a dataset's transform.
@@ -114,10 +114,10 @@ func (d *decoder) parseTransform(n *yaml.Node, path string) *Transform {
 		var tz string
 		var fmtNode, tzNode *yaml.Node
 		d.mapping(v, p,
-			field{name: "field", set: func(v *yaml.Node, p string) { t.Fields = append(t.Fields, d.str(v, p)) }},
-			field{name: "fields", set: func(v *yaml.Node, p string) { t.Fields = append(t.Fields, d.fieldList(v, p)...) }},
-			field{name: "formats", set: func(v *yaml.Node, p string) { fmtNode = v; formats = d.strs(v, p) }},
-			field{name: "timezone", set: func(v *yaml.Node, p string) { tzNode = v; tz = d.str(v, p) }},
+			field{name: "field", setFunc: func(v *yaml.Node, p string) { t.Fields = append(t.Fields, d.str(v, p)) }},
+			field{name: "fields", setFunc: func(v *yaml.Node, p string) { t.Fields = append(t.Fields, d.fieldList(v, p)...) }},
+			field{name: "formats", setFunc: func(v *yaml.Node, p string) { fmtNode = v; formats = d.strs(v, p) }},
+			field{name: "timezone", setFunc: func(v *yaml.Node, p string) { tzNode = v; tz = d.str(v, p) }},
 		)
 		if len(t.Fields) == 0 && v.Kind == yaml.MappingNode {
 			d.errorf(v, p, "needs field or fields")
@@ -131,8 +131,8 @@ func (d *decoder) parseTransform(n *yaml.Node, path string) *Transform {
 	case OpDerive:
 		var exprNode *yaml.Node
 		d.mapping(v, p,
-			field{name: "field", required: true, set: func(v *yaml.Node, p string) { t.Field = d.str(v, p) }},
-			field{name: "expr", required: true, set: func(v *yaml.Node, p string) { exprNode = v; t.Expr = d.str(v, p) }},
+			field{name: "field", required: true, setFunc: func(v *yaml.Node, p string) { t.Field = d.str(v, p) }},
+			field{name: "expr", required: true, setFunc: func(v *yaml.Node, p string) { exprNode = v; t.Expr = d.str(v, p) }},
 		)
 		if exprNode != nil {
 			t.Program = d.compileExpr(exprNode, join(p, "expr"), t.Expr)
@@ -171,9 +171,9 @@ func (d *decoder) parseLookupRef(n *yaml.Node, path string) *LookupRef {
 	l := &LookupRef{Missing: MissingDLQ}
 	var defNode *yaml.Node
 	d.mapping(n, path,
-		field{name: "table", required: true, set: func(v *yaml.Node, p string) { l.Table = d.str(v, p) }},
-		field{name: "key", required: true, set: func(v *yaml.Node, p string) { l.Key = d.str(v, p) }},
-		field{name: "fields", required: true, set: func(v *yaml.Node, p string) {
+		field{name: "table", required: true, setFunc: func(v *yaml.Node, p string) { l.Table = d.str(v, p) }},
+		field{name: "key", required: true, setFunc: func(v *yaml.Node, p string) { l.Key = d.str(v, p) }},
+		field{name: "fields", required: true, setFunc: func(v *yaml.Node, p string) {
 			if v.Kind == yaml.SequenceNode || v.Kind == yaml.ScalarNode {
 				for _, f := range d.fieldList(v, p) {
 					l.Fields = append(l.Fields, Rename{From: f, To: f})
@@ -184,8 +184,8 @@ func (d *decoder) parseLookupRef(n *yaml.Node, path string) *LookupRef {
 				l.Fields = append(l.Fields, Rename{From: from, To: d.str(v, p)})
 			})
 		}},
-		field{name: "missing", set: func(v *yaml.Node, p string) { l.Missing = d.oneOf(v, p, MissingDLQ, MissingDefault, MissingPass) }},
-		field{name: "default", set: func(v *yaml.Node, p string) {
+		field{name: "missing", setFunc: func(v *yaml.Node, p string) { l.Missing = d.oneOf(v, p, MissingDLQ, MissingDefault, MissingPass) }},
+		field{name: "default", setFunc: func(v *yaml.Node, p string) {
 			defNode = v
 			if m, ok := d.value(v, p).(map[string]any); ok {
 				l.Default = m
@@ -207,14 +207,14 @@ func (d *decoder) parseMask(n *yaml.Node, path string) *Mask {
 	m := &Mask{}
 	nodes := map[string]*yaml.Node{}
 	d.mapping(n, path,
-		field{name: "field", required: true, set: func(v *yaml.Node, p string) { m.Field = d.str(v, p) }},
-		field{name: "action", required: true, set: func(v *yaml.Node, p string) { m.Action = d.oneOf(v, p, MaskDrop, MaskRedact, MaskHash) }},
-		field{name: "into", set: func(v *yaml.Node, p string) { nodes["into"] = v; m.Into = d.str(v, p) }},
-		field{name: "keep", set: func(v *yaml.Node, p string) { nodes["keep"] = v; m.Keep = d.boolean(v, p) }},
-		field{name: "normalize", set: func(v *yaml.Node, p string) { nodes["normalize"] = v; m.Normalize = d.normalizers(v, p) }},
-		field{name: "salt", set: func(v *yaml.Node, p string) { nodes["salt"] = v; m.Salt = d.str(v, p) }},
-		field{name: "salt_env", set: func(v *yaml.Node, p string) { nodes["salt_env"] = v; m.SaltEnv = d.str(v, p) }},
-		field{name: "with", set: func(v *yaml.Node, p string) { nodes["with"] = v; m.With = d.str(v, p) }},
+		field{name: "field", required: true, setFunc: func(v *yaml.Node, p string) { m.Field = d.str(v, p) }},
+		field{name: "action", required: true, setFunc: func(v *yaml.Node, p string) { m.Action = d.oneOf(v, p, MaskDrop, MaskRedact, MaskHash) }},
+		field{name: "into", setFunc: func(v *yaml.Node, p string) { nodes["into"] = v; m.Into = d.str(v, p) }},
+		field{name: "keep", setFunc: func(v *yaml.Node, p string) { nodes["keep"] = v; m.Keep = d.boolean(v, p) }},
+		field{name: "normalize", setFunc: func(v *yaml.Node, p string) { nodes["normalize"] = v; m.Normalize = d.normalizers(v, p) }},
+		field{name: "salt", setFunc: func(v *yaml.Node, p string) { nodes["salt"] = v; m.Salt = d.str(v, p) }},
+		field{name: "salt_env", setFunc: func(v *yaml.Node, p string) { nodes["salt_env"] = v; m.SaltEnv = d.str(v, p) }},
+		field{name: "with", setFunc: func(v *yaml.Node, p string) { nodes["with"] = v; m.With = d.str(v, p) }},
 	)
 	hashOnly := []string{"into", "keep", "normalize", "salt", "salt_env"}
 	for _, k := range hashOnly {

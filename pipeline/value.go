@@ -263,7 +263,7 @@ func (v Value) exprValue() any {
 // Describe renders a value for an error message as [Describe] does.
 func (v Value) Describe() string {
 	if v.rep == repFloat {
-		return describe(v.f)
+		return Describe(v.f)
 	}
 	switch v.kind {
 	case KindString:
@@ -279,7 +279,7 @@ func (v Value) Describe() string {
 	case KindObject, KindArray:
 		return v.kind.Name()
 	}
-	return describe(v.gv)
+	return Describe(v.gv)
 }
 
 // AppendDescribe appends what Describe returns.

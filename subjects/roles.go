@@ -2,10 +2,6 @@ package subjects
 
 import "slices"
 
-// MicroServicePrefix starts the NATS micro service name of every jetfleet
-// process (jetfleet-<step>, jetfleet-supervisor).
-const MicroServicePrefix = "jetfleet-"
-
 // PipelineShape is what of a pipeline its server permissions depend on:
 // consumer names and stage subjects hold the dataset, buckets the table.
 type PipelineShape struct {
@@ -108,10 +104,10 @@ func Roles(p PipelineShape) []Role {
 	}
 	stages := []string{StreamIngest, StreamValid, StreamClean, StreamDLQ, StreamAlerts, StreamAdvisories}
 	lookUpStreams := Grant{"the stage streams: look up, never create, change or delete (jetfleet setup made them)", streamInfos(stages...)}
-	perDataset := func(f func(ds string) []string) []string {
+	perDataset := func(subjectsFunc func(ds string) []string) []string {
 		var out []string
 		for _, ds := range p.Datasets {
-			out = append(out, f(ds)...)
+			out = append(out, subjectsFunc(ds)...)
 		}
 		return out
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
 )
 
 // advisory is the part of JetStream's max-deliveries and terminated
@@ -165,12 +164,12 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 	if worker != "" {
 		m.Header.Set(subjects.HeaderWorker, worker)
 	}
-	m.Header.Set(subjects.HeaderReason, workers.CleanReason(reason))
+	m.Header.Set(subjects.HeaderReason, subjects.CleanReason(reason))
 	m.Header.Set(subjects.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
-	workers.FitDeadLetter(m, workers.DeadLetterLimit(ctx, s.js))
+	subjects.FitDeadLetter(m, subjects.DeadLetterLimit(ctx, s.js))
 	ack, err := s.js.PublishMsg(ctx, m)
 	if err != nil {
 		return 0, "", fmt.Errorf("publish dead letter: %w", err)
 	}
-	return ack.Sequence, workers.TraceID(m.Header.Get(subjects.HeaderTraceParent)), nil
+	return ack.Sequence, subjects.TraceID(m.Header.Get(subjects.HeaderTraceParent)), nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
 )
 
 // DeadLetter is one message of JF_DLQ with its headers taken apart.
@@ -71,7 +70,7 @@ func deadLetterFrom(seq uint64, subject string, at time.Time, h nats.Header, dat
 		d.RecordIndex, _ = strconv.Atoi(v)
 	}
 	d.Records, _ = strconv.Atoi(h.Get(subjects.HeaderRecords))
-	d.TraceID = workers.TraceID(h.Get(subjects.HeaderTraceParent))
+	d.TraceID = subjects.TraceID(h.Get(subjects.HeaderTraceParent))
 	d.Truncated = h.Get(subjects.HeaderTruncated) == "true"
 	d.OrigSize, _ = strconv.Atoi(h.Get(subjects.HeaderOrigSize))
 	return d
@@ -108,7 +107,7 @@ func Original(ctx context.Context, js jetstream.JetStream, d DeadLetter) ([]byte
 	if d.RecordIndex < 0 {
 		return m.Data, nil
 	}
-	recs, _ := workers.SplitBulk(m.Header, m.Data)
+	recs, _ := subjects.SplitBulk(m.Header, m.Data)
 	if d.RecordIndex >= len(recs) {
 		return nil, fmt.Errorf("dead letter %d: %s seq %d has %d records, not record %d", d.Seq, d.OrigStream, d.OrigSeq, len(recs), d.RecordIndex)
 	}

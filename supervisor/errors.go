@@ -5,9 +5,6 @@ import "errors"
 var (
 	// ErrInvalidConfig wraps every error of [Config] validation.
 	ErrInvalidConfig = errors.New("invalid supervisor config")
-	// ErrStopped is the cause of the supervisor's run context cancellation
-	// on Stop, telling a requested stop apart from a failure.
-	ErrStopped = errors.New("supervisor stopped")
 	// ErrNotIdle is wrapped by [WaitIdle] when the fleet did not drain in
 	// time; the message names what is still busy.
 	ErrNotIdle = errors.New("fleet not idle")

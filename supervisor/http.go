@@ -78,7 +78,7 @@ func NewHandler(cfg HandlerConfig) (http.Handler, error) {
 		}
 		snapshot = func(ctx context.Context) (*Status, error) { return OwnSnapshot(ctx, cfg.JS, cfg.Own, cfg.Tree) }
 	}
-	cs := []prometheus.Collector{&fleetCollector{snapshot: snapshot, timeout: cfg.Timeout, log: cfg.Logger}}
+	cs := []prometheus.Collector{&fleetCollector{snapshotFunc: snapshot, timeout: cfg.Timeout, log: cfg.Logger}}
 	cs = append(cs, metrics.Collectors()...)
 	if cfg.Supervisor != nil {
 		cs = append(cs, cfg.Supervisor.Collectors()...)

@@ -43,9 +43,9 @@ func (s *Supervisor) Collectors() []prometheus.Collector {
 
 // fleetCollector reports the fleet from a [Snapshot] taken per scrape.
 type fleetCollector struct {
-	snapshot func(ctx context.Context) (*Status, error)
-	timeout  time.Duration
-	log      zerolog.Logger
+	snapshotFunc func(ctx context.Context) (*Status, error)
+	timeout      time.Duration
+	log          zerolog.Logger
 }
 
 var (
@@ -87,7 +87,7 @@ func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	st, err := c.snapshot(ctx)
+	st, err := c.snapshotFunc(ctx)
 	if err != nil {
 		c.log.Warn().Err(err).Msg("metrics: fleet status")
 		ch <- prometheus.MustNewConstMetric(descScrape, prometheus.GaugeValue, 0)

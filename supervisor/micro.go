@@ -12,7 +12,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
 )
 
 // EndpointStatus is the supervisor's micro endpoint on subjects.SupStatus.
@@ -24,10 +23,10 @@ const EndpointStatus = "status"
 // supervisor of several answers each (the default queue group). Its stats
 // count the heartbeats it folded and the workers it knows by liveness.
 func (s *Supervisor) serveMicro() (micro.Service, error) {
-	name := workers.ServiceName("supervisor")
+	name := subjects.ServiceName("supervisor")
 	svc, err := micro.AddService(s.cfg.Conn, micro.Config{
 		Name:        name,
-		Version:     workers.SemVer(s.cfg.Version),
+		Version:     subjects.SemVer(s.cfg.Version),
 		Description: "jetfleet supervisor: liveness, dead-letter backstop, fleet state",
 		Metadata: map[string]string{
 			"supervisor": s.cfg.ID, "host": hostname(), "pid": strconv.Itoa(os.Getpid()), "version": s.cfg.Version,

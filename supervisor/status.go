@@ -238,7 +238,7 @@ type snapshotOpts struct {
 	marts    MartsFunc
 	progress ProgressFunc
 	tree     *Tree
-	now      func() time.Time
+	nowFunc  func() time.Time
 }
 
 // WithMarts reports marts from f instead of the fleet bucket.
@@ -267,13 +267,13 @@ func WithTree(t *Tree) SnapshotOption {
 // supervisor and mart records of the fleet bucket. It works with no
 // supervisor running, and says so.
 func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOption) (*Status, error) {
-	o := snapshotOpts{now: time.Now}
+	o := snapshotOpts{nowFunc: time.Now}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	now := o.now()
+	now := o.nowFunc()
 	st := &Status{Time: now.UTC(), Problems: []string{}, Notes: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}, Balance: []DatasetBalance{}}
 
 	missing := 0

@@ -72,12 +72,8 @@ func New(cfg Config) (*Supervisor, error) {
 		lastErr: map[string]errNote{},
 		rates:   map[string]*rateTracker{},
 		acked:   map[string]rateBase{},
-		svc:     startstop.Service{Cause: ErrStopped},
 	}, nil
 }
-
-// ID is the supervisor's id.
-func (s *Supervisor) ID() string { return s.cfg.ID }
 
 // JetStream is the supervisor's JetStream context, for Snapshot.
 func (s *Supervisor) JetStream() jetstream.JetStream { return s.js }
@@ -85,21 +81,6 @@ func (s *Supervisor) JetStream() jetstream.JetStream { return s.js }
 // Ready reports whether the supervisor has started and holds its
 // subscriptions.
 func (s *Supervisor) Ready() bool { return s.ready.Load() }
-
-// Run starts the supervisor, blocks until ctx is cancelled, then stops
-// it. It returns an error only if the supervisor could not start.
-func (s *Supervisor) Run(ctx context.Context) error {
-	if err := s.Start(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	return s.Stop(stopCtx)
-}
 
 // Start binds the fleet bucket (creating it if needed, retrying while
 // JetStream is unreachable), subscribes to heartbeats and advisories and
@@ -114,7 +95,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 
 // run is the supervisor's life: bind, subscribe, then fold heartbeats and
 // advisories until Stop.
-func (s *Supervisor) run(ctx context.Context, started func()) error {
+func (s *Supervisor) run(ctx context.Context, startedFunc func()) error {
 	kv, err := s.bind(ctx)
 	if err != nil {
 		return err
@@ -180,7 +161,7 @@ func (s *Supervisor) run(ctx context.Context, started func()) error {
 	s.ready.Store(true)
 	s.announce(ctx, time.Now(), true)
 	s.log.Info().Dur("dead_after", s.cfg.DeadAfter).Int("stale_beats", s.cfg.StaleBeats).Msg("supervisor started")
-	started()
+	startedFunc()
 
 	<-ctx.Done()
 	if svc != nil {
@@ -377,7 +358,3 @@ func (s *Supervisor) writeMarts(ctx context.Context) {
 	s.martsJSON = data
 	s.mu.Unlock()
 }
-
-// WriteMarts publishes the marts now instead of at the next announce, for
-// a caller that knows a mart just flushed. No-op without MartsFunc.
-func (s *Supervisor) WriteMarts(ctx context.Context) { s.writeMarts(ctx) }

@@ -114,7 +114,10 @@ func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"nats://127.0.0.1:4222":                      "nats://127.0.0.1:4222",
 		"nats://u:secret@h1:4222,nats://tok@h2:4222": "nats://[REDACTED]@h1:4222,nats://[REDACTED]@h2:4222",
-		"u:p@h:4222": "[REDACTED]@h:4222",
+		"u:p@h:4222":                           "[REDACTED]@h:4222",
+		"nats://u:secret@h:4222,tls://h2:4222": "nats://[REDACTED]@h:4222,tls://h2:4222",
+		"tok@h:4222":                           "[REDACTED]@h:4222",
+		"nats://h:4222":                        "nats://h:4222",
 	} {
 		require.Equal(t, want, workers.RedactURL(in))
 	}

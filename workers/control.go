@@ -76,9 +76,9 @@ func (w *Worker) control(data []byte) (reply subjects.ControlReply, ok bool) {
 
 // waitFor polls cond until it holds or DrainTimeout passes. The worker's
 // loop signals nothing when it parks, so this polls its own atomics.
-func (w *Worker) waitFor(cond func() bool) bool {
+func (w *Worker) waitFor(condFunc func() bool) bool {
 	deadline := time.Now().Add(w.cfg.DrainTimeout)
-	for !cond() {
+	for !condFunc() {
 		if time.Now().After(deadline) {
 			return false
 		}

@@ -3,40 +3,14 @@ package workers
 import (
 	"context"
 	"fmt"
-	"net/textproto"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/message"
 )
-
-// maxReasonLen keeps a reason header readable and well under header limits.
-const maxReasonLen = 1024
-
-// CleanReason makes an error text safe as a header value: one line, valid
-// UTF-8, bounded length.
-func CleanReason(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > maxReasonLen {
-		s = strings.ToValidUTF8(s[:maxReasonLen], "") + "..."
-	}
-	return s
-}
 
 // publishDeadLetters sends a delivery's dead letters: each with the
 // original's subject, stream, sequence, id, delivery count, consumer,
@@ -50,7 +24,7 @@ func (w *Worker) publishDeadLetters(p *pending) error {
 			w.log.Debug().Uint64("seq", d.Meta.Sequence.Stream).Int("record", dl.Index).Str("trace_id", traceOf(d)).Str("reason", dl.Reason).Msg("dead-lettered")
 		}
 		m := w.deadLetterMsg(d, dl)
-		if FitDeadLetter(m, w.dlqLimit) {
+		if subjects.FitDeadLetter(m, w.dlqLimit) {
 			w.log.Warn().Uint64("seq", d.Meta.Sequence.Stream).Int("record", dl.Index).Str("size", m.Header.Get(subjects.HeaderOrigSize)).
 				Msg("dead letter truncated to fit the max payload; the original stays in its stream")
 		}
@@ -75,7 +49,7 @@ func (w *Worker) giveUp(ctx context.Context, d *message.Delivery, err error) boo
 	if d.Bulk {
 		records, _ = strconv.Atoi(m.Header.Get(subjects.HeaderRecords))
 	}
-	FitDeadLetter(m, w.dlqLimit)
+	subjects.FitDeadLetter(m, w.dlqLimit)
 	pctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
 	defer cancel()
 	if _, perr := w.js.PublishMsg(pctx, m); perr != nil {
@@ -83,7 +57,7 @@ func (w *Worker) giveUp(ctx context.Context, d *message.Delivery, err error) boo
 		return false
 	}
 	w.log.Warn().Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Str("reason", reason).Msg("dead-lettered after max deliveries")
-	if terr := d.Msg.TermWithReason(CleanReason(subjects.TermReasonDeadLettered + reason)); terr != nil {
+	if terr := d.Msg.TermWithReason(subjects.CleanReason(subjects.TermReasonDeadLettered + reason)); terr != nil {
 		w.log.Warn().Err(terr).Uint64("seq", d.Meta.Sequence.Stream).Msg("term")
 		return true // the dead letter is stored; a redelivery stores it once
 	}
@@ -116,7 +90,7 @@ func (w *Worker) deadLetterMsg(d *message.Delivery, dl message.DeadLetter) *nats
 	m.Header.Set(subjects.HeaderConsumer, d.Meta.Consumer)
 	m.Header.Set(subjects.HeaderStep, w.cfg.Step.Name)
 	m.Header.Set(subjects.HeaderWorker, w.cfg.ID)
-	m.Header.Set(subjects.HeaderReason, CleanReason(dl.Reason))
+	m.Header.Set(subjects.HeaderReason, subjects.CleanReason(dl.Reason))
 	m.Header.Set(subjects.HeaderFailedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if d.Bulk && dl.Index >= 0 {
 		m.Header.Set(subjects.HeaderRecordIndex, strconv.Itoa(dl.Index))
@@ -125,65 +99,16 @@ func (w *Worker) deadLetterMsg(d *message.Delivery, dl message.DeadLetter) *nats
 		// Counted in the body, not d.Lines: the settler's goroutine gives
 		// up on deliveries whose lines the fetch loop has dropped.
 		records := 0
-		eachLine(dl.Data, func([]byte) { records++ })
+		for data := dl.Data; len(data) > 0; {
+			var line []byte
+			if line, data = subjects.NextLine(data); line != nil {
+				records++
+			}
+		}
 		m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
 	}
 	if tp := d.Msg.Headers().Get(subjects.HeaderTraceParent); tp != "" {
 		m.Header.Set(subjects.HeaderTraceParent, tp)
 	}
 	return m
-}
-
-// FitDeadLetter makes dead letter m fit in limit bytes of headers and body
-// (the server's max payload, or JF_DLQ's max message size): a record
-// that just fit the input stream does not fit beside the dead-letter
-// headers, and a dead letter that cannot be stored would leave the
-// record in no stream, mart or dead letter. A body that does not fit is
-// cut (at a UTF-8 boundary, so it still prints) and marked with
-// Jf-Truncated and Jf-Orig-Size; the whole original stays in
-// Jf-Orig-Stream at Jf-Orig-Seq for `dlq replay`. It reports whether it
-// cut the body; limit <= 0 leaves m alone.
-func FitDeadLetter(m *nats.Msg, limit int64) bool {
-	if limit <= 0 || int64(headerSize(m.Header)+len(m.Data)) <= limit {
-		return false
-	}
-	full := len(m.Data)
-	m.Header.Set(subjects.HeaderTruncated, "true")
-	m.Header.Set(subjects.HeaderOrigSize, strconv.Itoa(full))
-	room := max(int(limit)-headerSize(m.Header), 0)
-	room = min(room, full)
-	// Back up to the start of a rune, unless the body is not text anyway.
-	for i := 0; i < utf8.UTFMax && room > 0 && room < full && !utf8.RuneStart(m.Data[room]); i++ {
-		room--
-	}
-	m.Data = m.Data[:room:room]
-	return true
-}
-
-// headerSize is what the NATS client counts for a header against the max
-// payload (nats.Msg.headerSize, which is not exported).
-func headerSize(h nats.Header) int {
-	if len(h) == 0 {
-		return 0
-	}
-	n := len("NATS/1.0\r\n") + len("\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(textproto.TrimString(v)) + len(": \r\n")
-		}
-	}
-	return n
-}
-
-// DeadLetterLimit is the largest dead letter, headers and body, that
-// JF_DLQ takes: the server's max payload, or the stream's max message
-// size when that is smaller.
-func DeadLetterLimit(ctx context.Context, js jetstream.JetStream) int64 {
-	limit := js.Conn().MaxPayload()
-	if s, err := js.Stream(ctx, subjects.StreamDLQ); err == nil {
-		if n := int64(s.CachedInfo().Config.MaxMsgSize); n > 0 && (limit <= 0 || n < limit) {
-			limit = n
-		}
-	}
-	return limit
 }

@@ -13,9 +13,6 @@ var (
 	// ErrTooManyRestarts stops a worker whose handler crashed more often
 	// than its restart intensity allows.
 	ErrTooManyRestarts = errors.New("handler crashed too often")
-	// ErrStopped is the cause of a worker's context cancellation on Stop,
-	// telling a requested stop apart from a failure.
-	ErrStopped = errors.New("worker stopped")
 )
 
 // Permanent marks err as a property of the record (malformed, invalid):

@@ -127,7 +127,7 @@ func (w *Worker) unpack(b *message.Batch, msg jetstream.Msg) {
 	if id == "" {
 		id = subjects.SequenceMsgID(meta.Stream, meta.Sequence.Stream)
 	}
-	n, bulk := bulkRecords(header)
+	n, bulk := subjects.BulkRecords(header)
 	d := &message.Delivery{
 		Msg: msg, Meta: meta, ID: id, Bulk: bulk, First: b.Len(),
 		Proto: Record{
@@ -144,7 +144,7 @@ func (w *Worker) unpack(b *message.Batch, msg jetstream.Msg) {
 		start := len(w.lines)
 		for data := msg.Data(); len(data) > 0; {
 			var line []byte
-			if line, data = nextLine(data); line != nil {
+			if line, data = subjects.NextLine(data); line != nil {
 				w.lines = append(w.lines, line)
 			}
 		}

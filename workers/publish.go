@@ -29,7 +29,7 @@ func (w *Worker) publishOutputs(p *pending) error {
 // output is its own message; in bulk mode outputs are grouped per subject
 // (or Group) into one bulk message each (records > 0), in first-seen
 // order; an output with its own MsgID is always a message of its own.
-func (w *Worker) eachOutput(d *message.Delivery, send func(subject string, data []byte, id string, records int) error) error {
+func (w *Worker) eachOutput(d *message.Delivery, sendFunc func(subject string, data []byte, id string, records int) error) error {
 	if len(d.Outputs) == 0 {
 		return nil
 	}
@@ -40,7 +40,7 @@ func (w *Worker) eachOutput(d *message.Delivery, send func(subject string, data 
 			if id == "" {
 				id = subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, i)
 			}
-			if err := send(o.Subject, o.Data, id, 0); err != nil {
+			if err := sendFunc(o.Subject, o.Data, id, 0); err != nil {
 				return err
 			}
 		}
@@ -57,7 +57,7 @@ func (w *Worker) eachOutput(d *message.Delivery, send func(subject string, data 
 		if o.MsgID != "" {
 			own++
 			w.groupOf = append(w.groupOf, -1)
-			if err := send(o.Subject, o.Data, o.MsgID, 0); err != nil {
+			if err := sendFunc(o.Subject, o.Data, o.MsgID, 0); err != nil {
 				return err
 			}
 			continue
@@ -79,7 +79,7 @@ func (w *Worker) eachOutput(d *message.Delivery, send func(subject string, data 
 	}
 	if len(w.groups) == 1 && own == 0 {
 		// One message of all outputs (a validate chunk, a chunk passed on).
-		return send(w.groups[0].subject, joinOutputs(d.Outputs), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, 0), len(d.Outputs))
+		return sendFunc(w.groups[0].subject, joinOutputs(d.Outputs), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, 0), len(d.Outputs))
 	}
 	for g, grp := range w.groups {
 		w.sub = w.sub[:0]
@@ -88,7 +88,7 @@ func (w *Worker) eachOutput(d *message.Delivery, send func(subject string, data 
 				w.sub = append(w.sub, d.Outputs[i].Data)
 			}
 		}
-		err := send(grp.subject, joinRecords(w.sub), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, g), len(w.sub))
+		err := sendFunc(grp.subject, joinRecords(w.sub), subjects.DeriveMsgID(d.ID, w.cfg.Step.Name, g), len(w.sub))
 		clear(w.sub) // the scratch must not keep outputs alive
 		if err != nil {
 			return err
@@ -123,7 +123,7 @@ func joinOutputs(outs []message.Output) []byte {
 			for i := range outs {
 				recs[i] = outs[i].Data
 			}
-			return JoinBulk(recs)
+			return subjects.JoinBulk(recs)
 		}
 		end += 1 + len(r)
 	}
@@ -143,7 +143,7 @@ func joinRecords(recs [][]byte) []byte {
 	end := len(first)
 	for _, r := range recs[1:] {
 		if len(r) == 0 || end+1+len(r) > len(all) || all[end] != '\n' || &all[end+1] != &r[0] {
-			return JoinBulk(recs)
+			return subjects.JoinBulk(recs)
 		}
 		end += 1 + len(r)
 	}

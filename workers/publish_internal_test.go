@@ -8,14 +8,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/message"
 )
 
 func TestJoinRecords(t *testing.T) {
 	t.Parallel()
 	body := []byte("{\"a\":0}\n{\"a\":1}\r\n{\"a\":2}\n\n{\"a\":3}\n{\"a\":4}")
-	var recs [][]byte
-	eachLine(body, func(line []byte) { recs = append(recs, line) })
+	recs, _ := subjects.SplitBulk(nats.Header{subjects.HeaderRecords: {"5"}}, body)
 	require.Len(t, recs, 5)
 
 	got := joinRecords(recs[3:])
@@ -32,8 +32,11 @@ func TestJoinRecords(t *testing.T) {
 func TestJoinOutputs(t *testing.T) {
 	t.Parallel()
 	body := []byte("{\"a\":0}\n{\"a\":1}\r\n{\"a\":2}")
+	lines, _ := subjects.SplitBulk(nats.Header{subjects.HeaderRecords: {"3"}}, body)
 	var outs []message.Output
-	eachLine(body, func(line []byte) { outs = append(outs, message.Output{Data: line}) })
+	for _, line := range lines {
+		outs = append(outs, message.Output{Data: line})
+	}
 	require.Equal(t, "{\"a\":0}\n{\"a\":1}\n{\"a\":2}", string(joinOutputs(outs)), "a CR is not passed on")
 	got := joinOutputs(outs[2:])
 	require.Same(t, &body[len(body)-len(got)], &got[0])

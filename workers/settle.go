@@ -8,7 +8,6 @@ import (
 
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/message"
-	"github.com/jetfleet/jetfleet/workers/middleware"
 )
 
 // settler is the one settle path of record and batch handlers alike. The
@@ -100,7 +99,7 @@ func (s *settler) finish(ctx context.Context, p *pending) {
 	if d.Verdict.Action == message.Term {
 		// The reason says the worker dead-lettered the message already,
 		// so the supervisor does not copy it again.
-		err = d.Msg.TermWithReason(CleanReason(subjects.TermReasonDeadLettered + d.Verdict.Reason))
+		err = d.Msg.TermWithReason(subjects.CleanReason(subjects.TermReasonDeadLettered + d.Verdict.Reason))
 	} else {
 		err = d.Msg.Ack()
 	}
@@ -134,10 +133,7 @@ func (w *Worker) nakAfterPublishError(ctx context.Context, d *message.Delivery, 
 	w.nak(d, err, w.retryConfig().Delay(err, d.Meta.NumDelivered))
 }
 
-// TraceID returns the trace id of a traceparent header, "" if malformed.
-func TraceID(traceparent string) string { return middleware.TraceID(traceparent) }
-
 // traceOf is the trace id a delivery carries, for log lines about it.
 func traceOf(d *message.Delivery) string {
-	return TraceID(d.Msg.Headers().Get(subjects.HeaderTraceParent))
+	return subjects.TraceID(d.Msg.Headers().Get(subjects.HeaderTraceParent))
 }

@@ -38,7 +38,7 @@ type Worker struct {
 	lastReconnect atomic.Pointer[time.Time]
 
 	maxDeliver int
-	// dlqLimit is the largest dead letter JF_DLQ takes (DeadLetterLimit).
+	// dlqLimit is the largest dead letter JF_DLQ takes (subjects.DeadLetterLimit).
 	dlqLimit int64
 	// reporter is the handler's ContractReporter, if it is one.
 	reporter atomic.Pointer[ContractReporter]
@@ -88,7 +88,6 @@ func New(cfg Config) (*Worker, error) {
 		consumer: cfg.consumerName(),
 		wake:     make(chan struct{}, 1),
 		stall:    jetstream.WithStallWait(cfg.HandlerTimeout / 2),
-		svc:      startstop.Service{Cause: ErrStopped},
 
 		handlerSeconds: metrics.HandlerSeconds.WithLabelValues(cfg.Step.Name, cfg.Dataset),
 	}
@@ -102,10 +101,6 @@ func New(cfg Config) (*Worker, error) {
 
 // ID is the worker's id.
 func (w *Worker) ID() string { return w.cfg.ID }
-
-// OutputSubject is where the worker's step publishes its dataset's
-// records, "" for a sink.
-func (w *Worker) OutputSubject() string { return w.outSubject }
 
 func (w *Worker) setState(s string) { w.state.Store(&s) }
 
@@ -145,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // settle until ctx is cancelled, then drain. Beside the fetch loop run
 // the settler (acks after pub-acks), the heartbeats, the connection
 // watch and the drain timer, in one errgroup.
-func (w *Worker) run(ctx context.Context, started func()) error {
+func (w *Worker) run(ctx context.Context, startedFunc func()) error {
 	w.started = time.Now()
 	cons, err := w.bind(ctx)
 	if err != nil {
@@ -170,7 +165,7 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	// Handlers and the settler run under hardCtx, which outlives ctx by
 	// the drain timeout: cancelling ctx stops fetching, not in-flight work.
 	hardCtx, hardCancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer hardCancel(ErrStopped)
+	defer hardCancel(startstop.ErrStopped)
 	// bgCtx ends the heartbeats, the connection watch and the drain timer
 	// once the settler has settled the last message, after the fetch loop.
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -197,7 +192,7 @@ func (w *Worker) run(ctx context.Context, started func()) error {
 	if w.cfg.WaitFunc == nil {
 		running()
 	}
-	started()
+	startedFunc()
 	var runErr error
 	if w.cfg.WaitFunc != nil {
 		if runErr = w.waitReady(ctx); runErr == nil && ctx.Err() == nil {
@@ -272,7 +267,7 @@ func (w *Worker) drainOnStop(ctx, done context.Context, hardCancel context.Cance
 	w.drainIter()
 	if backoff.Sleep(done, w.cfg.DrainTimeout) {
 		w.log.Warn().Dur("drain_timeout", w.cfg.DrainTimeout).Msg("drain timed out; cancelling in-flight work, it will be redelivered")
-		hardCancel(ErrStopped)
+		hardCancel(startstop.ErrStopped)
 		w.stopIter()
 	}
 }
@@ -307,7 +302,7 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		cons, err := w.tryBind(ctx, def)
 		if err == nil {
 			w.maxDeliver = cons.CachedInfo().Config.MaxDeliver
-			w.dlqLimit = DeadLetterLimit(ctx, w.js)
+			w.dlqLimit = subjects.DeadLetterLimit(ctx, w.js)
 			if attempt > 1 {
 				w.log.Info().Int("attempts", attempt).Msg("JetStream reachable")
 			}

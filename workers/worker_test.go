@@ -331,9 +331,9 @@ func TestTraceContextTravels(t *testing.T) {
 	clean, err := b.lastMsg(t, subjects.StreamClean, subjects.Clean(dataset))
 	require.NoError(t, err)
 	tp := clean.Header.Get(subjects.HeaderTraceParent)
-	require.Equal(t, workers.TraceID(parent), workers.TraceID(tp), "same trace end to end")
+	require.Equal(t, subjects.TraceID(parent), subjects.TraceID(tp), "same trace end to end")
 	require.NotEqual(t, parent, tp, "each hop is a new span")
 	dl, err := b.lastMsg(t, subjects.StreamDLQ, subjects.DeadLetter("validate", dataset))
 	require.NoError(t, err)
-	require.Equal(t, workers.TraceID(parent), workers.TraceID(dl.Header.Get(subjects.HeaderTraceParent)))
+	require.Equal(t, subjects.TraceID(parent), subjects.TraceID(dl.Header.Get(subjects.HeaderTraceParent)))
 }

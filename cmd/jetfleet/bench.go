@@ -102,7 +102,7 @@ func runBench(c *cli.Context) error {
 		Duration:       c.Duration("duration"),
 		Rate:           c.Float64("rate"),
 		Workers:        workers,
-		Progress:       bar.show,
+		ProgressFunc:   bar.show,
 		BulkSize:       c.Int("bulk-size"),
 		Seed:           c.Uint64("seed"),
 		InvalidShare:   c.Float64("invalid"),

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers/transform"
@@ -113,7 +113,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// A lookup table missing a row is a cause fixed outside the record:
 	// the transform step dead-letters GBP orders until the row is back.
-	fx := pipeline.Default().Lookup("fx")
+	fx := examples.Shop().Lookup("fx")
 	allRows, err := fx.ReadRows()
 	require.NoError(t, err)
 	var noGBP []map[string]any

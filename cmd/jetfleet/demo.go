@@ -19,10 +19,10 @@ import (
 // demo is sample data `jetfleet dev --demo` can publish, for the
 // pipelines it fits.
 type demo struct {
-	what    string // for logs: "shop orders"
-	detail  string // for the start banner: what to expect of the data
-	dataset string
-	fits    func(*pipeline.Spec) bool
+	what     string // for logs: "shop orders"
+	detail   string // for the start banner: what to expect of the data
+	dataset  string
+	fitsFunc func(*pipeline.Spec) bool
 	// newNextFunc returns the generator: each call gives one record and
 	// its message id.
 	newNextFunc func() func() (data []byte, msgID string)
@@ -31,8 +31,8 @@ type demo struct {
 var demos = []demo{
 	{
 		what: "shop orders", dataset: "orders",
-		detail: "about 5% invalid (dead-lettered with the reason) and 2% repeated order ids (counted once)",
-		fits:   func(s *pipeline.Spec) bool { ds := s.Dataset("orders"); return ds != nil && ds.Key == "order_id" },
+		detail:   "about 5% invalid (dead-lettered with the reason) and 2% repeated order ids (counted once)",
+		fitsFunc: func(s *pipeline.Spec) bool { ds := s.Dataset("orders"); return ds != nil && ds.Key == "order_id" },
 		newNextFunc: func() func() ([]byte, string) {
 			gen := bench.NewOrderGenerator(uint64(time.Now().UnixNano()), 0.05, 0.02)
 			gen.Start = time.Now().UTC().Add(-24 * time.Hour)
@@ -49,7 +49,7 @@ var demos = []demo{
 	{
 		what: "market ticks from two feeds", dataset: marketgen.Dataset,
 		detail: "about 3% invalid and 3% replayed by the feeds, event time from three hours ago",
-		fits: func(s *pipeline.Spec) bool {
+		fitsFunc: func(s *pipeline.Spec) bool {
 			ds := s.Dataset(marketgen.Dataset)
 			return ds != nil && ds.Key == "trade_id" && len(ds.Sources) > 0
 		},
@@ -71,7 +71,7 @@ var demos = []demo{
 // pickDemo finds the demo data that fits spec.
 func pickDemo(spec *pipeline.Spec) (demo, bool) {
 	for _, d := range demos {
-		if d.fits(spec) {
+		if d.fitsFunc(spec) {
 			return d, true
 		}
 	}

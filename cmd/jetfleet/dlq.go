@@ -65,7 +65,7 @@ again is dead-lettered again.`,
 	}
 }
 
-func dlqAction(f func(ctx context.Context, c *cli.Context, js jetstream.JetStream) error) cli.ActionFunc {
+func dlqAction(actionFunc func(ctx context.Context, c *cli.Context, js jetstream.JetStream) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		sess, err := openSession(c, "dlq")
 		if err != nil {
@@ -75,7 +75,7 @@ func dlqAction(f func(ctx context.Context, c *cli.Context, js jetstream.JetStrea
 		js := sess.js
 		ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 		defer cancel()
-		return f(ctx, c, js)
+		return actionFunc(ctx, c, js)
 	}
 }
 

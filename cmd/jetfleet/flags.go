@@ -249,9 +249,9 @@ func connectOnceDenied(ctx context.Context, c *cli.Context, name string, log zer
 	}
 	cause, unreachable := workers.ConnError(lastErr)
 	if unreachable {
-		return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %s (%s)", redact(url), cause, workers.HintUnreachable), 1)
+		return nil, cli.Exit(fmt.Sprintf("cannot reach NATS at %s: %s (%s)", workers.RedactURL(url), cause, workers.HintUnreachable), 1)
 	}
-	return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
+	return nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", workers.RedactURL(url), cause), 1)
 }
 
 // connectService connects for a long-running process: it returns at once
@@ -261,7 +261,7 @@ func connectOnceDenied(ctx context.Context, c *cli.Context, name string, log zer
 // does after repeated authorization errors): the process then ends with
 // the cause, for its manager to restart it, instead of running on a dead
 // connection.
-func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()) (*nats.Conn, *connLoss, error) {
+func connectService(c *cli.Context, name string, log zerolog.Logger, stopFunc func()) (*nats.Conn, *connLoss, error) {
 	url := lookup(c, "nats")
 	if err := checkConnFlags(c); err != nil {
 		return nil, nil, err
@@ -271,7 +271,7 @@ func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		cause, _ := workers.ConnError(err)
-		return nil, nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", redact(url), cause), 1)
+		return nil, nil, cli.Exit(fmt.Sprintf("cannot connect to NATS at %s: %s", workers.RedactURL(url), cause), 1)
 	}
 	closed := nc.Opts.ClosedCB
 	nc.SetClosedHandler(func(nc *nats.Conn) {
@@ -281,11 +281,11 @@ func connectService(c *cli.Context, name string, log zerolog.Logger, stop func()
 		if err := nc.LastError(); err != nil && !loss.closing.Load() {
 			cause, _ := workers.ConnError(err)
 			loss.err.Store(&cause)
-			stop()
+			stopFunc()
 		}
 	})
 	if !nc.IsConnected() {
-		ev := log.Warn().Str("url", redact(url))
+		ev := log.Warn().Str("url", workers.RedactURL(url))
 		if err := nc.LastError(); err != nil {
 			cause, unreachable := workers.ConnError(err)
 			ev = ev.Str("cause", cause)
@@ -325,9 +325,6 @@ func (l *connLoss) exit() error {
 	}
 	return nil
 }
-
-// redact hides passwords and tokens in URLs before they reach a log.
-func redact(urls string) string { return workers.RedactURL(urls) }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM (graceful
 // drain); a second signal exits at once.

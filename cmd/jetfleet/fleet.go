@@ -6,6 +6,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
@@ -19,7 +20,7 @@ func loadPipeline(c *cli.Context, log zerolog.Logger) (*pipeline.Spec, error) {
 	path := c.String("pipeline")
 	if path == "" {
 		log.Info().Msg("no --pipeline given: running the built-in shop demo pipeline")
-		return pipeline.Default(), nil
+		return examples.Shop(), nil
 	}
 	spec, err := pipeline.Load(path)
 	if err != nil {

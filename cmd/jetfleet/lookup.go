@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers/transform"
 )
@@ -36,7 +37,7 @@ within moments; no restart is needed.
 }
 
 func runLookupLoad(c *cli.Context) error {
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	if p := c.String("pipeline"); p != "" {
 		var err error
 		if spec, err = pipeline.Load(p); err != nil {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/jetfleet/jetfleet/bench"
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/marts"
-	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
@@ -38,7 +38,7 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 	url := srv.ClientURL()
 	nc, js := embeddedtest.Connect(t, url)
 	ctx := t.Context()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers/fleet"
@@ -45,7 +46,7 @@ added column is fine (older lake files read it as NULL).
 				Name:  "default",
 				Usage: "print the built-in shop pipeline (a starting point for your own)",
 				Action: func(c *cli.Context) error {
-					_, err := c.App.Writer.Write(pipeline.DefaultYAML())
+					_, err := c.App.Writer.Write(examples.ShopPipeline)
 					return err
 				},
 			},

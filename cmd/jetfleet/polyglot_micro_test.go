@@ -54,7 +54,7 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 	infos := map[string]micro.Info{}
 	embeddedtest.WaitFor(t, 30*time.Second, "both workers answer INFO", func() bool {
 		clear(infos)
-		for _, data := range embeddedtest.MicroDiscover(t, nc, micro.InfoVerb, workers.ServiceName("transform"), time.Second) {
+		for _, data := range embeddedtest.MicroDiscover(t, nc, micro.InfoVerb, subjects.ServiceName("transform"), time.Second) {
 			var info micro.Info
 			require.NoError(t, json.Unmarshal(data, &info), "%s", data)
 			infos[info.Metadata["worker"]] = info
@@ -77,8 +77,8 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 		return out
 	}
 	require.Equal(t, []micro.EndpointInfo{
-		{Name: workers.EndpointControl, Subject: subjects.Control("transform", "<worker>")},
-		{Name: workers.EndpointControlStep, Subject: subjects.ControlStep("transform")},
+		{Name: subjects.EndpointControl, Subject: subjects.Control("transform", "<worker>")},
+		{Name: subjects.EndpointControlStep, Subject: subjects.ControlStep("transform")},
 	}, endpoints(goInfo, goWorker), "the Go side of the contract")
 	require.Equal(t, endpoints(goInfo, goWorker), endpoints(jsInfo, jsWorker), "the JS step registers what the Go worker does")
 
@@ -94,7 +94,7 @@ func TestJSMicroServiceMatchesGo(t *testing.T) {
 	// The stats carry the heartbeat, whose version is the metadata's.
 	var stats micro.Stats
 	embeddedtest.WaitFor(t, 10*time.Second, "stats of the JS step", func() bool {
-		for _, data := range embeddedtest.MicroDiscover(t, nc, micro.StatsVerb, workers.ServiceName("transform"), time.Second) {
+		for _, data := range embeddedtest.MicroDiscover(t, nc, micro.StatsVerb, subjects.ServiceName("transform"), time.Second) {
 			var s micro.Stats
 			require.NoError(t, json.Unmarshal(data, &s))
 			if s.Metadata["worker"] == jsWorker {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
 )
 
 // sentimentDir is the JavaScript step of the feedback example.
@@ -104,7 +103,7 @@ console.log(JSON.stringify({
 		require.Equal(t, wantMap[k], got.Consumer[k], "consumer field %s", k)
 	}
 
-	records, bulk := workers.SplitBulk(nats.Header{subjects.HeaderRecords: {"3"}}, []byte("{\"a\":1}\r\n\n{\"a\":2}\n  \n{\"a\":3}\n"))
+	records, bulk := subjects.SplitBulk(nats.Header{subjects.HeaderRecords: {"3"}}, []byte("{\"a\":1}\r\n\n{\"a\":2}\n  \n{\"a\":3}\n"))
 	require.True(t, bulk)
 	var goBulk []string
 	for _, r := range records {

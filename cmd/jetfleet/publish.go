@@ -8,15 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/ingest"
@@ -124,14 +125,12 @@ func runPublish(c *cli.Context) error {
 
 	maxRecord := ingest.MaxRecordBytes(nc)
 	idField := c.String("id-field")
-	var progress *progressBar
+	// The bar is for a person watching: on a pipe or a log file (not a
+	// terminal) there is none, as before.
+	var progress *progressbar.ProgressBar
 	if size > 0 && isatty.IsTerminal(os.Stderr.Fd()) {
 		src.Open = withProgress(src.Open, size, &progress)
-		defer func() {
-			if progress != nil {
-				progress.stop()
-			}
-		}()
+		defer func() { stopProgress(progress) }()
 	}
 	pc := ingest.PublisherConfig{
 		JS: js, Dataset: ds, Subject: subject, IDField: idField, Bulk: c.Int("bulk"), MaxRecordBytes: maxRecord,
@@ -161,9 +160,8 @@ func runPublish(c *cli.Context) error {
 		}
 		return pace.wait(ctx)
 	})
-	if progress != nil {
-		progress.stop()
-	}
+	stopProgress(progress)
+	progress = nil // erased: the deferred stop has nothing left to do
 	if cause := context.Cause(ctx); runErr != nil && cause != nil && sigCtx.Err() == nil && !errors.Is(cause, context.Canceled) {
 		// Refused: nothing here is known to be stored. Publishing again
 		// once the permission is fixed is safe (message ids).
@@ -190,7 +188,7 @@ func publishDataset(c *cli.Context, subject string, log zerolog.Logger) (*pipeli
 	if p, err := subjects.Parse(subject); err == nil && p.Kind == subjects.KindIngest {
 		name = p.Dataset
 	}
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	if path := c.String("pipeline"); path != "" {
 		var err error
 		if spec, err = pipeline.Load(path); err != nil {
@@ -234,8 +232,9 @@ func recordWhere(rec ingest.Record, idField string) string {
 }
 
 // withProgress shows a progress bar on the publishing pass of a file (the
-// second open; the first only hashes it).
-func withProgress(open ingest.OpenFunc, size int64, bar **progressBar) ingest.OpenFunc {
+// second open; the first only hashes it): bytes read of size, the rate
+// and the time left, as wide as the terminal.
+func withProgress(open ingest.OpenFunc, size int64, bar **progressbar.ProgressBar) ingest.OpenFunc {
 	opens := 0
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		rc, err := open(ctx)
@@ -245,13 +244,41 @@ func withProgress(open ingest.OpenFunc, size int64, bar **progressBar) ingest.Op
 		if opens++; opens < 2 {
 			return rc, nil
 		}
-		counter := &countingReader{r: rc}
-		*bar = newProgressBar(size, counter)
+		*bar = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription("publishing"),
+			progressbar.OptionShowBytes(true), // the rate, in bytes/s
+			progressbar.OptionShowCount(),     // bytes read of size
+			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionSetPredictTime(true), // the time left
+			progressbar.OptionFullWidth(),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionUseANSICodes(true),
+		)
 		return struct {
 			io.Reader
 			io.Closer
-		}{counter, rc}, nil
+		}{io.TeeReader(rc, barWriter{*bar}), rc}, nil
 	}
+}
+
+// barWriter counts bytes read on a bar. The bar's errors (a file grown
+// past the size it had, a stderr that refuses writes) never fail a read.
+type barWriter struct{ bar *progressbar.ProgressBar }
+
+func (w barWriter) Write(p []byte) (int, error) {
+	_ = w.bar.Add(len(p))
+	return len(p), nil
+}
+
+// stopProgress stops drawing bar and erases it, so the summary line
+// stands alone; nil is no bar.
+func stopProgress(bar *progressbar.ProgressBar) {
+	if bar == nil {
+		return
+	}
+	_ = bar.Exit() // later reads draw nothing
+	_ = bar.Clear()
 }
 
 // pacer spaces records at a rate: the n-th waits until start + n/rate.
@@ -298,60 +325,6 @@ func publishError(subject string, err error) error {
 		return errors.New("interrupted")
 	}
 	return err
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-	sync.Mutex
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.Lock()
-	c.n += int64(n)
-	c.Unlock()
-	return n, err
-}
-
-func (c *countingReader) count() int64 {
-	c.Lock()
-	defer c.Unlock()
-	return c.n
-}
-
-type progressBar struct {
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-}
-
-func newProgressBar(total int64, r *countingReader) *progressBar {
-	p := &progressBar{done: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.done:
-				fmt.Fprint(os.Stderr, "\r\033[K")
-				return
-			case <-t.C:
-				n := r.count()
-				pct := float64(n) * 100 / float64(total)
-				bar := strings.Repeat("=", int(pct/5)) + strings.Repeat(" ", 20-int(pct/5))
-				fmt.Fprintf(os.Stderr, "\r[%s] %5.1f%% %d/%d bytes", bar, pct, n, total)
-			}
-		}
-	}()
-	return p
-}
-
-func (p *progressBar) stop() {
-	p.once.Do(func() { close(p.done) })
-	p.wg.Wait()
 }
 
 func openInput(path string) (io.ReadCloser, int64, error) {

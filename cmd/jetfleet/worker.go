@@ -17,6 +17,7 @@ import (
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
+	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/fleet"
 )
 
@@ -64,7 +65,7 @@ func runWorker(c *cli.Context) error {
 	}
 	step := c.Args().First()
 	if _, ok := subjects.StepByName(step); !ok {
-		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNamesOf(nil), ", ")+", alert")
+		return usagef(c, "unknown step %q (steps: %s)", step, strings.Join(fleet.StepNames(nil), ", ")+", alert")
 	}
 	log, err := newLogger(c)
 	if err != nil {
@@ -158,7 +159,7 @@ func runWorker(c *cli.Context) error {
 		srv := serveHTTP(httpLn, guard.Wrap(handler), log)
 		defer func() { _ = srv.Shutdown(context.WithoutCancel(ctx)) }()
 	}
-	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", redact(lookup(c, "nats"))).Msg("jetfleet worker running")
+	log.Info().Str("step", step).Int("workers", len(members)).Str("nats", workers.RedactURL(lookup(c, "nats"))).Msg("jetfleet worker running")
 	if err := tree.Run(ctx); err != nil {
 		return errors.Join(loss.exit(), cli.Exit(err.Error(), 1))
 	}

@@ -37,14 +37,6 @@ static int jf_je_decay(void) {
 	return duckdb_je_mallctl("arena.4096.decay", NULL, NULL, NULL, 0);
 }
 
-static int jf_libc_trim(void) {
-#ifdef __GLIBC__
-	return malloc_trim(0);
-#else
-	return 0;
-#endif
-}
-
 static int jf_libc_stats(size_t *in_use, size_t *free_bytes) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 	struct mallinfo2 m = mallinfo2();
@@ -110,18 +102,4 @@ func Decay() error {
 		return fmt.Errorf("jemalloc arena decay: error %d", int(rc))
 	}
 	return nil
-}
-
-// Trim makes the libc's malloc give its free pages back to the OS
-// (glibc's malloc_trim(0), which walks every arena); it reports whether
-// any were released. A database closed frees much of its C++ heap at
-// once, and glibc keeps what lies below other live chunks of an arena
-// resident until a trim. The walk costs time in proportion to the heap,
-// so call it after such a burst, not in a hot path. A no-op outside glibc.
-func Trim() bool { return C.jf_libc_trim() == 1 }
-
-// Release returns what both allocators hold free: see Decay and Trim.
-func Release() error {
-	Trim()
-	return Decay()
 }

@@ -5,13 +5,13 @@
 // returned, and Err is what it returned.
 //
 // A component embeds a Service and writes its body as a function that
-// calls started once it is ready:
+// calls startedFunc once it is ready:
 //
 //	func (c *C) Start(ctx context.Context) error {
-//		return c.svc.Start(ctx, func(ctx context.Context, started func()) error {
+//		return c.svc.Start(ctx, func(ctx context.Context, startedFunc func()) error {
 //			// bind, subscribe...
-//			started()
-//			<-ctx.Done() // cancelled by Stop, cause c.svc.Cause
+//			startedFunc()
+//			<-ctx.Done() // cancelled by Stop, cause ErrStopped
 //			return nil
 //		})
 //	}
@@ -28,18 +28,14 @@ import (
 var (
 	// ErrAlreadyStarted is returned by Begin and Start on a second start.
 	ErrAlreadyStarted = errors.New("already started")
-	// ErrStopped is the cause of the run context's cancellation on Stop
-	// when the Service names no Cause of its own.
+	// ErrStopped is the cause of the run context's cancellation on Stop,
+	// telling a requested stop apart from a failure: the one stop cause of
+	// every component (workers, their handlers' contexts, the supervisor).
 	ErrStopped = errors.New("stopped")
 )
 
 // Service is embedded by a component; its zero value is ready.
 type Service struct {
-	// Cause is the cause the run context is cancelled with on Stop, so
-	// that a component's own sentinel (workers.ErrStopped) tells a
-	// requested stop from a failure. Default ErrStopped.
-	Cause error
-
 	mu      sync.Mutex
 	cancel  context.CancelCauseFunc
 	stopped chan struct{}
@@ -54,20 +50,13 @@ func (s *Service) stoppedCh() chan struct{} {
 	return s.stopped
 }
 
-func (s *Service) cause() error {
-	if s.Cause != nil {
-		return s.Cause
-	}
-	return ErrStopped
-}
-
-// Start runs run on a goroutine of its own, under a context detached
-// from ctx's cancellation and cancelled by Stop. It returns nil once run
-// calls started, run's error if run returns first, or ctx's error if ctx
-// ends first (run is then stopped and waited for). A start that failed
+// Start runs runFunc on a goroutine of its own, under a context detached
+// from ctx's cancellation and cancelled by Stop. It returns nil once
+// runFunc calls startedFunc, runFunc's error if it returns first, or ctx's
+// error if ctx ends first (runFunc is then stopped and waited for). A start that failed
 // counts as stopped (Stopped is closed, Err is its error) and may be
 // tried again.
-func (s *Service) Start(ctx context.Context, run func(ctx context.Context, started func()) error) error {
+func (s *Service) Start(ctx context.Context, runFunc func(ctx context.Context, startedFunc func()) error) error {
 	runCtx, err := s.Begin(ctx)
 	if err != nil {
 		return err
@@ -75,7 +64,7 @@ func (s *Service) Start(ctx context.Context, run func(ctx context.Context, start
 	ready := make(chan struct{})
 	var once sync.Once
 	go func() {
-		err := run(runCtx, func() { once.Do(func() { close(ready) }) })
+		err := runFunc(runCtx, func() { once.Do(func() { close(ready) }) })
 		s.mu.Lock()
 		s.err = err
 		select {
@@ -96,7 +85,7 @@ func (s *Service) Start(ctx context.Context, run func(ctx context.Context, start
 	case <-ctx.Done():
 		s.mu.Lock()
 		if s.cancel != nil {
-			s.cancel(s.cause())
+			s.cancel(ErrStopped)
 		}
 		s.mu.Unlock()
 		<-stopped
@@ -150,7 +139,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	if cancel == nil {
 		return nil
 	}
-	cancel(s.cause())
+	cancel(ErrStopped)
 	select {
 	case <-stopped:
 		return nil

@@ -44,8 +44,7 @@ func TestAbortAllowsRetryAndStopTimesOut(t *testing.T) {
 
 func TestStartWaitsForStarted(t *testing.T) {
 	t.Parallel()
-	stopCause := errors.New("component stopped")
-	s := startstop.Service{Cause: stopCause}
+	var s startstop.Service
 	var runCtx context.Context
 	require.NoError(t, s.Start(t.Context(), func(ctx context.Context, started func()) error {
 		runCtx = ctx
@@ -56,7 +55,7 @@ func TestStartWaitsForStarted(t *testing.T) {
 	}))
 	require.ErrorIs(t, s.Start(t.Context(), nil), startstop.ErrAlreadyStarted)
 	require.NoError(t, s.Stop(t.Context()))
-	require.ErrorIs(t, context.Cause(runCtx), stopCause, "the run context carries the component's cause")
+	require.ErrorIs(t, context.Cause(runCtx), startstop.ErrStopped, "the run context carries the stop cause")
 	require.NoError(t, s.Err())
 }
 

@@ -190,13 +190,13 @@ func keyOf(r map[string]any, key []string) string {
 
 // compareList matches each expectation to one item; every item must be
 // matched.
-func compareList[W, G any](what string, want []W, got []G, match func(W, G) bool, str func(G) string) []string {
+func compareList[W, G any](what string, want []W, got []G, matchFunc func(W, G) bool, strFunc func(G) string) []string {
 	used := make([]bool, len(got))
 	var missing []int
 	for i, w := range want {
 		found := false
 		for j, g := range got {
-			if !used[j] && match(w, g) {
+			if !used[j] && matchFunc(w, g) {
 				used[j], found = true, true
 				break
 			}
@@ -208,7 +208,7 @@ func compareList[W, G any](what string, want []W, got []G, match func(W, G) bool
 	var extra []string
 	for j, g := range got {
 		if !used[j] {
-			extra = append(extra, str(g))
+			extra = append(extra, strFunc(g))
 		}
 	}
 	if len(missing) == 0 && len(extra) == 0 {

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 const goldenHeader = "# Written by `jetfleet pipeline test --update`: every output of the case,\n# compared whole. Review the diff before committing it.\n"

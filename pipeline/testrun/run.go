@@ -113,15 +113,15 @@ func (res Result) Text() string {
 
 // RunFile runs every case of f, one after the other, calling each with
 // every result as it comes.
-func (r *Runner) RunFile(ctx context.Context, f *File, each func(Result)) []Result {
+func (r *Runner) RunFile(ctx context.Context, f *File, eachFunc func(Result)) []Result {
 	var out []Result
 	for _, c := range f.Cases {
 		if !strings.Contains(c.Name, r.cfg.CaseFilter) {
 			continue
 		}
 		res := r.runCase(ctx, f, c)
-		if each != nil {
-			each(res)
+		if eachFunc != nil {
+			eachFunc(res)
 		}
 		out = append(out, res)
 	}
@@ -411,10 +411,10 @@ func recordLine(rec any) ([]byte, error) {
 }
 
 // waitFor polls cond until it holds or ctx ends.
-func waitFor(ctx context.Context, cond func() bool) error {
+func waitFor(ctx context.Context, condFunc func() bool) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for !cond() {
+	for !condFunc() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -122,14 +122,14 @@ type MartBuilder struct {
 	offered map[string]string // "owner/n" -> engine table of a lake flush's rows
 
 	// buildMu guards the state below: the build goroutine's and Build's.
-	buildMu  sync.Mutex
-	unlock   func()
-	conn     *sql.Conn
-	cp       builderCheckpoint // the state, in the checkpoint's shape
-	saved    builderCheckpoint // the last checkpoint written
-	savedAt  time.Time
-	marts    []*martState
-	progress []marts.PartitionProgress
+	buildMu    sync.Mutex
+	unlockFunc func()
+	conn       *sql.Conn
+	cp         builderCheckpoint // the state, in the checkpoint's shape
+	saved      builderCheckpoint // the last checkpoint written
+	savedAt    time.Time
+	marts      []*martState
+	progress   []marts.PartitionProgress
 	// owner and compactN name the builder's compactions in the lake's log.
 	owner    string
 	compactN uint64
@@ -217,7 +217,7 @@ func (b *MartBuilder) Stop(ctx context.Context) error {
 	}
 	b.buildMu.Lock()
 	defer b.buildMu.Unlock()
-	if b.unlock == nil {
+	if b.unlockFunc == nil {
 		// It never took the build: take it now if no one holds it, so a
 		// short run's last flushes reach the marts.
 		if locked, err := b.acquire(ctx); err != nil || !locked {
@@ -248,9 +248,9 @@ func (b *MartBuilder) release() error {
 		err = b.conn.Close()
 		b.conn = nil
 	}
-	if b.unlock != nil {
-		b.unlock()
-		b.unlock = nil
+	if b.unlockFunc != nil {
+		b.unlockFunc()
+		b.unlockFunc = nil
 	}
 	return err
 }
@@ -295,7 +295,7 @@ func (b *MartBuilder) loop(ctx context.Context) {
 func (b *MartBuilder) Build(ctx context.Context) error {
 	b.buildMu.Lock()
 	defer b.buildMu.Unlock()
-	for b.unlock == nil {
+	for b.unlockFunc == nil {
 		locked, err := b.acquire(ctx)
 		if err != nil {
 			return err
@@ -316,7 +316,7 @@ func (b *MartBuilder) Build(ctx context.Context) error {
 func (b *MartBuilder) step(ctx context.Context) error {
 	b.buildMu.Lock()
 	defer b.buildMu.Unlock()
-	if b.unlock == nil {
+	if b.unlockFunc == nil {
 		locked, err := b.acquire(ctx)
 		if err != nil || !locked {
 			return err
@@ -350,7 +350,7 @@ func (b *MartBuilder) acquire(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	b.unlock = unlock
+	b.unlockFunc = unlock
 	if err := b.restore(ctx); err != nil {
 		_ = b.release()
 		return false, err

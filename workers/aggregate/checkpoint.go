@@ -140,7 +140,7 @@ func (b *MartBuilder) saveCheckpoint(ctx context.Context, conn *sql.Conn, cp bui
 }
 
 // loadCheckpoint restores the engine tables of checkpoint cp.
-func (b *MartBuilder) loadCheckpoint(ctx context.Context, conn *sql.Conn, cp builderCheckpoint, keep func(*martState) bool) error {
+func (b *MartBuilder) loadCheckpoint(ctx context.Context, conn *sql.Conn, cp builderCheckpoint, keepFunc func(*martState) bool) error {
 	path := checkpointDB(b.cfg.DataDir, b.cfg.Dataset.Name, cp.Gen)
 	stmts := []string{
 		fmt.Sprintf("ATTACH %s AS _jf_cp (READ_ONLY)", duckdb.Literal(path)),
@@ -148,7 +148,7 @@ func (b *MartBuilder) loadCheckpoint(ctx context.Context, conn *sql.Conn, cp bui
 	}
 	for _, ms := range b.marts {
 		mc, ok := cp.Marts[ms.name]
-		if ok && mc.Partials != "" && ms.plan != nil && keep(ms) {
+		if ok && mc.Partials != "" && ms.plan != nil && keepFunc(ms) {
 			stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT * FROM _jf_cp.%s", ms.partials, duckdb.Ident(mc.Partials)))
 		}
 	}

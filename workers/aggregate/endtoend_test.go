@@ -106,7 +106,7 @@ func TestAggregateEndToEnd(t *testing.T) {
 		if len(chunks[p]) == 25 || i == len(stream)-half-1 {
 			for q, c := range chunks {
 				if len(c) == 25 || i == len(stream)-half-1 {
-					publish(subjects.CleanKey("orders", tokens[q]), workers.JoinBulk(c), len(c), "b-"+strconv.Itoa(i)+"-"+strconv.Itoa(q))
+					publish(subjects.CleanKey("orders", tokens[q]), subjects.JoinBulk(c), len(c), "b-"+strconv.Itoa(i)+"-"+strconv.Itoa(q))
 					delete(chunks, q)
 					delete(tokens, q)
 				}

@@ -29,9 +29,9 @@ type EngineConfig struct {
 // journals, the lake and the builder's checkpoint do. Safe for concurrent
 // use.
 type Engine struct {
-	cfg    EngineConfig
-	db     *sql.DB
-	unlock func()
+	cfg        EngineConfig
+	db         *sql.DB
+	unlockFunc func()
 }
 
 // OpenEngine opens the database.
@@ -68,7 +68,7 @@ func OpenEngine(cfg EngineConfig) (*Engine, error) {
 		unlock()
 		return nil, err
 	}
-	return &Engine{cfg: cfg, db: db, unlock: unlock}, nil
+	return &Engine{cfg: cfg, db: db, unlockFunc: unlock}, nil
 }
 
 // RemoveStaleTempDirs removes the temp dirs in parent whose names start
@@ -108,6 +108,6 @@ func (e *Engine) Close() error {
 	if rerr := os.RemoveAll(e.cfg.TempDir); err == nil {
 		err = rerr
 	}
-	e.unlock()
+	e.unlockFunc()
 	return err
 }

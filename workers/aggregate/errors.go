@@ -8,8 +8,6 @@ var (
 	// ErrBadMart wraps a mart whose SQL does not work on its dataset; the
 	// message names the mart.
 	ErrBadMart = errors.New("aggregate: bad mart")
-	// ErrStopped is the cause of the aggregator's cancelled run context.
-	ErrStopped = errors.New("aggregate: stopped")
 	// ErrNotStarted is returned by calls that need a started aggregator.
 	ErrNotStarted = errors.New("aggregate: not started")
 	// ErrDataDirUnwritable is returned for a batch the state could not

@@ -48,7 +48,7 @@ type IntakeConfig struct {
 
 func (c *IntakeConfig) setDefaults() {
 	if c.Owner == "" {
-		c.Owner = newOwner()
+		c.Owner = NewOwner("o")
 	}
 	if c.FlushRecords <= 0 {
 		c.FlushRecords = 100_000
@@ -73,9 +73,6 @@ func (c *IntakeConfig) validate() error {
 	}
 	return nil
 }
-
-// newOwner is a random owner id.
-func newOwner() string { return NewOwner("o") }
 
 // NewOwner is a new owner id for an intake's run: prefix (a worker id, so
 // files tell where they came from) and a random suffix, usable as a file
@@ -119,15 +116,15 @@ type Intake struct {
 // intakeHooks let tests stop a lake flush where a crash matters; an error
 // from one leaves everything as a killed process would.
 type intakeHooks struct {
-	// beforeEntry runs once the flush's files are in place, before its
+	// beforeEntryFunc runs once the flush's files are in place, before its
 	// log entry commits it.
-	beforeEntry func() error
-	// afterEntry runs once the entry is written, before the partitions
+	beforeEntryFunc func() error
+	// afterEntryFunc runs once the entry is written, before the partitions
 	// note it.
-	afterEntry func() error
+	afterEntryFunc func() error
 }
 
-type feeder struct{ pause, resume func() }
+type feeder struct{ pauseFunc, resumeFunc func() }
 
 // NewIntake checks cfg. It does no I/O.
 func NewIntake(cfg IntakeConfig) (*Intake, error) {
@@ -398,10 +395,10 @@ func (in *Intake) WorkerConfig(cfg workers.Config, p, partitions int) workers.Co
 
 // SetFeeder gives the intake the pause and resume of partition p's worker:
 // a data dir refusing writes pauses intake until it takes them again.
-func (in *Intake) SetFeeder(p int, pause, resume func()) {
+func (in *Intake) SetFeeder(p int, pauseFunc, resumeFunc func()) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.feeders[p] = feeder{pause: pause, resume: resume}
+	in.feeders[p] = feeder{pauseFunc: pauseFunc, resumeFunc: resumeFunc}
 }
 
 type batchHandler struct {

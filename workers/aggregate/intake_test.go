@@ -137,8 +137,8 @@ func TestIntakeSurvivesCrashes(t *testing.T) {
 		hooks func() intakeHooks
 	}{
 		{"before any flush", func() intakeHooks { return intakeHooks{} }},
-		{"files written, entry not", func() intakeHooks { return intakeHooks{beforeEntry: func() error { return errCrash }} }},
-		{"entry written, not noted", func() intakeHooks { return intakeHooks{afterEntry: func() error { return errCrash }} }},
+		{"files written, entry not", func() intakeHooks { return intakeHooks{beforeEntryFunc: func() error { return errCrash }} }},
+		{"entry written, not noted", func() intakeHooks { return intakeHooks{afterEntryFunc: func() error { return errCrash }} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -147,7 +147,7 @@ func TestIntakeSurvivesCrashes(t *testing.T) {
 			b.in.hooks = tc.hooks()
 			b.commit(0, rec(orderJSON("a", "2026-10-01"), 1, 0), rec(orderJSON("b", "2026-10-02"), 2, 0))
 			b.commit(3, rec(orderJSON("c", "2026-10-01"), 3, 0))
-			if tc.hooks().beforeEntry != nil || tc.hooks().afterEntry != nil {
+			if tc.hooks().beforeEntryFunc != nil || tc.hooks().afterEntryFunc != nil {
 				require.ErrorIs(t, b.in.Flush(t.Context()), errCrash)
 			}
 			b.commit(0, rec(orderJSON("d", "2026-10-03"), 4, 0), rec(orderJSON("b", "2026-10-09"), 9, 0)) // b again: a duplicate

@@ -168,7 +168,7 @@ type keyFile struct {
 }
 
 // openKeyFile opens (creating) path and calls each for every whole entry.
-func openKeyFile(path string, each func(keyEntry)) (*keyFile, error) {
+func openKeyFile(path string, eachFunc func(keyEntry)) (*keyFile, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
@@ -179,7 +179,7 @@ func openKeyFile(path string, each func(keyEntry)) (*keyFile, error) {
 		n, err := io.ReadFull(f, buf)
 		whole := n - n%keyEntrySize
 		for i := 0; i < whole; i += keyEntrySize {
-			each(getKeyEntry(buf[i:]))
+			eachFunc(getKeyEntry(buf[i:]))
 		}
 		size += int64(whole)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -64,8 +64,8 @@ func (in *Intake) flushLocked(ctx context.Context) (err error) {
 	}
 	start := time.Now()
 	entry, table, err := in.writeLake(ctx, n, taken)
-	if err == nil && in.hooks.beforeEntry != nil {
-		if err := in.hooks.beforeEntry(); err != nil {
+	if err == nil && in.hooks.beforeEntryFunc != nil {
+		if err := in.hooks.beforeEntryFunc(); err != nil {
 			return err // as if killed: no cleanup, no note
 		}
 	}
@@ -85,8 +85,8 @@ func (in *Intake) flushLocked(ctx context.Context) (err error) {
 		return fmt.Errorf("lake flush %d: %w", n, err)
 	}
 	in.nextN++
-	if in.hooks.afterEntry != nil {
-		if err := in.hooks.afterEntry(); err != nil {
+	if in.hooks.afterEntryFunc != nil {
+		if err := in.hooks.afterEntryFunc(); err != nil {
 			in.dropTable(table)
 			return err
 		}
@@ -175,7 +175,7 @@ func (in *Intake) writeLake(ctx context.Context, n uint64, taken []*flushSegment
 // into the same directories under dst, synced, named name(i) for the i-th
 // file of a directory. It returns their paths relative to dst, slash
 // separated.
-func placeFiles(tmp, dst string, name func(i int) string) ([]string, error) {
+func placeFiles(tmp, dst string, nameFunc func(i int) string) ([]string, error) {
 	var rels []string
 	dirs := map[string]bool{}
 	counts := map[string]int{}
@@ -205,11 +205,11 @@ func placeFiles(tmp, dst string, name func(i int) string) ([]string, error) {
 		}
 		i := counts[rel]
 		counts[rel]++
-		target := filepath.Join(dir, name(i))
+		target := filepath.Join(dir, nameFunc(i))
 		if err := os.Rename(path, target); err != nil {
 			return err
 		}
-		rels = append(rels, filepath.ToSlash(filepath.Join(rel, name(i))))
+		rels = append(rels, filepath.ToSlash(filepath.Join(rel, nameFunc(i))))
 		return nil
 	})
 	if err != nil {

@@ -32,25 +32,25 @@ type partition struct {
 	lines []byte
 	cands []candidate
 
-	mu       sync.Mutex // the state below; held by a commit and by the lake flusher's steps
-	keys     *keySet
-	dups     map[keyEntry]struct{}
-	keyFile  *keyFile
-	dupFile  *keyFile
-	unlock   func()
-	mark     *os.File   // the committed mark (marts.CommittedMarkFile)
-	newKeys  []keyEntry // committed since the key files were last appended to
-	newDups  []keyEntry
-	j        *journal
-	pending  int64 // records in journal segments not in the lake
-	maxLine  int   // the longest journal line written or read: DuckDB's JSON reader must hold one
-	prog     marts.PartitionProgress
-	progAt   time.Time // last progress mirror write
-	stale    bool      // the mirror lags a commit
-	batchDup map[keyEntry]struct{}
-	out      []byte
-	entries  []journalEntry
-	closed   bool
+	mu         sync.Mutex // the state below; held by a commit and by the lake flusher's steps
+	keys       *keySet
+	dups       map[keyEntry]struct{}
+	keyFile    *keyFile
+	dupFile    *keyFile
+	unlockFunc func()
+	mark       *os.File   // the committed mark (marts.CommittedMarkFile)
+	newKeys    []keyEntry // committed since the key files were last appended to
+	newDups    []keyEntry
+	j          *journal
+	pending    int64 // records in journal segments not in the lake
+	maxLine    int   // the longest journal line written or read: DuckDB's JSON reader must hold one
+	prog       marts.PartitionProgress
+	progAt     time.Time // last progress mirror write
+	stale      bool      // the mirror lags a commit
+	batchDup   map[keyEntry]struct{}
+	out        []byte
+	entries    []journalEntry
+	closed     bool
 }
 
 // candidate is a decoded record of a batch: its key, position and line.
@@ -92,7 +92,7 @@ func (in *Intake) openPartition(p int) (_ *partition, err error) {
 	}()
 	// One owner at a time: a replica that lost the partition's lease holds
 	// the lock until it has flushed and closed it.
-	if pt.unlock, err = tryLockFile(filepath.Join(dir, "lock")); err != nil {
+	if pt.unlockFunc, err = tryLockFile(filepath.Join(dir, "lock")); err != nil {
 		return nil, fmt.Errorf("partition %d of %s: %w", p, in.cfg.Dataset.Name, err)
 	}
 	if pt.prog, err = marts.ReadOnePartitionProgress(in.cfg.DataDir, in.cfg.Dataset.Name, p); err != nil {
@@ -461,9 +461,9 @@ func (pt *partition) closeFiles() error {
 	if pt.dupFile != nil {
 		errs = append(errs, pt.dupFile.Close())
 	}
-	if pt.unlock != nil {
-		pt.unlock()
-		pt.unlock = nil
+	if pt.unlockFunc != nil {
+		pt.unlockFunc()
+		pt.unlockFunc = nil
 	}
 	return errors.Join(errs...)
 }

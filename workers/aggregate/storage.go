@@ -52,15 +52,7 @@ func isStorageErr(err error) bool {
 	return false
 }
 
-// StorageError is the write error the intake is waiting out, nil while
-// the data dir takes writes.
-func (in *Intake) StorageError() error {
-	in.storage.mu.Lock()
-	defer in.storage.mu.Unlock()
-	return in.storage.err
-}
-
-func (in *Intake) eachFeeder(f func(feeder)) {
+func (in *Intake) eachFeeder(eachFunc func(feeder)) {
 	in.mu.Lock()
 	fs := make([]feeder, 0, len(in.feeders))
 	for _, fd := range in.feeders {
@@ -68,7 +60,7 @@ func (in *Intake) eachFeeder(f func(feeder)) {
 	}
 	in.mu.Unlock()
 	for _, fd := range fs {
-		f(fd)
+		eachFunc(fd)
 	}
 }
 
@@ -92,8 +84,8 @@ func (in *Intake) storageFailed(err error) error {
 	}
 	// Again if someone resumed a worker meanwhile; a no-op if paused.
 	in.eachFeeder(func(fd feeder) {
-		if fd.pause != nil {
-			fd.pause()
+		if fd.pauseFunc != nil {
+			fd.pauseFunc()
 		}
 	})
 	return workers.RetryAfter(storageRetryMin, err)
@@ -131,8 +123,8 @@ func (in *Intake) probeStorage(now time.Time) bool {
 	st.mu.Unlock()
 	in.log.Info().Msg("data dir takes writes again; resuming intake")
 	in.eachFeeder(func(fd feeder) {
-		if fd.resume != nil {
-			fd.resume()
+		if fd.resumeFunc != nil {
+			fd.resumeFunc()
 		}
 	})
 	return false

@@ -319,8 +319,8 @@ type row struct {
 	env map[string]any
 }
 
-func (m *MartRules) rows(ctx context.Context, run func(context.Context, string) (*query.Result, error), q string) ([]row, error) {
-	res, err := run(ctx, q)
+func (m *MartRules) rows(ctx context.Context, runFunc func(context.Context, string) (*query.Result, error), q string) ([]row, error) {
+	res, err := runFunc(ctx, q)
 	if err != nil {
 		return nil, err
 	}

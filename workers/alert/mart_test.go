@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/marts/query"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -174,7 +175,7 @@ func TestAnomalyFlagsInjectedSpikeOnly(t *testing.T) {
 func TestShopRevenueDropRule(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	require.NotNil(t, spec.Alert("revenue_drop"))
 	ds := spec.Dataset("orders")
 	var ms []aggregate.Mart

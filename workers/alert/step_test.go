@@ -77,7 +77,7 @@ func TestRecordRuleFiresOncePerCooldownWindow(t *testing.T) {
 				if bulk {
 					lines = append(lines, data)
 					if len(lines) == 10 {
-						m := &nats.Msg{Subject: subjects.CleanKey("ticks", subjects.KeyToken("ticks")), Data: workers.JoinBulk(lines), Header: nats.Header{}}
+						m := &nats.Msg{Subject: subjects.CleanKey("ticks", subjects.KeyToken("ticks")), Data: subjects.JoinBulk(lines), Header: nats.Header{}}
 						m.Header.Set(subjects.HeaderRecords, "10")
 						m.Header.Set(subjects.HeaderMsgID, "bulk-"+id)
 						_, err := js.PublishMsg(t.Context(), m)

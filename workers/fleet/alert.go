@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,18 +15,6 @@ import (
 	"github.com/jetfleet/jetfleet/workers/aggregate"
 	"github.com/jetfleet/jetfleet/workers/alert"
 )
-
-// stepNames are the steps a fleet of spec can run: StepNames, and alert
-// when the pipeline has alert rules.
-func stepNames(spec *pipeline.Spec) []string {
-	if spec == nil || len(spec.Alerts) == 0 {
-		return StepNames
-	}
-	return append(slices.Clone(StepNames), subjects.StepAlert.Name)
-}
-
-// StepNamesOf lists the steps a fleet of spec runs, in pipeline order.
-func StepNamesOf(spec *pipeline.Spec) []string { return slices.Clone(stepNames(spec)) }
 
 // alertMembers adds the alert step's workers (record rules of each
 // dataset) and one webhook deliverer per target a rule names.

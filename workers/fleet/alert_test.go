@@ -22,7 +22,7 @@ func TestBuildAlertStep(t *testing.T) {
 	}
 	plain, err := pipeline.Parse("p.yaml", []byte("name: p\ndatasets:\n  d: {key: id, schema: [{name: id, type: VARCHAR}]}\n"))
 	require.NoError(t, err)
-	require.NotContains(t, fleet.StepNamesOf(plain), "alert")
+	require.NotContains(t, fleet.StepNames(plain), "alert")
 	_, err = build(plain, "alert")
 	require.ErrorIs(t, err, fleet.ErrInvalidConfig)
 
@@ -40,7 +40,7 @@ alerts:
   many: {mart: m, sql: SELECT * FROM m WHERE c > 10, webhooks: [ops]}
 `))
 	require.NoError(t, err)
-	require.Contains(t, fleet.StepNamesOf(spec), "alert")
+	require.Contains(t, fleet.StepNames(spec), "alert")
 	fl, err := build(spec, "alert")
 	require.NoError(t, err)
 	var names []string

@@ -22,7 +22,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/bench"
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/supervisor"
 	"github.com/jetfleet/jetfleet/workers"
@@ -123,7 +123,7 @@ func runFailover(t *testing.T, fc failoverCase) {
 
 	// The pipeline as separate fleets, one connection each, like separate
 	// `jetfleet worker` processes: validate sits on the node that dies.
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	dataDir := t.TempDir()
 	steps := []struct {
 		step string
@@ -420,7 +420,7 @@ func bulkMsgs(recs []*nats.Msg, n int) []*nats.Msg {
 			body = append(body, r.Data)
 		}
 		m := nats.NewMsg(recs[i].Subject)
-		m.Data = workers.JoinBulk(body)
+		m.Data = subjects.JoinBulk(body)
 		m.Header.Set(subjects.HeaderRecords, itoa(uint64(len(chunk))))
 		m.Header.Set(subjects.HeaderMsgID, "chunk-"+itoa(uint64(i)))
 		out = append(out, m)

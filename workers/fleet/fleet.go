@@ -67,9 +67,9 @@ type Config struct {
 	// WebhookBackoffMin is the first retry delay of a failed webhook POST
 	// (doubling per attempt). Default: the workers' default.
 	WebhookBackoffMin time.Duration
-	// AggregateCommitted is passed to every aggregator's intake as
+	// AggregateCommittedFunc is passed to every aggregator's intake as
 	// aggregate.IntakeConfig.CommittedFunc.
-	AggregateCommitted func(batch []workers.Record)
+	AggregateCommittedFunc func(batch []workers.Record)
 }
 
 // Member is one supervised part of the fleet.
@@ -137,8 +137,16 @@ func (f *Fleet) AlertsPending() int {
 // DataDir is the data dir the fleet's aggregators use.
 func (f *Fleet) DataDir() string { return f.cfg.DataDir }
 
-// StepNames lists the steps a fleet runs, in pipeline order.
-var StepNames = []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name, subjects.StepAggregate.Name}
+// StepNames lists the steps a fleet of spec runs, in pipeline order:
+// ingest, validate, transform and aggregate, and alert when the pipeline
+// has alert rules (a nil spec has none). The slice is the caller's.
+func StepNames(spec *pipeline.Spec) []string {
+	names := []string{subjects.StepIngest.Name, subjects.StepValidate.Name, subjects.StepTransform.Name, subjects.StepAggregate.Name}
+	if spec != nil && len(spec.Alerts) > 0 {
+		names = append(names, subjects.StepAlert.Name)
+	}
+	return names
+}
 
 // Build creates the workers. It does no I/O: call Prepare before running
 // them, so lookup tables are in memory before the first transform.
@@ -149,9 +157,10 @@ func Build(cfg Config) (*Fleet, error) {
 	if cfg.Spec == nil {
 		return nil, fmt.Errorf("%w: no pipeline", ErrInvalidConfig)
 	}
+	steps := StepNames(cfg.Spec)
 	for _, s := range cfg.Steps {
-		if !slices.Contains(stepNames(cfg.Spec), s) {
-			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(stepNames(cfg.Spec), ", "))
+		if !slices.Contains(steps, s) {
+			return nil, fmt.Errorf("%w: unknown step %q (steps: %s)", ErrInvalidConfig, s, strings.Join(steps, ", "))
 		}
 	}
 	if cfg.DataDir == "" {
@@ -280,13 +289,13 @@ func Build(cfg Config) (*Fleet, error) {
 
 // addWorkers adds the replicas of step on dataset; waitFunc, if set, is
 // their workers.Config.WaitFunc.
-func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandler func() (workers.Handler, error), waitFunc func(context.Context, func(string)) error) error {
+func (f *Fleet) addWorkers(step subjects.Step, dataset string, newHandlerFunc func() (workers.Handler, error), waitFunc func(context.Context, func(string)) error) error {
 	for i := range max(f.cfg.Replicas[step.Name], 1) {
 		w, err := workers.New(workers.Config{
 			Conn:              f.cfg.Conn,
 			Step:              step,
 			Dataset:           dataset,
-			NewHandlerFunc:    newHandler,
+			NewHandlerFunc:    newHandlerFunc,
 			Version:           f.cfg.Version,
 			Logger:            f.cfg.Logger,
 			QuietStart:        f.cfg.QuietStart,

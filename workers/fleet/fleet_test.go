@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/marts"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -52,7 +53,7 @@ func TestAggregateMemberRuns(t *testing.T) {
 	nc, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
 	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{}))
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	fl, err := fleet.Build(fleet.Config{Conn: nc, Logger: zerolog.New(zerolog.NewTestWriter(t)), Spec: spec, Steps: []string{"aggregate"}, DataDir: t.TempDir(), MemoryLimit: "256MB"})
 	require.NoError(t, err)
 	var agg fleet.Member

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/fleet"
@@ -133,7 +134,7 @@ func TestInlineTableIsLoadedOnceWhenWorkersStartTogether(t *testing.T) {
 	nc, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
 	require.NoError(t, subjects.Ensure(ctx, js, subjects.StreamOptions{}))
-	spec := pipeline.Default() // fx: three inline rows
+	spec := examples.Shop() // fx: three inline rows
 
 	fleets := make([]*fleet.Fleet, 3)
 	for i := range fleets {
@@ -179,7 +180,7 @@ func TestInlineTableIsLoadedOnceWhenWorkersStartTogether(t *testing.T) {
 	require.Empty(t, fl.Waiting())
 
 	// A loaded table is left alone: its bucket holds rows.
-	other := pipeline.Default().Lookup("fx")
+	other := examples.Shop().Lookup("fx")
 	other.Name = "fx2"
 	_, err = transform.LoadTable(ctx, js, other, []map[string]any{{"currency": "USD", "rate": 2}}, 1)
 	require.NoError(t, err)

@@ -48,9 +48,9 @@ type partitionSet struct {
 type partitionRunner struct {
 	p int
 	w *workers.Worker
-	// stopControl ends the worker's control service (its NATS micro
+	// stopControlFunc ends the worker's control service (its NATS micro
 	// service); partition workers come and go, so the set serves it.
-	stopControl func()
+	stopControlFunc func()
 }
 
 func (f *Fleet) partitionMember(ds *pipeline.Dataset, replica, replicas int) (Member, error) {
@@ -123,7 +123,7 @@ func (s *partitionSet) run(ctx context.Context) (err error) {
 	}
 	intake, err := aggregate.NewIntake(aggregate.IntakeConfig{
 		Engine: eng, DataDir: cfg.DataDir, Dataset: ds, Owner: owner, Builder: builder,
-		CommittedFunc: cfg.AggregateCommitted, Logger: cfg.Logger,
+		CommittedFunc: cfg.AggregateCommittedFunc, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -245,7 +245,7 @@ func (s *partitionSet) startPartition(ctx context.Context, p int) error {
 		stopControl = func() {}
 	}
 	s.mu.Lock()
-	s.running[p] = &partitionRunner{p: p, w: w, stopControl: stopControl}
+	s.running[p] = &partitionRunner{p: p, w: w, stopControlFunc: stopControl}
 	s.mu.Unlock()
 	return nil
 }
@@ -286,7 +286,7 @@ func (s *partitionSet) stopPartition(ctx context.Context, p int) error {
 		return nil
 	}
 	err := errors.Join(r.w.Stop(ctx), intake.ClosePartition(ctx, p))
-	r.stopControl()
+	r.stopControlFunc()
 	if err != nil {
 		s.log.Warn().Err(err).Int("partition", p).Msg("partition stopped with an error")
 	}

@@ -62,7 +62,7 @@ func (f *Fleet) usesAlertsBucket() bool {
 func Setup(ctx context.Context, cfg Config) ([]subjects.Change, error) {
 	// Every step but ingest, whose watchers bind to the landing bucket
 	// (made below) and a directory on their own machine.
-	cfg.Steps = slices.DeleteFunc(slices.Clone(stepNames(cfg.Spec)), func(s string) bool { return s == subjects.StepIngest.Name })
+	cfg.Steps = slices.DeleteFunc(StepNames(cfg.Spec), func(s string) bool { return s == subjects.StepIngest.Name })
 	cfg.Datasets = nil
 	cfg.Streams.BindOnly = false
 	f, err := Build(cfg)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/embedded"
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/ingest"
@@ -81,7 +81,7 @@ func TestPublisherTakesMsgIDInProcess(t *testing.T) {
 			lines++
 		}
 	}
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	src := ingest.Source{Name: "orders.ndjson", Open: func(context.Context) (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(file.Bytes())), nil
 	}}

@@ -81,9 +81,9 @@ func (w *DirWatcher) Start(ctx context.Context) error {
 			return fmt.Errorf("landing directory: %w", err)
 		}
 	}
-	err := w.svc.Start(ctx, func(ctx context.Context, started func()) error {
+	err := w.svc.Start(ctx, func(ctx context.Context, startedFunc func()) error {
 		w.log.Info().Msg("watching for files")
-		started()
+		startedFunc()
 		t := time.NewTicker(w.cfg.Interval)
 		defer t.Stop()
 		for {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -100,7 +101,7 @@ type pipelineBundle struct {
 func startPipeline(t *testing.T) *pipelineBundle {
 	t.Helper()
 	nc, js := embeddedtest.JetStream(t)
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	ctx := t.Context()
 	require.NoError(t, transform.LoadTables(ctx, js, spec, 1))
@@ -346,7 +347,7 @@ func TestBulkAndKeyIDs(t *testing.T) {
 func recordsIn(msgs []*jetstream.RawStreamMsg) int {
 	n := 0
 	for _, m := range msgs {
-		recs, _ := workers.SplitBulk(m.Header, m.Data)
+		recs, _ := subjects.SplitBulk(m.Header, m.Data)
 		n += len(recs)
 	}
 	return n
@@ -359,7 +360,7 @@ func TestRecordsOverMaxPayloadAreSkipped(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
 	require.NoError(t, subjects.Ensure(t.Context(), js, subjects.StreamOptions{}))
-	ds := pipeline.Default().Dataset("orders")
+	ds := examples.Shop().Dataset("orders")
 	path := filepath.Join(t.TempDir(), "orders.ndjson")
 	big := `{"order_id":"big","note":"` + strings.Repeat("x", 300) + `"}`
 	require.NoError(t, os.WriteFile(path, []byte(`{"order_id":"a"}`+"\n"+big+"\n"+`{"order_id":"b"}`+"\n"), 0o600))

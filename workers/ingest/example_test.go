@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/workers/ingest"
 	"github.com/jetfleet/jetfleet/workers/transform"
 )
@@ -17,7 +17,7 @@ import (
 // the same records as the valid lines of examples/shop/orders.ndjson.
 func TestShopExampleFiles(t *testing.T) {
 	t.Parallel()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	tables, err := transform.NewStaticTables(spec)
 	require.NoError(t, err)

@@ -82,7 +82,7 @@ func OpenLanding(ctx context.Context, js jetstream.JetStream, replicas int) (jet
 // Start opens the bucket and its watch, and returns; objects are ingested
 // in the background until Stop.
 func (w *ObjectWatcher) Start(ctx context.Context) error {
-	err := w.svc.Start(ctx, func(ctx context.Context, started func()) error {
+	err := w.svc.Start(ctx, func(ctx context.Context, startedFunc func()) error {
 		obs, err := OpenLanding(ctx, w.cfg.JS, w.cfg.Replicas)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (w *ObjectWatcher) Start(ctx context.Context) error {
 		}
 		defer func() { _ = watch.Stop() }()
 		w.log.Info().Msg("watching for objects")
-		started()
+		startedFunc()
 		w.run(ctx, obs, watch)
 		return nil
 	})

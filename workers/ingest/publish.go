@@ -238,7 +238,7 @@ func (p *Publisher) flushChunk(ctx context.Context) error {
 	if p.cfg.ContentID == "" {
 		id = subjects.HashID(strings.Join(p.chunkIDs, "\x00"))
 	}
-	err := p.send(ctx, workers.JoinBulk(p.chunk), id, len(p.chunk))
+	err := p.send(ctx, subjects.JoinBulk(p.chunk), id, len(p.chunk))
 	p.chunk, p.chunkIDs, p.chunkBytes = p.chunk[:0], p.chunkIDs[:0], 0
 	return err
 }

@@ -92,7 +92,7 @@ type Record struct {
 // Reader reads records from a file, one line (or CSV row) at a time.
 // It is not safe for concurrent use.
 type Reader struct {
-	next func() (Record, error)
+	nextFunc func() (Record, error)
 }
 
 // NewReader reads format from r.
@@ -107,7 +107,7 @@ func NewReader(format Format, r io.Reader, o Options) (*Reader, error) {
 	case NDJSON:
 		l := newLines(r, o.MaxLineBytes)
 		l.keepLong = o.KeepLong
-		return &Reader{next: l.ndjson}, nil
+		return &Reader{nextFunc: l.ndjson}, nil
 	case CSV:
 		return newCSV(r, o)
 	case FixedWidth:
@@ -117,14 +117,14 @@ func NewReader(format Format, r io.Reader, o Options) (*Reader, error) {
 		l := newLines(r, o.MaxLineBytes)
 		l.keepLong = o.KeepLong
 		fw := &fixed{lines: l, cols: o.Columns}
-		return &Reader{next: fw.next}, nil
+		return &Reader{nextFunc: fw.next}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownFormat, format)
 }
 
 // Next returns the next record, io.EOF after the last, or a
 // *ParseError (matching ErrBadFile) when the file is broken there.
-func (r *Reader) Next() (Record, error) { return r.next() }
+func (r *Reader) Next() (Record, error) { return r.nextFunc() }
 
 // lines splits a stream into lines without holding more than one.
 type lines struct {
@@ -292,7 +292,7 @@ func newCSV(r io.Reader, o Options) (*Reader, error) {
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return &Reader{next: func() (Record, error) { return Record{}, io.EOF }}, nil
+		return &Reader{nextFunc: func() (Record, error) { return Record{}, io.EOF }}, nil
 	}
 	if err != nil {
 		return nil, csvErr(err)
@@ -312,7 +312,7 @@ func newCSV(r io.Reader, o Options) (*Reader, error) {
 		c.types = append(c.types, o.Types[h])
 	}
 	cr.FieldsPerRecord = len(c.header)
-	return &Reader{next: c.next}, nil
+	return &Reader{nextFunc: c.next}, nil
 }
 
 func (c *csvReader) next() (Record, error) {

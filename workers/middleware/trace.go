@@ -46,11 +46,3 @@ func ChildTraceParent(parent, inID string) string {
 	copy(b[52:], "-01")
 	return string(b[:])
 }
-
-// TraceID returns the trace id of a traceparent header, "" if malformed.
-func TraceID(traceparent string) string {
-	if len(traceparent) == 55 && traceparent[2] == '-' && traceparent[35] == '-' {
-		return traceparent[3:35]
-	}
-	return ""
-}

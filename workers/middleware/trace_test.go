@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/message"
 	"github.com/jetfleet/jetfleet/workers/middleware"
 )
@@ -19,7 +20,7 @@ func TestTrace(t *testing.T) {
 	}), middleware.Trace())
 	require.NoError(t, h(t.Context(), b))
 	tp := b.Deliveries[0].TraceParent
-	require.Equal(t, middleware.TraceID(parent), middleware.TraceID(tp), "same trace")
+	require.Equal(t, subjects.TraceID(parent), subjects.TraceID(tp), "same trace")
 	require.NotEqual(t, parent, tp, "a new span")
 	require.Equal(t, tp, middleware.ChildTraceParent(parent, "id-0"), "derived from the input's id: a redelivery has the same span")
 	require.Empty(t, b.Deliveries[1].TraceParent, "no outputs, no span")
@@ -30,8 +31,8 @@ func TestChildTraceParentStartsATrace(t *testing.T) {
 	for _, parent := range []string{"", "garbage", "00-short"} {
 		tp := middleware.ChildTraceParent(parent, "in-1")
 		require.Len(t, tp, 55)
-		require.NotEmpty(t, middleware.TraceID(tp))
+		require.NotEmpty(t, subjects.TraceID(tp))
 		require.Equal(t, tp, middleware.ChildTraceParent(parent, "in-1"))
 	}
-	require.Empty(t, middleware.TraceID("00-x"))
+	require.Empty(t, subjects.TraceID("00-x"))
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/transform"
@@ -37,7 +37,7 @@ func TestShopEndToEnd(t *testing.T) {
 	t.Parallel()
 	nc, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	require.NoError(t, transform.LoadTables(ctx, js, spec, 1))
 
@@ -101,7 +101,7 @@ func TestLookupUpdateReachesRunningWorker(t *testing.T) {
 	t.Parallel()
 	nc, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	ds := spec.Dataset("orders")
 	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: transform.TablesOf(ds)})
 	require.NoError(t, err)

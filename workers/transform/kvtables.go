@@ -73,7 +73,6 @@ func NewKVTables(cfg KVTablesConfig) (*KVTables, error) {
 		changed:    make(chan struct{}),
 		loaded:     map[string]bool{},
 		lastChange: map[string]time.Time{},
-		svc:        startstop.Service{Cause: workers.ErrStopped},
 	}
 	if t.cfg.LoadHintFunc == nil {
 		t.cfg.LoadHintFunc = func(table string) string { return "jetfleet lookup load " + table }
@@ -97,7 +96,7 @@ func (t *KVTables) Start(ctx context.Context) error {
 	return err
 }
 
-func (t *KVTables) run(ctx context.Context, started func()) error {
+func (t *KVTables) run(ctx context.Context, startedFunc func()) error {
 	var watches []jetstream.KeyWatcher
 	defer func() {
 		for _, w := range watches {
@@ -122,7 +121,7 @@ func (t *KVTables) run(ctx context.Context, started func()) error {
 			return err
 		}
 	}
-	started()
+	startedFunc()
 	var g errgroup.Group
 	for i, w := range watches {
 		g.Go(func() error {

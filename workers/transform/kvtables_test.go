@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers/transform"
@@ -20,7 +21,7 @@ func TestKVTables(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	fx := pipeline.Default().Lookup("fx")
+	fx := examples.Shop().Lookup("fx")
 
 	// Start before the table is loaded: the bucket is created empty.
 	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}, Logger: zerolog.New(zerolog.NewTestWriter(t))})
@@ -136,7 +137,7 @@ func TestKVTablesWaitForTheWholeLoad(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
-	fx := pipeline.Default().Lookup("fx")
+	fx := examples.Shop().Lookup("fx")
 	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx", "raw"},
 		LoadHintFunc: func(table string) string { return "load " + table }})
 	require.NoError(t, err)

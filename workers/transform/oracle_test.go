@@ -21,6 +21,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
@@ -375,7 +376,7 @@ lookups:
     rows: [{id: 7, label: seven}, {id: x, label: {nested: [1, "two"]}}]
 `))
 	require.NoError(f, err)
-	shop := pipeline.Default()
+	shop := examples.Shop()
 	type pair struct {
 		old *oldHandler
 		new *transform.Handler

@@ -487,13 +487,3 @@ func Hash(salt, value string) string {
 	h.Write([]byte(value))
 	return hex.EncodeToString(h.Sum(nil))
 }
-
-// Encode writes a record as compact JSON with sorted keys, without
-// escaping <, > and & (the output is data, not HTML).
-func Encode(rec pipeline.Record) ([]byte, error) {
-	out, err := pipeline.EncodeRecord(rec)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode: %v", ErrTransform, err)
-	}
-	return out, nil
-}

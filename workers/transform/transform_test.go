@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/internal/cputime"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -131,7 +132,7 @@ func TestTransforms(t *testing.T) { // not parallel: t.Setenv
 // TestShopTransforms: the shop demo's exact clean records.
 func TestShopTransforms(t *testing.T) {
 	t.Parallel()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	tables, err := transform.NewStaticTables(spec)
 	require.NoError(t, err)
 	h, err := transform.New(spec.Dataset("orders"), tables)
@@ -151,7 +152,7 @@ func TestShopTransforms(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	t.Parallel()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	_, err := transform.New(spec.Dataset("orders"), nil)
 	require.ErrorIs(t, err, workers.ErrInvalidConfig)
 	require.ErrorContains(t, err, "looks up table fx")
@@ -164,7 +165,7 @@ func TestNewErrors(t *testing.T) {
 
 func TestHandleMarksPermanent(t *testing.T) {
 	t.Parallel()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	tables, err := transform.NewStaticTables(spec)
 	require.NoError(t, err)
 	h, err := transform.New(spec.Dataset("orders"), tables)
@@ -176,7 +177,7 @@ func TestHandleMarksPermanent(t *testing.T) {
 }
 
 func BenchmarkTransform(b *testing.B) {
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	tables, err := transform.NewStaticTables(spec)
 	require.NoError(b, err)
 	h, err := transform.New(spec.Dataset("orders"), tables)
@@ -196,7 +197,7 @@ func BenchmarkTransform(b *testing.B) {
 // shopHandler is the shop pipeline's transform with its lookup tables.
 func shopHandler(tb testing.TB) *transform.Handler {
 	tb.Helper()
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	tables, err := transform.NewStaticTables(spec)
 	require.NoError(tb, err)
 	h, err := transform.New(spec.Dataset("orders"), tables)
@@ -210,7 +211,7 @@ func validOrders(tb testing.TB) [][]byte {
 	tb.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "testdata", "orders.ndjson"))
 	require.NoError(tb, err)
-	vh, err := validate.New(pipeline.Default().Dataset("orders"))
+	vh, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(tb, err)
 	var out [][]byte
 	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte{'\n'}) {
@@ -247,7 +248,7 @@ func BenchmarkTransformBulk(b *testing.B) {
 	recs := validOrders(b)
 	var chunks [][]byte
 	for i := 0; i+100 <= len(recs); i += 100 {
-		chunks = append(chunks, workers.JoinBulk(recs[i:i+100]))
+		chunks = append(chunks, subjects.JoinBulk(recs[i:i+100]))
 	}
 	header := nats.Header{subjects.HeaderRecords: []string{"100"}}
 	outs := make([]workers.Output, 0, 100)
@@ -255,7 +256,7 @@ func BenchmarkTransformBulk(b *testing.B) {
 	b.ReportAllocs()
 	defer cputime.PerOp(b, "record", 100)()
 	for i := 0; b.Loop(); i++ {
-		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
+		lines, _ := subjects.SplitBulk(header, chunks[i%len(chunks)])
 		outs = outs[:0]
 		for j, line := range lines {
 			var err error
@@ -270,14 +271,14 @@ func BenchmarkTransformBulk(b *testing.B) {
 			groups[o.Group] = append(groups[o.Group], o.Data)
 		}
 		for _, recs := range groups {
-			_ = workers.JoinBulk(recs)
+			_ = subjects.JoinBulk(recs)
 		}
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
 func FuzzTransform(f *testing.F) {
-	spec := pipeline.Default()
+	spec := examples.Shop()
 	tables, err := transform.NewStaticTables(spec)
 	require.NoError(f, err)
 	h, err := transform.New(spec.Dataset("orders"), tables)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/transform"
@@ -26,7 +26,7 @@ func order(i int, currency string) []byte {
 func TestWorkerContract(t *testing.T) {
 	t.Parallel()
 	workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
-		spec := pipeline.Default()
+		spec := examples.Shop()
 		ds := spec.Dataset("orders")
 		require.NoError(t, transform.LoadTables(t.Context(), env.JS, spec, 1))
 		tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: env.JS, Tables: transform.TablesOf(ds), Logger: env.Log})
@@ -63,7 +63,7 @@ func TestWorkerContract(t *testing.T) {
 func TestRekeyWorkerContract(t *testing.T) {
 	t.Parallel()
 	workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
-		rk, err := transform.NewRekey(pipeline.Default().Dataset("orders"), subjects.DefaultPartitions)
+		rk, err := transform.NewRekey(examples.Shop().Dataset("orders"), subjects.DefaultPartitions)
 		require.NoError(t, err)
 		return workertest.Step{
 			Config: workers.Config{

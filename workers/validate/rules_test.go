@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/workers/validate"
 )
@@ -125,7 +126,7 @@ func TestRules(t *testing.T) {
 // TestEveryFailureReported: the reason lists every failed rule, in order.
 func TestEveryFailureReported(t *testing.T) {
 	t.Parallel()
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(t, err)
 	err = h.Validate([]byte(`{"order_id":"","amount":"7","currency":"BTC","country":"USA","ts":"yesterday","email":42}`))
 	var verr *validate.Error
@@ -141,7 +142,7 @@ func TestEveryFailureReported(t *testing.T) {
 // TestShopRules: the shop demo's exact semantics.
 func TestShopRules(t *testing.T) {
 	t.Parallel()
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(t, err)
 	valid := []string{
 		`{"order_id":"s-1","customer_id":"c-1","amount":10,"currency":"usd","country":"us","ts":"2026-10-01T10:00:00Z"}`,
@@ -169,7 +170,7 @@ func TestShopRules(t *testing.T) {
 }
 
 func FuzzRules(f *testing.F) {
-	ds := pipeline.Default().Dataset("orders")
+	ds := examples.Shop().Dataset("orders")
 	extra := dataset(f, "      - {name: r, expr: 'amount * 2 > 1 && len(order_id) < 10'}\n      - {field: n, type: integer, enum: [1, 2]}\n")
 	rules := append(append([]*pipeline.Rule{}, ds.Rules...), extra.Rules...)
 	for _, s := range []string{

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/internal/cputime"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
@@ -44,7 +45,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	nc, js := embeddedtest.JetStream(t)
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(t, err)
 	workertest.StartWorker(t, workers.Config{
 		Conn: nc, Step: subjects.StepValidate, Dataset: "orders",
@@ -85,14 +86,14 @@ func TestHandlerBulk(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	m := nats.NewMsg(subjects.Ingest("orders"))
-	m.Data = workers.JoinBulk([][]byte{[]byte(smokeLines[0]), []byte(smokeLines[4]), []byte(smokeLines[2]), []byte(smokeLines[6])})
+	m.Data = subjects.JoinBulk([][]byte{[]byte(smokeLines[0]), []byte(smokeLines[4]), []byte(smokeLines[2]), []byte(smokeLines[6])})
 	m.Header.Set(subjects.HeaderRecords, "4")
 	m.Header.Set(subjects.HeaderMsgID, "chunk-1")
 	_, err := b.js.PublishMsg(t.Context(), m)
 	require.NoError(t, err)
 	valid := embeddedtest.WaitStream(t, b.js, subjects.StreamValid, 1, 15*time.Second)
 	require.Equal(t, "2", valid[0].Header.Get(subjects.HeaderRecords))
-	recs, bulk := workers.SplitBulk(valid[0].Header, valid[0].Data)
+	recs, bulk := subjects.SplitBulk(valid[0].Header, valid[0].Data)
 	require.True(t, bulk)
 	require.Equal(t, smokeLines[0], string(recs[0]))
 	require.Equal(t, smokeLines[2], string(recs[1]))
@@ -110,7 +111,7 @@ func TestNewRejectsBadDataset(t *testing.T) {
 }
 
 func BenchmarkValidate(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	rec := workers.Record{Data: []byte(smokeLines[2])}
 	b.ReportAllocs()
@@ -137,7 +138,7 @@ func generated(tb testing.TB, name string) [][]byte {
 // invalid, 2% duplicates), then 1000 invalid ones (each breaks one rule,
 // one in seven is not JSON).
 func BenchmarkValidateGenerated(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	for _, file := range []string{"orders.ndjson", "orders-invalid.ndjson"} {
 		b.Run(file, func(b *testing.B) {
@@ -159,12 +160,12 @@ func BenchmarkValidateGenerated(b *testing.B) {
 // handler, the valid ones joined into the output chunk. An op is a chunk;
 // record/cpu-s is records per second of one core.
 func BenchmarkValidateBulk(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	recs := generated(b, "orders.ndjson")
 	var chunks [][]byte
 	for i := 0; i+100 <= len(recs); i += 100 {
-		chunks = append(chunks, workers.JoinBulk(recs[i:i+100]))
+		chunks = append(chunks, subjects.JoinBulk(recs[i:i+100]))
 	}
 	header := nats.Header{subjects.HeaderRecords: []string{"100"}}
 	outs := make([]workers.Output, 0, 100)
@@ -172,7 +173,7 @@ func BenchmarkValidateBulk(b *testing.B) {
 	b.ReportAllocs()
 	defer cputime.PerOp(b, "record", 100)()
 	for i := 0; b.Loop(); i++ {
-		lines, _ := workers.SplitBulk(header, chunks[i%len(chunks)])
+		lines, _ := subjects.SplitBulk(header, chunks[i%len(chunks)])
 		outs, body = outs[:0], body[:0]
 		for j, line := range lines {
 			var err error
@@ -183,13 +184,13 @@ func BenchmarkValidateBulk(b *testing.B) {
 		for _, o := range outs {
 			body = append(body, o.Data)
 		}
-		_ = workers.JoinBulk(body)
+		_ = subjects.JoinBulk(body)
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "records/s")
 }
 
 func BenchmarkValidateInvalid(b *testing.B) {
-	h, err := validate.New(pipeline.Default().Dataset("orders"))
+	h, err := validate.New(examples.Shop().Dataset("orders"))
 	require.NoError(b, err)
 	rec := workers.Record{Data: []byte(smokeLines[7])}
 	b.ReportAllocs()

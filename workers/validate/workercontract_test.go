@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetfleet/jetfleet/pipeline"
+	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/subjects"
 	"github.com/jetfleet/jetfleet/workers"
 	"github.com/jetfleet/jetfleet/workers/validate"
@@ -18,7 +18,7 @@ import (
 func TestWorkerContract(t *testing.T) {
 	t.Parallel()
 	workertest.Run(t, func(t *testing.T, env *workertest.Env) workertest.Step {
-		h, err := validate.New(pipeline.Default().Dataset("orders"))
+		h, err := validate.New(examples.Shop().Dataset("orders"))
 		require.NoError(t, err)
 		return workertest.Step{
 			Config: workers.Config{

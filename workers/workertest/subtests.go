@@ -16,7 +16,6 @@ import (
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
-	"github.com/jetfleet/jetfleet/workers"
 )
 
 // errInjected is the transient failure the suite injects.
@@ -47,14 +46,14 @@ func testRecord(t *testing.T, h *harness) {
 func testBulk(t *testing.T, h *harness) {
 	h.start()
 	chunk := [][]byte{h.step.ValidFunc(0), h.step.ValidFunc(1), h.step.ValidFunc(2), h.step.ValidFunc(3)}
-	seq := h.publish("bulk-1", workers.JoinBulk(chunk), len(chunk))
+	seq := h.publish("bulk-1", subjects.JoinBulk(chunk), len(chunk))
 	h.waitAcked(0, seq)
 	require.Equal(t, len(chunk), h.effects())
 	if h.f.NoPermanent {
 		return
 	}
 	mixed := [][]byte{h.step.ValidFunc(10), h.step.Invalid, h.step.ValidFunc(11)}
-	seq = h.publish("bulk-2", workers.JoinBulk(mixed), len(mixed))
+	seq = h.publish("bulk-2", subjects.JoinBulk(mixed), len(mixed))
 	h.waitSettled(seq)
 	require.Equal(t, len(chunk)+2, h.effects())
 	dls := h.deadLetters()
@@ -93,7 +92,7 @@ func testPartialPublish(t *testing.T, h *harness) {
 		chunk[i] = h.step.ValidFunc(i)
 	}
 	unlimit := h.limitOutputs(1)
-	seq := h.publish("partial-1", workers.JoinBulk(chunk), n)
+	seq := h.publish("partial-1", subjects.JoinBulk(chunk), n)
 	var held bool
 	embeddedtest.WaitFor(t, waitTimeout, "the input acked or redelivered", func() bool {
 		info := h.consumerInfo()
@@ -116,7 +115,7 @@ func testDeadLetterFirst(t *testing.T, h *harness) {
 	h.start()
 	restore := h.deleteStream(subjects.StreamDLQ)
 	seq := h.publish("bad-held", h.step.Invalid, 0)
-	chunk := h.publish("bad-held-bulk", workers.JoinBulk([][]byte{h.step.ValidFunc(0), h.step.Invalid}), 2)
+	chunk := h.publish("bad-held-bulk", subjects.JoinBulk([][]byte{h.step.ValidFunc(0), h.step.Invalid}), 2)
 	h.requireHeld(seq, "its dead letter was not stored")
 	restore()
 	h.waitSettled(seq, chunk)
@@ -137,8 +136,8 @@ func testDerivedIDs(t *testing.T, h *harness) {
 	}
 	chunk := [][]byte{h.step.ValidFunc(3), h.step.ValidFunc(4)}
 	seqs = append(seqs,
-		h.publish("again-bulk", workers.JoinBulk(chunk), len(chunk)),
-		h.publish("", workers.JoinBulk([][]byte{h.step.ValidFunc(5), h.step.ValidFunc(6)}), 2))
+		h.publish("again-bulk", subjects.JoinBulk(chunk), len(chunk)),
+		h.publish("", subjects.JoinBulk([][]byte{h.step.ValidFunc(5), h.step.ValidFunc(6)}), 2))
 	dead := 0
 	if !h.f.NoPermanent {
 		seqs = append(seqs, h.publish("again-bad", h.step.Invalid, 0))
@@ -264,7 +263,7 @@ func testMaxDeliver(t *testing.T, h *harness) {
 
 	// A bulk message failing on every delivery is dead-lettered whole,
 	// with its record count.
-	chunk := workers.JoinBulk([][]byte{h.step.ValidFunc(1), h.step.ValidFunc(2)})
+	chunk := subjects.JoinBulk([][]byte{h.step.ValidFunc(1), h.step.ValidFunc(2)})
 	seq = h.publish("poison-bulk", chunk, 2)
 	h.waitSettled(seq)
 	dls = h.deadLetters()

@@ -1,34 +1,16 @@
-package workers
+package subjects
 
 import (
 	"bytes"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/jetfleet/jetfleet/subjects"
 )
 
-// SplitBulk returns the records of a message: the NDJSON lines of a bulk
-// message (one with the Jf-Records header), or the whole body otherwise.
-// Empty lines of a bulk body are skipped. The slices alias data.
-func SplitBulk(header nats.Header, data []byte) (records [][]byte, bulk bool) {
-	n, bulk := bulkRecords(header)
-	if !bulk {
-		return [][]byte{data}, false
-	}
-	if n <= 0 || n > 1<<20 {
-		n = bytes.Count(data, []byte{'\n'}) + 1
-	}
-	records = make([][]byte, 0, n)
-	eachLine(data, func(line []byte) { records = append(records, line) })
-	return records, true
-}
-
-// bulkRecords reads the Jf-Records header: whether the message is a bulk
-// chunk, and how many records it says it carries (0 if unreadable).
-func bulkRecords(header nats.Header) (int, bool) {
-	v := header.Get(subjects.HeaderRecords)
+// BulkRecords reads the HeaderRecords header: whether the message is a
+// bulk chunk, and how many records it says it carries (0 if unreadable).
+func BulkRecords(header nats.Header) (int, bool) {
+	v := header.Get(HeaderRecords)
 	if v == "" {
 		return 0, false
 	}
@@ -36,20 +18,30 @@ func bulkRecords(header nats.Header) (int, bool) {
 	return n, true
 }
 
-// eachLine calls f with every non-blank line of an NDJSON body, without
-// its line end.
-func eachLine(data []byte, f func(line []byte)) {
+// SplitBulk returns the records of a message: the NDJSON lines of a bulk
+// message (one with the Jf-Records header), or the whole body otherwise.
+// Empty lines of a bulk body are skipped. The slices alias data.
+func SplitBulk(header nats.Header, data []byte) (records [][]byte, bulk bool) {
+	n, bulk := BulkRecords(header)
+	if !bulk {
+		return [][]byte{data}, false
+	}
+	if n <= 0 || n > 1<<20 {
+		n = bytes.Count(data, []byte{'\n'}) + 1
+	}
+	records = make([][]byte, 0, n)
 	for len(data) > 0 {
 		var line []byte
-		if line, data = nextLine(data); line != nil {
-			f(line)
+		if line, data = NextLine(data); line != nil {
+			records = append(records, line)
 		}
 	}
+	return records, true
 }
 
-// nextLine cuts the first line off data: the line without its end, nil
-// if it is blank, and the rest.
-func nextLine(data []byte) (line, rest []byte) {
+// NextLine cuts the first line off an NDJSON bulk body: the line without
+// its end (and carriage return), nil if it is blank, and the rest.
+func NextLine(data []byte) (line, rest []byte) {
 	if i := bytes.IndexByte(data, '\n'); i >= 0 {
 		return trimLine(data[:i]), data[i+1:]
 	}
