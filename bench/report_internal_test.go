@@ -34,8 +34,10 @@ func TestFlatnessTellsGrowthFromPlateau(t *testing.T) {
 	require.InDelta(t, 50, plateau.goMiB, 0.01)
 	require.Zero(t, plateau.lagSlope)
 
-	r := &Result{Mode: ModeRecord, Events: 900000, Seed: 1, Rate: 1500, DurationSeconds: 600, MemoryLimit: "256MB",
-		Samples: samples(func(m float64) float64 { return 200 }), Latency: Latency{Count: 0}}
+	r := &Result{
+		Mode: ModeRecord, Events: 900000, Seed: 1, Rate: 1500, DurationSeconds: 600, MemoryLimit: "256MB",
+		Samples: samples(func(m float64) float64 { return 200 }), Latency: Latency{Count: 0},
+	}
 	path, err := r.WriteReport(t.TempDir())
 	require.NoError(t, err)
 	md, err := os.ReadFile(path)

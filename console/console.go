@@ -43,8 +43,10 @@ func New(cfg Config) (*Console, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger.With().Str("component", "console").Logger(), mux: http.NewServeMux(),
-		history: newHistory(int(15 * time.Minute / cfg.SampleEvery))}
+	c := &Console{
+		cfg: cfg, log: cfg.Logger.With().Str("component", "console").Logger(), mux: http.NewServeMux(),
+		history: newHistory(int(15 * time.Minute / cfg.SampleEvery)),
+	}
 	static, _ := fs.Sub(assets, "assets")
 	files := http.FileServerFS(static)
 	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -81,8 +81,10 @@ func (h *history) series() historyDoc {
 	doc := historyDoc{Times: append([]time.Time{}, h.times...), Steps: []*stepSeries{}}
 	for _, key := range h.order {
 		ss := h.steps[key]
-		doc.Steps = append(doc.Steps, &stepSeries{Step: ss.Step, Dataset: ss.Dataset,
-			RecordsMin: append([]int64{}, ss.RecordsMin...), Pending: append([]int64{}, ss.Pending...), InFlight: append([]int64{}, ss.InFlight...)})
+		doc.Steps = append(doc.Steps, &stepSeries{
+			Step: ss.Step, Dataset: ss.Dataset,
+			RecordsMin: append([]int64{}, ss.RecordsMin...), Pending: append([]int64{}, ss.Pending...), InFlight: append([]int64{}, ss.InFlight...),
+		})
 	}
 	return doc
 }

@@ -42,8 +42,10 @@ func TestManifestsAndPending(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"dataset:orders"}, pending)
 
-	m := marts.Manifest{Name: "daily_sales", Kind: marts.KindMart, Dataset: "orders", Dir: marts.MartPath(dir, "daily_sales"),
-		Columns: []marts.Column{{Name: "day", Type: "DATE"}}, PartitionBy: []string{"day"}, Rows: 3, Partitions: 2, LastSeq: 9, UpdatedAt: time.Now().UTC()}
+	m := marts.Manifest{
+		Name: "daily_sales", Kind: marts.KindMart, Dataset: "orders", Dir: marts.MartPath(dir, "daily_sales"),
+		Columns: []marts.Column{{Name: "day", Type: "DATE"}}, PartitionBy: []string{"day"}, Rows: 3, Partitions: 2, LastSeq: 9, UpdatedAt: time.Now().UTC(),
+	}
 	require.NoError(t, marts.WriteManifest(m))
 	require.NoError(t, marts.WriteManifest(marts.Manifest{Name: "orders", Kind: marts.KindLake, Dataset: "orders", Dir: marts.LakePath(dir, "orders"), LastSeq: 10}))
 	pending, err = marts.Pending(dir)

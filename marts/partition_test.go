@@ -35,8 +35,10 @@ func TestFoldedSeq(t *testing.T) {
 func TestPartitionProgressRoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	want := marts.PartitionProgress{Dataset: "orders", Partition: 2, CommittedSeq: 7, LakeSeq: 5, Records: 3, LakeSegment: 4,
-		Flush: &marts.LakeFlush{Owner: "o1", N: 3, LastSegment: 6, Seq: 7}}
+	want := marts.PartitionProgress{
+		Dataset: "orders", Partition: 2, CommittedSeq: 7, LakeSeq: 5, Records: 3, LakeSegment: 4,
+		Flush: &marts.LakeFlush{Owner: "o1", N: 3, LastSegment: 6, Seq: 7},
+	}
 	require.NoError(t, marts.WritePartitionProgress(dir, want, true))
 	ps, err := marts.ReadPartitionProgress(dir, "orders", 4)
 	require.NoError(t, err)

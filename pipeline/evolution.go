@@ -20,8 +20,10 @@ func CheckSchemaChange(spec *Spec, ds *Dataset, lake []Column) []error {
 		if i < 0 {
 			for _, m := range spec.Marts {
 				if m.Dataset == ds.Name && usesColumn(m.SQL, old.Name) {
-					errs = append(errs, &FieldError{Pos: m.Pos, Field: "marts." + m.Name + ".sql",
-						Msg: fmt.Sprintf("uses column %s, which the schema of dataset %s no longer has (the lake holds it as %s): put it back, or change the mart first", old.Name, ds.Name, old.Type)})
+					errs = append(errs, &FieldError{
+						Pos: m.Pos, Field: "marts." + m.Name + ".sql",
+						Msg: fmt.Sprintf("uses column %s, which the schema of dataset %s no longer has (the lake holds it as %s): put it back, or change the mart first", old.Name, ds.Name, old.Type),
+					})
 				}
 			}
 			continue
@@ -32,8 +34,10 @@ func CheckSchemaChange(spec *Spec, ds *Dataset, lake []Column) []error {
 			if i < len(ds.SchemaPos) {
 				pos = ds.SchemaPos[i]
 			}
-			errs = append(errs, &FieldError{Pos: pos, Field: fmt.Sprintf("datasets.%s.schema[%d].type", ds.Name, i),
-				Msg: fmt.Sprintf("column %s changes type from %s (the lake's) to %s: the lake's files cannot be read as the new type; add a new column instead, or start from a new data dir", old.Name, old.Type, now.Type)})
+			errs = append(errs, &FieldError{
+				Pos: pos, Field: fmt.Sprintf("datasets.%s.schema[%d].type", ds.Name, i),
+				Msg: fmt.Sprintf("column %s changes type from %s (the lake's) to %s: the lake's files cannot be read as the new type; add a new column instead, or start from a new data dir", old.Name, old.Type, now.Type),
+			})
 		}
 	}
 	return errs

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
-
 	_ "time/tzdata" // timezones named in a pipeline file work on hosts without a zoneinfo database
+	"unicode/utf8"
 )
 
 // Normalizer names a string normalisation a rule or transform may apply.

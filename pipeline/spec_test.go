@@ -21,10 +21,14 @@ func TestDefault(t *testing.T) {
 	ds := s.Dataset("orders")
 	require.Equal(t, "order_id", ds.Key)
 	require.Equal(t, []pipeline.Column{
-		{Name: "order_id", Type: "VARCHAR"}, {Name: "customer_id", Type: "VARCHAR"},
-		{Name: "amount", Type: "DOUBLE"}, {Name: "currency", Type: "VARCHAR"},
-		{Name: "amount_usd", Type: "DOUBLE"}, {Name: "country", Type: "VARCHAR"},
-		{Name: "ts", Type: "TIMESTAMPTZ"}, {Name: "email_hash", Type: "VARCHAR"},
+		{Name: "order_id", Type: "VARCHAR"},
+		{Name: "customer_id", Type: "VARCHAR"},
+		{Name: "amount", Type: "DOUBLE"},
+		{Name: "currency", Type: "VARCHAR"},
+		{Name: "amount_usd", Type: "DOUBLE"},
+		{Name: "country", Type: "VARCHAR"},
+		{Name: "ts", Type: "TIMESTAMPTZ"},
+		{Name: "email_hash", Type: "VARCHAR"},
 	}, ds.Schema)
 	require.Len(t, s.Marts, 2)
 	m := s.Mart("daily_sales")

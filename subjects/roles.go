@@ -71,8 +71,10 @@ func pullConsumer(stream, durable string) []string {
 // info, direct gets, and the ordered consumers of watches and key lists.
 func readBucket(bucket string) []string {
 	s := "KV_" + bucket
-	return []string{jsAPI + "STREAM.INFO." + s, jsAPI + "DIRECT.GET." + s + ".>", jsAPI + "STREAM.MSG.GET." + s,
-		jsAPI + "CONSUMER.CREATE." + s + ".>", jsAPI + "CONSUMER.DELETE." + s + ".>"}
+	return []string{
+		jsAPI + "STREAM.INFO." + s, jsAPI + "DIRECT.GET." + s + ".>", jsAPI + "STREAM.MSG.GET." + s,
+		jsAPI + "CONSUMER.CREATE." + s + ".>", jsAPI + "CONSUMER.DELETE." + s + ".>",
+	}
 }
 
 // writeBucket adds writing keys to readBucket.
@@ -136,7 +138,8 @@ func Roles(p PipelineShape) []Role {
 		return r
 	}
 
-	publisher := Role{User: "publisher", Runs: "jetfleet publish, any client sending records",
+	publisher := Role{
+		User: "publisher", Runs: "jetfleet publish, any client sending records",
 		Publish: []Grant{
 			{"records of every dataset", perDataset(func(ds string) []string { return []string{Ingest(ds)} })},
 			{"jetfleet publish --object: upload to the jf-landing object store", []string{jsAPI + "STREAM.INFO." + landing, jsAPI + "DIRECT.GET." + landing + ".>", "$O." + LandingBucket + ".>"}},
@@ -219,7 +222,8 @@ func Roles(p PipelineShape) []Role {
 		roles = append(roles, alert)
 	}
 
-	supervisor := Role{User: "supervisor", Runs: "jetfleet supervisor", Responses: true,
+	supervisor := Role{
+		User: "supervisor", Runs: "jetfleet supervisor", Responses: true,
 		Publish: []Grant{
 			lookUpStreams,
 			{"readiness (supervisor --http)", []string{jsAPI + "INFO"}},
@@ -243,7 +247,8 @@ func Roles(p PipelineShape) []Role {
 			{"micro discovery of its service", []string{"$SRV.*", "$SRV.*." + MicroServicePrefix + "supervisor", "$SRV.*." + MicroServicePrefix + "supervisor.*"}},
 		},
 	}
-	ops := Role{User: "ops", Runs: "the admin: jetfleet setup, status, dlq, ctl, alerts, lookup load, nats micro",
+	ops := Role{
+		User: "ops", Runs: "the admin: jetfleet setup, status, dlq, ctl, alerts, lookup load, nats micro",
 		Publish: []Grant{
 			{"JetStream: create and update streams, consumers and buckets (setup), read everything", []string{jsAPI + "INFO", jsAPI + "STREAM.>", jsAPI + "CONSUMER.>", jsAPI + "DIRECT.GET.>", "$KV.>", "$O.>"}},
 			{"dlq replay, control requests, supervisor requests", []string{join(Root, string(KindIngest), ">"), AllControl, AllSupervisor}},

@@ -28,8 +28,10 @@ func DirMarts(dataDir string) MartsFunc {
 			if m.Kind == marts.KindLake {
 				name = "lake:" + m.Dataset // the raw clean records, also flushed by the aggregator
 			}
-			st := MartStatus{Name: name, Dataset: m.Dataset, Rows: m.Rows, Partitions: m.Partitions, UpdatedAt: m.UpdatedAt, LastSeq: m.LastSeq,
-				Rebuilding: m.Rebuilding, RebuiltAt: m.RebuiltAt}
+			st := MartStatus{
+				Name: name, Dataset: m.Dataset, Rows: m.Rows, Partitions: m.Partitions, UpdatedAt: m.UpdatedAt, LastSeq: m.LastSeq,
+				Rebuilding: m.Rebuilding, RebuiltAt: m.RebuiltAt,
+			}
 			if c := committed[m.Dataset]; c > m.LastSeq {
 				st.Unflushed = int64(c - m.LastSeq) // sequences: an upper bound on records
 			}

@@ -71,8 +71,10 @@ type ledger struct {
 }
 
 func newLedger(js jetstream.JetStream, kv jetstream.KeyValue, log zerolog.Logger, stream string) *ledger {
-	return &ledger{js: js, kv: kv, log: log.With().Str("ledger", stream).Logger(), stream: stream,
-		st: LedgerState{Stream: stream, Datasets: map[string]*LedgerCount{}}}
+	return &ledger{
+		js: js, kv: kv, log: log.With().Str("ledger", stream).Logger(), stream: stream,
+		st: LedgerState{Stream: stream, Datasets: map[string]*LedgerCount{}},
+	}
 }
 
 // load continues from the ledger in the bucket, if there is one.

@@ -67,8 +67,10 @@ func ownReady(ctx context.Context, js jetstream.JetStream, scope *OwnScope) erro
 // shows the whole fleet.
 func OwnSnapshot(ctx context.Context, js jetstream.JetStream, scope *OwnScope, tree *Tree) (*Status, error) {
 	now := time.Now()
-	st := &Status{Time: now.UTC(), Problems: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}, Balance: []DatasetBalance{}, own: true,
-		Notes: []string{"the view of one worker process: its own consumers and workers (jetfleet status shows the fleet)"}}
+	st := &Status{
+		Time: now.UTC(), Problems: []string{}, Steps: []StepStatus{}, Marts: []MartStatus{}, Streams: []StreamStatus{}, Balance: []DatasetBalance{}, own: true,
+		Notes: []string{"the view of one worker process: its own consumers and workers (jetfleet status shows the fleet)"},
+	}
 	beats := scope.BeatsFunc()
 	var steps []StepStatus
 	for _, ref := range ownConsumers(beats) {

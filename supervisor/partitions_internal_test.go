@@ -9,8 +9,10 @@ import (
 func TestMergePartitions(t *testing.T) {
 	t.Parallel()
 	row := func(consumer string, partitions int, pending uint64, delivered, floor uint64) StepStatus {
-		return StepStatus{Step: "aggregate", Dataset: "orders", Consumer: consumer, Partitions: partitions, consumers: []string{consumer},
-			Pending: pending, AckPending: 1, DeliveredSeq: delivered, AckFloorSeq: floor}
+		return StepStatus{
+			Step: "aggregate", Dataset: "orders", Consumer: consumer, Partitions: partitions, consumers: []string{consumer},
+			Pending: pending, AckPending: 1, DeliveredSeq: delivered, AckFloorSeq: floor,
+		}
 	}
 	steps := []StepStatus{
 		row("aggregate_orders_p0", 1, 2, 10, 8),

@@ -288,8 +288,10 @@ func Snapshot(ctx context.Context, js jetstream.JetStream, opts ...SnapshotOptio
 		}
 		info := s.CachedInfo()
 		ss := info.State
-		st.Streams = append(st.Streams, StreamStatus{Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq,
-			Replicas: info.Config.Replicas, Cluster: streamCluster(info)})
+		st.Streams = append(st.Streams, StreamStatus{
+			Name: name, Messages: ss.Msgs, Bytes: ss.Bytes, FirstSeq: ss.FirstSeq, LastSeq: ss.LastSeq,
+			Replicas: info.Config.Replicas, Cluster: streamCluster(info),
+		})
 		var steps []StepStatus
 		lister := s.ListConsumers(ctx)
 		for ci := range lister.Info() {

@@ -46,8 +46,10 @@ func BenchmarkChunkPath(b *testing.B) {
 	msg := <-batch.Messages()
 	require.NotNil(b, msg)
 
-	w, err := New(Config{Conn: nc, Step: subjects.StepValidate, Dataset: "orders", Logger: zerolog.Nop(),
-		NewHandlerFunc: func() (Handler, error) { return Passthrough(subjects.Valid("orders")), nil }})
+	w, err := New(Config{
+		Conn: nc, Step: subjects.StepValidate, Dataset: "orders", Logger: zerolog.Nop(),
+		NewHandlerFunc: func() (Handler, error) { return Passthrough(subjects.Valid("orders")), nil },
+	})
 	require.NoError(b, err)
 	r, err := w.newRouter()
 	require.NoError(b, err)

@@ -110,8 +110,10 @@ func BenchmarkPublishFastBatch(b *testing.B) {
 					for uint64(k) > acked.Load()+4*flow { // flow control
 						time.Sleep(10 * time.Microsecond) // polls the ack handler's counter
 					}
-					m := &nats.Msg{Subject: "s.x", Data: publishBody, Header: nats.Header{},
-						Reply: id + "." + strconv.Itoa(flow) + ".fail." + strconv.Itoa(k) + "." + strconv.Itoa(op) + ".$FI"}
+					m := &nats.Msg{
+						Subject: "s.x", Data: publishBody, Header: nats.Header{},
+						Reply: id + "." + strconv.Itoa(flow) + ".fail." + strconv.Itoa(k) + "." + strconv.Itoa(op) + ".$FI",
+					}
 					m.Header.Set("Nats-Msg-Id", "in-"+strconv.Itoa(i)+"/validate")
 					m.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 					if err := nc.PublishMsg(m); err != nil {

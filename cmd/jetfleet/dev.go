@@ -108,7 +108,8 @@ func runDev(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 
-	fl, err := buildFleet(c, fleet.Config{Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true, QuietStart: true,
+	fl, err := buildFleet(c, fleet.Config{
+		Conn: nc, Logger: log, Version: version, Spec: spec, LoadLookups: true, QuietStart: true,
 		// Beats carry the counters the console and status show: at 2s a
 		// fresh fleet shows records moving within seconds (a beat is a
 		// few hundred bytes per worker).
@@ -179,8 +180,10 @@ func runDev(c *cli.Context) error {
 	go func() {
 		defer close(bannerDone)
 		if waitRunning(ctx, fl, 15*time.Second) {
-			b := devBanner{nats: srv.ClientURL(), http: "http://" + httpLn.Addr().String(), dataDir: dataDir, spec: spec,
-				builtin: c.String("pipeline") == "", write: c.Bool("console-write"), workers: len(fl.Workers())}
+			b := devBanner{
+				nats: srv.ClientURL(), http: "http://" + httpLn.Addr().String(), dataDir: dataDir, spec: spec,
+				builtin: c.String("pipeline") == "", write: c.Bool("console-write"), workers: len(fl.Workers()),
+			}
 			if c.Bool("demo") && fits {
 				b.demo, b.demoRate = &d, c.Float64("demo-rate")
 			}

@@ -205,8 +205,10 @@ func publishDataset(c *cli.Context, subject string, log zerolog.Logger) (*pipeli
 // publishSource is --file as an ingest source, or stdin as a stream.
 func publishSource(path string, format ingest.Format) (ingest.Source, int64, error) {
 	if path == "" || path == "-" {
-		return ingest.Source{Name: "stdin", Format: format, Stream: true,
-			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil }}, 0, nil
+		return ingest.Source{
+			Name: "stdin", Format: format, Stream: true,
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil },
+		}, 0, nil
 	}
 	st, err := os.Stat(path)
 	if err != nil {
@@ -215,8 +217,10 @@ func publishSource(path string, format ingest.Format) (ingest.Source, int64, err
 	if st.IsDir() {
 		return ingest.Source{}, 0, fmt.Errorf("input: %s is a directory", path)
 	}
-	return ingest.Source{Name: path, Format: format,
-		Open: func(context.Context) (io.ReadCloser, error) { return os.Open(path) }}, st.Size(), nil
+	return ingest.Source{
+		Name: path, Format: format,
+		Open: func(context.Context) (io.ReadCloser, error) { return os.Open(path) },
+	}, st.Size(), nil
 }
 
 // recordWhere names a record in a message: its line, and its id field's

@@ -92,8 +92,12 @@ func runQuery(c *cli.Context) error {
 // writeTables lists the views with their freshness.
 func writeTables(w io.Writer, tables []query.Table, format query.Format) error {
 	res := &query.Result{Columns: []query.Column{
-		{Name: "name", Type: "VARCHAR"}, {Name: "kind", Type: "VARCHAR"}, {Name: "rows", Type: "BIGINT"},
-		{Name: "partitions", Type: "BIGINT"}, {Name: "updated_at", Type: "TIMESTAMPTZ"}, {Name: "last_seq", Type: "UBIGINT"},
+		{Name: "name", Type: "VARCHAR"},
+		{Name: "kind", Type: "VARCHAR"},
+		{Name: "rows", Type: "BIGINT"},
+		{Name: "partitions", Type: "BIGINT"},
+		{Name: "updated_at", Type: "TIMESTAMPTZ"},
+		{Name: "last_seq", Type: "UBIGINT"},
 	}}
 	for _, t := range tables {
 		var updated any

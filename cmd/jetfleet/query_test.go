@@ -16,9 +16,14 @@ func smokeDataDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	ds := aggregate.DatasetConfig{Name: "orders", Key: "order_id", Schema: []aggregate.Column{
-		{Name: "order_id", Type: "VARCHAR"}, {Name: "customer_id", Type: "VARCHAR"}, {Name: "amount", Type: "DOUBLE"},
-		{Name: "currency", Type: "VARCHAR"}, {Name: "amount_usd", Type: "DOUBLE"}, {Name: "country", Type: "VARCHAR"},
-		{Name: "ts", Type: "TIMESTAMPTZ"}, {Name: "email_hash", Type: "VARCHAR"},
+		{Name: "order_id", Type: "VARCHAR"},
+		{Name: "customer_id", Type: "VARCHAR"},
+		{Name: "amount", Type: "DOUBLE"},
+		{Name: "currency", Type: "VARCHAR"},
+		{Name: "amount_usd", Type: "DOUBLE"},
+		{Name: "country", Type: "VARCHAR"},
+		{Name: "ts", Type: "TIMESTAMPTZ"},
+		{Name: "email_hash", Type: "VARCHAR"},
 	}}
 	ms := []aggregate.Mart{
 		{Name: "daily_sales", Dataset: "orders", PartitionBy: []string{"day"}, SQL: `SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, country,

@@ -85,8 +85,10 @@ func runSetup(c *cli.Context) error {
 // bindOnlyFlag makes a long-running process bind to what `jetfleet
 // setup` made instead of creating it.
 func bindOnlyFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "bind-only", EnvVars: []string{"JETFLEET_BIND_ONLY"},
-		Usage: "create no stream, consumer or bucket: bind to what jetfleet setup made, refuse to start when it is missing (default: on when authenticating with --user, --creds or a user in the URL)"}
+	return &cli.BoolFlag{
+		Name: "bind-only", EnvVars: []string{"JETFLEET_BIND_ONLY"},
+		Usage: "create no stream, consumer or bucket: bind to what jetfleet setup made, refuse to start when it is missing (default: on when authenticating with --user, --creds or a user in the URL)",
+	}
 }
 
 // bindOnly reads --bind-only. Unset, a process that authenticates binds

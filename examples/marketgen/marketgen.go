@@ -135,8 +135,10 @@ func (g *Generator) tick() Record {
 		if g.rng.IntN(4) == 0 {
 			sym = " " + strings.ToLower(sym) // feed A's symbols are not always clean
 		}
-		return Record{Feed: FeedA, TradeID: id, MsgID: id, Valid: true,
-			Data: marshal(map[string]any{"id": id, "sym": sym, "px": price, "size": size, "ts": g.now.UnixMilli()})}
+		return Record{
+			Feed: FeedA, TradeID: id, MsgID: id, Valid: true,
+			Data: marshal(map[string]any{"id": id, "sym": sym, "px": price, "size": size, "ts": g.now.UnixMilli()}),
+		}
 	}
 	id := fmt.Sprintf("XB-%d-%d", g.now.UnixMilli(), g.n)
 	ts := g.now.Format("2006-01-02T15:04:05.000Z07:00")
@@ -161,12 +163,16 @@ func (g *Generator) invalid() Record {
 		r.Data = marshal(map[string]any{"id": id, "sym": "AAPL", "px": "-1.25", "size": 10, "ts": ms})
 	case 1: // not a symbol
 		r.Feed = FeedB
-		r.Data = marshal(map[string]any{"instrument": map[string]any{"ticker": "??", "venue": "XB"},
-			"trade": map[string]any{"id": id, "price": json.Number("10.00"), "qty": 10}, "time": g.now.Format(time.RFC3339Nano)})
+		r.Data = marshal(map[string]any{
+			"instrument": map[string]any{"ticker": "??", "venue": "XB"},
+			"trade":      map[string]any{"id": id, "price": json.Number("10.00"), "qty": 10}, "time": g.now.Format(time.RFC3339Nano),
+		})
 	case 2: // no size
 		r.Feed = FeedB
-		r.Data = marshal(map[string]any{"instrument": map[string]any{"ticker": "MSFT", "venue": "XB"},
-			"trade": map[string]any{"id": id, "price": json.Number("10.00")}, "time": g.now.Format(time.RFC3339Nano)})
+		r.Data = marshal(map[string]any{
+			"instrument": map[string]any{"ticker": "MSFT", "venue": "XB"},
+			"trade":      map[string]any{"id": id, "price": json.Number("10.00")}, "time": g.now.Format(time.RFC3339Nano),
+		})
 	case 3: // a price that is not a number
 		r.Feed = FeedA
 		r.Data = marshal(map[string]any{"id": id, "sym": "NVDA", "px": "12,50", "size": 10, "ts": ms})

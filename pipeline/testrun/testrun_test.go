@@ -32,9 +32,12 @@ func TestContracts(t *testing.T) {
 	}
 	before := map[string]float64{}
 	keys := [][3]string{
-		{"t_evolve", "note", "kept"}, {"t_evolve", "extra", "kept"},
-		{"t_discard", "note", "dropped"}, {"t_discard", "extra", "dropped"},
-		{"t_freeze", "note", "rejected"}, {"t_rows", "extra", "rejected"},
+		{"t_evolve", "note", "kept"},
+		{"t_evolve", "extra", "kept"},
+		{"t_discard", "note", "dropped"},
+		{"t_discard", "extra", "dropped"},
+		{"t_freeze", "note", "rejected"},
+		{"t_rows", "extra", "rejected"},
 	}
 	for _, k := range keys {
 		before[strings.Join(k[:], "/")] = count(k[0], k[1], k[2])

@@ -45,11 +45,15 @@ func startFleet(t *testing.T, dataDir string, parts ...int) *fleet {
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	eng, err := OpenEngine(EngineConfig{MemoryLimit: "256MB", Threads: 1, TempDir: filepath.Join(t.TempDir(), "duck")})
 	require.NoError(t, err)
-	b, err := NewMartBuilder(MartBuilderConfig{Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Marts: shopMarts(),
-		FlushRecords: 300, FlushInterval: 40 * time.Millisecond, Interval: 20 * time.Millisecond, Logger: log})
+	b, err := NewMartBuilder(MartBuilderConfig{
+		Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Marts: shopMarts(),
+		FlushRecords: 300, FlushInterval: 40 * time.Millisecond, Interval: 20 * time.Millisecond, Logger: log,
+	})
 	require.NoError(t, err)
-	in, err := NewIntake(IntakeConfig{Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Builder: b,
-		FlushRecords: 500, FlushInterval: 30 * time.Millisecond, Logger: log})
+	in, err := NewIntake(IntakeConfig{
+		Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Builder: b,
+		FlushRecords: 500, FlushInterval: 30 * time.Millisecond, Logger: log,
+	})
 	require.NoError(t, err)
 	require.NoError(t, b.Start(t.Context()))
 	require.NoError(t, in.Start(t.Context()))

@@ -28,8 +28,10 @@ import (
 func allKindsOfMarts() []Mart {
 	return append(shopMarts(),
 		Mart{Name: "country_median", Dataset: "orders", SQL: `SELECT country, median(amount_usd) AS median_usd, count(*) AS orders FROM orders GROUP BY country`},
-		Mart{Name: "daily_customers", Dataset: "orders", PartitionBy: []string{"day"},
-			SQL: `SELECT CAST(ts AS DATE) AS day, count(DISTINCT customer_id) AS customers FROM orders GROUP BY 1`},
+		Mart{
+			Name: "daily_customers", Dataset: "orders", PartitionBy: []string{"day"},
+			SQL: `SELECT CAST(ts AS DATE) AS day, count(DISTINCT customer_id) AS customers FROM orders GROUP BY 1`,
+		},
 	)
 }
 
@@ -134,8 +136,10 @@ func newBuilderBundleLog(t *testing.T, dataDir string, ms []Mart, log zerolog.Lo
 	eng, err := OpenEngine(EngineConfig{MemoryLimit: "256MB", Threads: 1, TempDir: filepath.Join(t.TempDir(), "duck")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = eng.Close() })
-	b, err := NewMartBuilder(MartBuilderConfig{Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Marts: ms,
-		FlushRecords: 1 << 30, FlushInterval: time.Hour, CheckpointInterval: time.Hour, Logger: log})
+	b, err := NewMartBuilder(MartBuilderConfig{
+		Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Marts: ms,
+		FlushRecords: 1 << 30, FlushInterval: time.Hour, CheckpointInterval: time.Hour, Logger: log,
+	})
 	require.NoError(t, err)
 	in, err := NewIntake(IntakeConfig{Engine: eng, DataDir: dataDir, Dataset: shopDataset(), Builder: b, Logger: testLog(t)})
 	require.NoError(t, err)

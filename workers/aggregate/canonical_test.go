@@ -26,20 +26,40 @@ import (
 // canonTestSchema has a column of every supported type (and some
 // spellings); the key field k is not one of them.
 var canonTestSchema = []Column{
-	{"s", "VARCHAR"}, {"txt", "text"}, {"j", "JSON"},
-	{"d", "DOUBLE"}, {"r", "REAL"},
-	{"i8", "TINYINT"}, {"i16", "SMALLINT"}, {"i32", "INTEGER"}, {"i64", "BIGINT"},
-	{"u8", "UTINYINT"}, {"u16", "USMALLINT"}, {"u32", "UINTEGER"}, {"u64", "UBIGINT"},
+	{"s", "VARCHAR"},
+	{"txt", "text"},
+	{"j", "JSON"},
+	{"d", "DOUBLE"},
+	{"r", "REAL"},
+	{"i8", "TINYINT"},
+	{"i16", "SMALLINT"},
+	{"i32", "INTEGER"},
+	{"i64", "BIGINT"},
+	{"u8", "UTINYINT"},
+	{"u16", "USMALLINT"},
+	{"u32", "UINTEGER"},
+	{"u64", "UBIGINT"},
 	{"b", "BOOLEAN"},
-	{"tz", "TIMESTAMPTZ"}, {"ts", "TIMESTAMP"}, {"dt", "DATE"},
-	{"dec", "DECIMAL(10,2)"}, {"dec0", "DECIMAL(3, 0)"}, {"dec38", "DECIMAL(38,10)"}, {"num", "NUMERIC"},
+	{"tz", "TIMESTAMPTZ"},
+	{"ts", "TIMESTAMP"},
+	{"dt", "DATE"},
+	{"dec", "DECIMAL(10,2)"},
+	{"dec0", "DECIMAL(3, 0)"},
+	{"dec38", "DECIMAL(38,10)"},
+	{"num", "NUMERIC"},
 }
 
 // canonShopSchema and canonShopRecord are examples/shop's clean orders.
 var (
 	canonShopSchema = []Column{
-		{"order_id", "VARCHAR"}, {"customer_id", "VARCHAR"}, {"amount", "DOUBLE"}, {"currency", "VARCHAR"},
-		{"amount_usd", "DOUBLE"}, {"country", "VARCHAR"}, {"ts", "TIMESTAMPTZ"}, {"email_hash", "VARCHAR"},
+		{"order_id", "VARCHAR"},
+		{"customer_id", "VARCHAR"},
+		{"amount", "DOUBLE"},
+		{"currency", "VARCHAR"},
+		{"amount_usd", "DOUBLE"},
+		{"country", "VARCHAR"},
+		{"ts", "TIMESTAMPTZ"},
+		{"email_hash", "VARCHAR"},
 	}
 	canonShopRecord = []byte(`{"order_id":"o-1","customer_id":"c-1","amount":10,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z","email_hash":"ab12f00d5e6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e","amount_usd":10}`)
 )

@@ -34,11 +34,15 @@ func TestAggregateEndToEnd(t *testing.T) {
 
 	eng, err := OpenEngine(EngineConfig{MemoryLimit: "256MB", Threads: 1, TempDir: filepath.Join(t.TempDir(), "duck")})
 	require.NoError(t, err)
-	b, err := NewMartBuilder(MartBuilderConfig{Engine: eng, DataDir: dir, Dataset: shopDataset(), Marts: shopMarts(),
-		FlushRecords: 300, FlushInterval: 50 * time.Millisecond, Interval: 20 * time.Millisecond, Logger: log})
+	b, err := NewMartBuilder(MartBuilderConfig{
+		Engine: eng, DataDir: dir, Dataset: shopDataset(), Marts: shopMarts(),
+		FlushRecords: 300, FlushInterval: 50 * time.Millisecond, Interval: 20 * time.Millisecond, Logger: log,
+	})
 	require.NoError(t, err)
-	in, err := NewIntake(IntakeConfig{Engine: eng, DataDir: dir, Dataset: shopDataset(), Builder: b,
-		FlushRecords: 400, FlushInterval: 50 * time.Millisecond, Logger: log})
+	in, err := NewIntake(IntakeConfig{
+		Engine: eng, DataDir: dir, Dataset: shopDataset(), Builder: b,
+		FlushRecords: 400, FlushInterval: 50 * time.Millisecond, Logger: log,
+	})
 	require.NoError(t, err)
 	require.NoError(t, b.Start(ctx))
 	require.NoError(t, in.Start(ctx))

@@ -24,10 +24,18 @@ import (
 // negatives, BIGINTs whose sums overflow BIGINT, decimals, doubles, and
 // column names that need quoting.
 var incrSchema = []incrColumn{
-	{Name: "id", Type: "BIGINT"}, {Name: "k", Type: "VARCHAR"}, {Name: "k2", Type: "INTEGER"},
-	{Name: "i", Type: "INTEGER"}, {Name: "big", Type: "BIGINT"}, {Name: "d", Type: "DECIMAL(18,4)"},
-	{Name: "x", Type: "DOUBLE"}, {Name: "flag", Type: "BOOLEAN"}, {Name: "ts", Type: "TIMESTAMPTZ"},
-	{Name: "s", Type: "VARCHAR"}, {Name: "Amount USD", Type: "DOUBLE"}, {Name: "group", Type: "VARCHAR"},
+	{Name: "id", Type: "BIGINT"},
+	{Name: "k", Type: "VARCHAR"},
+	{Name: "k2", Type: "INTEGER"},
+	{Name: "i", Type: "INTEGER"},
+	{Name: "big", Type: "BIGINT"},
+	{Name: "d", Type: "DECIMAL(18,4)"},
+	{Name: "x", Type: "DOUBLE"},
+	{Name: "flag", Type: "BOOLEAN"},
+	{Name: "ts", Type: "TIMESTAMPTZ"},
+	{Name: "s", Type: "VARCHAR"},
+	{Name: "Amount USD", Type: "DOUBLE"},
+	{Name: "group", Type: "VARCHAR"},
 }
 
 // incrShapes are incremental marts over incrSchema; aggs, when set, is the
@@ -466,12 +474,18 @@ func TestIncrPlanShape(t *testing.T) {
 	require.Empty(t, reason)
 	require.Equal(t, map[string]string{"day": "_jf_g0"}, plan.PartitionGroup)
 	require.Equal(t, []incrColumn{
-		{Name: "_jf_g0", Type: "DATE"}, {Name: "_jf_g1", Type: "VARCHAR"},
-		{Name: "_jf_a0", Type: "BIGINT"}, {Name: "_jf_a1", Type: "DECIMAL(38,0)"}, {Name: "_jf_a2", Type: "DOUBLE"},
+		{Name: "_jf_g0", Type: "DATE"},
+		{Name: "_jf_g1", Type: "VARCHAR"},
+		{Name: "_jf_a0", Type: "BIGINT"},
+		{Name: "_jf_a1", Type: "DECIMAL(38,0)"},
+		{Name: "_jf_a2", Type: "DOUBLE"},
 	}, plan.Columns)
 	require.Equal(t, []incrColumn{
-		{Name: "day", Type: "DATE"}, {Name: "country", Type: "VARCHAR"},
-		{Name: "orders", Type: "BIGINT"}, {Name: "items", Type: "HUGEINT"}, {Name: "aov_usd", Type: "DOUBLE"},
+		{Name: "day", Type: "DATE"},
+		{Name: "country", Type: "VARCHAR"},
+		{Name: "orders", Type: "BIGINT"},
+		{Name: "items", Type: "HUGEINT"},
+		{Name: "aov_usd", Type: "DOUBLE"},
 	}, plan.Outputs)
 	require.Equal(t, `SELECT CAST(timezone('UTC', ts) AS DATE) AS "_jf_g0", country AS "_jf_g1", count_star() AS "_jf_a0", CAST(sum(qty) AS DECIMAL(38,0)) AS "_jf_a1", sum(amount_usd) AS "_jf_a2" FROM "orders" GROUP BY 1, 2`, plan.PartialSQL)
 	require.Equal(t, `SELECT "_jf_g0", "_jf_g1", CAST(coalesce(sum("_jf_a0"), 0) AS BIGINT) AS "_jf_a0", CAST(sum("_jf_a1") AS DECIMAL(38,0)) AS "_jf_a1", CAST(sum("_jf_a2") AS DOUBLE) AS "_jf_a2" FROM (SELECT * FROM partials) GROUP BY ALL`, plan.MergeSQL("SELECT * FROM partials"))

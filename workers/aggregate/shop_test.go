@@ -14,8 +14,14 @@ func shopDataset() DatasetConfig {
 		Name: "orders",
 		Key:  "order_id",
 		Schema: []Column{
-			{"order_id", "VARCHAR"}, {"customer_id", "VARCHAR"}, {"amount", "DOUBLE"}, {"currency", "VARCHAR"},
-			{"amount_usd", "DOUBLE"}, {"country", "VARCHAR"}, {"ts", "TIMESTAMPTZ"}, {"email_hash", "VARCHAR"},
+			{"order_id", "VARCHAR"},
+			{"customer_id", "VARCHAR"},
+			{"amount", "DOUBLE"},
+			{"currency", "VARCHAR"},
+			{"amount_usd", "DOUBLE"},
+			{"country", "VARCHAR"},
+			{"ts", "TIMESTAMPTZ"},
+			{"email_hash", "VARCHAR"},
 		},
 	}
 }

@@ -23,8 +23,12 @@ func TestWorkerContract(t *testing.T) {
 	ds := aggregate.DatasetConfig{
 		Name: "orders", Key: "order_id",
 		Schema: []aggregate.Column{
-			{Name: "order_id", Type: "VARCHAR"}, {Name: "customer_id", Type: "VARCHAR"}, {Name: "amount", Type: "DOUBLE"},
-			{Name: "currency", Type: "VARCHAR"}, {Name: "amount_usd", Type: "DOUBLE"}, {Name: "country", Type: "VARCHAR"},
+			{Name: "order_id", Type: "VARCHAR"},
+			{Name: "customer_id", Type: "VARCHAR"},
+			{Name: "amount", Type: "DOUBLE"},
+			{Name: "currency", Type: "VARCHAR"},
+			{Name: "amount_usd", Type: "DOUBLE"},
+			{Name: "country", Type: "VARCHAR"},
 			{Name: "ts", Type: "TIMESTAMPTZ"},
 		},
 	}

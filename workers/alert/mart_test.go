@@ -188,8 +188,10 @@ func TestShopRevenueDropRule(t *testing.T) {
 	var batch []workers.Record
 	add := func(day int, country string, usd float64) {
 		n := len(batch) + 1
-		data, _ := json.Marshal(map[string]any{"order_id": fmt.Sprint("o-", n), "customer_id": "c-1", "amount": usd, "currency": "USD", "amount_usd": usd,
-			"country": country, "ts": time.Date(2026, 10, day, 12, 0, 0, 0, time.UTC).Format(time.RFC3339), "email_hash": nil})
+		data, _ := json.Marshal(map[string]any{
+			"order_id": fmt.Sprint("o-", n), "customer_id": "c-1", "amount": usd, "currency": "USD", "amount_usd": usd,
+			"country": country, "ts": time.Date(2026, 10, day, 12, 0, 0, 0, time.UTC).Format(time.RFC3339), "email_hash": nil,
+		})
 		batch = append(batch, workers.Record{Data: data, Seq: uint64(n), MsgID: fmt.Sprint(n), Published: time.Now()})
 	}
 	add(1, "US", 100)

@@ -198,8 +198,10 @@ func (b *marketBundle) batch() {
 	if b.crossDays {
 		marts = strings.NewReplacer("PARTITION BY symbol, CAST(minute AS DATE)", "PARTITION BY symbol", "AND p.day = c.day", "", "AND w.day = c.day", "").Replace(marts)
 	}
-	for _, q := range []string{"DROP TABLE IF EXISTS ticks", "DROP TABLE IF EXISTS want_bars", "DROP TABLE IF EXISTS want_indicators",
-		fmt.Sprintf(batchTicksSQL, file), marts, macroNear} {
+	for _, q := range []string{
+		"DROP TABLE IF EXISTS ticks", "DROP TABLE IF EXISTS want_bars", "DROP TABLE IF EXISTS want_indicators",
+		fmt.Sprintf(batchTicksSQL, file), marts, macroNear,
+	} {
 		_, err := b.db.ExecContext(b.t.Context(), q)
 		require.NoError(b.t, err, q)
 	}

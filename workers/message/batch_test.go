@@ -13,8 +13,10 @@ func TestBatchRecords(t *testing.T) {
 	t.Parallel()
 	one := &message.Delivery{Proto: message.Record{Subject: "a", MsgID: "m-1"}}
 	one.SetBody([]byte(`{"x":1}`))
-	bulk := &message.Delivery{Proto: message.Record{Subject: "b", MsgID: "m-2", Bulk: true}, First: 1,
-		Lines: [][]byte{[]byte(`{"y":1}`), []byte(`{"y":2}`)}}
+	bulk := &message.Delivery{
+		Proto: message.Record{Subject: "b", MsgID: "m-2", Bulk: true}, First: 1,
+		Lines: [][]byte{[]byte(`{"y":1}`), []byte(`{"y":2}`)},
+	}
 	b := &message.Batch{Deliveries: []*message.Delivery{one, bulk}}
 	require.Equal(t, 3, b.Len())
 	require.Equal(t, []message.Record{

@@ -138,8 +138,10 @@ func TestKVTablesWaitForTheWholeLoad(t *testing.T) {
 	_, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
 	fx := examples.Shop().Lookup("fx")
-	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx", "raw"},
-		LoadHintFunc: func(table string) string { return "load " + table }})
+	tables, err := transform.NewKVTables(transform.KVTablesConfig{
+		JS: js, Tables: []string{"fx", "raw"},
+		LoadHintFunc: func(table string) string { return "load " + table },
+	})
 	require.NoError(t, err)
 	require.NoError(t, tables.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, tables.Stop(context.Background())) })
