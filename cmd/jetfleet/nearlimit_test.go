@@ -120,7 +120,10 @@ func TestNearLimitRecordsAreAllAccounted(t *testing.T) {
 		require.Equal(t, size, l.OrigSize, "%s: size of the whole record", id)
 	}
 	require.Equal(t, 1, byID["n-bulk"].RecordIndex, "the bad record of the chunk, alone")
-	require.Contains(t, byID["n-valid-full"].Reason, "max deliveries", "its validated copy never fit: the supervisor dead-lettered it")
+	// Its validated copy never fit: on its last delivery the validate
+	// worker dead-lettered it whole, saying why.
+	require.Contains(t, byID["n-valid-full"].Reason, "gave up after 5 deliveries")
+	require.Contains(t, byID["n-valid-full"].Reason, "maximum payload exceeded")
 	out, code = jf(t, dev.env, "dlq", "ls")
 	require.Zero(t, code, out)
 	require.Contains(t, out, "[truncated, 8388408 bytes]")
