@@ -18,8 +18,8 @@ import (
 
 // A partition's journal holds the records it committed that are not in the
 // lake yet, as NDJSON segments that DuckDB reads straight into a lake flush
-// (read_json). A batch is committed once it is written and synced, in one
-// write and one sync; the runtime acks its messages after that. A lake
+// (read_json). A batch is committed once it is written and synced (its
+// keys, then its lines, and one sync); the runtime acks its messages after that. A lake
 // flush takes the closed segments; once the lake holds them they are
 // deleted.
 //
@@ -113,9 +113,13 @@ func (j *journal) Append(entries []journalEntry, lines []byte) error {
 			return err
 		}
 	}
+	// Two writes, not a copy of the lines behind the keys: a crash
+	// between them leaves a torn tail like any other.
 	j.buf = appendKeysLines(j.buf[:0], entries)
-	j.buf = append(j.buf, lines...)
 	_, err := j.f.Write(j.buf)
+	if err == nil && len(lines) > 0 {
+		_, err = j.f.Write(lines)
+	}
 	if err == nil && j.sync {
 		err = j.f.Sync()
 	}
@@ -134,7 +138,7 @@ func (j *journal) Append(entries []journalEntry, lines []byte) error {
 		}
 		return fmt.Errorf("journal %s: %w", j.dir, err)
 	}
-	j.size += int64(len(j.buf))
+	j.size += int64(len(j.buf) + len(lines))
 	return nil
 }
 

@@ -58,6 +58,7 @@ type candidate struct {
 	h          keyHash
 	pos        position
 	start, end int
+	keep       bool // new: its line goes to the journal
 }
 
 const (
@@ -207,12 +208,13 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 	for _, r := range batch {
 		maxSeq = max(maxSeq, r.Seq)
 	}
-	for _, c := range pt.cands {
+	for i := range pt.cands {
+		c := &pt.cands[i]
 		e := keyEntry{h: c.h, pos: c.pos}
 		first, seen := pt.keys.Insert(e)
 		switch {
 		case !seen:
-			out = append(out, pt.lines[c.start:c.end]...)
+			c.keep = true
 			entries = append(entries, journalEntry{keyEntry: e})
 			pt.newKeys = append(pt.newKeys, e)
 			pt.maxLine = max(pt.maxLine, c.end-c.start)
@@ -231,9 +233,19 @@ func (pt *partition) commit(batch []workers.Record) ([]workers.Reject, error) {
 		}
 	}
 	pt.entries = entries
-	pt.out = out
+	// Every record new (the common case): the encoded lines are the
+	// journal's as they are, without a copy.
+	lines := pt.lines
+	if int(inserted) < len(pt.cands) {
+		for _, c := range pt.cands {
+			if c.keep {
+				out = append(out, pt.lines[c.start:c.end]...)
+			}
+		}
+		pt.out, lines = out, out
+	}
 	defer pt.shrink()
-	if err := pt.j.Append(entries, out); err != nil {
+	if err := pt.j.Append(entries, lines); err != nil {
 		// Not committed: the keys this batch added go back out.
 		for _, e := range pt.newKeys[added:] {
 			pt.keys.Delete(e.h)
