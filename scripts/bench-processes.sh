@@ -2,8 +2,10 @@
 # Each step as its own OS process under full load, and the peak resident
 # memory of each (VmHWM, Linux): the figure behind "a stateless worker stays
 # under 50 MB, the aggregator within its DuckDB limit + 100 MB".
-#   scripts/bench-processes.sh [EVENTS] [MEMORY_LIMIT] [BULK]     (after make build)
-# BULK > 0 publishes NDJSON chunks of that many records per message.
+#   scripts/bench-processes.sh [EVENTS] [MEMORY_LIMIT] [BULK] [RATE]     (after make build)
+# BULK > 0 publishes NDJSON chunks of that many records per message; RATE > 0
+# paces the publish at that many records/s (a soak: 900000 events at 1500 is
+# ten minutes).
 # A jetfleet server, validate, transform and aggregate workers and a
 # supervisor, then
 # EVENTS generated orders published as fast as the server takes them; when
@@ -13,6 +15,7 @@ cd "$(dirname "$0")/.."
 events=${1:-200000}
 limit=${2:-512MB}
 bulk=${3:-0}
+rate=${4:-0}
 bin=${JETFLEET:-bin/jetfleet}
 [[ -x $bin ]] || { echo "bench-processes: $bin missing; run make build" >&2; exit 2; }
 [[ -r /proc/self/status ]] || { echo "bench-processes: needs Linux /proc" >&2; exit 2; }
@@ -46,7 +49,7 @@ pids+=($!)
 start=$(date +%s.%N)
 bulkflag=()
 (( bulk > 0 )) && bulkflag=(--bulk "$bulk")
-"$bin" publish "${bulkflag[@]}" --file "$dir/orders.ndjson" --id-field order_id jf.ingest.orders
+"$bin" publish "${bulkflag[@]}" --rate "$rate" --file "$dir/orders.ndjson" --id-field order_id jf.ingest.orders
 "$bin" status --wait-idle 10m >/dev/null
 took=$(echo "$(date +%s.%N) - $start" | bc)
 

@@ -118,16 +118,24 @@ func TestLookupUpdateReachesRunningWorker(t *testing.T) {
 		_, err := js.PublishMsg(ctx, m)
 		require.NoError(t, err)
 	}
-	// Empty table: the record is dead-lettered (missing: dlq).
+	// Empty table (not loaded yet): the record waits, retried, instead of
+	// being dead-lettered as a currency the table lacks.
 	publish("a")
-	dead := embeddedtest.WaitStream(t, js, subjects.StreamDLQ, 1, 10*time.Second)
-	require.Equal(t, `transform failed: lookup fx: no row for currency="EUR"`, dead[0].Header.Get(subjects.HeaderReason))
-
 	fx := spec.Lookup("fx")
 	_, err = transform.LoadTable(ctx, js, fx, fx.Rows, 1)
 	require.NoError(t, err)
-	embeddedtest.WaitFor(t, 10*time.Second, "table loaded", func() bool { _, ok := tables.Row("fx", "EUR"); return ok })
-	publish("b")
-	clean := embeddedtest.WaitStream(t, js, subjects.StreamClean, 1, 10*time.Second)
+	clean := embeddedtest.WaitStream(t, js, subjects.StreamClean, 1, 20*time.Second)
 	require.Contains(t, string(clean[0].Data), `"amount_usd":108`)
+	require.Zero(t, embeddedtest.StreamMsgs(t, js, subjects.StreamDLQ), "nothing dead-lettered while the table was empty")
+
+	// A changed rate reaches the running worker.
+	_, err = transform.LoadTable(ctx, js, fx, []map[string]any{{"currency": "USD", "rate": 1}, {"currency": "EUR", "rate": 1.1}, {"currency": "GBP", "rate": 1.27}}, 1)
+	require.NoError(t, err)
+	embeddedtest.WaitFor(t, 10*time.Second, "the new rate", func() bool {
+		row, ok := tables.Row("fx", "EUR")
+		return ok && fmt.Sprint(row["rate"]) == "1.1"
+	})
+	publish("b")
+	clean = embeddedtest.WaitStream(t, js, subjects.StreamClean, 2, 10*time.Second)
+	require.Contains(t, string(clean[1].Data), `"amount_usd":110`)
 }

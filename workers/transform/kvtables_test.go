@@ -14,6 +14,8 @@ import (
 	"github.com/jetfleet/jetfleet/examples"
 	"github.com/jetfleet/jetfleet/pipeline"
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
+	"github.com/jetfleet/jetfleet/workers/message"
 	"github.com/jetfleet/jetfleet/workers/transform"
 )
 
@@ -171,4 +173,49 @@ func TestKVTablesWaitForTheWholeLoad(t *testing.T) {
 	require.NoError(t, tables.Wait(ctx, []string{"raw"}, func(string) {}))
 	require.GreaterOrEqual(t, time.Since(begin), time.Second, "waited for the rows to settle")
 	require.Equal(t, 1, tables.Len("raw"))
+}
+
+// TestLookupInAnEmptyTableIsRetried: while a lookup table holds no row
+// (not loaded yet, or purged for a reload) a record is retried, not
+// dead-lettered as a key the table lacks; once loaded it is transformed,
+// and a key the loaded table lacks is dead-lettered as before.
+func TestLookupInAnEmptyTableIsRetried(t *testing.T) {
+	t.Parallel()
+	_, js := embeddedtest.JetStream(t)
+	ctx := t.Context()
+	spec := examples.Shop()
+	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	require.NoError(t, tables.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, tables.Stop(ctx))
+	})
+	h, err := transform.New(spec.Dataset("orders"), tables)
+	require.NoError(t, err)
+	rec := func(currency string) workers.Record {
+		return workers.Record{Data: []byte(`{"order_id":"o-1","customer_id":"c-1","amount":10,"currency":"` + currency + `","country":"DE","ts":"2026-10-01T10:00:00Z"}`)}
+	}
+
+	_, err = h.Handle(ctx, rec("EUR"))
+	require.Error(t, err)
+	require.False(t, workers.IsPermanent(err), "an empty table is not a missing key: %v", err)
+	delay, ok := message.RetryDelay(err)
+	require.True(t, ok, "retried after a delay: %v", err)
+	require.Positive(t, delay)
+	require.Contains(t, err.Error(), "lookup fx: the table is empty")
+
+	fx := spec.Lookup("fx")
+	_, err = transform.LoadTable(ctx, js, fx, fx.Rows, 1)
+	require.NoError(t, err)
+	embeddedtest.WaitFor(t, 10*time.Second, "the table loaded", func() bool { return tables.Len("fx") == len(fx.Rows) })
+	out, err := h.Handle(ctx, rec("EUR"))
+	require.NoError(t, err)
+	require.Len(t, out, 1)
+	require.Contains(t, string(out[0].Data), `"amount_usd":10.8`)
+
+	_, err = h.Handle(ctx, rec("XXX"))
+	require.True(t, workers.IsPermanent(err), "a key the loaded table lacks is dead-lettered: %v", err)
+	require.Contains(t, err.Error(), "no row for currency")
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr"
 
@@ -151,6 +153,10 @@ func (h *Handler) HandleAppend(_ context.Context, rec *workers.Record, out []wor
 	defer h.scratch.Put(st)
 	data, err := h.transform(st, rec.Data)
 	if err != nil {
+		var empty *tableEmptyError
+		if errors.As(err, &empty) {
+			return out, workers.RetryAfter(emptyTableRetry, err)
+		}
 		return out, workers.Permanent(err)
 	}
 	r := h.route(subjects.KeyBucket(keyOf(&st.fields, h.ds.Key, &st.norm)))
@@ -265,6 +271,9 @@ func (h *Handler) Apply(rec pipeline.Record) error {
 func (h *Handler) apply(st *state) error {
 	for i := range h.ops {
 		if err := h.applyOne(st, &h.ops[i]); err != nil {
+			if _, ok := err.(*tableEmptyError); ok {
+				return err // not the record's fault: HandleAppend retries it
+			}
 			return fmt.Errorf("%w: %s", ErrTransform, err)
 		}
 	}
@@ -369,6 +378,26 @@ func isJSONNumber(s string) bool {
 	return json.Unmarshal([]byte(s), &n) == nil
 }
 
+// rowCounter is a [Tables] that knows how many rows a table holds now:
+// one loaded at run time (KVTables), which can be empty for a while.
+type rowCounter interface {
+	Len(table string) int
+}
+
+// emptyTableRetry is how soon a record waiting for an empty lookup table
+// is tried again.
+const emptyTableRetry = 2 * time.Second
+
+// tableEmptyError is a lookup against a table that holds no row at all:
+// being (re)loaded, most likely (purged, then put back), so the record is
+// retried rather than dead-lettered as a key the table lacks; past
+// MaxDeliver it is dead-lettered with this reason.
+type tableEmptyError struct{ table string }
+
+func (e *tableEmptyError) Error() string {
+	return fmt.Sprintf("lookup %s: the table is empty (not loaded yet, or being reloaded)", e.table)
+}
+
 func (h *Handler) lookup(l *pipeline.LookupRef, f *pipeline.Fields) error {
 	kv, present := f.Get(l.Key)
 	var (
@@ -391,6 +420,9 @@ func (h *Handler) lookup(l *pipeline.LookupRef, f *pipeline.Fields) error {
 		default:
 			if !present || kv.Kind() == pipeline.KindNull {
 				return fmt.Errorf("lookup %s: key field %s is missing", l.Table, l.Key)
+			}
+			if c, ok := h.tables.(rowCounter); ok && c.Len(l.Table) == 0 {
+				return &tableEmptyError{table: l.Table}
 			}
 			return fmt.Errorf("lookup %s: no row for %s=%s", l.Table, l.Key, kv.Describe())
 		}
