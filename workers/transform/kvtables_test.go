@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
@@ -19,6 +20,21 @@ import (
 	"github.com/jetfleet/jetfleet/workers/transform"
 )
 
+// startKVTables runs KVTables over tables until the test ends.
+func startKVTables(t *testing.T, js jetstream.JetStream, tables ...string) *transform.KVTables {
+	t.Helper()
+	kv, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: tables, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	require.NoError(t, err)
+	require.NoError(t, kv.Start(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, kv.Stop(ctx))
+		<-kv.Stopped()
+	})
+	return kv
+}
+
 func TestKVTables(t *testing.T) {
 	t.Parallel()
 	_, js := embeddedtest.JetStream(t)
@@ -26,15 +42,7 @@ func TestKVTables(t *testing.T) {
 	fx := examples.Shop().Lookup("fx")
 
 	// Start before the table is loaded: the bucket is created empty.
-	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}, Logger: zerolog.New(zerolog.NewTestWriter(t))})
-	require.NoError(t, err)
-	require.NoError(t, tables.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, tables.Stop(ctx))
-		<-tables.Stopped()
-	})
+	tables := startKVTables(t, js, "fx")
 	require.Zero(t, tables.Len("fx"))
 
 	res, err := transform.LoadTable(ctx, js, fx, fx.Rows, 1)
@@ -184,14 +192,7 @@ func TestLookupInAnEmptyTableIsRetried(t *testing.T) {
 	_, js := embeddedtest.JetStream(t)
 	ctx := t.Context()
 	spec := examples.Shop()
-	tables, err := transform.NewKVTables(transform.KVTablesConfig{JS: js, Tables: []string{"fx"}, Logger: zerolog.New(zerolog.NewTestWriter(t))})
-	require.NoError(t, err)
-	require.NoError(t, tables.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, tables.Stop(ctx))
-	})
+	tables := startKVTables(t, js, "fx")
 	h, err := transform.New(spec.Dataset("orders"), tables)
 	require.NoError(t, err)
 	rec := func(currency string) workers.Record {
