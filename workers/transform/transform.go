@@ -271,7 +271,7 @@ func (h *Handler) Apply(rec pipeline.Record) error {
 func (h *Handler) apply(st *state) error {
 	for i := range h.ops {
 		if err := h.applyOne(st, &h.ops[i]); err != nil {
-			if _, ok := err.(*tableEmptyError); ok {
+			if empty := (*tableEmptyError)(nil); errors.As(err, &empty) {
 				return err // not the record's fault: HandleAppend retries it
 			}
 			return fmt.Errorf("%w: %s", ErrTransform, err)
