@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
 	"github.com/jetfleet/jetfleet/subjects"
+	"github.com/jetfleet/jetfleet/workers"
 )
 
 // errInjected is the transient failure the suite injects.
@@ -335,6 +336,20 @@ func testDrain(t *testing.T, h *harness) {
 	embeddedtest.WaitOrTimeout(t, entered, waitTimeout, "the record in the handler")
 	queued := []uint64{h.publish("queued-1", h.step.ValidFunc(1), 0), h.publish("queued-2", h.step.ValidFunc(2), 0)}
 
+	stopHeld(t, w, release)
+	// No worker runs now: only the drain can have acked it.
+	h.waitAcked(0, slow)
+
+	h.start()
+	h.waitAcked(0, append(queued, slow)...)
+	require.Equal(t, 3, h.effects())
+	require.Empty(t, h.deadLetters())
+}
+
+// stopHeld stops w while its handler holds a record: once w drains, the
+// record is released, and the drain must finish within stopTimeout.
+func stopHeld(t *testing.T, w *workers.Worker, release chan struct{}) {
+	t.Helper()
 	stopped := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
@@ -345,13 +360,6 @@ func testDrain(t *testing.T, h *harness) {
 	close(release)
 	require.NoError(t, <-stopped, "the drain finished within %s", stopTimeout)
 	require.NoError(t, w.Err())
-	// No worker runs now: only the drain can have acked it.
-	h.waitAcked(0, slow)
-
-	h.start()
-	h.waitAcked(0, append(queued, slow)...)
-	require.Equal(t, 3, h.effects())
-	require.Empty(t, h.deadLetters())
 }
 
 // testStopMidStream: a worker stopped while inputs stream in leaves
@@ -375,16 +383,7 @@ func testStopMidStream(t *testing.T, h *harness) {
 	}
 	if w != nil {
 		embeddedtest.WaitOrTimeout(t, entered, waitTimeout, "input 20 in the handler")
-		stopped := make(chan error, 1)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-			defer cancel()
-			stopped <- w.Stop(ctx)
-		}()
-		embeddedtest.WaitFor(t, waitTimeout, "the worker draining", func() bool { return w.Snapshot().State == subjects.StateDraining })
-		close(release)
-		require.NoError(t, <-stopped, "the drain finished within %s", stopTimeout)
-		require.NoError(t, w.Err())
+		stopHeld(t, w, release)
 	} else {
 		embeddedtest.WaitFor(t, waitTimeout, "a first effect", func() bool { return h.effects() > 0 })
 		h.stop()
