@@ -94,6 +94,15 @@ func DeadLetterMsgID(upstream, step string, index int) string {
 	return DeriveMsgID(upstream, "dlq."+step, index)
 }
 
+// WholeDeadLetterMsgID is the id of the dead letter of a whole message:
+// [WholeMessage]'s for a bulk one, its record's (index 0) for one record.
+func WholeDeadLetterMsgID(upstream, step string, bulk bool) string {
+	if bulk {
+		return DeadLetterMsgID(upstream, step, WholeMessage)
+	}
+	return DeadLetterMsgID(upstream, step, 0)
+}
+
 // ReplayMsgID is the id of a dead letter replayed to its original subject.
 // Replaying the same dead letter twice yields the same id.
 func ReplayMsgID(dlqSeq uint64) string {

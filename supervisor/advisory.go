@@ -149,11 +149,8 @@ func (s *Supervisor) copyDeadLetter(ctx context.Context, a advisory, step, datas
 			m.Header.Set(h, v)
 		}
 	}
-	index := 0 // a message of one record: its record's dead letter
-	if orig.Header.Get(subjects.HeaderRecords) != "" {
-		index = subjects.WholeMessage
-	}
-	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(origID, subjects.DeadLetterStep(step, dataset), index))
+	_, bulk := subjects.BulkRecords(orig.Header)
+	m.Header.Set(subjects.HeaderMsgID, subjects.WholeDeadLetterMsgID(origID, subjects.DeadLetterStep(step, dataset), bulk))
 	m.Header.Set(subjects.HeaderOrigSubject, orig.Subject)
 	m.Header.Set(subjects.HeaderOrigStream, a.Stream)
 	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(a.StreamSeq, 10))

@@ -77,11 +77,14 @@ func deadRecords(d *message.Delivery) int64 {
 
 func (w *Worker) deadLetterMsg(d *message.Delivery, dl message.DeadLetter) *nats.Msg {
 	m := &nats.Msg{Subject: subjects.DeadLetter(w.cfg.Step.Name, w.cfg.Dataset), Data: dl.Data, Header: nats.Header{}}
-	index := dl.Index
-	if index < 0 && !d.Bulk {
-		index = 0 // one record: the whole message is its dead letter
+	step := subjects.DeadLetterStep(w.cfg.Step.Name, w.cfg.Dataset)
+	var id string
+	if dl.Index < 0 {
+		id = subjects.WholeDeadLetterMsgID(d.ID, step, d.Bulk)
+	} else {
+		id = subjects.DeadLetterMsgID(d.ID, step, dl.Index)
 	}
-	m.Header.Set(subjects.HeaderMsgID, subjects.DeadLetterMsgID(d.ID, subjects.DeadLetterStep(w.cfg.Step.Name, w.cfg.Dataset), index))
+	m.Header.Set(subjects.HeaderMsgID, id)
 	m.Header.Set(subjects.HeaderOrigSubject, d.Msg.Subject())
 	m.Header.Set(subjects.HeaderOrigStream, d.Meta.Stream)
 	m.Header.Set(subjects.HeaderOrigSeq, strconv.FormatUint(d.Meta.Sequence.Stream, 10))
