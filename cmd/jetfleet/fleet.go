@@ -15,6 +15,24 @@ func pipelineFlag() cli.Flag {
 	return &cli.StringFlag{Name: "pipeline", Aliases: []string{"p"}, Usage: "pipeline file (default: the built-in shop demo, examples/shop/pipeline.yaml)", EnvVars: []string{"JETFLEET_PIPELINE"}}
 }
 
+// startPipelineCommand is the start of a command that takes no argument
+// and works on the pipeline for a number of key partitions (setup,
+// security conf): its flags checked, its logger, its pipeline.
+func startPipelineCommand(c *cli.Context) (zerolog.Logger, *pipeline.Spec, error) {
+	if c.NArg() > 0 {
+		return zerolog.Logger{}, nil, usagef(c, "unexpected argument %q", c.Args().First())
+	}
+	if err := checkPartitionCount(c); err != nil {
+		return zerolog.Logger{}, nil, err
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		return zerolog.Logger{}, nil, err
+	}
+	spec, err := loadPipeline(c, log)
+	return log, spec, err
+}
+
 // loadPipeline reads --pipeline, or the built-in shop demo without it.
 func loadPipeline(c *cli.Context, log zerolog.Logger) (*pipeline.Spec, error) {
 	path := c.String("pipeline")

@@ -39,17 +39,7 @@ dataset, lookup table, alert rule or webhook.
 }
 
 func runSecurityConf(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef(c, "unexpected argument %q", c.Args().First())
-	}
-	if err := checkPartitionCount(c); err != nil {
-		return err
-	}
-	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	spec, err := loadPipeline(c, log)
+	_, spec, err := startPipelineCommand(c)
 	if err != nil {
 		return err
 	}

@@ -41,17 +41,7 @@ exists (--bind-only) and refuse to start, saying what is missing, when it is not
 }
 
 func runSetup(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef(c, "unexpected argument %q", c.Args().First())
-	}
-	if err := checkPartitionCount(c); err != nil {
-		return err
-	}
-	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	spec, err := loadPipeline(c, log)
+	log, spec, err := startPipelineCommand(c)
 	if err != nil {
 		return err
 	}
