@@ -21,6 +21,18 @@ type Latency struct {
 	// Buckets is the distribution for pictures: records per latency
 	// range, log-spaced.
 	Buckets []LatencyBucket `json:"buckets,omitempty"`
+	// Streams is the part up to the clean stream storing the record (the
+	// three persisted hops with validate and transform), Aggregate the
+	// part from there to the commit: where a tail comes from.
+	Streams   *LatencySplit `json:"streams,omitempty"`
+	Aggregate *LatencySplit `json:"aggregate,omitempty"`
+}
+
+// LatencySplit is one part of the latency.
+type LatencySplit struct {
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
 }
 
 // LatencyBucket counts records whose latency is at most UpToMs (and above
@@ -46,12 +58,15 @@ type latencyRecorder struct {
 	mu        sync.Mutex
 	sent      [][]int64 // unix nanos by message index, in chunks
 	hist      *hdrhistogram.Histogram
+	streams   *hdrhistogram.Histogram // sent to stored in the clean stream
+	aggregate *hdrhistogram.Histogram // stored in the clean stream to commit
 	committed int64 // records committed, for progress
 	lastAt    time.Time
 }
 
 func newLatencyRecorder(runTag uint64) *latencyRecorder {
-	return &latencyRecorder{runTag: runTag, hist: hdrhistogram.New(latencyMinUs, latencyMaxUs, 3)}
+	h := func() *hdrhistogram.Histogram { return hdrhistogram.New(latencyMinUs, latencyMaxUs, 3) }
+	return &latencyRecorder{runTag: runTag, hist: h(), streams: h(), aggregate: h()}
 }
 
 func (l *latencyRecorder) noteSent(index int64, at time.Time) {
@@ -80,9 +95,19 @@ func (l *latencyRecorder) committedBatch(batch []workers.Record) {
 		if sent == 0 {
 			continue
 		}
-		us := max(now.UnixNano()-sent, 0) / int64(time.Microsecond)
-		_ = l.hist.RecordValue(min(max(us, latencyMinUs), latencyMaxUs))
+		record(l.hist, now.UnixNano()-sent)
+		if !r.Published.IsZero() {
+			// The server's clock: with --nats a remote one, so clamped.
+			stored := min(max(r.Published.UnixNano(), sent), now.UnixNano())
+			record(l.streams, stored-sent)
+			record(l.aggregate, now.UnixNano()-stored)
+		}
 	}
+}
+
+func record(h *hdrhistogram.Histogram, ns int64) {
+	us := max(ns, 0) / int64(time.Microsecond)
+	_ = h.RecordValue(min(max(us, latencyMinUs), latencyMaxUs))
 }
 
 // lastCommit is when the aggregator last committed a batch.
@@ -110,6 +135,13 @@ func (l *latencyRecorder) result() Latency {
 	if out.Count == 0 {
 		return out
 	}
+	split := func(h *hdrhistogram.Histogram) *LatencySplit {
+		if h.TotalCount() == 0 {
+			return nil
+		}
+		return &LatencySplit{P50Ms: ms(h.ValueAtQuantile(50)), P99Ms: ms(h.ValueAtQuantile(99)), MaxMs: ms(h.Max())}
+	}
+	out.Streams, out.Aggregate = split(l.streams), split(l.aggregate)
 	// Four buckets per power of ten, from 0.1 ms to the max.
 	var prev int64
 	for bound := 100.0; ; bound *= 1.7782794 {

@@ -2,7 +2,7 @@ package bench
 
 import (
 	"encoding/json"
-	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -74,28 +74,50 @@ var (
 	currencies = []string{"USD", "EUR", "GBP", " usd", "eur ", "Gbp"}
 	countries  = []string{"US", "DE", "GB", "FR", "us", " de", "NL", "JP"}
 	zones      = []string{"Z", "+01:00", "-02:00", "+05:30", "-07:00"}
+	// zoneLocations are zones as locations, parsed once.
+	zoneLocations = func() []*time.Location {
+		locs := make([]*time.Location, len(zones))
+		for i, z := range zones {
+			t, err := time.Parse("Z07:00", z)
+			if err != nil {
+				panic(err)
+			}
+			locs[i] = t.Location()
+		}
+		return locs
+	}()
 )
 
 // Next returns the next record as one NDJSON line (no newline) and its kind.
 func (g *OrderGenerator) Next() ([]byte, Kind) {
+	line, _, kind := g.NextWithID()
+	return line, kind
+}
+
+// NextWithID is Next with the record's order_id, as `jetfleet publish
+// --id-field order_id` would read it, or "" when the record is too broken
+// to have one (not JSON).
+func (g *OrderGenerator) NextWithID() (line []byte, id string, kind Kind) {
 	g.n++
 	r := g.rng.Float64()
 	if r < g.DuplicateShare && len(g.valid) > 0 {
 		o := g.valid[g.rng.IntN(len(g.valid))]
-		b, _ := json.Marshal(o)
-		return b, Duplicate
+		return appendOrder(nil, &o), o.OrderID, Duplicate
 	}
 	o := g.order()
 	if r < g.DuplicateShare+g.InvalidShare {
-		return g.corrupt(o), Invalid
+		line, ok := g.corrupt(o)
+		if !ok {
+			return line, "", Invalid
+		}
+		return line, o.OrderID, Invalid
 	}
 	if len(g.valid) < 1024 {
 		g.valid = append(g.valid, o)
 	} else {
 		g.valid[g.rng.IntN(len(g.valid))] = o
 	}
-	b, _ := json.Marshal(o)
-	return b, Valid
+	return appendOrder(nil, &o), o.OrderID, Valid
 }
 
 func (g *OrderGenerator) order() Order {
@@ -103,13 +125,12 @@ func (g *OrderGenerator) order() Order {
 	if g.rng.IntN(20) == 0 { // a late record for an old partition
 		ts = ts.Add(-time.Duration(g.rng.IntN(48)) * time.Hour)
 	}
-	zone := zones[g.rng.IntN(len(zones))]
+	zi := g.rng.IntN(len(zones))
 	var tsText string
-	if zone == "Z" {
+	if zones[zi] == "Z" {
 		tsText = ts.Format("2006-01-02T15:04:05Z")
 	} else {
-		loc, _ := time.Parse("-07:00", zone)
-		tsText = ts.In(loc.Location()).Format("2006-01-02T15:04:05") + zone
+		tsText = ts.In(zoneLocations[zi]).Format("2006-01-02T15:04:05") + zones[zi]
 	}
 	o := Order{
 		OrderID:    "o-" + strconv.Itoa(g.n),
@@ -120,13 +141,14 @@ func (g *OrderGenerator) order() Order {
 		TS:         tsText,
 	}
 	if g.rng.IntN(3) == 0 {
-		o.Email = fmt.Sprintf(" User%d@Example.com", g.rng.IntN(500))
+		o.Email = " User" + strconv.Itoa(g.rng.IntN(500)) + "@Example.com"
 	}
 	return o
 }
 
-// corrupt breaks one rule of the shop pipeline.
-func (g *OrderGenerator) corrupt(o Order) []byte {
+// corrupt breaks one rule of the shop pipeline; ok is false when the
+// record is not JSON at all.
+func (g *OrderGenerator) corrupt(o Order) (line []byte, ok bool) {
 	switch g.rng.IntN(7) {
 	case 0:
 		o.Amount = -1.5
@@ -141,8 +163,62 @@ func (g *OrderGenerator) corrupt(o Order) []byte {
 	case 5:
 		o.CustomerID = ""
 	default:
-		return []byte(`{"order_id": "` + o.OrderID + `", broken`)
+		return []byte(`{"order_id": "` + o.OrderID + `", broken`), false
 	}
-	b, _ := json.Marshal(o)
-	return b
+	return appendOrder(nil, &o), true
+}
+
+// appendOrder appends o as encoding/json marshals it, without its
+// reflection: an open-loop run generates every record while the fleet
+// runs, and the generator must cost little beside it.
+func appendOrder(dst []byte, o *Order) []byte {
+	dst = append(dst, `{"order_id":`...)
+	dst = appendJSONString(dst, o.OrderID)
+	dst = append(dst, `,"customer_id":`...)
+	dst = appendJSONString(dst, o.CustomerID)
+	dst = append(dst, `,"amount":`...)
+	switch a := o.Amount.(type) {
+	case float64:
+		dst = appendJSONFloat(dst, a)
+	case string:
+		dst = appendJSONString(dst, a)
+	default:
+		b, _ := json.Marshal(a)
+		dst = append(dst, b...)
+	}
+	dst = append(dst, `,"currency":`...)
+	dst = appendJSONString(dst, o.Currency)
+	dst = append(dst, `,"country":`...)
+	dst = appendJSONString(dst, o.Country)
+	dst = append(dst, `,"ts":`...)
+	dst = appendJSONString(dst, o.TS)
+	if o.Email != "" {
+		dst = append(dst, `,"email":`...)
+		dst = appendJSONString(dst, o.Email)
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString quotes s as encoding/json does: the generator's
+// strings are plain ASCII, anything else goes through encoding/json.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendJSONFloat writes f as encoding/json does for the generator's
+// amounts (no exponent between 1e-6 and 1e21).
+func appendJSONFloat(dst []byte, f float64) []byte {
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		b, _ := json.Marshal(f)
+		return append(dst, b...)
+	}
+	return strconv.AppendFloat(dst, f, 'f', -1, 64)
 }

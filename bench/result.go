@@ -172,6 +172,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("aggregate lag", "last commit %.2fs after transform's last ack, marts flushed %.2fs after the last commit", r.AggregateLagSeconds, r.MartLagSeconds)
 	if l := r.Latency; l.Count > 0 {
 		row("latency", "p50 %s  p90 %s  p99 %s  max %s  (publish to aggregator commit, %d records)", ms(l.P50Ms), ms(l.P90Ms), ms(l.P99Ms), ms(l.MaxMs), l.Count)
+		if s, a := l.Streams, l.Aggregate; s != nil && a != nil {
+			row("  split", "to the clean stream p50 %s p99 %s max %s; then to the commit p50 %s p99 %s max %s", ms(s.P50Ms), ms(s.P99Ms), ms(s.MaxMs), ms(a.P50Ms), ms(a.P99Ms), ms(a.MaxMs))
+		}
 	}
 	row("redeliveries", "%d", r.Redeliveries)
 	row("cpu", "%.2f s total, %.2f s per million records", r.CPUSeconds, r.CPUSecondsPerMillon)

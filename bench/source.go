@@ -51,15 +51,19 @@ func (s *source) next(limit int64) (msg *nats.Msg, records int, index int64) {
 	m := nats.NewMsg(s.subject)
 	m.Header.Set(subjects.HeaderTraceParent, traceParent(s.runTag, index))
 	if s.mode == ModeRecord {
-		line := s.order()
+		line, id := s.order()
+		if id == "" {
+			id = orderID(line)
+		}
 		m.Data = line
-		m.Header.Set(subjects.HeaderMsgID, orderID(line))
+		m.Header.Set(subjects.HeaderMsgID, id)
 		return m, 1, index
 	}
 	s.chunk.Reset()
 	n := 0
 	for ; n < s.bulkSize && int64(n) < limit; n++ {
-		s.chunk.Write(s.order())
+		line, _ := s.order()
+		s.chunk.Write(line)
 		s.chunk.WriteByte('\n')
 	}
 	m.Data = bytes.Clone(s.chunk.Bytes())
@@ -70,8 +74,8 @@ func (s *source) next(limit int64) (msg *nats.Msg, records int, index int64) {
 	return m, n, index
 }
 
-func (s *source) order() []byte {
-	line, kind := s.gen.Next()
+func (s *source) order() (line []byte, id string) {
+	line, id, kind := s.gen.NextWithID()
 	s.records++
 	switch kind {
 	case Valid:
@@ -81,7 +85,7 @@ func (s *source) order() []byte {
 	case Duplicate:
 		s.counts.Duplicate++
 	}
-	return line
+	return line, id
 }
 
 // pregenerate makes the messages of events records before the clock
@@ -98,7 +102,23 @@ func (s *source) pregenerate(events int64) []*nats.Msg {
 // traceParent is a W3C traceparent whose trace id is the run's tag and the
 // message's index (+1: an all-zero trace id is invalid).
 func traceParent(runTag uint64, index int64) string {
-	return fmt.Sprintf("00-%016x%016x-%016x-01", runTag, uint64(index)+1, uint64(index)+1)
+	b := make([]byte, 0, 55)
+	b = append(b, "00-"...)
+	b = appendHex16(b, runTag)
+	b = appendHex16(b, uint64(index)+1)
+	b = append(b, '-')
+	b = appendHex16(b, uint64(index)+1)
+	b = append(b, "-01"...)
+	return string(b)
+}
+
+// appendHex16 appends v as 16 lowercase hex digits.
+func appendHex16(dst []byte, v uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(v>>uint(shift))&0xf])
+	}
+	return dst
 }
 
 // traceIndex is the message index a traceparent of this run carries.
