@@ -26,7 +26,7 @@ func TestNATSConfParses(t *testing.T) {
 	require.Equal(t, "127.0.0.1", opts.Host, "the dev server listens on loopback only")
 	// Chosen, not inherited: see the comment in nats.conf and docs/guarantees.md.
 	require.False(t, opts.SyncAlways)
-	require.Equal(t, 2*time.Minute, opts.SyncInterval)
+	require.Equal(t, time.Second, opts.SyncInterval)
 }
 
 func TestStartServesJetStream(t *testing.T) {

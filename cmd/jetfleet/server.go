@@ -23,7 +23,7 @@ Workers, the supervisor and clients connect to it as to any nats-server.
    jetfleet server --config n1.conf
 
 --sync says when JetStream fsyncs its files: "always" (every write; survives an OS
-crash or power loss) or an interval (nats-server's default is 2m). A killed server
+crash or power loss) or an interval (the built-in config's is 1s). A killed server
 process loses nothing either way: written data sits in the OS page cache.
 SIGINT or SIGTERM shuts down cleanly (after --lame-duck, if set, so clients move to
 other cluster nodes first); a second signal stops at once.`,
@@ -31,7 +31,7 @@ other cluster nodes first); a second signal stops at once.`,
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "nats-server config file (default: the built-in nats.conf)"},
 			&cli.StringFlag{Name: "listen", Usage: "client address host:port (default: the config's, 127.0.0.1:4222 built in; port 0 picks a free one)"},
 			&cli.StringFlag{Name: "store-dir", Usage: "JetStream store directory (default: the config's store_dir, else .jetfleet/nats)", EnvVars: []string{"JETFLEET_STORE_DIR"}},
-			&cli.StringFlag{Name: "sync", Usage: `JetStream fsync: "always" or an interval such as 2m (default: the config's, else 2m)`},
+			&cli.StringFlag{Name: "sync", Usage: `JetStream fsync: "always" or an interval such as 1s (default: the config's)`},
 			&cli.StringFlag{Name: "name", Usage: "server name (default: the config's; must differ between cluster nodes)"},
 			&cli.DurationFlag{Name: "lame-duck", Usage: "on SIGTERM, stop accepting clients and spread their disconnects over this long first (0: shut down at once)"},
 			&cli.DurationFlag{Name: "ready-timeout", Usage: "give up if the server does not accept clients within this time (a cluster node waits for its peers)", Value: time.Minute},
