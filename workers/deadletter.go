@@ -41,20 +41,35 @@ func (w *Worker) publishDeadLetters(p *pending) error {
 // failed with err, and terminates it once the dead letter is stored. It
 // reports whether it did; if the dead letter could not be stored either,
 // the delivery is left to the caller (the supervisor copies it once the
-// server gives up on it).
-func (w *Worker) giveUp(ctx context.Context, d *message.Delivery, err error) bool {
-	reason := fmt.Sprintf("gave up after %d deliveries: %v", d.Meta.NumDelivered, err)
-	m := w.deadLetterMsg(d, message.DeadLetter{Index: -1, Data: d.Msg.Data(), Reason: reason})
-	records := 1
-	if d.Bulk {
-		records, _ = strconv.Atoi(m.Header.Get(subjects.HeaderRecords))
-	}
-	subjects.FitDeadLetter(m, w.dlqLimit)
+// server gives up on it). Records of a bulk message with dead letters of
+// their own (p.own) are stored first and left out of the whole one, so
+// that every record is dead-lettered once.
+func (w *Worker) giveUp(ctx context.Context, d *message.Delivery, err error, p *pending) bool {
 	pctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
 	defer cancel()
-	if _, perr := w.js.PublishMsg(pctx, m); perr != nil {
-		w.log.Warn().Err(perr).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("dead letter after max deliveries not stored; the supervisor copies the message")
-		return false
+	reason := fmt.Sprintf("gave up after %d deliveries: %v", d.Meta.NumDelivered, err)
+	body, own := d.Msg.Data(), 0
+	if len(p.own) > 0 {
+		if rest, ok := w.storeOwnDeadLetters(pctx, d, p.own); ok {
+			body, own = rest, len(p.own)
+			reason += fmt.Sprintf(" (%d of its records dead-lettered on their own)", own)
+		}
+	}
+	records := 0 // what the whole dead letter holds
+	if len(body) > 0 {
+		m := w.deadLetterMsg(d, message.DeadLetter{Index: -1, Data: body, Reason: reason})
+		records = 1
+		if d.Bulk {
+			records, _ = strconv.Atoi(m.Header.Get(subjects.HeaderRecords))
+		}
+		subjects.FitDeadLetter(m, w.dlqLimit)
+		if _, perr := w.js.PublishMsg(pctx, m); perr != nil {
+			w.log.Warn().Err(perr).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("dead letter after max deliveries not stored; the supervisor copies the message")
+			return false
+		}
+	}
+	if own > 0 && !p.ownCounted {
+		w.stats.deadLettered.Add(int64(own))
 	}
 	w.log.Warn().Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Str("reason", reason).Msg("dead-lettered after max deliveries")
 	if terr := d.Msg.TermWithReason(subjects.CleanReason(subjects.TermReasonDeadLettered + reason)); terr != nil {
@@ -64,6 +79,34 @@ func (w *Worker) giveUp(ctx context.Context, d *message.Delivery, err error) boo
 	w.stats.deadLettered.Add(int64(records))
 	w.stats.acked.Add(1)
 	return true
+}
+
+// storeOwnDeadLetters stores the dead letters of single records of a bulk
+// delivery (again: their ids make a second copy a duplicate the server
+// drops) and returns the message's other records as its whole dead
+// letter's body. ok is false when one could not be stored.
+func (w *Worker) storeOwnDeadLetters(ctx context.Context, d *message.Delivery, own []message.DeadLetter) (rest []byte, ok bool) {
+	skip := make(map[int]bool, len(own))
+	for _, dl := range own {
+		m := w.deadLetterMsg(d, dl)
+		subjects.FitDeadLetter(m, w.dlqLimit)
+		if _, err := w.js.PublishMsg(ctx, m); err != nil {
+			w.log.Warn().Err(err).Uint64("seq", d.Meta.Sequence.Stream).Int("record", dl.Index).Msg("dead letter of a record not stored; the whole message's dead letter keeps it")
+			return nil, false
+		}
+		skip[dl.Index] = true
+	}
+	records, _ := subjects.SplitBulk(d.Msg.Headers(), d.Msg.Data())
+	kept := records[:0:0]
+	for i, r := range records {
+		if !skip[i] {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, true
+	}
+	return append(subjects.JoinBulk(kept), '\n'), true
 }
 
 // deadRecords counts the records a delivery dead-letters: all of them

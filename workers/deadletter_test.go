@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -225,5 +226,21 @@ func TestWholeDeadLetterOfAChunkIsNotItsFirstRecords(t *testing.T) {
 	}
 	require.Len(t, dls, 2, "record 0's dead letter and the whole chunk's")
 	require.Equal(t, []byte(`{"i":"bad"}`), ids[subjects.DeadLetterMsgID("chunk-2", "validate", 0)])
-	require.Equal(t, chunk.Data, ids[subjects.DeadLetterMsgID("chunk-2", "validate", subjects.WholeMessage)], "the good record is in the dead letters")
+	// Each record dead-lettered once: the whole chunk's dead letter holds
+	// the records without one of their own.
+	whole := dls[slices.IndexFunc(dls, func(m *jetstream.RawStreamMsg) bool {
+		return m.Header.Get(subjects.HeaderMsgID) == subjects.DeadLetterMsgID("chunk-2", "validate", subjects.WholeMessage)
+	})]
+	require.Equal(t, "{\"i\":\"good\"}\n", string(whole.Data), "the good record is in the dead letters, the bad one only once")
+	require.Equal(t, "1", whole.Header.Get(subjects.HeaderRecords))
+	require.Contains(t, whole.Header.Get(subjects.HeaderReason), "1 of its records dead-lettered on their own")
+	records := 0
+	for _, dl := range dls {
+		n, err := strconv.Atoi(dl.Header.Get(subjects.HeaderRecords))
+		if err != nil {
+			n = 1 // a single record's dead letter
+		}
+		records += n
+	}
+	require.Equal(t, 2, records, "the chunk's two records, each dead-lettered once")
 }

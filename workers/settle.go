@@ -28,6 +28,11 @@ type settler struct {
 type pending struct {
 	d       *message.Delivery
 	futures []jetstream.PubAckFuture
+	// own are the dead letters of single records of a bulk message on its
+	// last allowed delivery, kept in case it is dead-lettered whole after
+	// all (giveUp); ownCounted says the worker's counters have them.
+	own        []message.DeadLetter
+	ownCounted bool
 }
 
 func newSettler(w *Worker) *settler {
@@ -54,16 +59,24 @@ func (s *settler) deliver(ctx context.Context, d *message.Delivery) {
 		return
 	}
 	p := &pending{d: d}
+	if d.Bulk && w.lastDelivery(d) {
+		for _, dl := range d.Dead {
+			if dl.Index >= 0 {
+				p.own = append(p.own, dl)
+			}
+		}
+	}
 	if err := w.publishOutputs(p); err != nil {
-		w.nakAfterPublishError(ctx, d, err)
+		w.nakAfterPublishError(ctx, p, err)
 		return
 	}
 	if err := w.publishDeadLetters(p); err != nil {
-		w.nakAfterPublishError(ctx, d, err)
+		w.nakAfterPublishError(ctx, p, err)
 		return
 	}
 	w.stats.outputs.Add(int64(len(d.Outputs)))
 	w.stats.deadLettered.Add(deadRecords(d))
+	p.ownCounted = true
 	w.stats.inFlight.Add(1)
 	select {
 	case s.queue <- p:
@@ -90,7 +103,7 @@ func (s *settler) finish(ctx context.Context, p *pending) {
 	for _, f := range p.futures {
 		if err := w.await(ctx, d, f); err != nil {
 			if ctx.Err() == nil {
-				w.nakAfterPublishError(ctx, d, err)
+				w.nakAfterPublishError(ctx, p, err)
 			} // else hard stop: redelivered later, outputs de-duplicated
 			return
 		}
@@ -124,13 +137,19 @@ func (w *Worker) nak(d *message.Delivery, cause error, delay time.Duration) {
 // allowed delivery it is dead-lettered whole instead, as a handler's
 // transient failure is (docs/wire.md, step 5), so that it does not wait
 // for the supervisor's copy: the step knows why it gave up.
-func (w *Worker) nakAfterPublishError(ctx context.Context, d *message.Delivery, err error) {
+func (w *Worker) nakAfterPublishError(ctx context.Context, p *pending, err error) {
+	d := p.d
 	w.setLastErr(err)
-	if w.maxDeliver > 0 && d.Meta.NumDelivered >= uint64(w.maxDeliver) && w.giveUp(ctx, d, err) {
+	if w.lastDelivery(d) && w.giveUp(ctx, d, err, p) {
 		return
 	}
 	w.log.Warn().Err(err).Uint64("seq", d.Meta.Sequence.Stream).Str("trace_id", traceOf(d)).Msg("publish failed; input will be redelivered")
 	w.nak(d, err, w.retryConfig().Delay(err, d.Meta.NumDelivered))
+}
+
+// lastDelivery says d is its message's last allowed delivery.
+func (w *Worker) lastDelivery(d *message.Delivery) bool {
+	return w.maxDeliver > 0 && d.Meta.NumDelivered >= uint64(w.maxDeliver)
 }
 
 // traceOf is the trace id a delivery carries, for log lines about it.

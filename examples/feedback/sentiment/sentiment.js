@@ -205,9 +205,9 @@ class Step {
     const inId = (m.headers && m.headers.get(H.msgId)) || contract.sequenceMsgId(m.info.stream, m.seq);
     const inTrace = (m.headers && m.headers.get(H.traceParent)) || "";
     const { records, bulk } = contract.splitBulk(m.headers, Buffer.from(m.data));
+    const dead = [];
     try {
       const outputs = [];
-      const dead = [];
       records.forEach((data, index) => {
         try {
           outputs.push(transform(data));
@@ -248,7 +248,7 @@ class Step {
       c.acked++;
     } catch (err) {
       try {
-        await this.retry(m, inId, inTrace, records, bulk, deliveries, err);
+        await this.retry(m, inId, inTrace, records, bulk, deliveries, err, dead);
       } catch (nakErr) {
         // The connection is gone: the message comes back after the ack wait.
         log("error", "could not settle a message", { seq: m.seq, error: nakErr.message });
@@ -260,15 +260,27 @@ class Step {
 
   // retry settles a message that failed for a transient reason (a publish
   // that was not acknowledged): Nak with backoff, or on its last allowed
-  // delivery a whole-message dead letter and Term.
-  async retry(m, inId, inTrace, records, bulk, deliveries, cause) {
+  // delivery a whole-message dead letter and Term. Records of a bulk
+  // message dead-lettered on their own (dead) are stored first and left
+  // out of the whole one, so that no record is dead-lettered twice.
+  async retry(m, inId, inTrace, records, bulk, deliveries, cause, dead) {
     this.hb.lastError = cause.message;
     const c = this.hb.counters;
     if (this.maxDeliver > 0 && deliveries >= this.maxDeliver) {
-      const reason = `gave up after ${deliveries} deliveries: ${cause.message}`;
+      let reason = `gave up after ${deliveries} deliveries: ${cause.message}`;
       try {
-        await this.publishDeadLetter(m, inId, inTrace, { index: -1, data: Buffer.from(m.data), reason, records: records.length }, bulk);
-        c.dead_lettered += records.length;
+        let rest = records;
+        if (bulk && dead.length > 0) {
+          await Promise.all(dead.map((d) => this.publishDeadLetter(m, inId, inTrace, d, bulk)));
+          const own = new Set(dead.map((d) => d.index));
+          rest = records.filter((_, i) => !own.has(i));
+          reason += ` (${dead.length} of its records dead-lettered on their own)`;
+        }
+        if (rest.length > 0) {
+          const body = bulk ? Buffer.concat([contract.joinBulk(rest), Buffer.from("\n")]) : Buffer.from(m.data);
+          await this.publishDeadLetter(m, inId, inTrace, { index: -1, data: body, reason, records: rest.length }, bulk);
+        }
+        c.dead_lettered += rest.length;
         m.term(contract.cleanReason(contract.TERM_REASON_DEAD_LETTERED + reason));
         c.acked++;
         log("warn", "dead-lettered after max deliveries", { seq: m.seq, reason });
