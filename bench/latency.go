@@ -60,7 +60,7 @@ type latencyRecorder struct {
 	hist      *hdrhistogram.Histogram
 	streams   *hdrhistogram.Histogram // sent to stored in the clean stream
 	aggregate *hdrhistogram.Histogram // stored in the clean stream to commit
-	committed int64 // records committed, for progress
+	committed int64                   // records committed, for progress
 	lastAt    time.Time
 }
 
