@@ -157,12 +157,15 @@ func TestAggregateReplicasProduceTheSameMarts(t *testing.T) {
 	}{{"one process", 1, false}, {"two processes", 2, false}, {"three processes, one killed", 3, true}} {
 		dataDir := aggregators(run.n, run.kill)
 		t.Logf("%s done after %s", run.name, time.Since(began))
-		mism, err := bench.CompareMarts(ctx, dataDir, spec, ds.Name, expected)
-		require.NoError(t, err)
-		require.Empty(t, mism, run.name)
+		// The lake before the marts: a short lake points at the intake
+		// (records committed that no flush took, or a LastSeq claimed too
+		// early), a short mart alone at the mart build.
 		lake, err := marts.ReadManifest(marts.LakePath(dataDir, "orders"))
 		require.NoError(t, err)
 		require.Equal(t, int64(distinct), lake.Rows, "%s: lake rows", run.name)
+		mism, err := bench.CompareMarts(ctx, dataDir, spec, ds.Name, expected)
+		require.NoError(t, err)
+		require.Empty(t, mism, run.name)
 	}
 }
 

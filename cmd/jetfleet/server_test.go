@@ -43,7 +43,7 @@ func TestServerSIGKILLKeepsAcknowledgedMessages(t *testing.T) {
 			srv := start(t, nil, args...)
 			url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 			embeddedtest.WaitFor(t, 30*time.Second, "server ready", func() bool { return strings.Contains(srv.out.String(), url) })
-			want := "2m0s"
+			want := "1s"
 			if sync == "always" {
 				want = "always"
 			}
