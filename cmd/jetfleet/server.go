@@ -73,7 +73,7 @@ func runServer(c *cli.Context) error {
 	default:
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return usagef(c, `--sync %q: want "always" or a positive interval such as 2m`, s)
+			return usagef(c, `--sync %q: want "always" or a positive interval such as 1s`, s)
 		}
 		cfg.SyncInterval = d
 	}
