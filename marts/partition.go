@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -160,4 +162,57 @@ func FoldedSeq(ps []PartitionProgress, folded map[int]uint64) (marts, committed 
 		marts = committed
 	}
 	return marts, committed
+}
+
+// PartitionsWithState lists the partitions of dataset that have a state
+// directory under dataDir, in order.
+func PartitionsWithState(dataDir, dataset string) ([]int, error) {
+	entries, err := os.ReadDir(DatasetStateDir(dataDir, dataset))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "p") {
+			continue
+		}
+		if p, err := strconv.Atoi(e.Name()[1:]); err == nil {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// ReadAllPartitionProgress reads the progress of every partition of
+// dataset that has a state directory, each with its committed mark.
+func ReadAllPartitionProgress(dataDir, dataset string) ([]PartitionProgress, error) {
+	ps, err := PartitionsWithState(dataDir, dataset)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PartitionProgress, 0, len(ps))
+	for _, p := range ps {
+		pp, err := ReadOnePartitionProgress(dataDir, dataset, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pp)
+	}
+	return out, nil
+}
+
+// FoldedByPartition turns a Folded map (partition number as a string, as
+// JSON keeps it) into one by partition number.
+func FoldedByPartition(folded map[string]uint64) map[int]uint64 {
+	out := make(map[int]uint64, len(folded))
+	for p, s := range folded {
+		if n, err := strconv.Atoi(p); err == nil {
+			out[n] = s
+		}
+	}
+	return out
 }

@@ -21,6 +21,11 @@ type Progress struct {
 	// Duplicates counts records dropped as already seen.
 	Duplicates int64     `json:"duplicates"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// Folded is, by partition ("3"), the sequence up to which the mart
+	// builder has folded that partition's committed records in. Against
+	// the partitions' own progress (ReadAllPartitionProgress, fresher than
+	// this mirror) it tells what is committed but not in the marts yet.
+	Folded map[string]uint64 `json:"folded,omitempty"`
 }
 
 // WriteProgress records p for outside readers. It is a mirror of the

@@ -18,9 +18,23 @@ func DirMarts(dataDir string) MartsFunc {
 		if err != nil {
 			return nil, err
 		}
-		committed := map[string]uint64{}
+		// committed is what each dataset's partitions committed, and folded
+		// the sequence up to which the marts hold all of it, from the
+		// partitions' own progress (rewritten with every commit) against
+		// what the builder folded in: the builder's mirror alone lags a
+		// partition that committed since its last look.
+		committed, folded := map[string]uint64{}, map[string]uint64{}
 		for _, p := range progress {
-			committed[p.Dataset] = p.CommittedSeq
+			committed[p.Dataset], folded[p.Dataset] = p.CommittedSeq, p.CommittedSeq
+			if p.Folded == nil {
+				continue
+			}
+			parts, err := marts.ReadAllPartitionProgress(dataDir, p.Dataset)
+			if err != nil {
+				return nil, err
+			}
+			f, c := marts.FoldedSeq(parts, marts.FoldedByPartition(p.Folded))
+			committed[p.Dataset], folded[p.Dataset] = max(c, p.CommittedSeq), f
 		}
 		var out []MartStatus
 		for _, m := range manifests {
@@ -32,8 +46,8 @@ func DirMarts(dataDir string) MartsFunc {
 				Name: name, Dataset: m.Dataset, Rows: m.Rows, Partitions: m.Partitions, UpdatedAt: m.UpdatedAt, LastSeq: m.LastSeq,
 				Rebuilding: m.Rebuilding, RebuiltAt: m.RebuiltAt,
 			}
-			if c := committed[m.Dataset]; c > m.LastSeq {
-				st.Unflushed = int64(c - m.LastSeq) // sequences: an upper bound on records
+			if c, upTo := committed[m.Dataset], min(m.LastSeq, folded[m.Dataset]); c > upTo {
+				st.Unflushed = int64(c - upTo) // sequences: an upper bound on records
 			}
 			out = append(out, st)
 		}

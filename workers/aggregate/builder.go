@@ -504,13 +504,7 @@ func (b *MartBuilder) build(ctx context.Context, final bool) error {
 }
 
 func (b *MartBuilder) foldedByPartition() map[int]uint64 {
-	out := make(map[int]uint64, len(b.cp.Folded))
-	for p, s := range b.cp.Folded {
-		if n, err := strconv.Atoi(p); err == nil {
-			out[n] = s
-		}
-	}
-	return out
+	return marts.FoldedByPartition(b.cp.Folded)
 }
 
 // catchUp folds in every lake flush in the log not folded yet. The
@@ -518,7 +512,7 @@ func (b *MartBuilder) foldedByPartition() map[int]uint64 {
 // by the time the log is read.
 func (b *MartBuilder) catchUp(ctx context.Context) error {
 	ds := b.cfg.Dataset.Name
-	progress, err := readAllPartitionProgress(b.cfg.DataDir, ds)
+	progress, err := marts.ReadAllPartitionProgress(b.cfg.DataDir, ds)
 	if err != nil {
 		return err
 	}
@@ -875,6 +869,10 @@ func (b *MartBuilder) writeProgress(progress []marts.PartitionProgress) error {
 			p.UpdatedAt = pp.UpdatedAt
 		}
 	}
+	p.Folded = make(map[string]uint64, len(b.cp.Folded))
+	for k, v := range b.cp.Folded {
+		p.Folded[k] = v
+	}
 	return marts.WriteProgress(b.cfg.DataDir, p)
 }
 
@@ -1079,22 +1077,4 @@ func martFilesSQL(ms *martState) string {
 	}
 	return fmt.Sprintf("SELECT %s FROM read_parquet(%s, hive_partitioning = true, hive_types_autocast = false)",
 		strings.Join(cols, ", "), duckdb.Literal(filepath.Join(ms.dir, "**", marts.DataFile)))
-}
-
-// readAllPartitionProgress reads the progress of every partition that has
-// a state directory.
-func readAllPartitionProgress(dataDir, dataset string) ([]marts.PartitionProgress, error) {
-	ps, err := partitionDirs(dataDir, dataset)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]marts.PartitionProgress, 0, len(ps))
-	for _, p := range ps {
-		pp, err := marts.ReadOnePartitionProgress(dataDir, dataset, p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pp)
-	}
-	return out, nil
 }

@@ -175,25 +175,3 @@ func flushTempDir(dataDir, dataset, owner string, n uint64) string {
 func tempDir(dataDir, dataset string) string {
 	return filepath.Join(marts.DatasetStateDir(dataDir, dataset), "tmp")
 }
-
-// partitionDirs lists the key partitions that have a state directory.
-func partitionDirs(dataDir, dataset string) ([]int, error) {
-	entries, err := os.ReadDir(marts.DatasetStateDir(dataDir, dataset))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "p") {
-			continue
-		}
-		if p, err := strconv.Atoi(e.Name()[1:]); err == nil {
-			out = append(out, p)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
