@@ -159,12 +159,8 @@ func TestDeadLettersWholeWhenOutputsRefusedAtMaxDeliver(t *testing.T) {
 	require.NoError(t, b.js.DeleteStream(t.Context(), subjects.StreamValid)) // the worker's start made it
 
 	b.publish(t, subjects.Ingest(dataset), 1, "one-")
-	chunk := nats.NewMsg(subjects.Ingest(dataset))
-	chunk.Data = []byte("{\"i\":1}\n\n{\"i\":2}\n")
-	chunk.Header.Set(subjects.HeaderMsgID, "chunk-1")
-	chunk.Header.Set(subjects.HeaderRecords, "2")
-	_, err := b.js.PublishMsg(t.Context(), chunk)
-	require.NoError(t, err)
+	const chunk = "{\"i\":1}\n\n{\"i\":2}\n"
+	b.publishChunk(t, "chunk-1", chunk, 2)
 	embeddedtest.WaitFor(t, 30*time.Second, "two dead letters", func() bool { return embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 2 })
 
 	for seq := uint64(1); seq <= 2; seq++ {
@@ -179,7 +175,7 @@ func TestDeadLettersWholeWhenOutputsRefusedAtMaxDeliver(t *testing.T) {
 		require.Equal(t, subjects.DeadLetterMsgID(dl.Header.Get(subjects.HeaderOrigMsgID), "validate", index), dl.Header.Get(subjects.HeaderMsgID))
 		if dl.Header.Get(subjects.HeaderOrigMsgID) == "chunk-1" {
 			require.Equal(t, "2", dl.Header.Get(subjects.HeaderRecords))
-			require.Equal(t, chunk.Data, dl.Data)
+			require.Equal(t, chunk, string(dl.Data))
 		}
 	}
 	embeddedtest.WaitFor(t, 30*time.Second, "both terminated", func() bool { return w.Snapshot().Counters.Acked == 2 })
@@ -211,12 +207,7 @@ func TestWholeDeadLetterOfAChunkIsNotItsFirstRecords(t *testing.T) {
 	w := workertest.StartWorker(t, cfg)
 	require.NoError(t, b.js.DeleteStream(t.Context(), subjects.StreamValid)) // the good record's output is refused
 
-	chunk := nats.NewMsg(subjects.Ingest(dataset))
-	chunk.Data = []byte("{\"i\":\"bad\"}\n{\"i\":\"good\"}\n")
-	chunk.Header.Set(subjects.HeaderMsgID, "chunk-2")
-	chunk.Header.Set(subjects.HeaderRecords, "2")
-	_, err := b.js.PublishMsg(t.Context(), chunk)
-	require.NoError(t, err)
+	b.publishChunk(t, "chunk-2", "{\"i\":\"bad\"}\n{\"i\":\"good\"}\n", 2)
 	embeddedtest.WaitFor(t, 30*time.Second, "the chunk terminated", func() bool { return w.Snapshot().Counters.Acked == 1 })
 
 	dls := embeddedtest.ReadStream(t, b.js, subjects.StreamDLQ)

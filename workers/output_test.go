@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetfleet/jetfleet/embedded/embeddedtest"
@@ -32,12 +31,7 @@ func TestOutputWithOwnMsgID(t *testing.T) {
 	})
 	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, h))
 	for n := range 2 {
-		m := nats.NewMsg(subjects.Ingest(dataset))
-		m.Data = []byte("{\"i\":0}\n{\"i\":1}\n{\"i\":2}")
-		m.Header.Set(subjects.HeaderRecords, "3")
-		m.Header.Set(subjects.HeaderMsgID, fmt.Sprint("bulk-", n))
-		_, err := b.js.PublishMsg(t.Context(), m)
-		require.NoError(t, err)
+		b.publishChunk(t, fmt.Sprint("bulk-", n), "{\"i\":0}\n{\"i\":1}\n{\"i\":2}", 3)
 		for range 3 {
 			<-handled
 		}

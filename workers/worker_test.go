@@ -65,6 +65,18 @@ func (b *testBundle) publish(t *testing.T, subject string, n int, idPrefix strin
 	embeddedtest.WaitOrTimeout(t, b.js.PublishAsyncComplete(), 30*time.Second, "the publishes acknowledged")
 }
 
+// publishChunk publishes a bulk message of records NDJSON records on the
+// ingest subject, with id.
+func (b *testBundle) publishChunk(t *testing.T, id, data string, records int) {
+	t.Helper()
+	m := nats.NewMsg(subjects.Ingest(dataset))
+	m.Data = []byte(data)
+	m.Header.Set(subjects.HeaderRecords, strconv.Itoa(records))
+	m.Header.Set(subjects.HeaderMsgID, id)
+	_, err := b.js.PublishMsg(t.Context(), m)
+	require.NoError(t, err)
+}
+
 // payloads reads every message of a stream and returns the bodies.
 func (b *testBundle) payloads(t *testing.T, stream string) []string {
 	t.Helper()
@@ -191,12 +203,7 @@ func TestPermanentErrorsInBulk(t *testing.T) {
 	})
 	workertest.StartWorker(t, b.fastConfig(t, subjects.StepValidate, rejectOdd))
 
-	m := nats.NewMsg(subjects.Ingest(dataset))
-	m.Header.Set(subjects.HeaderRecords, "5")
-	m.Header.Set(subjects.HeaderMsgID, "chunk-1")
-	m.Data = []byte("{\"a\":0}\n{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":3}\n{\"a\":4}\n")
-	_, err := b.js.PublishMsg(t.Context(), m)
-	require.NoError(t, err)
+	b.publishChunk(t, "chunk-1", "{\"a\":0}\n{\"a\":1}\n\n{\"a\":2}\r\n{\"a\":3}\n{\"a\":4}\n", 5)
 
 	embeddedtest.WaitFor(t, 30*time.Second, "outputs", func() bool {
 		return embeddedtest.StreamMsgs(t, b.js, subjects.StreamValid) == 1 && embeddedtest.StreamMsgs(t, b.js, subjects.StreamDLQ) == 2

@@ -51,16 +51,7 @@ var canonTestSchema = []Column{
 
 // canonShopSchema and canonShopRecord are examples/shop's clean orders.
 var (
-	canonShopSchema = []Column{
-		{"order_id", "VARCHAR"},
-		{"customer_id", "VARCHAR"},
-		{"amount", "DOUBLE"},
-		{"currency", "VARCHAR"},
-		{"amount_usd", "DOUBLE"},
-		{"country", "VARCHAR"},
-		{"ts", "TIMESTAMPTZ"},
-		{"email_hash", "VARCHAR"},
-	}
+	canonShopSchema = shopDataset().Schema
 	canonShopRecord = []byte(`{"order_id":"o-1","customer_id":"c-1","amount":10,"currency":"USD","country":"US","ts":"2026-10-01T10:00:00Z","email_hash":"ab12f00d5e6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e","amount_usd":10}`)
 )
 
